@@ -1,0 +1,1 @@
+//! legato benchmarks: criterion micro-benches and the packet-rate load generator.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the whole legato test suite on a fresh machine with only the Rust
+# toolchain: installs the system tools the tests use as independent peers
+# (ffmpeg, sox, espeak-ng, Python grpcio) when they are missing, then runs
+# formatting, lint and every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_apt[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+  echo "test.sh: installing grpcio grpcio-tools from PyPI" >&2
+  python3 -m pip install -q grpcio grpcio-tools 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages grpcio grpcio-tools
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked "$@"
+# Benches are compiled and run once in test mode so they cannot rot.
+cargo test --workspace --locked --benches -q

@@ -1,0 +1,1 @@
+//! Harness for legato end-to-end tests.
