@@ -1,1 +1,201 @@
-fn main() {}
+//! legatod: command line → configuration, logging, engine, gRPC server,
+//! signals. Runs with no configuration at all; see `legatod --help`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use legato_daemon::{Config, Engine, FileConfig, IoMode, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// legato media-plane daemon: RTP legs, bridging and events, driven over
+/// gRPC (legato.v1.MediaPlane).
+#[derive(Debug, Parser)]
+#[command(name = "legatod", version, about)]
+struct Cli {
+    /// TOML configuration file; flags override its values.
+    #[arg(long, short = 'c', env = "LEGATO_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long)]
+    grpc_listen: Option<SocketAddr>,
+    /// Address media sockets bind to [default: 127.0.0.1].
+    #[arg(long)]
+    media_address: Option<IpAddr>,
+    /// Address written into SDP, e.g. the public address behind NAT
+    /// [default: the media address].
+    #[arg(long)]
+    advertised_address: Option<IpAddr>,
+    /// Lowest media port [default: 30000].
+    #[arg(long)]
+    port_min: Option<u16>,
+    /// Highest media port [default: 39999].
+    #[arg(long)]
+    port_max: Option<u16>,
+    /// Engine shard threads; 0 = one per CPU [default: 0].
+    #[arg(long)]
+    shards: Option<usize>,
+    /// I/O backend: auto, uring or epoll [default: auto].
+    #[arg(long)]
+    io: Option<IoMode>,
+    /// Most legs alive at once [default: 20000].
+    #[arg(long)]
+    max_legs: Option<usize>,
+    /// Most sessions alive at once [default: 20000].
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Codec preference, comma separated [default: PCMU,PCMA].
+    #[arg(long, value_delimiter = ',')]
+    codecs: Option<Vec<String>>,
+    /// Do not offer rtcp-mux on outgoing legs.
+    #[arg(long)]
+    no_rtcp_mux: bool,
+    /// Accept RTP only from the address in the remote SDP (no latching).
+    #[arg(long)]
+    strict_source: bool,
+    /// RtpStopped after this many ms without RTP [default: 7000].
+    #[arg(long)]
+    rtp_timeout_ms: Option<u64>,
+    /// End early media without answer after this many ms [default: 60000].
+    #[arg(long)]
+    early_media_timeout_ms: Option<u64>,
+    /// Log format: text or json [default: text]. Levels via RUST_LOG.
+    #[arg(long, value_parser = parse_log_format)]
+    log_format: Option<LogFormat>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("unknown log format '{other}' (text, json)")),
+    }
+}
+
+impl Cli {
+    fn overrides(&self) -> FileConfig {
+        FileConfig {
+            grpc_listen: self.grpc_listen,
+            media_address: self.media_address,
+            advertised_address: self.advertised_address,
+            port_min: self.port_min,
+            port_max: self.port_max,
+            shards: self.shards,
+            io: self.io,
+            max_legs: self.max_legs,
+            max_sessions: self.max_sessions,
+            codecs: self.codecs.clone(),
+            rtcp_mux: self.no_rtcp_mux.then_some(false),
+            strict_source: self.strict_source.then_some(true),
+            rtp_timeout_ms: self.rtp_timeout_ms,
+            early_media_timeout_ms: self.early_media_timeout_ms,
+            log_format: self.log_format,
+            ..FileConfig::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => match FileConfig::load(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("legatod: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => FileConfig::default(),
+    };
+    let config = match Config::from_file(file.overlay(cli.overrides())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("legatod: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("legato-control")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("legatod: cannot start the control runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("legatod: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.grpc_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.grpc_listen))?;
+    let grpc = listener.local_addr()?;
+    let engine = Arc::new(Engine::start(config.clone())?);
+    tracing::info!(
+        grpc = %grpc,
+        media = %config.media_address,
+        ports = %format!("{}-{}", config.port_min, config.port_max),
+        shards = config.shards,
+        backend = engine.backend().as_str(),
+        "legatod ready"
+    );
+    // One machine-readable line on stdout for scripts and tests.
+    println!(
+        "legatod ready grpc={grpc} backend={} shards={}",
+        engine.backend().as_str(),
+        config.shards
+    );
+    legato_daemon::serve(engine, listener, shutdown_signal()).await?;
+    tracing::info!("legatod stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

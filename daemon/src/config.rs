@@ -1,0 +1,305 @@
+//! Daemon configuration: built-in defaults, overridden by a TOML file,
+//! overridden by command-line flags, validated once into typed values.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sdp::{self, CodecSpec};
+
+/// Which I/O backend the engine shards use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoMode {
+    /// io_uring when the kernel allows it, epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring only: startup fails if it is unavailable.
+    Uring,
+    /// epoll only.
+    Epoll,
+}
+
+impl std::str::FromStr for IoMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(Self::Uring),
+            "epoll" => Ok(Self::Epoll),
+            other => Err(format!("unknown io backend '{other}' (auto, uring, epoll)")),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The configuration file, every field optional (see README "Configuration").
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// gRPC listen address.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Address media sockets bind to.
+    pub media_address: Option<IpAddr>,
+    /// Address written into SDP (public address behind NAT).
+    pub advertised_address: Option<IpAddr>,
+    /// Lowest media port.
+    pub port_min: Option<u16>,
+    /// Highest media port.
+    pub port_max: Option<u16>,
+    /// Engine shard threads (0: one per CPU).
+    pub shards: Option<usize>,
+    /// I/O backend.
+    pub io: Option<IoMode>,
+    /// Most legs alive at once.
+    pub max_legs: Option<usize>,
+    /// Most sessions alive at once.
+    pub max_sessions: Option<usize>,
+    /// Codec preference, by SDP encoding name.
+    pub codecs: Option<Vec<String>>,
+    /// Offer rtcp-mux on outgoing legs.
+    pub rtcp_mux: Option<bool>,
+    /// Never latch to a source other than the SDP address.
+    pub strict_source: Option<bool>,
+    /// RtpStopped after this many ms without RTP.
+    pub rtp_timeout_ms: Option<u64>,
+    /// Early media ends after this many ms without answer.
+    pub early_media_timeout_ms: Option<u64>,
+    /// Re-latch after the latched source is silent this many ms.
+    pub relatch_after_ms: Option<u64>,
+    /// Events kept for WatchEvents resume.
+    pub event_replay: Option<usize>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML configuration file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+
+    /// Overlays `other` on `self`: every field set in `other` wins.
+    pub fn overlay(self, other: Self) -> Self {
+        Self {
+            grpc_listen: other.grpc_listen.or(self.grpc_listen),
+            media_address: other.media_address.or(self.media_address),
+            advertised_address: other.advertised_address.or(self.advertised_address),
+            port_min: other.port_min.or(self.port_min),
+            port_max: other.port_max.or(self.port_max),
+            shards: other.shards.or(self.shards),
+            io: other.io.or(self.io),
+            max_legs: other.max_legs.or(self.max_legs),
+            max_sessions: other.max_sessions.or(self.max_sessions),
+            codecs: other.codecs.or(self.codecs),
+            rtcp_mux: other.rtcp_mux.or(self.rtcp_mux),
+            strict_source: other.strict_source.or(self.strict_source),
+            rtp_timeout_ms: other.rtp_timeout_ms.or(self.rtp_timeout_ms),
+            early_media_timeout_ms: other.early_media_timeout_ms.or(self.early_media_timeout_ms),
+            relatch_after_ms: other.relatch_after_ms.or(self.relatch_after_ms),
+            event_replay: other.event_replay.or(self.event_replay),
+            log_format: other.log_format.or(self.log_format),
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// gRPC listen address (default 127.0.0.1:50051).
+    pub grpc_listen: SocketAddr,
+    /// Address media sockets bind to (default 127.0.0.1).
+    pub media_address: IpAddr,
+    /// Address written into SDP (default: the media address).
+    pub advertised_address: IpAddr,
+    /// Media port range, inclusive (default 30000-39999); each leg takes an
+    /// even/odd pair (RTP, RTCP).
+    pub port_min: u16,
+    /// See `port_min`.
+    pub port_max: u16,
+    /// Engine shard threads (default: one per CPU).
+    pub shards: usize,
+    /// I/O backend (default auto).
+    pub io: IoMode,
+    /// Most legs alive at once (default 20,000).
+    pub max_legs: usize,
+    /// Most sessions alive at once (default 20,000).
+    pub max_sessions: usize,
+    /// Codec preference (default PCMU, PCMA).
+    pub(crate) codecs: Vec<CodecSpec>,
+    /// Offer rtcp-mux on outgoing legs (default true).
+    pub rtcp_mux: bool,
+    /// Never latch (default false: symmetric RTP latching on).
+    pub strict_source: bool,
+    /// RtpStopped timeout (default 7 s, per the Call API).
+    pub rtp_timeout: Duration,
+    /// Early-media limit (default 60 s, per the Call API).
+    pub early_media_timeout: Duration,
+    /// Re-latch silence (default 2 s).
+    pub relatch_after: Duration,
+    /// Events retained for resume (default 65,536).
+    pub event_replay: usize,
+    /// Log format (default text).
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_file(FileConfig::default())
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+}
+
+impl Config {
+    /// Validates a (merged) file configuration, filling in defaults.
+    pub fn from_file(f: FileConfig) -> Result<Self, String> {
+        let media_address = f.media_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if media_address.is_unspecified() && f.advertised_address.is_none() {
+            return Err(
+                "media_address is a wildcard: set advertised_address so SDP names a reachable address"
+                    .into(),
+            );
+        }
+        let advertised_address = f.advertised_address.unwrap_or(media_address);
+        if advertised_address.is_ipv4() != media_address.is_ipv4() {
+            return Err("advertised_address and media_address must be the same IP family".into());
+        }
+        let port_min = f.port_min.unwrap_or(30_000);
+        let port_max = f.port_max.unwrap_or(39_999);
+        if port_min == 0 || port_min > port_max {
+            return Err(format!("invalid port range {port_min}-{port_max}"));
+        }
+        let first_even = port_min + port_min % 2;
+        if first_even.checked_add(1).is_none_or(|p| p > port_max) {
+            return Err(format!(
+                "port range {port_min}-{port_max} holds no even/odd pair (RTP needs an even port and the next odd one for RTCP)"
+            ));
+        }
+        let shards = match f.shards.unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n if n > 256 => return Err(format!("shards = {n}: at most 256")),
+            n => n,
+        };
+        let codec_names = f
+            .codecs
+            .unwrap_or_else(|| vec!["PCMU".to_owned(), "PCMA".to_owned()]);
+        let codecs = parse_codecs(&codec_names)?;
+        let ms = |v: Option<u64>, default: u64, name: &str| -> Result<Duration, String> {
+            match v.unwrap_or(default) {
+                0 => Err(format!("{name} must be above 0")),
+                n => Ok(Duration::from_millis(n)),
+            }
+        };
+        Ok(Self {
+            grpc_listen: f
+                .grpc_listen
+                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 50_051))),
+            media_address,
+            advertised_address,
+            port_min,
+            port_max,
+            shards,
+            io: f.io.unwrap_or_default(),
+            max_legs: f.max_legs.unwrap_or(20_000).max(1),
+            max_sessions: f.max_sessions.unwrap_or(20_000).max(1),
+            codecs,
+            rtcp_mux: f.rtcp_mux.unwrap_or(true),
+            strict_source: f.strict_source.unwrap_or(false),
+            rtp_timeout: ms(f.rtp_timeout_ms, 7_000, "rtp_timeout_ms")?,
+            early_media_timeout: ms(f.early_media_timeout_ms, 60_000, "early_media_timeout_ms")?,
+            relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
+            event_replay: f.event_replay.unwrap_or(65_536).clamp(16, 10_000_000),
+            log_format: f.log_format.unwrap_or_default(),
+        })
+    }
+}
+
+/// Resolves codec names to codecs legato supports, keeping the order.
+pub(crate) fn parse_codecs(names: &[String]) -> Result<Vec<CodecSpec>, String> {
+    if names.is_empty() {
+        return Err("the codec list is empty".into());
+    }
+    let mut codecs = Vec::with_capacity(names.len());
+    for name in names {
+        let codec = sdp::codec_by_name(name).ok_or_else(|| {
+            format!(
+                "unknown codec '{name}' (supported: {})",
+                sdp::SUPPORTED_CODECS
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        if !codecs.contains(&codec) {
+            codecs.push(codec);
+        }
+    }
+    Ok(codecs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = Config::default();
+        assert_eq!(c.grpc_listen, "127.0.0.1:50051".parse().unwrap());
+        assert_eq!((c.port_min, c.port_max), (30_000, 39_999));
+        assert_eq!(c.rtp_timeout, Duration::from_secs(7));
+        assert_eq!(c.early_media_timeout, Duration::from_secs(60));
+        assert_eq!(c.codecs.len(), 2);
+        assert_eq!(c.io, IoMode::Auto);
+    }
+
+    #[test]
+    fn file_and_overlay() {
+        let f: FileConfig = toml::from_str(
+            "port_min = 40000\nport_max = 40009\nio = \"epoll\"\ncodecs = [\"pcma\"]\n",
+        )
+        .unwrap();
+        let cli = FileConfig {
+            port_max: Some(40_003),
+            ..FileConfig::default()
+        };
+        let c = Config::from_file(f.overlay(cli)).unwrap();
+        assert_eq!((c.port_min, c.port_max), (40_000, 40_003));
+        assert_eq!(c.io, IoMode::Epoll);
+        assert_eq!(c.codecs[0].name, "PCMA");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for text in [
+            "port_min = 5\nport_max = 4",
+            "port_min = 7\nport_max = 8",
+            "codecs = [\"G729\"]",
+            "codecs = []",
+            "rtp_timeout_ms = 0",
+            "media_address = \"0.0.0.0\"",
+            "bogus = 1",
+        ] {
+            let parsed: Result<FileConfig, _> = toml::from_str(text);
+            let result = parsed
+                .map_err(|e| e.to_string())
+                .and_then(Config::from_file);
+            assert!(result.is_err(), "{text}");
+        }
+    }
+}

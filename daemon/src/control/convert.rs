@@ -1,0 +1,210 @@
+//! Conversions between legato.v1 messages and engine types.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use legato_proto::v1 as pb;
+
+use crate::engine::EngineEvent;
+use crate::sdp::MediaDirection;
+use crate::session::{Counters, EngineError, EventKind, LegState, LegView};
+
+pub(crate) fn leg_state(state: LegState) -> pb::LegState {
+    match state {
+        LegState::Progressing => pb::LegState::Progressing,
+        LegState::Alerting => pb::LegState::Alerting,
+        LegState::EarlyMedia => pb::LegState::EarlyMedia,
+        LegState::Connected => pb::LegState::Connected,
+        LegState::Terminated => pb::LegState::Terminated,
+    }
+}
+
+/// The state an UpdateLeg asks for; `None` keeps the current one.
+pub(crate) fn requested_state(value: i32) -> Result<Option<LegState>, EngineError> {
+    match pb::LegState::try_from(value) {
+        Ok(pb::LegState::Unspecified) => Ok(None),
+        Ok(pb::LegState::Progressing) => Ok(Some(LegState::Progressing)),
+        Ok(pb::LegState::Alerting) => Ok(Some(LegState::Alerting)),
+        Ok(pb::LegState::EarlyMedia) => Ok(Some(LegState::EarlyMedia)),
+        Ok(pb::LegState::Connected) => Ok(Some(LegState::Connected)),
+        Ok(pb::LegState::Terminated) => Err(EngineError::InvalidArgument(
+            "use HangupLeg to terminate a leg".into(),
+        )),
+        Err(_) => Err(EngineError::InvalidArgument(format!(
+            "unknown leg state {value}"
+        ))),
+    }
+}
+
+pub(crate) fn direction(d: MediaDirection) -> pb::MediaDirection {
+    match d {
+        MediaDirection::SendRecv => pb::MediaDirection::Sendrecv,
+        MediaDirection::SendOnly => pb::MediaDirection::Sendonly,
+        MediaDirection::RecvOnly => pb::MediaDirection::Recvonly,
+        MediaDirection::Inactive => pb::MediaDirection::Inactive,
+    }
+}
+
+/// A requested media direction; `None` for UNSPECIFIED.
+pub(crate) fn requested_direction(value: i32) -> Result<Option<MediaDirection>, EngineError> {
+    match pb::MediaDirection::try_from(value) {
+        Ok(pb::MediaDirection::Unspecified) => Ok(None),
+        Ok(pb::MediaDirection::Sendrecv) => Ok(Some(MediaDirection::SendRecv)),
+        Ok(pb::MediaDirection::Sendonly) => Ok(Some(MediaDirection::SendOnly)),
+        Ok(pb::MediaDirection::Recvonly) => Ok(Some(MediaDirection::RecvOnly)),
+        Ok(pb::MediaDirection::Inactive) => Ok(Some(MediaDirection::Inactive)),
+        Err(_) => Err(EngineError::InvalidArgument(format!(
+            "unknown media direction {value}"
+        ))),
+    }
+}
+
+fn address(a: SocketAddr) -> pb::Address {
+    pb::Address {
+        ip: a.ip().to_string(),
+        port: u32::from(a.port()),
+    }
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub(crate) fn counters(c: &Counters) -> pb::LegCounters {
+    pb::LegCounters {
+        rtp_packets_received: c.rtp_packets_received,
+        rtp_bytes_received: c.rtp_bytes_received,
+        rtp_packets_sent: c.rtp_packets_sent,
+        rtp_bytes_sent: c.rtp_bytes_sent,
+        rtcp_packets_received: c.rtcp_packets_received,
+        malformed_packets: c.malformed_packets,
+        unexpected_source_packets: c.unexpected_source_packets,
+        unsupported_payload_packets: c.unsupported_payload_packets,
+        send_failures: c.send_failures,
+        telephone_event_packets_received: c.telephone_event_packets_received,
+    }
+}
+
+fn codec(spec: crate::sdp::CodecSpec, payload_type: u8) -> pb::Codec {
+    pb::Codec {
+        name: spec.name.to_owned(),
+        payload_type: u32::from(payload_type),
+        clock_rate: spec.clock_rate,
+        channels: u32::from(spec.channels),
+    }
+}
+
+pub(crate) fn leg(v: &LegView) -> pb::Leg {
+    let state = leg_state(v.state);
+    let description = format!(
+        "leg {} ({}) {} {}{}",
+        v.id,
+        if v.incoming { "incoming" } else { "outgoing" },
+        v.state.as_str(),
+        v.codec
+            .map(|(c, _)| format!("{}/{}", c.name, c.clock_rate))
+            .unwrap_or_else(|| "no media".into()),
+        if v.on_hold { " on hold" } else { "" },
+    );
+    pb::Leg {
+        leg_id: v.id.to_string(),
+        session_id: v.session.to_string(),
+        state: state.into(),
+        incoming: v.incoming,
+        metadata: Some(pb::LegMetadata {
+            caller_id: v.metadata.caller_id.clone(),
+            display_name: v.metadata.display_name.clone(),
+            number: v.metadata.number.clone(),
+            client_type: v.metadata.client_type,
+            custom_data: v.metadata.custom_data.clone(),
+        }),
+        codec: v.codec.map(|(c, pt)| codec(c, pt)),
+        telephone_event_payload_type: v.telephone_event_pt.map_or(0, u32::from),
+        local_rtp: Some(address(v.local_rtp)),
+        local_rtcp: Some(address(v.local_rtcp)),
+        remote_rtp: v.remote_rtp.map(address),
+        latched_rtp: v.latched_rtp.map(address),
+        rtcp_mux: v.rtcp_mux,
+        remote_direction: v
+            .remote_direction
+            .map_or(pb::MediaDirection::Unspecified, direction)
+            .into(),
+        local_direction: direction(v.local_direction).into(),
+        on_hold: v.on_hold,
+        media_source_leg_id: v.source.as_deref().unwrap_or_default().to_owned(),
+        media_sink_leg_ids: v.sinks.iter().map(|s| s.to_string()).collect(),
+        voice_active: false,
+        created_at_ms: millis(v.created_at),
+        connected_at_ms: v.connected_at.map_or(0, millis),
+        counters: Some(counters(&v.counters)),
+        description,
+        termination_code: u32::from(v.termination_code),
+    }
+}
+
+/// The proto form of an engine event, without its sequence number.
+pub(crate) fn event(e: &EngineEvent) -> pb::Event {
+    use pb::event::Kind;
+    let kind = match &e.kind {
+        EventKind::StateChanged { old, new } => Kind::StateChanged(pb::StateChanged {
+            old_state: leg_state(*old).into(),
+            new_state: leg_state(*new).into(),
+        }),
+        EventKind::Connected {
+            codec: c,
+            payload_type,
+        } => Kind::Connected(pb::Connected {
+            codec: c.map(|c| codec(c, *payload_type)),
+        }),
+        EventKind::Disconnected {
+            code,
+            reason,
+            duration_seconds,
+        } => Kind::Disconnected(pb::Disconnected {
+            code: u32::from(*code),
+            reason: reason.clone(),
+            duration_seconds: *duration_seconds,
+        }),
+        EventKind::Failed { code, reason } => Kind::Failed(pb::Failed {
+            code: u32::from(*code),
+            reason: reason.clone(),
+        }),
+        EventKind::AudioStarted => Kind::AudioStarted(pb::AudioStarted {}),
+        EventKind::FirstAudioPacketReceived {
+            source,
+            payload_type,
+            ssrc,
+        } => Kind::FirstAudioPacketReceived(pb::FirstAudioPacketReceived {
+            source: Some(address(*source)),
+            payload_type: u32::from(*payload_type),
+            ssrc: *ssrc,
+        }),
+        EventKind::RtpStopped { silence_ms } => Kind::RtpStopped(pb::RtpStopped {
+            silence_ms: *silence_ms,
+        }),
+        EventKind::RtpResumed { gap_ms } => Kind::RtpResumed(pb::RtpResumed { gap_ms: *gap_ms }),
+        EventKind::OnHold { remote_direction } => Kind::OnHold(pb::OnHold {
+            remote_direction: direction(*remote_direction).into(),
+        }),
+        EventKind::OffHold { remote_direction } => Kind::OffHold(pb::OffHold {
+            remote_direction: direction(*remote_direction).into(),
+        }),
+        EventKind::SessionDeleted => Kind::SessionDeleted(pb::SessionDeleted {}),
+    };
+    pb::Event {
+        sequence: 0,
+        timestamp: Some(timestamp(e.at)),
+        session_id: e.session.to_string(),
+        leg_id: e.leg.as_deref().unwrap_or_default().to_owned(),
+        kind: Some(kind),
+    }
+}

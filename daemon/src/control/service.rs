@@ -1,0 +1,747 @@
+//! The legato.v1 MediaPlane service: validates requests, sends commands to
+//! the shard that owns the session, and awaits its reply. Handlers never
+//! touch media state themselves.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::Stream;
+use legato_proto::v1 as pb;
+use legato_proto::v1::media_plane_server::MediaPlane;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert;
+use super::events::{EventHub, Filter};
+use super::status::unimplemented;
+use crate::config;
+use crate::engine::{Command, CreateLeg, Engine, Reply};
+use crate::session::{LegUpdate, Metadata};
+
+/// Longest client-chosen session id.
+const MAX_ID_LEN: usize = 128;
+/// Largest custom_data a leg stores.
+const MAX_CUSTOM_DATA: usize = 8 * 1024;
+/// Events buffered per WatchEvents stream towards the client.
+const WATCH_BUFFER: usize = 1024;
+
+/// The MediaPlane implementation.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    engine: Arc<Engine>,
+    hub: Arc<EventHub>,
+    stopping: Arc<AtomicBool>,
+    closing: watch::Receiver<bool>,
+}
+
+impl Service {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        hub: Arc<EventHub>,
+        stopping: Arc<AtomicBool>,
+        closing: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            engine,
+            hub,
+            stopping,
+            closing,
+        }
+    }
+
+    /// Sends a command to shard `shard` and awaits the reply.
+    async fn call<T>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, Status> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(Status::unavailable("legatod is shutting down"));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.engine.send(shard, make(reply))?;
+        match rx.await {
+            Ok(result) => result.map_err(Status::from),
+            Err(_) => Err(Status::unavailable("legatod is shutting down")),
+        }
+    }
+
+    /// Calls every shard and concatenates the results.
+    async fn call_all<T>(&self, make: impl Fn(Reply<Vec<T>>) -> Command) -> Result<Vec<T>, Status> {
+        let mut all = Vec::new();
+        for shard in 0..self.engine.shard_count() {
+            all.extend(self.call(shard, &make).await?);
+        }
+        Ok(all)
+    }
+
+    fn session_shard(&self, session: &str) -> usize {
+        shard_of_session(session, self.engine.shard_count())
+    }
+
+    fn leg_shard(&self, leg: &str) -> Result<usize, Status> {
+        leg_shard(leg)
+            .filter(|&s| s < self.engine.shard_count())
+            .ok_or_else(|| Status::not_found(format!("no such leg '{leg}'")))
+    }
+}
+
+/// The shard that owns a session: FNV-1a of its id.
+fn shard_of_session(session: &str, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards.max(1) as u64) as usize
+}
+
+/// Leg ids are 16 random hex digits followed by 4 hex digits naming the
+/// shard, so any leg RPC finds its shard without a shared directory.
+fn new_leg_id(shard: usize) -> String {
+    format!("{:016x}{:04x}", fastrand::u64(..), shard)
+}
+
+fn leg_shard(leg: &str) -> Option<usize> {
+    if leg.len() != 20 || !leg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    usize::from_str_radix(leg.get(16..)?, 16).ok()
+}
+
+fn required<'a>(value: &'a str, what: &str) -> Result<&'a str, Status> {
+    if value.is_empty() {
+        Err(Status::invalid_argument(format!("{what} is required")))
+    } else {
+        Ok(value)
+    }
+}
+
+fn leg_endpoint(endpoint: Option<&pb::MediaEndpoint>, what: &str) -> Result<String, Status> {
+    match endpoint.and_then(|e| e.endpoint.as_ref()) {
+        Some(pb::media_endpoint::Endpoint::LegId(id)) if !id.is_empty() => Ok(id.clone()),
+        Some(pb::media_endpoint::Endpoint::ConferenceId(_)) => Err(unimplemented(
+            "SendMedia/StopMedia",
+            "routing to or from conferences",
+        )),
+        _ => Err(Status::invalid_argument(format!("{what} must name a leg"))),
+    }
+}
+
+fn validate_session_id(id: &str) -> Result<(), Status> {
+    if id.len() > MAX_ID_LEN || !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Status::invalid_argument(format!(
+            "session id must be 1 to {MAX_ID_LEN} printable ASCII characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+type AudioStream = Pin<Box<dyn Stream<Item = Result<pb::StreamAudioResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl MediaPlane for Service {
+    async fn create_session(
+        &self,
+        request: Request<pb::CreateSessionRequest>,
+    ) -> Result<Response<pb::CreateSessionResponse>, Status> {
+        let mut id = request.into_inner().session_id;
+        if id.is_empty() {
+            id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        }
+        validate_session_id(&id)?;
+        let shared = self.engine.shared();
+        let max = shared.config.max_sessions;
+        if shared.sessions.fetch_add(1, Ordering::Relaxed) >= max {
+            shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "session limit reached ({max} sessions)"
+            )));
+        }
+        let session: Arc<str> = id.as_str().into();
+        let result = self
+            .call(self.session_shard(&id), |reply| Command::CreateSession {
+                id: session,
+                reply,
+            })
+            .await;
+        if result.is_err() {
+            shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+        result?;
+        Ok(Response::new(pb::CreateSessionResponse { session_id: id }))
+    }
+
+    async fn delete_session(
+        &self,
+        request: Request<pb::DeleteSessionRequest>,
+    ) -> Result<Response<pb::DeleteSessionResponse>, Status> {
+        let id = request.into_inner().session_id;
+        required(&id, "session_id")?;
+        let session: Arc<str> = id.as_str().into();
+        let legs_terminated = self
+            .call(self.session_shard(&id), |reply| Command::DeleteSession {
+                id: session,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::DeleteSessionResponse { legs_terminated }))
+    }
+
+    async fn list_sessions(
+        &self,
+        _request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let sessions = self
+            .call_all(|reply| Command::ListSessions { reply })
+            .await?
+            .into_iter()
+            .map(|s| pb::SessionInfo {
+                session_id: s.id.to_string(),
+                leg_ids: s.legs.iter().map(|l| l.to_string()).collect(),
+                created_at_ms: s
+                    .created_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+            })
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse { sessions }))
+    }
+
+    async fn create_leg(
+        &self,
+        request: Request<pb::CreateLegRequest>,
+    ) -> Result<Response<pb::CreateLegResponse>, Status> {
+        let req = request.into_inner();
+        required(&req.session_id, "session_id")?;
+        let incoming = match pb::Direction::try_from(req.direction) {
+            Ok(pb::Direction::Incoming) => true,
+            Ok(pb::Direction::Outgoing) => false,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "direction must be INCOMING or OUTGOING",
+                ));
+            }
+        };
+        if incoming && req.remote_sdp.is_empty() {
+            return Err(Status::invalid_argument(
+                "an incoming leg needs remote_sdp (the remote offer)",
+            ));
+        }
+        if !incoming && !req.remote_sdp.is_empty() {
+            return Err(Status::invalid_argument(
+                "an outgoing leg makes the offer: leave remote_sdp empty and pass the answer with UpdateLeg",
+            ));
+        }
+        let metadata = req.metadata.unwrap_or_default();
+        if metadata.custom_data.len() > MAX_CUSTOM_DATA {
+            return Err(Status::invalid_argument(format!(
+                "custom_data is {} bytes; at most {MAX_CUSTOM_DATA}",
+                metadata.custom_data.len()
+            )));
+        }
+        if pb::ClientType::try_from(metadata.client_type).is_err() {
+            return Err(Status::invalid_argument(format!(
+                "unknown client_type {}",
+                metadata.client_type
+            )));
+        }
+        let shared = self.engine.shared();
+        let codecs = if req.codecs.is_empty() {
+            shared.config.codecs.clone()
+        } else {
+            config::parse_codecs(&req.codecs).map_err(Status::invalid_argument)?
+        };
+        let local_direction =
+            convert::requested_direction(req.local_direction)?.unwrap_or_default();
+        let max = shared.config.max_legs;
+        if shared.live_legs.fetch_add(1, Ordering::Relaxed) >= max {
+            shared.live_legs.fetch_sub(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "leg limit reached ({max} legs)"
+            )));
+        }
+        let Some(ports) = shared.ports.allocate() else {
+            shared.live_legs.fetch_sub(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "no free media port pair in {}-{} ({} pairs, all in use)",
+                shared.config.port_min,
+                shared.config.port_max,
+                shared.ports.total()
+            )));
+        };
+        let shard = self.session_shard(&req.session_id);
+        let leg = CreateLeg {
+            id: new_leg_id(shard).into(),
+            ports,
+            session: req.session_id.as_str().into(),
+            incoming,
+            metadata: Metadata {
+                caller_id: metadata.caller_id,
+                display_name: metadata.display_name,
+                number: metadata.number,
+                client_type: metadata.client_type,
+                custom_data: metadata.custom_data,
+            },
+            remote_offer: incoming.then_some(req.remote_sdp),
+            codecs,
+            rtcp_mux: req.rtcp_mux.unwrap_or(shared.config.rtcp_mux),
+            strict_source: req.strict_source.unwrap_or(shared.config.strict_source),
+            local_direction,
+        };
+        // From here the shard owns the ports and the live-leg count: it
+        // gives both back if the leg cannot be created. If the shard is
+        // gone (shutdown), the command was dropped with them.
+        let (view, local_sdp) = self
+            .call(shard, |reply| Command::CreateLeg {
+                leg: Box::new(leg),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::CreateLegResponse {
+            leg: Some(convert::leg(&view)),
+            local_sdp,
+        }))
+    }
+
+    async fn update_leg(
+        &self,
+        request: Request<pb::UpdateLegRequest>,
+    ) -> Result<Response<pb::UpdateLegResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.leg_shard(required(&req.leg_id, "leg_id")?)?;
+        let remote_sdp = match req.remote_sdp {
+            None => None,
+            Some(sd) if sd.sdp.is_empty() => {
+                return Err(Status::invalid_argument("remote_sdp.sdp is empty"));
+            }
+            Some(sd) => match pb::SdpType::try_from(sd.r#type) {
+                Ok(pb::SdpType::Offer) => Some((true, sd.sdp)),
+                Ok(pb::SdpType::Answer) => Some((false, sd.sdp)),
+                _ => {
+                    return Err(Status::invalid_argument(
+                        "remote_sdp.type must be OFFER or ANSWER",
+                    ));
+                }
+            },
+        };
+        let update = LegUpdate {
+            remote_sdp,
+            create_offer: req.create_offer,
+            local_direction: convert::requested_direction(req.local_direction)?,
+            state: convert::requested_state(req.state)?,
+        };
+        let leg: Arc<str> = req.leg_id.as_str().into();
+        let (view, local_sdp) = self
+            .call(shard, |reply| Command::UpdateLeg {
+                leg,
+                update: Box::new(update),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::UpdateLegResponse {
+            leg: Some(convert::leg(&view)),
+            local_sdp: local_sdp.unwrap_or_default(),
+        }))
+    }
+
+    async fn hangup_leg(
+        &self,
+        request: Request<pb::HangupLegRequest>,
+    ) -> Result<Response<pb::HangupLegResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.leg_shard(required(&req.leg_id, "leg_id")?)?;
+        let code = u16::try_from(req.code).map_err(|_| {
+            Status::invalid_argument(format!(
+                "hangup code {} is not a SIP final response code (200..699)",
+                req.code
+            ))
+        })?;
+        let leg: Arc<str> = req.leg_id.as_str().into();
+        let view = self
+            .call(shard, |reply| Command::HangupLeg {
+                leg,
+                code,
+                reason: req.reason,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::HangupLegResponse {
+            leg: Some(convert::leg(&view)),
+        }))
+    }
+
+    async fn get_leg(
+        &self,
+        request: Request<pb::GetLegRequest>,
+    ) -> Result<Response<pb::GetLegResponse>, Status> {
+        let req = request.into_inner();
+        let shard = self.leg_shard(required(&req.leg_id, "leg_id")?)?;
+        let leg: Arc<str> = req.leg_id.as_str().into();
+        let view = self
+            .call(shard, |reply| Command::GetLeg { leg, reply })
+            .await?;
+        Ok(Response::new(pb::GetLegResponse {
+            leg: Some(convert::leg(&view)),
+        }))
+    }
+
+    async fn list_legs(
+        &self,
+        request: Request<pb::ListLegsRequest>,
+    ) -> Result<Response<pb::ListLegsResponse>, Status> {
+        let req = request.into_inner();
+        let views = if req.session_id.is_empty() {
+            self.call_all(|reply| Command::ListLegs {
+                session: None,
+                reply,
+            })
+            .await?
+        } else {
+            let session: Arc<str> = req.session_id.as_str().into();
+            self.call(self.session_shard(&req.session_id), |reply| {
+                Command::ListLegs {
+                    session: Some(session),
+                    reply,
+                }
+            })
+            .await?
+        };
+        Ok(Response::new(pb::ListLegsResponse {
+            legs: views.iter().map(convert::leg).collect(),
+        }))
+    }
+
+    async fn send_media(
+        &self,
+        request: Request<pb::SendMediaRequest>,
+    ) -> Result<Response<pb::SendMediaResponse>, Status> {
+        let req = request.into_inner();
+        let from = leg_endpoint(req.from.as_ref(), "from")?;
+        let to = leg_endpoint(req.to.as_ref(), "to")?;
+        let shard = self.leg_shard(&from)?;
+        if self.leg_shard(&to)? != shard {
+            return Err(Status::invalid_argument(format!(
+                "legs '{from}' and '{to}' belong to different sessions"
+            )));
+        }
+        let replaced = self
+            .call(shard, |reply| Command::SendMedia {
+                from: from.as_str().into(),
+                to: to.as_str().into(),
+                reply,
+            })
+            .await?;
+        Ok(Response::new(pb::SendMediaResponse {
+            replaced: replaced.map(|id| pb::MediaEndpoint {
+                endpoint: Some(pb::media_endpoint::Endpoint::LegId(id.to_string())),
+            }),
+        }))
+    }
+
+    async fn stop_media(
+        &self,
+        request: Request<pb::StopMediaRequest>,
+    ) -> Result<Response<pb::StopMediaResponse>, Status> {
+        let req = request.into_inner();
+        let from = leg_endpoint(req.from.as_ref(), "from")?;
+        let to = leg_endpoint(req.to.as_ref(), "to")?;
+        let shard = self.leg_shard(&from)?;
+        if self.leg_shard(&to)? != shard {
+            return Err(Status::not_found(format!(
+                "leg '{from}' is not sending media to leg '{to}'"
+            )));
+        }
+        self.call(shard, |reply| Command::StopMedia {
+            from: from.as_str().into(),
+            to: to.as_str().into(),
+            reply,
+        })
+        .await?;
+        Ok(Response::new(pb::StopMediaResponse {}))
+    }
+
+    async fn create_conference(
+        &self,
+        _request: Request<pb::CreateConferenceRequest>,
+    ) -> Result<Response<pb::CreateConferenceResponse>, Status> {
+        Err(unimplemented("CreateConference", "conference mixing"))
+    }
+
+    async fn delete_conference(
+        &self,
+        _request: Request<pb::DeleteConferenceRequest>,
+    ) -> Result<Response<pb::DeleteConferenceResponse>, Status> {
+        Err(unimplemented("DeleteConference", "conference mixing"))
+    }
+
+    async fn start_playback(
+        &self,
+        _request: Request<pb::StartPlaybackRequest>,
+    ) -> Result<Response<pb::StartPlaybackResponse>, Status> {
+        Err(unimplemented("StartPlayback", "prompt playback"))
+    }
+
+    async fn stop_playback(
+        &self,
+        _request: Request<pb::StopPlaybackRequest>,
+    ) -> Result<Response<pb::StopPlaybackResponse>, Status> {
+        Err(unimplemented("StopPlayback", "prompt playback"))
+    }
+
+    async fn say(
+        &self,
+        _request: Request<pb::SayRequest>,
+    ) -> Result<Response<pb::SayResponse>, Status> {
+        Err(unimplemented("Say", "text-to-speech"))
+    }
+
+    async fn play_progress_tone(
+        &self,
+        _request: Request<pb::PlayProgressToneRequest>,
+    ) -> Result<Response<pb::PlayProgressToneResponse>, Status> {
+        Err(unimplemented("PlayProgressTone", "progress tone playback"))
+    }
+
+    async fn send_digits(
+        &self,
+        _request: Request<pb::SendDigitsRequest>,
+    ) -> Result<Response<pb::SendDigitsResponse>, Status> {
+        Err(unimplemented("SendDigits", "DTMF generation"))
+    }
+
+    async fn start_recording(
+        &self,
+        _request: Request<pb::StartRecordingRequest>,
+    ) -> Result<Response<pb::StartRecordingResponse>, Status> {
+        Err(unimplemented("StartRecording", "recording"))
+    }
+
+    async fn stop_recording(
+        &self,
+        _request: Request<pb::StopRecordingRequest>,
+    ) -> Result<Response<pb::StopRecordingResponse>, Status> {
+        Err(unimplemented("StopRecording", "recording"))
+    }
+
+    async fn set_tone_handling(
+        &self,
+        _request: Request<pb::SetToneHandlingRequest>,
+    ) -> Result<Response<pb::SetToneHandlingResponse>, Status> {
+        Err(unimplemented("SetToneHandling", "DTMF detection"))
+    }
+
+    async fn inject_digits(
+        &self,
+        _request: Request<pb::InjectDigitsRequest>,
+    ) -> Result<Response<pb::InjectDigitsResponse>, Status> {
+        Err(unimplemented("InjectDigits", "DTMF handling"))
+    }
+
+    async fn enable_beep_detection(
+        &self,
+        _request: Request<pb::EnableBeepDetectionRequest>,
+    ) -> Result<Response<pb::EnableBeepDetectionResponse>, Status> {
+        Err(unimplemented("EnableBeepDetection", "beep detection"))
+    }
+
+    async fn disable_beep_detection(
+        &self,
+        _request: Request<pb::DisableBeepDetectionRequest>,
+    ) -> Result<Response<pb::DisableBeepDetectionResponse>, Status> {
+        Err(unimplemented("DisableBeepDetection", "beep detection"))
+    }
+
+    async fn enable_tone_detection(
+        &self,
+        _request: Request<pb::EnableToneDetectionRequest>,
+    ) -> Result<Response<pb::EnableToneDetectionResponse>, Status> {
+        Err(unimplemented(
+            "EnableToneDetection",
+            "call-progress tone detection",
+        ))
+    }
+
+    async fn set_mic_status_handling(
+        &self,
+        _request: Request<pb::SetMicStatusHandlingRequest>,
+    ) -> Result<Response<pb::SetMicStatusHandlingResponse>, Status> {
+        Err(unimplemented(
+            "SetMicStatusHandling",
+            "microphone status reporting",
+        ))
+    }
+
+    async fn start_audio_identification(
+        &self,
+        _request: Request<pb::StartAudioIdentificationRequest>,
+    ) -> Result<Response<pb::StartAudioIdentificationResponse>, Status> {
+        Err(unimplemented(
+            "StartAudioIdentification",
+            "answering-machine detection",
+        ))
+    }
+
+    async fn stop_audio_identification(
+        &self,
+        _request: Request<pb::StopAudioIdentificationRequest>,
+    ) -> Result<Response<pb::StopAudioIdentificationResponse>, Status> {
+        Err(unimplemented(
+            "StopAudioIdentification",
+            "answering-machine detection",
+        ))
+    }
+
+    async fn monitor_media_statistics(
+        &self,
+        _request: Request<pb::MonitorMediaStatisticsRequest>,
+    ) -> Result<Response<pb::MonitorMediaStatisticsResponse>, Status> {
+        Err(unimplemented(
+            "MonitorMediaStatistics",
+            "periodic media statistics",
+        ))
+    }
+
+    async fn get_statistics(
+        &self,
+        _request: Request<pb::GetStatisticsRequest>,
+    ) -> Result<Response<pb::GetStatisticsResponse>, Status> {
+        Err(unimplemented(
+            "GetStatistics",
+            "RTCP statistics (packet counters are in GetLeg)",
+        ))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(Status::unavailable("legatod is shutting down"));
+        }
+        let req = request.into_inner();
+        let filter = Filter {
+            session: req.session_id,
+            leg: req.leg_id,
+        };
+        let from = req.from_sequence;
+        let subscription = self.hub.subscribe(from);
+        let gap = if from > 0 && from < subscription.oldest {
+            subscription.oldest - from
+        } else {
+            0
+        };
+        if gap > 0 && req.strict_resume {
+            return Err(Status::out_of_range(format!(
+                "events from {from} are no longer retained; the oldest is {}",
+                subscription.oldest
+            )));
+        }
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let mut closing = self.closing.clone();
+        tokio::spawn(async move {
+            let mut live = subscription.live;
+            let mut last = from.saturating_sub(1);
+            if gap > 0 && tx.send(Ok(dropped_event(gap, from))).await.is_err() {
+                return;
+            }
+            for event in subscription.replay {
+                last = event.sequence;
+                if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    received = live.recv() => match received {
+                        Ok(event) => {
+                            last = event.sequence;
+                            if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(count)) => {
+                            if tx.send(Ok(dropped_event(count, last + 1))).await.is_err() {
+                                return;
+                            }
+                            last += count;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                        // Deliver what is already published, then end.
+                        while let Ok(event) = live.try_recv() {
+                            if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type StreamAudioStream = AudioStream;
+
+    async fn stream_audio(
+        &self,
+        _request: Request<Streaming<pb::StreamAudioRequest>>,
+    ) -> Result<Response<Self::StreamAudioStream>, Status> {
+        Err(unimplemented("StreamAudio", "audio forking"))
+    }
+}
+
+/// An EventsDropped event for one watcher (not numbered: it is not part of
+/// the daemon-wide sequence).
+fn dropped_event(count: u64, first_missing: u64) -> pb::Event {
+    pb::Event {
+        sequence: 0,
+        timestamp: Some(convert::timestamp(std::time::SystemTime::now())),
+        kind: Some(pb::event::Kind::EventsDropped(pb::EventsDropped {
+            count,
+            first_missing,
+        })),
+        ..pb::Event::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leg_ids_name_their_shard() {
+        for shard in [0, 1, 7, 255] {
+            let id = new_leg_id(shard);
+            assert_eq!(leg_shard(&id), Some(shard));
+        }
+        for bad in ["", "xyz", "0123456789abcdef000g", "0123456789abcdef00000"] {
+            assert_eq!(leg_shard(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sessions_spread_over_shards() {
+        let mut seen = [0usize; 4];
+        for i in 0..400 {
+            seen[shard_of_session(&format!("call-{i}"), 4)] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_eq!(shard_of_session("x", 1), 0);
+    }
+
+    #[test]
+    fn session_id_rules() {
+        assert!(validate_session_id("abc-123@host").is_ok());
+        assert!(validate_session_id("has space").is_err());
+        assert!(validate_session_id(&"a".repeat(129)).is_err());
+        assert!(validate_session_id("tab\t").is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! The engine: shard threads that own sessions and their sockets, each with
+//! its own I/O backend (io_uring, or epoll where io_uring is unavailable).
+//!
+//! ```text
+//!  gRPC handlers ──Command──▶ [ArrayQueue + eventfd] ──▶ shard thread ──┐
+//!        ▲                                                             │ packets in/out
+//!        └──── oneshot reply ◀──────────────────────────────────────── │ (one ring per shard)
+//!  event hub ◀── [ArrayQueue + eventfd] ◀── EngineEvent ◀──────────────┘
+//! ```
+//!
+//! Control reaches a shard only through its bounded lock-free command
+//! queue; shards never block on the control side: replies go through
+//! oneshot channels and events through a bounded queue whose overflow is
+//! counted and later reported as EventsDropped.
+
+mod bufring;
+mod epoll;
+mod ports;
+mod shard;
+pub(crate) mod sys;
+mod tx;
+mod uring;
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_queue::ArrayQueue;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, IoMode};
+use crate::sdp::{CodecSpec, MediaDirection};
+use crate::session::{EngineError, EventKind, LegUpdate, LegView, Metadata};
+
+pub(crate) use ports::PortPool;
+use sys::EventFd;
+
+/// Commands queued per shard before senders see RESOURCE_EXHAUSTED.
+const COMMAND_QUEUE: usize = 4096;
+/// Events queued per shard before they are dropped (and counted).
+const EVENT_QUEUE: usize = 65_536;
+
+/// Identifies a socket inside one backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SockId(pub(crate) u32);
+
+/// What one poll did, for the shard's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PollStats {
+    pub(crate) received: u64,
+    pub(crate) sent: u64,
+    pub(crate) truncated: u64,
+    pub(crate) recv_errors: u64,
+    pub(crate) send_errors: u64,
+    pub(crate) buffer_exhausted: u64,
+}
+
+/// A socket registered with a backend.
+#[derive(Debug)]
+struct SockEntry {
+    token: u64,
+    socket: Option<UdpSocket>,
+    armed: bool,
+    retiring: bool,
+}
+
+/// Slab of a backend's sockets, indexed by [`SockId`].
+#[derive(Debug, Default)]
+struct SocketTable {
+    entries: Vec<Option<SockEntry>>,
+    free: Vec<u32>,
+}
+
+impl SocketTable {
+    fn insert(&mut self, socket: UdpSocket, token: u64) -> SockId {
+        let entry = SockEntry {
+            token,
+            socket: Some(socket),
+            armed: false,
+            retiring: false,
+        };
+        if let Some(i) = self.free.pop() {
+            self.entries[i as usize] = Some(entry);
+            SockId(i)
+        } else {
+            self.entries.push(Some(entry));
+            SockId((self.entries.len() - 1) as u32)
+        }
+    }
+
+    fn get_mut(&mut self, id: SockId) -> Option<&mut SockEntry> {
+        self.entries.get_mut(id.0 as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, id: SockId) -> Option<UdpSocket> {
+        let entry = self.entries.get_mut(id.0 as usize)?.take()?;
+        self.free.push(id.0);
+        entry.socket
+    }
+}
+
+/// The I/O backend of a shard.
+#[derive(Debug)]
+pub(crate) enum Io {
+    Uring(Box<uring::UringIo>),
+    Epoll(Box<epoll::EpollIo>),
+}
+
+impl Io {
+    fn add_socket(&mut self, socket: UdpSocket, token: u64) -> io::Result<SockId> {
+        match self {
+            Self::Uring(io) => io.add_socket(socket, token),
+            Self::Epoll(io) => io.add_socket(socket, token),
+        }
+    }
+
+    fn remove_socket(&mut self, id: SockId) {
+        match self {
+            Self::Uring(io) => io.remove_socket(id),
+            Self::Epoll(io) => io.remove_socket(id),
+        }
+    }
+
+    fn poll<H>(
+        &mut self,
+        tx: &mut tx::TxQueue,
+        timeout: Duration,
+        handler: &mut H,
+    ) -> io::Result<PollStats>
+    where
+        H: FnMut(u64, SocketAddr, &[u8], &mut tx::TxQueue),
+    {
+        match self {
+            Self::Uring(io) => io.poll(tx, timeout, handler),
+            Self::Epoll(io) => io.poll(tx, timeout, handler),
+        }
+    }
+}
+
+/// The backend actually in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring with multishot receive and provided buffers.
+    Uring,
+    /// epoll with recvmmsg/sendmmsg.
+    Epoll,
+}
+
+impl Backend {
+    /// Short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uring => "io_uring",
+            Self::Epoll => "epoll",
+        }
+    }
+}
+
+/// An event leaving a shard, stamped with its wall-clock time.
+#[derive(Debug)]
+pub(crate) struct EngineEvent {
+    pub(crate) session: Arc<str>,
+    pub(crate) leg: Option<Arc<str>>,
+    pub(crate) at: SystemTime,
+    pub(crate) kind: EventKind,
+}
+
+/// The bounded queue of events from all shards to the event hub.
+#[derive(Debug)]
+pub(crate) struct EventQueue {
+    queue: ArrayQueue<EngineEvent>,
+    dropped: AtomicU64,
+    /// The thread that moves events to the hub; unparked when events wait.
+    pump: std::sync::OnceLock<std::thread::Thread>,
+}
+
+impl EventQueue {
+    fn new() -> Self {
+        Self {
+            queue: ArrayQueue::new(EVENT_QUEUE),
+            dropped: AtomicU64::new(0),
+            pump: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn push(&self, event: EngineEvent) {
+        if self.queue.push(event).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes the pump (once per shard loop turn that produced events).
+    fn wake(&self) {
+        if let Some(pump) = self.pump.get() {
+            pump.unpark();
+        }
+    }
+
+    /// Names the thread to wake when events arrive.
+    pub(crate) fn set_pump(&self, thread: std::thread::Thread) {
+        let _ = self.pump.set(thread);
+    }
+
+    /// Takes the next event.
+    pub(crate) fn pop(&self) -> Option<EngineEvent> {
+        self.queue.pop()
+    }
+
+    /// Takes the count of events dropped since the last call.
+    pub(crate) fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// Reply channel of a command.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
+/// A new leg's parameters, resolved by the control plane, with the port
+/// pair it already bound.
+#[derive(Debug)]
+pub(crate) struct CreateLeg {
+    pub(crate) id: Arc<str>,
+    pub(crate) ports: ports::PortPair,
+    pub(crate) session: Arc<str>,
+    pub(crate) incoming: bool,
+    pub(crate) metadata: Metadata,
+    pub(crate) remote_offer: Option<String>,
+    pub(crate) codecs: Vec<CodecSpec>,
+    pub(crate) rtcp_mux: bool,
+    pub(crate) strict_source: bool,
+    pub(crate) local_direction: MediaDirection,
+}
+
+/// Summary of a session.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionInfo {
+    pub(crate) id: Arc<str>,
+    pub(crate) legs: Vec<Arc<str>>,
+    pub(crate) created_at: SystemTime,
+}
+
+/// Work for a shard.
+#[derive(Debug)]
+pub(crate) enum Command {
+    CreateSession {
+        id: Arc<str>,
+        reply: Reply<()>,
+    },
+    DeleteSession {
+        id: Arc<str>,
+        reply: Reply<u32>,
+    },
+    ListSessions {
+        reply: Reply<Vec<SessionInfo>>,
+    },
+    CreateLeg {
+        leg: Box<CreateLeg>,
+        reply: Reply<(LegView, String)>,
+    },
+    UpdateLeg {
+        leg: Arc<str>,
+        update: Box<LegUpdate>,
+        reply: Reply<(LegView, Option<String>)>,
+    },
+    HangupLeg {
+        leg: Arc<str>,
+        code: u16,
+        reason: String,
+        reply: Reply<LegView>,
+    },
+    GetLeg {
+        leg: Arc<str>,
+        reply: Reply<LegView>,
+    },
+    ListLegs {
+        session: Option<Arc<str>>,
+        reply: Reply<Vec<LegView>>,
+    },
+    SendMedia {
+        from: Arc<str>,
+        to: Arc<str>,
+        reply: Reply<Option<Arc<str>>>,
+    },
+    StopMedia {
+        from: Arc<str>,
+        to: Arc<str>,
+        reply: Reply<()>,
+    },
+    /// Hang up every leg, close every socket and end the thread.
+    Shutdown,
+}
+
+/// State shared between the control plane and the shards.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) ports: PortPool,
+    pub(crate) events: EventQueue,
+    /// Legs holding sockets (not terminated).
+    pub(crate) live_legs: AtomicUsize,
+    /// Sessions alive.
+    pub(crate) sessions: AtomicUsize,
+}
+
+/// Handle of one shard for the control plane.
+#[derive(Debug)]
+struct ShardHandle {
+    commands: Arc<ArrayQueue<Command>>,
+    wake: Arc<EventFd>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The running engine: shard threads plus what the control plane needs to
+/// reach them.
+#[derive(Debug)]
+pub struct Engine {
+    shards: Vec<ShardHandle>,
+    shared: Arc<Shared>,
+    backend: Backend,
+}
+
+impl Engine {
+    /// Starts the shard threads with the configured backend.
+    pub fn start(config: Config) -> io::Result<Self> {
+        let backend = match config.io {
+            IoMode::Epoll => Backend::Epoll,
+            IoMode::Uring => {
+                uring::probe().map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("io_uring unavailable ({e}); use --io epoll or auto"),
+                    )
+                })?;
+                Backend::Uring
+            }
+            IoMode::Auto => match uring::probe() {
+                Ok(()) => Backend::Uring,
+                Err(e) => {
+                    tracing::warn!(error = %e, "io_uring unavailable, falling back to epoll");
+                    Backend::Epoll
+                }
+            },
+        };
+        let shared = Arc::new(Shared {
+            ports: PortPool::new(config.media_address, config.port_min, config.port_max),
+            events: EventQueue::new(),
+            live_legs: AtomicUsize::new(0),
+            sessions: AtomicUsize::new(0),
+            config,
+        });
+        let mut shards = Vec::with_capacity(shared.config.shards);
+        for index in 0..shared.config.shards {
+            let commands = Arc::new(ArrayQueue::new(COMMAND_QUEUE));
+            let wake = Arc::new(EventFd::new()?);
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let thread = {
+                let commands = commands.clone();
+                let wake = wake.clone();
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("legato-shard-{index}"))
+                    .spawn(move || shard::run(index, backend, commands, wake, shared, ready_tx))?
+            };
+            ready_rx
+                .recv()
+                .map_err(|_| io::Error::other("shard thread died during startup"))??;
+            shards.push(ShardHandle {
+                commands,
+                wake,
+                thread: std::sync::Mutex::new(Some(thread)),
+            });
+        }
+        Ok(Self {
+            shards,
+            shared,
+            backend,
+        })
+    }
+
+    /// The backend the shards use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Number of shards.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Queues a command for shard `index` and wakes it.
+    pub(crate) fn send(&self, index: usize, command: Command) -> Result<(), EngineError> {
+        let shard = self
+            .shards
+            .get(index)
+            .ok_or_else(|| EngineError::Internal(format!("no shard {index}")))?;
+        if shard.commands.push(command).is_err() {
+            return Err(EngineError::ResourceExhausted(
+                "engine command queue full; retry later".into(),
+            ));
+        }
+        shard.wake.notify();
+        Ok(())
+    }
+
+    /// Stops every shard: legs are hung up (their events emitted) and
+    /// sockets closed. Blocks until the threads exit.
+    /// Call from a blocking context (not from inside an async task).
+    pub fn shutdown(&self) {
+        for (index, shard) in self.shards.iter().enumerate() {
+            // A full queue is retried: shutdown must get through.
+            while shard.commands.push(Command::Shutdown).is_err() {
+                shard.wake.notify();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            shard.wake.notify();
+            tracing::debug!(shard = index, "shutdown requested");
+        }
+        for shard in &self.shards {
+            let thread = shard.thread.lock().map(|mut t| t.take()).unwrap_or(None);
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,111 @@
+//! The media port pool: even/odd port pairs (RTP on the even port, RTCP on
+//! the next, RFC 3550 §11) from the configured range. Allocation happens on
+//! the control plane under a mutex; shards give ports back through a
+//! lock-free queue, so they never wait on the control side.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
+
+use crossbeam_queue::ArrayQueue;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Kernel receive buffer asked for each media socket: room for about 300
+/// RTP packets of 172 bytes (with kernel overhead), so a scheduling hiccup
+/// of a shard does not drop packets.
+const RECV_BUFFER: usize = 256 * 1024;
+
+/// A bound RTP/RTCP socket pair.
+#[derive(Debug)]
+pub(crate) struct PortPair {
+    pub(crate) rtp: UdpSocket,
+    pub(crate) rtcp: UdpSocket,
+    pub(crate) port: u16,
+}
+
+/// Free even ports of the range, least recently used first.
+#[derive(Debug)]
+pub(crate) struct PortPool {
+    address: IpAddr,
+    free: Mutex<VecDeque<u16>>,
+    released: ArrayQueue<u16>,
+    total: usize,
+}
+
+impl PortPool {
+    pub(crate) fn new(address: IpAddr, min: u16, max: u16) -> Self {
+        let first = min + min % 2;
+        let free: VecDeque<u16> = (first..max)
+            .step_by(2)
+            .filter(|p| p.checked_add(1).is_some_and(|q| q <= max))
+            .collect();
+        let total = free.len();
+        Self {
+            address,
+            free: Mutex::new(free),
+            released: ArrayQueue::new(total.max(1)),
+            total,
+        }
+    }
+
+    /// Number of pairs in the range.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Binds the next free pair. Ports some other process holds are skipped
+    /// (and retried later). `None` when no pair could be bound.
+    pub(crate) fn allocate(&self) -> Option<PortPair> {
+        let mut free = self.free.lock().ok()?;
+        while let Some(port) = self.released.pop() {
+            free.push_back(port);
+        }
+        for _ in 0..free.len() {
+            let port = free.pop_front()?;
+            match (self.bind(port), self.bind(port + 1)) {
+                (Ok(rtp), Ok(rtcp)) => return Some(PortPair { rtp, rtcp, port }),
+                _ => free.push_back(port),
+            }
+        }
+        None
+    }
+
+    /// Gives a pair back (called by shards when a leg's sockets close).
+    pub(crate) fn release(&self, port: u16) {
+        // The queue holds every pair of the range, so this cannot overflow
+        // unless a port is released twice, which the shard never does.
+        let _ = self.released.push(port);
+    }
+
+    fn bind(&self, port: u16) -> io::Result<UdpSocket> {
+        let addr = SocketAddr::new(self.address, port);
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        Ok(socket.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_even_odd_and_exhaust() {
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 45_001, 45_006);
+        assert_eq!(pool.total(), 2); // 45002/3, 45004/5
+        let a = pool.allocate().unwrap();
+        let b = pool.allocate().unwrap();
+        assert_eq!(a.port % 2, 0);
+        assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port + 1);
+        assert!(pool.allocate().is_none());
+        let port = a.port;
+        drop(a);
+        pool.release(port);
+        let c = pool.allocate().unwrap();
+        assert_eq!(c.port, port);
+        drop((b, c));
+    }
+}

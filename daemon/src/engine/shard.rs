@@ -1,0 +1,705 @@
+//! A shard thread: owns its sessions, legs and sockets, runs one I/O
+//! backend, and is the only caller of the session state machines.
+//!
+//! Each loop turn: run timers if due, take queued commands (bounded), then
+//! hand the backend the queued sends and wait for packets until the next
+//! timer. The per-packet path does slab lookups only: no lock, no heap
+//! allocation, no syscall of its own.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_queue::ArrayQueue;
+
+use super::sys::EventFd;
+use super::tx::TxQueue;
+use super::{
+    Backend, Command, CreateLeg, EngineEvent, Io, SessionInfo, Shared, SockId, epoll, uring,
+};
+use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
+use crate::session::{
+    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, TimeoutAction,
+};
+
+/// Timer resolution: RtpStopped and the early-media limit are checked this
+/// often, so they fire at most this late.
+const TICK: Duration = Duration::from_millis(50);
+/// Commands taken per loop turn, so a burst of control work cannot starve
+/// packet processing for long.
+const COMMANDS_PER_TURN: usize = 256;
+/// Transmit slots per shard: a loop turn sends at most this many datagrams
+/// (at 2,000 relayed calls a turn moves far fewer).
+const TX_SLOTS: usize = 8192;
+/// io_uring submission queue size.
+const RING_ENTRIES: u32 = 4096;
+/// Receive buffers in the provided-buffer ring (2 KiB each).
+const RECV_BUFFERS: u16 = 4096;
+/// Token bit marking a leg's RTCP socket.
+const RTCP_BIT: u64 = 1 << 32;
+
+/// Runs shard `index` until it receives `Command::Shutdown`.
+pub(super) fn run(
+    index: usize,
+    backend: Backend,
+    commands: Arc<ArrayQueue<Command>>,
+    wake: Arc<EventFd>,
+    shared: Arc<Shared>,
+    ready: mpsc::Sender<io::Result<()>>,
+) {
+    let io = match backend {
+        Backend::Uring => uring::UringIo::new(wake.raw(), RING_ENTRIES, RECV_BUFFERS)
+            .map(|io| Io::Uring(Box::new(io))),
+        Backend::Epoll => epoll::EpollIo::new(wake).map(|io| Io::Epoll(Box::new(io))),
+    };
+    let io = match io {
+        Ok(io) => io,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let params = LegParams {
+        rtp_timeout: shared.config.rtp_timeout,
+        early_media_timeout: shared.config.early_media_timeout,
+        relatch_after: shared.config.relatch_after,
+        telephone_event: true,
+        ptime: 20,
+    };
+    let mut shard = Shard {
+        index,
+        io,
+        tx: TxQueue::new(TX_SLOTS),
+        commands,
+        legs: Legs::default(),
+        sessions: HashMap::new(),
+        events: ShardEvents {
+            shared: shared.clone(),
+            produced: false,
+        },
+        shared,
+        params,
+        running: true,
+    };
+    tracing::info!(shard = index, backend = backend.as_str(), "shard started");
+    shard.run();
+    tracing::info!(shard = index, "shard stopped");
+}
+
+/// A leg and the sockets it owns.
+#[derive(Debug)]
+struct LegSlot {
+    leg: Leg,
+    rtp: Option<SockId>,
+    rtcp: Option<SockId>,
+    rtp_fd: RawFd,
+    port: u16,
+}
+
+/// Slab of legs; slot numbers are stable while a leg exists.
+#[derive(Debug, Default)]
+struct Legs {
+    slots: Vec<Option<LegSlot>>,
+    free: Vec<u32>,
+    by_id: HashMap<Arc<str>, u32>,
+}
+
+impl Legs {
+    fn get(&self, slot: u32) -> Option<&LegSlot> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut LegSlot> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    fn find(&self, id: &str) -> Result<u32, EngineError> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{id}'")))
+    }
+
+    fn next_slot(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn name(&self, slot: u32) -> Option<Arc<str>> {
+        self.get(slot).map(|s| s.leg.id.clone())
+    }
+
+    fn view(&self, slot: u32) -> Option<LegView> {
+        self.get(slot).map(|s| s.leg.view(|other| self.name(other)))
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    legs: Vec<u32>,
+    created_at: SystemTime,
+}
+
+/// Pushes events to the shared queue, stamped with wall-clock time.
+#[derive(Debug)]
+struct ShardEvents {
+    shared: Arc<Shared>,
+    produced: bool,
+}
+
+impl EventSink for ShardEvents {
+    fn emit(&mut self, session: &Arc<str>, leg: Option<&Arc<str>>, kind: EventKind) {
+        self.shared.events.push(EngineEvent {
+            session: session.clone(),
+            leg: leg.cloned(),
+            at: SystemTime::now(),
+            kind,
+        });
+        self.produced = true;
+    }
+}
+
+struct Shard {
+    index: usize,
+    io: Io,
+    tx: TxQueue,
+    commands: Arc<ArrayQueue<Command>>,
+    legs: Legs,
+    sessions: HashMap<Arc<str>, Session>,
+    events: ShardEvents,
+    shared: Arc<Shared>,
+    params: LegParams,
+    running: bool,
+}
+
+impl Shard {
+    fn run(&mut self) {
+        let mut next_tick = Instant::now() + TICK;
+        while self.running {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick(now);
+                next_tick = now + TICK;
+            }
+            for _ in 0..COMMANDS_PER_TURN {
+                let Some(command) = self.commands.pop() else {
+                    break;
+                };
+                self.handle_command(command);
+            }
+            self.wake_hub();
+            if !self.running {
+                break;
+            }
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            self.poll(timeout);
+        }
+        // Flush the last sends and close sockets still retiring.
+        for _ in 0..3 {
+            self.poll(Duration::ZERO);
+        }
+        self.wake_hub();
+    }
+
+    fn wake_hub(&mut self) {
+        if self.events.produced {
+            self.events.produced = false;
+            self.shared.events.wake();
+        }
+    }
+
+    fn poll(&mut self, timeout: Duration) {
+        let legs = &mut self.legs;
+        let events = &mut self.events;
+        let mut clock: Option<Instant> = None;
+        let result = self
+            .io
+            .poll(&mut self.tx, timeout, &mut |token, src, data, tx| {
+                let now = *clock.get_or_insert_with(Instant::now);
+                handle_packet(legs, events, now, token, src, data, tx);
+            });
+        if let Err(e) = result {
+            tracing::error!(shard = self.index, error = %e, "I/O backend poll failed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for slot in 0..self.legs.slots.len() as u32 {
+            let Some(entry) = self.legs.get_mut(slot) else {
+                continue;
+            };
+            if entry.leg.is_terminated() {
+                continue;
+            }
+            if let TimeoutAction::Hangup { code, reason } =
+                entry.leg.handle_timeout(now, &mut self.events)
+                && entry
+                    .leg
+                    .hangup(code, &reason, now, &mut self.events)
+                    .is_ok()
+            {
+                self.teardown(slot);
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::CreateSession { id, reply } => {
+                let _ = reply.send(self.create_session(id));
+            }
+            Command::DeleteSession { id, reply } => {
+                let _ = reply.send(self.delete_session(&id, now));
+            }
+            Command::ListSessions { reply } => {
+                let list = self
+                    .sessions
+                    .iter()
+                    .map(|(id, s)| SessionInfo {
+                        id: id.clone(),
+                        legs: s.legs.iter().filter_map(|&l| self.legs.name(l)).collect(),
+                        created_at: s.created_at,
+                    })
+                    .collect();
+                let _ = reply.send(Ok(list));
+            }
+            Command::CreateLeg { leg, reply } => {
+                let _ = reply.send(self.create_leg(*leg, now));
+            }
+            Command::UpdateLeg { leg, update, reply } => {
+                let _ = reply.send(self.update_leg(&leg, *update, now));
+            }
+            Command::HangupLeg {
+                leg,
+                code,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.hangup_leg(&leg, code, &reason, now));
+            }
+            Command::GetLeg { leg, reply } => {
+                let result = self
+                    .legs
+                    .find(&leg)
+                    .and_then(|slot| self.legs.view(slot).ok_or_else(|| not_found(&leg)));
+                let _ = reply.send(result);
+            }
+            Command::ListLegs { session, reply } => {
+                let _ = reply.send(self.list_legs(session.as_deref()));
+            }
+            Command::SendMedia { from, to, reply } => {
+                let _ = reply.send(self.send_media(&from, &to));
+            }
+            Command::StopMedia { from, to, reply } => {
+                let _ = reply.send(self.stop_media(&from, &to));
+            }
+            Command::Shutdown => self.shutdown(now),
+        }
+    }
+
+    fn create_session(&mut self, id: Arc<str>) -> Result<(), EngineError> {
+        if self.sessions.contains_key(&id) {
+            return Err(EngineError::AlreadyExists(format!(
+                "session '{id}' already exists"
+            )));
+        }
+        self.sessions.insert(
+            id,
+            Session {
+                legs: Vec::new(),
+                created_at: SystemTime::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn delete_session(&mut self, id: &str, now: Instant) -> Result<u32, EngineError> {
+        let Some((id, session)) = self.sessions.remove_entry(id) else {
+            return Err(EngineError::NotFound(format!("no such session '{id}'")));
+        };
+        let mut terminated = 0;
+        for &slot in &session.legs {
+            if let Some(entry) = self.legs.get_mut(slot)
+                && !entry.leg.is_terminated()
+                && entry
+                    .leg
+                    .hangup(0, "session deleted", now, &mut self.events)
+                    .is_ok()
+            {
+                terminated += 1;
+                self.teardown(slot);
+            }
+        }
+        for &slot in &session.legs {
+            if let Some(entry) = self
+                .legs
+                .slots
+                .get_mut(slot as usize)
+                .and_then(Option::take)
+            {
+                self.legs.by_id.remove(&entry.leg.id);
+                self.legs.free.push(slot);
+            }
+        }
+        self.events.emit(&id, None, EventKind::SessionDeleted);
+        self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+        Ok(terminated)
+    }
+
+    fn create_leg(
+        &mut self,
+        request: CreateLeg,
+        now: Instant,
+    ) -> Result<(LegView, String), EngineError> {
+        let port = request.ports.port;
+        let result = self.try_create_leg(request, now);
+        if result.is_err() {
+            self.shared.ports.release(port);
+            self.shared.live_legs.fetch_sub(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn try_create_leg(
+        &mut self,
+        request: CreateLeg,
+        now: Instant,
+    ) -> Result<(LegView, String), EngineError> {
+        let CreateLeg { id, ports, .. } = request;
+        let Some((session_id, _)) = self.sessions.get_key_value(&*request.session) else {
+            return Err(EngineError::NotFound(format!(
+                "no such session '{}'",
+                request.session
+            )));
+        };
+        let session_id = session_id.clone();
+        if self.legs.by_id.contains_key(&id) {
+            return Err(EngineError::AlreadyExists(format!(
+                "leg '{id}' already exists"
+            )));
+        }
+        let rtp_port = ports
+            .rtp
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(ports.port);
+        let rtcp_port = ports
+            .rtcp
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(ports.port + 1);
+        let (leg, sdp) = Leg::new(
+            NewLeg {
+                id: id.clone(),
+                session: session_id.clone(),
+                incoming: request.incoming,
+                metadata: request.metadata,
+                remote_offer: request.remote_offer,
+                codecs: request.codecs,
+                rtcp_mux: request.rtcp_mux,
+                strict_source: request.strict_source,
+                local_direction: request.local_direction,
+                advertised: self.shared.config.advertised_address,
+                rtp_port,
+                rtcp_port,
+                seeds: [fastrand::u64(..), fastrand::u64(..)],
+            },
+            self.params.clone(),
+            now,
+            SystemTime::now(),
+        )?;
+        let slot = self.legs.next_slot();
+        let token = u64::from(slot);
+        let rtp_fd = ports.rtp.as_raw_fd();
+        let rtp = match self.io.add_socket(ports.rtp, token) {
+            Ok(id) => id,
+            Err(e) => {
+                self.legs.free.push(slot);
+                return Err(EngineError::Internal(format!(
+                    "cannot register RTP socket: {e}"
+                )));
+            }
+        };
+        let rtcp = match self.io.add_socket(ports.rtcp, token | RTCP_BIT) {
+            Ok(id) => id,
+            Err(e) => {
+                self.io.remove_socket(rtp);
+                self.legs.free.push(slot);
+                return Err(EngineError::Internal(format!(
+                    "cannot register RTCP socket: {e}"
+                )));
+            }
+        };
+        self.legs.slots[slot as usize] = Some(LegSlot {
+            leg,
+            rtp: Some(rtp),
+            rtcp: Some(rtcp),
+            rtp_fd,
+            port: ports.port,
+        });
+        self.legs.by_id.insert(id.clone(), slot);
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.legs.push(slot);
+        }
+        let view = self.legs.view(slot).ok_or_else(|| not_found(&id))?;
+        Ok((view, sdp))
+    }
+
+    fn update_leg(
+        &mut self,
+        id: &str,
+        update: LegUpdate,
+        now: Instant,
+    ) -> Result<(LegView, Option<String>), EngineError> {
+        let slot = self.legs.find(id)?;
+        let entry = self.legs.get_mut(slot).ok_or_else(|| not_found(id))?;
+        let sdp = entry
+            .leg
+            .update(update, now, SystemTime::now(), &mut self.events)?;
+        let view = self.legs.view(slot).ok_or_else(|| not_found(id))?;
+        Ok((view, sdp))
+    }
+
+    fn hangup_leg(
+        &mut self,
+        id: &str,
+        code: u16,
+        reason: &str,
+        now: Instant,
+    ) -> Result<LegView, EngineError> {
+        let slot = self.legs.find(id)?;
+        let entry = self.legs.get_mut(slot).ok_or_else(|| not_found(id))?;
+        entry.leg.hangup(code, reason, now, &mut self.events)?;
+        self.teardown(slot);
+        self.legs.view(slot).ok_or_else(|| not_found(id))
+    }
+
+    fn list_legs(&self, session: Option<&str>) -> Result<Vec<LegView>, EngineError> {
+        match session {
+            Some(id) => {
+                let session = self
+                    .sessions
+                    .get(id)
+                    .ok_or_else(|| EngineError::NotFound(format!("no such session '{id}'")))?;
+                Ok(session
+                    .legs
+                    .iter()
+                    .filter_map(|&s| self.legs.view(s))
+                    .collect())
+            }
+            None => Ok((0..self.legs.slots.len() as u32)
+                .filter_map(|s| self.legs.view(s))
+                .collect()),
+        }
+    }
+
+    fn send_media(&mut self, from: &str, to: &str) -> Result<Option<Arc<str>>, EngineError> {
+        let from_slot = self.legs.find(from)?;
+        let to_slot = self.legs.find(to)?;
+        if from_slot == to_slot {
+            return Err(EngineError::InvalidArgument(format!(
+                "leg '{from}' cannot send media to itself"
+            )));
+        }
+        let (Some(source), Some(sink)) = (self.legs.get(from_slot), self.legs.get(to_slot)) else {
+            return Err(not_found(from));
+        };
+        if source.leg.session != sink.leg.session {
+            return Err(EngineError::InvalidArgument(format!(
+                "legs '{from}' and '{to}' belong to different sessions"
+            )));
+        }
+        for (name, slot) in [(from, source), (to, sink)] {
+            if slot.leg.is_terminated() {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "leg '{name}' is terminated"
+                )));
+            }
+        }
+        let (Some(src_codec), Some(dst_codec)) = (source.leg.codec(), sink.leg.codec()) else {
+            let missing = if source.leg.codec().is_none() {
+                from
+            } else {
+                to
+            };
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{missing}' has no negotiated media yet"
+            )));
+        };
+        if src_codec != dst_codec {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{from}' uses {}/{} and leg '{to}' uses {}/{}: transcoding is not built yet, so both legs need the same codec",
+                src_codec.name, src_codec.clock_rate, dst_codec.name, dst_codec.clock_rate
+            )));
+        }
+        let previous = sink.leg.source;
+        if previous == Some(from_slot) {
+            return Ok(None);
+        }
+        let replaced = previous.and_then(|p| self.legs.name(p));
+        if let Some(old) = previous
+            && let Some(old_entry) = self.legs.get_mut(old)
+        {
+            old_entry.leg.sinks.retain(|&s| s != to_slot);
+        }
+        if let Some(sink) = self.legs.get_mut(to_slot) {
+            sink.leg.source = Some(from_slot);
+            sink.leg.reset_out_source();
+        }
+        if let Some(source) = self.legs.get_mut(from_slot) {
+            source.leg.sinks.push(to_slot);
+        }
+        Ok(replaced)
+    }
+
+    fn stop_media(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
+        let from_slot = self.legs.find(from)?;
+        let to_slot = self.legs.find(to)?;
+        let is_source = self
+            .legs
+            .get(to_slot)
+            .is_some_and(|s| s.leg.source == Some(from_slot));
+        if !is_source {
+            return Err(EngineError::NotFound(format!(
+                "leg '{from}' is not sending media to leg '{to}'"
+            )));
+        }
+        if let Some(sink) = self.legs.get_mut(to_slot) {
+            sink.leg.source = None;
+            sink.leg.reset_out_source();
+        }
+        if let Some(source) = self.legs.get_mut(from_slot) {
+            source.leg.sinks.retain(|&s| s != to_slot);
+        }
+        Ok(())
+    }
+
+    /// Removes a terminated leg's routes and closes its sockets.
+    fn teardown(&mut self, slot: u32) {
+        let Some(entry) = self.legs.get_mut(slot) else {
+            return;
+        };
+        let source = entry.leg.source.take();
+        let sinks = std::mem::take(&mut entry.leg.sinks);
+        let sockets = [entry.rtp.take(), entry.rtcp.take()];
+        let port = entry.port;
+        if let Some(source) = source
+            && let Some(s) = self.legs.get_mut(source)
+        {
+            s.leg.sinks.retain(|&x| x != slot);
+        }
+        for sink in sinks {
+            if let Some(s) = self.legs.get_mut(sink) {
+                s.leg.source = None;
+                s.leg.reset_out_source();
+            }
+        }
+        let had_sockets = sockets.iter().any(Option::is_some);
+        for id in sockets.into_iter().flatten() {
+            self.io.remove_socket(id);
+        }
+        if had_sockets {
+            self.shared.ports.release(port);
+            self.shared.live_legs.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn shutdown(&mut self, now: Instant) {
+        for slot in 0..self.legs.slots.len() as u32 {
+            if let Some(entry) = self.legs.get_mut(slot)
+                && !entry.leg.is_terminated()
+                && entry
+                    .leg
+                    .hangup(0, "legatod shutting down", now, &mut self.events)
+                    .is_ok()
+            {
+                self.teardown(slot);
+            }
+        }
+        self.running = false;
+    }
+}
+
+fn not_found(id: &str) -> EngineError {
+    EngineError::NotFound(format!("no such leg '{id}'"))
+}
+
+/// The packet path: validate, account, and relay to every sink.
+fn handle_packet(
+    legs: &mut Legs,
+    events: &mut ShardEvents,
+    now: Instant,
+    token: u64,
+    source: SocketAddr,
+    data: &[u8],
+    tx: &mut TxQueue,
+) {
+    let slot = token as u32;
+    let Some(entry) = legs.get_mut(slot) else {
+        return;
+    };
+    if entry.leg.is_terminated() {
+        return;
+    }
+    if token & RTCP_BIT != 0 || (entry.leg.rtcp_mux() && is_rtcp(data)) {
+        if valid_rtcp(data) {
+            entry.leg.handle_rtcp();
+        } else {
+            entry.leg.counters.malformed_packets += 1;
+        }
+        return;
+    }
+    let Some(header) = RtpHeader::parse(data) else {
+        entry.leg.counters.malformed_packets += 1;
+        return;
+    };
+    let Some(kind) = entry
+        .leg
+        .handle_rtp(now, source, &header, data.len(), events)
+    else {
+        return;
+    };
+    let codec = entry.leg.codec();
+    let sinks = entry.leg.sinks.len();
+    for i in 0..sinks {
+        let Some(sink_slot) = legs.get(slot).and_then(|e| e.leg.sinks.get(i).copied()) else {
+            break;
+        };
+        let Some(sink) = legs.get_mut(sink_slot) else {
+            continue;
+        };
+        let Some(plan) = sink.leg.plan_forward(now, slot, &header, kind, codec) else {
+            continue;
+        };
+        let sent = tx.push(sink.rtp_fd, plan.destination, data.len(), |buf| {
+            buf.copy_from_slice(data);
+            rewrite_header(
+                buf,
+                plan.marker,
+                plan.payload_type,
+                plan.sequence,
+                plan.timestamp,
+                plan.ssrc,
+            );
+        });
+        if sent {
+            sink.leg.counters.rtp_packets_sent += 1;
+            sink.leg.counters.rtp_bytes_sent += data.len() as u64;
+        } else {
+            sink.leg.counters.send_failures += 1;
+        }
+    }
+}

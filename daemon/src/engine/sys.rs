@@ -1,0 +1,100 @@
+//! Small syscall wrappers the engine needs beyond std: eventfd and
+//! sockaddr decoding.
+#![allow(
+    unsafe_code,
+    reason = "eventfd creation is a raw syscall; see SAFETY notes"
+)]
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A non-blocking eventfd used to wake a thread or task.
+#[derive(Debug)]
+pub(crate) struct EventFd {
+    file: File,
+}
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: eventfd(2) takes no pointers; the result is checked below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created descriptor that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self {
+            file: File::from(owned),
+        })
+    }
+
+    /// Adds one to the counter, waking a waiter. Never blocks: a counter at
+    /// its maximum already means "wake up".
+    pub(crate) fn notify(&self) {
+        let _ = (&self.file).write(&1u64.to_ne_bytes());
+    }
+
+    /// Resets the counter; returns whether it was non-zero.
+    pub(crate) fn drain(&self) -> bool {
+        let mut buf = [0u8; 8];
+        matches!((&self.file).read(&mut buf), Ok(8))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// Decodes a kernel `sockaddr_in`/`sockaddr_in6` from raw bytes.
+pub(crate) fn decode_sockaddr(name: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes([*name.first()?, *name.get(1)?]);
+    let port = u16::from_be_bytes([*name.get(2)?, *name.get(3)?]);
+    if i32::from(family) == libc::AF_INET {
+        let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
+        Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+    } else if i32::from(family) == libc::AF_INET6 {
+        let flow = u32::from_be_bytes(name.get(4..8)?.try_into().ok()?);
+        let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
+        let scope = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
+        Some(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(ip),
+            port,
+            flow,
+            scope,
+        )))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventfd_notify_and_drain() {
+        let e = EventFd::new().unwrap();
+        assert!(!e.drain());
+        e.notify();
+        e.notify();
+        assert!(e.drain());
+        assert!(!e.drain());
+    }
+
+    #[test]
+    fn decodes_v4_and_rejects_garbage() {
+        let mut v4 = [0u8; 16];
+        v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&5004u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(
+            decode_sockaddr(&v4),
+            Some("127.0.0.1:5004".parse().unwrap())
+        );
+        assert_eq!(decode_sockaddr(&v4[..6]), None);
+        assert_eq!(decode_sockaddr(&[]), None);
+        assert_eq!(decode_sockaddr(&[9, 9, 9, 9, 9, 9, 9, 9]), None);
+    }
+}

@@ -1,0 +1,310 @@
+//! io_uring backend: one ring per shard, a multishot `recvmsg` per socket
+//! drawing from a provided-buffer ring, sends batched as `sendmsg` entries
+//! and submitted together with the wait, so a loop turn costs one
+//! `io_uring_enter` however many packets it moves.
+#![allow(
+    unsafe_code,
+    reason = "submission entries point at memory the kernel uses; see SAFETY notes"
+)]
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use io_uring::types::{Fd, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::{IoUring, cqueue, opcode, squeue};
+
+use super::sys::decode_sockaddr;
+use super::tx::{TxQueue, zero_msghdr};
+use super::{PollStats, SockId, SocketTable};
+
+const KIND_RECV: u64 = 1 << 56;
+const KIND_SEND: u64 = 2 << 56;
+const KIND_WAKE: u64 = 3 << 56;
+const KIND_CANCEL: u64 = 4 << 56;
+const KIND_MASK: u64 = 0xff << 56;
+
+/// Buffer group id of the receive buffer ring.
+const BUFFER_GROUP: u16 = 7;
+/// Bytes per receive buffer: the recvmsg header, a sockaddr_in6 and a
+/// datagram up to about 2000 bytes (RTP stays below the 1500-byte MTU).
+const RECV_BUF_SIZE: usize = 2048;
+
+/// The io_uring backend of one shard.
+pub(crate) struct UringIo {
+    // Field order matters: the ring is dropped (and its buffer ring
+    // unregistered) before the memory the kernel was given.
+    ring: IoUring,
+    bufs: super::bufring::BufRing,
+    recv_hdr: Box<libc::msghdr>,
+    wake_fd: RawFd,
+    wake_buf: Box<[u8; 8]>,
+    wake_armed: bool,
+    sockets: SocketTable,
+    /// Sockets whose multishot receive ended and must be armed again.
+    rearm: Vec<SockId>,
+    /// Sockets to close once the submission queue holding their last
+    /// entries has been submitted.
+    close_after_submit: Vec<UdpSocket>,
+    /// Cancels that found the submission queue full, retried next turn.
+    pending_cancel: Vec<SockId>,
+}
+
+impl std::fmt::Debug for UringIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringIo")
+            .field("sockets", &self.sockets)
+            .field("rearm", &self.rearm.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UringIo {
+    /// Creates the ring; fails if io_uring or provided-buffer rings (Linux
+    /// 5.19+) are unavailable, so the caller can fall back to epoll.
+    pub(crate) fn new(wake_fd: RawFd, ring_entries: u32, recv_buffers: u16) -> io::Result<Self> {
+        let cq = ring_entries.saturating_mul(4).max(ring_entries);
+        let ring = IoUring::builder()
+            .setup_cqsize(cq)
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .build(ring_entries)
+            .or_else(|_| IoUring::builder().setup_cqsize(cq).build(ring_entries))?;
+        let bufs = super::bufring::BufRing::new(recv_buffers, RECV_BUF_SIZE, BUFFER_GROUP)?;
+        bufs.register(&ring.submitter())?;
+        let mut recv_hdr = Box::new(zero_msghdr());
+        recv_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        let mut this = Self {
+            ring,
+            bufs,
+            recv_hdr,
+            wake_fd,
+            wake_buf: Box::new([0; 8]),
+            wake_armed: false,
+            sockets: SocketTable::default(),
+            rearm: Vec::new(),
+            close_after_submit: Vec::new(),
+            pending_cancel: Vec::new(),
+        };
+        this.arm_wake()?;
+        this.ring.submit()?;
+        Ok(this)
+    }
+
+    pub(crate) fn add_socket(&mut self, socket: UdpSocket, token: u64) -> io::Result<SockId> {
+        socket.set_nonblocking(true)?;
+        let id = self.sockets.insert(socket, token);
+        self.rearm.push(id);
+        Ok(id)
+    }
+
+    pub(crate) fn remove_socket(&mut self, id: SockId) {
+        let Some(entry) = self.sockets.get_mut(id) else {
+            return;
+        };
+        if entry.retiring {
+            return;
+        }
+        entry.retiring = true;
+        if entry.armed {
+            // The socket closes when the receive's final completion arrives.
+            let cancel = opcode::AsyncCancel::new(KIND_RECV | u64::from(id.0))
+                .build()
+                .user_data(KIND_CANCEL | u64::from(id.0));
+            if !self.push_sqe(&cancel) {
+                self.pending_cancel.push(id);
+            }
+        } else if let Some(socket) = self.sockets.remove(id) {
+            self.close_after_submit.push(socket);
+        }
+    }
+
+    pub(crate) fn poll<H>(
+        &mut self,
+        tx: &mut TxQueue,
+        timeout: Duration,
+        handler: &mut H,
+    ) -> io::Result<PollStats>
+    where
+        H: FnMut(u64, SocketAddr, &[u8], &mut TxQueue),
+    {
+        let mut stats = PollStats::default();
+        self.submit_sends(tx);
+        self.arm_pending()?;
+        let ts = Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        self.close_after_submit.clear();
+
+        let mut cq = self.ring.completion();
+        cq.sync();
+        for cqe in &mut cq {
+            let data = cqe.user_data();
+            let index = (data & 0xffff_ffff) as u32;
+            match data & KIND_MASK {
+                KIND_RECV => {
+                    let id = SockId(index);
+                    let flags = cqe.flags();
+                    let result = cqe.result();
+                    if let Some(bid) = cqueue::buffer_select(flags) {
+                        if result > 0 {
+                            let buf = self.bufs.buffer(bid, result as usize);
+                            let token = self
+                                .sockets
+                                .get_mut(id)
+                                .filter(|e| !e.retiring)
+                                .map(|e| e.token);
+                            if let (Some(token), Ok(msg)) =
+                                (token, RecvMsgOut::parse(buf, &self.recv_hdr))
+                            {
+                                if msg.is_payload_truncated() {
+                                    stats.truncated += 1;
+                                } else if let Some(src) = decode_sockaddr(msg.name_data()) {
+                                    stats.received += 1;
+                                    handler(token, src, msg.payload_data(), tx);
+                                }
+                            }
+                        }
+                        self.bufs.recycle(bid);
+                    }
+                    if result < 0 && result != -libc::ENOBUFS && result != -libc::ECANCELED {
+                        stats.recv_errors += 1;
+                    }
+                    if result == -libc::ENOBUFS {
+                        stats.buffer_exhausted += 1;
+                    }
+                    if !cqueue::more(flags)
+                        && let Some(entry) = self.sockets.get_mut(id)
+                    {
+                        entry.armed = false;
+                        if entry.retiring {
+                            if let Some(socket) = self.sockets.remove(id) {
+                                self.close_after_submit.push(socket);
+                            }
+                        } else {
+                            self.rearm.push(id);
+                        }
+                    }
+                }
+                KIND_SEND => {
+                    tx.release(index);
+                    if cqe.result() < 0 {
+                        stats.send_errors += 1;
+                    } else {
+                        stats.sent += 1;
+                    }
+                }
+                KIND_WAKE => self.wake_armed = false,
+                _ => {}
+            }
+        }
+        drop(cq);
+        self.bufs.publish();
+        if !self.wake_armed {
+            self.arm_wake()?;
+        }
+        Ok(stats)
+    }
+
+    fn submit_sends(&mut self, tx: &mut TxQueue) {
+        if !tx.has_ready() {
+            return;
+        }
+        let ready = tx.take_ready();
+        for &index in &ready {
+            let slot = tx.slot_mut(index);
+            let fd = slot.fd;
+            let hdr = slot.prepare();
+            let sqe = opcode::SendMsg::new(Fd(fd), hdr)
+                .build()
+                .user_data(KIND_SEND | u64::from(index));
+            if !self.push_sqe(&sqe) {
+                tx.release(index);
+                tx.dropped_full += 1;
+            }
+        }
+        tx.restore_ready(ready);
+    }
+
+    fn arm_pending(&mut self) -> io::Result<()> {
+        for id in std::mem::take(&mut self.pending_cancel) {
+            let cancel = opcode::AsyncCancel::new(KIND_RECV | u64::from(id.0))
+                .build()
+                .user_data(KIND_CANCEL | u64::from(id.0));
+            if !self.push_sqe(&cancel) {
+                self.pending_cancel.push(id);
+            }
+        }
+        let mut retry = Vec::new();
+        while let Some(id) = self.rearm.pop() {
+            let Some(entry) = self.sockets.get_mut(id) else {
+                continue;
+            };
+            if entry.armed || entry.retiring {
+                continue;
+            }
+            let Some(fd) = entry.socket.as_ref().map(AsRawFd::as_raw_fd) else {
+                continue;
+            };
+            let sqe =
+                opcode::RecvMsgMulti::new(Fd(fd), &raw const *self.recv_hdr, self.bufs.group())
+                    .build()
+                    .user_data(KIND_RECV | u64::from(id.0));
+            if self.push_sqe(&sqe) {
+                if let Some(entry) = self.sockets.get_mut(id) {
+                    entry.armed = true;
+                }
+            } else {
+                retry.push(id);
+            }
+        }
+        self.rearm = retry;
+        Ok(())
+    }
+
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let sqe = opcode::Read::new(Fd(self.wake_fd), self.wake_buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(KIND_WAKE);
+        self.wake_armed = self.push_sqe(&sqe);
+        Ok(())
+    }
+
+    /// Pushes one entry, submitting the queue once if it is full. Returns
+    /// false when the kernel did not make room (the caller retries later).
+    fn push_sqe(&mut self, sqe: &squeue::Entry) -> bool {
+        for _ in 0..2 {
+            // SAFETY: every entry built here points at memory that outlives
+            // its completion: `recv_hdr`, `wake_buf` and the buffer ring live
+            // as long as the ring, transmit slots are released only on their
+            // completion, and sockets are closed only after their last entry
+            // completed (receives) or was submitted (sends, which hold their
+            // own file reference once submitted).
+            let pushed = unsafe { self.ring.submission().push(sqe) };
+            if pushed.is_ok() {
+                return true;
+            }
+            if self.ring.submit().is_err() {
+                break;
+            }
+        }
+        false
+    }
+}
+
+/// Whether this kernel and sandbox allow io_uring with provided-buffer rings.
+pub(crate) fn probe() -> io::Result<()> {
+    let efd = super::sys::EventFd::new()?;
+    UringIo::new(efd.raw(), 8, 8).map(drop)
+}

@@ -1,0 +1,62 @@
+//! Events a leg or session reports; the engine stamps them with time and
+//! sequence and the control plane turns them into `legato.v1.Event`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::sdp::{CodecSpec, MediaDirection};
+
+use super::LegState;
+
+/// What happened. Names follow the VoxEngine CallEvents.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum EventKind {
+    StateChanged {
+        old: LegState,
+        new: LegState,
+    },
+    Connected {
+        codec: Option<CodecSpec>,
+        payload_type: u8,
+    },
+    Disconnected {
+        code: u16,
+        reason: String,
+        duration_seconds: f64,
+    },
+    Failed {
+        code: u16,
+        reason: String,
+    },
+    AudioStarted,
+    FirstAudioPacketReceived {
+        source: SocketAddr,
+        payload_type: u8,
+        ssrc: u32,
+    },
+    RtpStopped {
+        silence_ms: u64,
+    },
+    RtpResumed {
+        gap_ms: u64,
+    },
+    OnHold {
+        remote_direction: MediaDirection,
+    },
+    OffHold {
+        remote_direction: MediaDirection,
+    },
+    SessionDeleted,
+}
+
+/// Where state machines put their events.
+pub(crate) trait EventSink {
+    /// Records an event of `session` (and `leg`, if any).
+    fn emit(&mut self, session: &Arc<str>, leg: Option<&Arc<str>>, kind: EventKind);
+}
+
+impl EventSink for Vec<(Option<Arc<str>>, EventKind)> {
+    fn emit(&mut self, _session: &Arc<str>, leg: Option<&Arc<str>>, kind: EventKind) {
+        self.push((leg.cloned(), kind));
+    }
+}

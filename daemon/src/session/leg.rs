@@ -1,0 +1,829 @@
+//! A leg: one RTP endpoint towards a remote party (VoxEngine's `Call`).
+//!
+//! The leg owns its SDP negotiation, state (PROGRESSING → ALERTING →
+//! EARLY_MEDIA → CONNECTED → TERMINATED), symmetric-RTP latching, receive
+//! bookkeeping (first packet, RtpStopped/RtpResumed, hold) and its relayed
+//! output stream. It is sans-IO: the shard hands it packets and the time,
+//! and it answers with verdicts, forward plans and events.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::rtp::RtpHeader;
+use crate::sdp::{self, CodecSpec, LocalParams, MediaDirection, Negotiated};
+
+use super::stream::OutStream;
+use super::{EngineError, EventKind, EventSink};
+
+/// Call state as in the VoxEngine Call API, plus EARLY_MEDIA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum LegState {
+    Progressing,
+    Alerting,
+    EarlyMedia,
+    Connected,
+    Terminated,
+}
+
+impl LegState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Progressing => "PROGRESSING",
+            Self::Alerting => "ALERTING",
+            Self::EarlyMedia => "EARLY_MEDIA",
+            Self::Connected => "CONNECTED",
+            Self::Terminated => "TERMINATED",
+        }
+    }
+}
+
+/// Controller metadata stored with a leg and returned verbatim.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Metadata {
+    pub(crate) caller_id: String,
+    pub(crate) display_name: String,
+    pub(crate) number: String,
+    /// Proto enum value of the client type.
+    pub(crate) client_type: i32,
+    pub(crate) custom_data: String,
+}
+
+/// Timing and policy knobs of legs, from the daemon configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct LegParams {
+    /// RtpStopped after this long without RTP on a connected leg.
+    pub(crate) rtp_timeout: Duration,
+    /// Early media ends (code 408) after this long without an answer.
+    pub(crate) early_media_timeout: Duration,
+    /// A latched leg re-latches to a new source address after the latched
+    /// one has been silent this long (NAT rebinding).
+    pub(crate) relatch_after: Duration,
+    /// Offer and accept RFC 4733 telephone-event.
+    pub(crate) telephone_event: bool,
+    /// Packetisation time written in SDP, in ms.
+    pub(crate) ptime: u32,
+}
+
+/// What a received RTP packet carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PacketKind {
+    Audio,
+    TelephoneEvent,
+}
+
+/// Where and how to send one relayed packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ForwardPlan {
+    pub(crate) destination: SocketAddr,
+    pub(crate) marker: bool,
+    pub(crate) payload_type: u8,
+    pub(crate) sequence: u16,
+    pub(crate) timestamp: u32,
+    pub(crate) ssrc: u32,
+}
+
+/// What the shard must do after a timeout check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TimeoutAction {
+    None,
+    Hangup { code: u16, reason: String },
+}
+
+/// Changes requested by UpdateLeg.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LegUpdate {
+    /// A remote SDP: `(is_offer, text)`.
+    pub(crate) remote_sdp: Option<(bool, String)>,
+    pub(crate) create_offer: bool,
+    pub(crate) local_direction: Option<MediaDirection>,
+    pub(crate) state: Option<LegState>,
+}
+
+/// Counters of a leg's media path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) rtp_packets_received: u64,
+    pub(crate) rtp_bytes_received: u64,
+    pub(crate) rtp_packets_sent: u64,
+    pub(crate) rtp_bytes_sent: u64,
+    pub(crate) rtcp_packets_received: u64,
+    pub(crate) malformed_packets: u64,
+    pub(crate) unexpected_source_packets: u64,
+    pub(crate) unsupported_payload_packets: u64,
+    pub(crate) send_failures: u64,
+    pub(crate) telephone_event_packets_received: u64,
+}
+
+/// A snapshot of a leg for GetLeg/ListLegs.
+#[derive(Clone, Debug)]
+pub(crate) struct LegView {
+    pub(crate) id: Arc<str>,
+    pub(crate) session: Arc<str>,
+    pub(crate) state: LegState,
+    pub(crate) incoming: bool,
+    pub(crate) metadata: Metadata,
+    pub(crate) codec: Option<(CodecSpec, u8)>,
+    pub(crate) telephone_event_pt: Option<u8>,
+    pub(crate) local_rtp: SocketAddr,
+    pub(crate) local_rtcp: SocketAddr,
+    pub(crate) remote_rtp: Option<SocketAddr>,
+    pub(crate) latched_rtp: Option<SocketAddr>,
+    pub(crate) rtcp_mux: bool,
+    pub(crate) remote_direction: Option<MediaDirection>,
+    pub(crate) local_direction: MediaDirection,
+    pub(crate) on_hold: bool,
+    pub(crate) source: Option<Arc<str>>,
+    pub(crate) sinks: Vec<Arc<str>>,
+    pub(crate) created_at: SystemTime,
+    pub(crate) connected_at: Option<SystemTime>,
+    pub(crate) counters: Counters,
+    pub(crate) termination_code: u16,
+}
+
+/// The local side of the leg's SDP.
+#[derive(Debug)]
+struct LocalSide {
+    /// Address written in SDP (the advertised address).
+    address: IpAddr,
+    rtp_port: u16,
+    rtcp_port: u16,
+    codecs: Vec<CodecSpec>,
+    rtcp_mux: bool,
+    direction: MediaDirection,
+    sdp_session_id: u64,
+    sdp_version: u64,
+}
+
+/// An offer legato made that awaits the remote answer.
+#[derive(Clone, Copy, Debug)]
+struct PendingOffer {
+    direction: MediaDirection,
+    version: u64,
+}
+
+/// A leg. See the module docs.
+#[derive(Debug)]
+pub(crate) struct Leg {
+    pub(crate) id: Arc<str>,
+    pub(crate) session: Arc<str>,
+    incoming: bool,
+    metadata: Metadata,
+    state: LegState,
+    params: LegParams,
+    created_at: SystemTime,
+    connected: Option<(Instant, SystemTime)>,
+    termination_code: u16,
+    local: LocalSide,
+    pending_offer: Option<PendingOffer>,
+    media: Option<Negotiated>,
+    strict_source: bool,
+    latched: Option<SocketAddr>,
+    last_from_latched: Option<Instant>,
+    on_hold: bool,
+    audio_started: bool,
+    first_packet_seen: bool,
+    /// Reference point of RtpStopped: the last RTP packet, or when RTP
+    /// became expected (connect, off hold).
+    activity: Instant,
+    last_rtp: Option<Instant>,
+    rtp_stopped: bool,
+    early_media_deadline: Option<Instant>,
+    pub(crate) counters: Counters,
+    /// Slot of the leg whose audio this leg sends (its single source).
+    pub(crate) source: Option<u32>,
+    /// Slots of the legs that send this leg's received audio.
+    pub(crate) sinks: Vec<u32>,
+    out: OutStream,
+}
+
+/// Arguments of [`Leg::new`] that come from the engine.
+#[derive(Debug)]
+pub(crate) struct NewLeg {
+    pub(crate) id: Arc<str>,
+    pub(crate) session: Arc<str>,
+    pub(crate) incoming: bool,
+    pub(crate) metadata: Metadata,
+    pub(crate) remote_offer: Option<String>,
+    pub(crate) codecs: Vec<CodecSpec>,
+    pub(crate) rtcp_mux: bool,
+    pub(crate) strict_source: bool,
+    pub(crate) local_direction: MediaDirection,
+    pub(crate) advertised: IpAddr,
+    pub(crate) rtp_port: u16,
+    pub(crate) rtcp_port: u16,
+    /// Random values for SSRC, initial sequence/timestamp and SDP ids.
+    pub(crate) seeds: [u64; 2],
+}
+
+impl Leg {
+    /// Creates a leg and makes its first SDP: the answer to `remote_offer`
+    /// for an incoming leg, an offer for an outgoing one. Nothing is
+    /// created when the SDP is unacceptable.
+    pub(crate) fn new(
+        args: NewLeg,
+        params: LegParams,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Result<(Self, String), EngineError> {
+        let [a, b] = args.seeds;
+        let local = LocalSide {
+            address: args.advertised,
+            rtp_port: args.rtp_port,
+            rtcp_port: args.rtcp_port,
+            codecs: args.codecs,
+            rtcp_mux: args.rtcp_mux,
+            direction: args.local_direction,
+            sdp_session_id: a >> 1,
+            sdp_version: 1,
+        };
+        let mut leg = Self {
+            id: args.id,
+            session: args.session,
+            incoming: args.incoming,
+            metadata: args.metadata,
+            state: LegState::Progressing,
+            params,
+            created_at: wall,
+            connected: None,
+            termination_code: 0,
+            local,
+            pending_offer: None,
+            media: None,
+            strict_source: args.strict_source,
+            latched: None,
+            last_from_latched: None,
+            on_hold: false,
+            audio_started: false,
+            first_packet_seen: false,
+            activity: now,
+            last_rtp: None,
+            rtp_stopped: false,
+            early_media_deadline: None,
+            counters: Counters::default(),
+            source: None,
+            sinks: Vec::new(),
+            out: OutStream::new(b as u32, (b >> 32) as u16, (b >> 48) as u32 * 7919),
+        };
+        let sdp = if args.incoming {
+            let offer = args.remote_offer.ok_or_else(|| {
+                EngineError::InvalidArgument("an incoming leg needs the remote SDP offer".into())
+            })?;
+            let offer = sdp::parse(&offer)?;
+            let (negotiated, answer) =
+                sdp::answer(&offer, &leg.local_params(leg.local.sdp_version))?;
+            leg.media = Some(negotiated);
+            answer
+        } else {
+            if args.remote_offer.is_some() {
+                return Err(EngineError::InvalidArgument(
+                    "an outgoing leg makes the offer: pass no remote SDP (send the answer with UpdateLeg)".into(),
+                ));
+            }
+            let offer = sdp::build_offer(&leg.local_params(leg.local.sdp_version))?;
+            leg.pending_offer = Some(PendingOffer {
+                direction: leg.local.direction,
+                version: leg.local.sdp_version,
+            });
+            offer
+        };
+        Ok((leg, sdp))
+    }
+
+    fn local_params(&self, version: u64) -> LocalParams<'_> {
+        LocalParams {
+            address: self.local.address,
+            rtp_port: self.local.rtp_port,
+            rtcp_port: self.local.rtcp_port,
+            rtcp_mux: self.local.rtcp_mux,
+            direction: self.local.direction,
+            codecs: &self.local.codecs,
+            telephone_event: self.params.telephone_event,
+            session_id: self.local.sdp_session_id,
+            version,
+            ptime: self.params.ptime,
+        }
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.state == LegState::Terminated
+    }
+
+    /// Negotiated codec, once SDP negotiation completed.
+    pub(crate) fn codec(&self) -> Option<CodecSpec> {
+        self.media.as_ref().map(|m| m.codec)
+    }
+
+    /// Whether RTP and RTCP share the RTP port.
+    pub(crate) fn rtcp_mux(&self) -> bool {
+        self.media.as_ref().is_some_and(|m| m.rtcp_mux)
+    }
+
+    /// Applies an UpdateLeg request atomically: everything is validated
+    /// before anything changes. Returns legato's new SDP, if one was made.
+    pub(crate) fn update(
+        &mut self,
+        update: LegUpdate,
+        now: Instant,
+        wall: SystemTime,
+        events: &mut impl EventSink,
+    ) -> Result<Option<String>, EngineError> {
+        if self.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{}' is terminated",
+                self.id
+            )));
+        }
+        if let Some(target) = update.state {
+            self.check_transition(target)?;
+        }
+        let direction = update.local_direction.unwrap_or(self.local.direction);
+        let previous_direction = self.local.direction;
+        // Compute the SDP outcome with the new direction, without committing.
+        self.local.direction = direction;
+        let outcome = self.negotiate(&update);
+        if outcome.is_err() {
+            self.local.direction = previous_direction;
+        }
+        let (negotiated, local_sdp, pending) = outcome?;
+        if let Some(target) = update.state
+            && matches!(target, LegState::EarlyMedia | LegState::Connected)
+            && negotiated.is_none()
+            && self.media.is_none()
+        {
+            self.local.direction = previous_direction;
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{}' has no negotiated media yet: apply the remote SDP before {}",
+                self.id,
+                target.as_str()
+            )));
+        }
+        // Commit.
+        if local_sdp.is_some() {
+            self.local.sdp_version += 1;
+        }
+        match pending {
+            PendingChange::Keep => {}
+            PendingChange::Clear => self.pending_offer = None,
+            PendingChange::Set(p) => self.pending_offer = Some(p),
+        }
+        if let Some(negotiated) = negotiated {
+            self.apply_media(negotiated, now, events);
+        }
+        if let Some(target) = update.state {
+            self.enter_state(target, now, wall, events);
+        }
+        Ok(local_sdp)
+    }
+
+    fn negotiate(
+        &self,
+        update: &LegUpdate,
+    ) -> Result<(Option<Negotiated>, Option<String>, PendingChange), EngineError> {
+        let next_version = self.local.sdp_version + 1;
+        match (&update.remote_sdp, update.create_offer) {
+            (Some((true, _)), true) => Err(EngineError::InvalidArgument(
+                "create_offer cannot be combined with a remote offer".into(),
+            )),
+            (Some((true, text)), false) => {
+                if self.pending_offer.is_some() {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "leg '{}' has an offer of its own pending: apply the remote answer first",
+                        self.id
+                    )));
+                }
+                let offer = sdp::parse(text)?;
+                let (negotiated, answer) = sdp::answer(&offer, &self.local_params(next_version))?;
+                Ok((Some(negotiated), Some(answer), PendingChange::Keep))
+            }
+            (Some((false, text)), create_offer) => {
+                let Some(pending) = self.pending_offer else {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "leg '{}' has no offer pending: send the remote SDP as an offer",
+                        self.id
+                    )));
+                };
+                let answer = sdp::parse(text)?;
+                let mut params = self.local_params(pending.version);
+                params.direction = pending.direction;
+                let negotiated = sdp::apply_answer(&answer, &params)?;
+                if create_offer {
+                    let offer = sdp::build_offer(&self.local_params(next_version))?;
+                    Ok((
+                        Some(negotiated),
+                        Some(offer),
+                        PendingChange::Set(PendingOffer {
+                            direction: self.local.direction,
+                            version: next_version,
+                        }),
+                    ))
+                } else {
+                    Ok((Some(negotiated), None, PendingChange::Clear))
+                }
+            }
+            (None, true) => {
+                let offer = sdp::build_offer(&self.local_params(next_version))?;
+                Ok((
+                    None,
+                    Some(offer),
+                    PendingChange::Set(PendingOffer {
+                        direction: self.local.direction,
+                        version: next_version,
+                    }),
+                ))
+            }
+            (None, false) => Ok((None, None, PendingChange::Keep)),
+        }
+    }
+
+    fn check_transition(&self, target: LegState) -> Result<(), EngineError> {
+        if target == LegState::Terminated {
+            return Err(EngineError::InvalidArgument(
+                "use HangupLeg to terminate a leg".into(),
+            ));
+        }
+        if target < self.state {
+            return Err(EngineError::InvalidArgument(format!(
+                "leg '{}' cannot go back from {} to {}",
+                self.id,
+                self.state.as_str(),
+                target.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    fn apply_media(&mut self, negotiated: Negotiated, now: Instant, events: &mut impl EventSink) {
+        let address_changed = self
+            .media
+            .as_ref()
+            .is_none_or(|m| m.remote_rtp != negotiated.remote_rtp);
+        if address_changed {
+            self.latched = None;
+            self.last_from_latched = None;
+        }
+        let hold = negotiated.remote_on_hold_address
+            || matches!(
+                negotiated.remote_direction,
+                MediaDirection::SendOnly | MediaDirection::Inactive
+            );
+        let had_media = self.media.is_some();
+        let codec_changed = self.media.as_ref().is_some_and(|m| {
+            m.codec != negotiated.codec || m.payload_type != negotiated.payload_type
+        });
+        let remote_direction = negotiated.remote_direction;
+        self.media = Some(negotiated);
+        if codec_changed {
+            self.out.reset_source();
+        }
+        if had_media && hold != self.on_hold {
+            let kind = if hold {
+                EventKind::OnHold { remote_direction }
+            } else {
+                self.activity = now;
+                EventKind::OffHold { remote_direction }
+            };
+            events.emit(&self.session, Some(&self.id), kind);
+        }
+        self.on_hold = hold;
+    }
+
+    fn enter_state(
+        &mut self,
+        target: LegState,
+        now: Instant,
+        wall: SystemTime,
+        events: &mut impl EventSink,
+    ) {
+        if target == self.state {
+            return;
+        }
+        let old = self.state;
+        self.state = target;
+        events.emit(
+            &self.session,
+            Some(&self.id),
+            EventKind::StateChanged { old, new: target },
+        );
+        match target {
+            LegState::EarlyMedia => {
+                self.early_media_deadline = Some(now + self.params.early_media_timeout);
+                self.start_audio(events);
+            }
+            LegState::Connected => {
+                self.early_media_deadline = None;
+                self.connected = Some((now, wall));
+                self.activity = now;
+                let (codec, payload_type) = self
+                    .media
+                    .as_ref()
+                    .map_or((None, 0), |m| (Some(m.codec), m.payload_type));
+                events.emit(
+                    &self.session,
+                    Some(&self.id),
+                    EventKind::Connected {
+                        codec,
+                        payload_type,
+                    },
+                );
+                self.start_audio(events);
+            }
+            LegState::Progressing | LegState::Alerting | LegState::Terminated => {}
+        }
+    }
+
+    fn start_audio(&mut self, events: &mut impl EventSink) {
+        if !self.audio_started {
+            self.audio_started = true;
+            events.emit(&self.session, Some(&self.id), EventKind::AudioStarted);
+        }
+    }
+
+    /// Terminates the leg with a SIP-style code (0: 200 when connected, 487
+    /// otherwise). Emits Failed for an outgoing leg that never connected,
+    /// Disconnected otherwise, as the VoxEngine Call API specifies. The
+    /// caller removes routes and releases sockets.
+    pub(crate) fn hangup(
+        &mut self,
+        code: u16,
+        reason: &str,
+        now: Instant,
+        events: &mut impl EventSink,
+    ) -> Result<(), EngineError> {
+        if self.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{}' is already terminated",
+                self.id
+            )));
+        }
+        let code = match code {
+            0 if self.connected.is_some() => 200,
+            0 => 487,
+            200..=699 => code,
+            other => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "hangup code {other} is not a SIP final response code (200..699)"
+                )));
+            }
+        };
+        let old = self.state;
+        self.state = LegState::Terminated;
+        self.termination_code = code;
+        self.early_media_deadline = None;
+        events.emit(
+            &self.session,
+            Some(&self.id),
+            EventKind::StateChanged {
+                old,
+                new: LegState::Terminated,
+            },
+        );
+        let reason = reason.to_owned();
+        let kind = match self.connected {
+            None if !self.incoming => EventKind::Failed { code, reason },
+            connected => EventKind::Disconnected {
+                code,
+                reason,
+                duration_seconds: connected.map_or(0.0, |(at, _)| {
+                    now.saturating_duration_since(at).as_secs_f64()
+                }),
+            },
+        };
+        events.emit(&self.session, Some(&self.id), kind);
+        Ok(())
+    }
+
+    /// Periodic check: RtpStopped and the early-media limit.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        events: &mut impl EventSink,
+    ) -> TimeoutAction {
+        if let Some(deadline) = self.early_media_deadline
+            && self.state == LegState::EarlyMedia
+            && now >= deadline
+        {
+            return TimeoutAction::Hangup {
+                code: 408,
+                reason: format!(
+                    "not answered within {} s of early media",
+                    self.params.early_media_timeout.as_secs()
+                ),
+            };
+        }
+        if self.expects_rtp() && !self.rtp_stopped {
+            let silence = now.saturating_duration_since(self.activity);
+            if silence >= self.params.rtp_timeout {
+                self.rtp_stopped = true;
+                events.emit(
+                    &self.session,
+                    Some(&self.id),
+                    EventKind::RtpStopped {
+                        silence_ms: silence.as_millis() as u64,
+                    },
+                );
+            }
+        }
+        TimeoutAction::None
+    }
+
+    /// Whether the remote party should be sending RTP now: connected, not
+    /// on hold, and its SDP direction sends.
+    fn expects_rtp(&self) -> bool {
+        self.state == LegState::Connected
+            && !self.on_hold
+            && self
+                .media
+                .as_ref()
+                .is_some_and(|m| m.remote_direction.sends())
+    }
+
+    /// Checks a received RTP packet's source and payload type and does the
+    /// receive bookkeeping. Returns what it carries, or `None` when it must
+    /// be dropped (the reason is counted).
+    pub(crate) fn handle_rtp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        header: &RtpHeader,
+        len: usize,
+        events: &mut impl EventSink,
+    ) -> Option<PacketKind> {
+        let Some(media) = self.media.as_ref() else {
+            self.counters.unexpected_source_packets += 1;
+            return None;
+        };
+        // The remote sends with the numbers legato put in its SDP (RFC 3264
+        // §5.1); accept its own numbering too, as many devices use it.
+        let pt = header.payload_type;
+        let kind = if pt == media.local_payload_type || pt == media.payload_type {
+            PacketKind::Audio
+        } else if Some(pt) == media.local_telephone_event_pt || Some(pt) == media.telephone_event_pt
+        {
+            PacketKind::TelephoneEvent
+        } else {
+            self.counters.unsupported_payload_packets += 1;
+            return None;
+        };
+        let expected = media.remote_rtp;
+        if !self.accept_source(now, source, expected) {
+            self.counters.unexpected_source_packets += 1;
+            return None;
+        }
+        self.counters.rtp_packets_received += 1;
+        self.counters.rtp_bytes_received += len as u64;
+        if kind == PacketKind::TelephoneEvent {
+            self.counters.telephone_event_packets_received += 1;
+        }
+        if !self.first_packet_seen && kind == PacketKind::Audio {
+            self.first_packet_seen = true;
+            events.emit(
+                &self.session,
+                Some(&self.id),
+                EventKind::FirstAudioPacketReceived {
+                    source,
+                    payload_type: header.payload_type,
+                    ssrc: header.ssrc,
+                },
+            );
+        }
+        if self.rtp_stopped {
+            self.rtp_stopped = false;
+            events.emit(
+                &self.session,
+                Some(&self.id),
+                EventKind::RtpResumed {
+                    gap_ms: now
+                        .saturating_duration_since(self.last_rtp.unwrap_or(self.activity))
+                        .as_millis() as u64,
+                },
+            );
+        }
+        self.last_rtp = Some(now);
+        self.activity = now;
+        Some(kind)
+    }
+
+    /// Symmetric RTP (latching): the first valid packet fixes the address
+    /// legato sends to; packets from elsewhere are dropped, unless the
+    /// latched source has been silent for `relatch_after` (NAT rebinding)
+    /// or come from the SDP address. With strict source only the SDP
+    /// address is accepted.
+    fn accept_source(&mut self, now: Instant, source: SocketAddr, expected: SocketAddr) -> bool {
+        if self.strict_source {
+            return source == expected;
+        }
+        let accept = match self.latched {
+            None => true,
+            Some(latched) if latched == source => true,
+            Some(_) => {
+                source == expected
+                    || self.last_from_latched.is_none_or(|t| {
+                        now.saturating_duration_since(t) >= self.params.relatch_after
+                    })
+            }
+        };
+        if accept {
+            self.latched = Some(source);
+            self.last_from_latched = Some(now);
+        }
+        accept
+    }
+
+    /// Handles an RTCP datagram (already validated by the caller).
+    pub(crate) fn handle_rtcp(&mut self) {
+        self.counters.rtcp_packets_received += 1;
+    }
+
+    /// Plans sending a packet relayed from source slot `source` with codec
+    /// `codec`. Returns `None` (and counts why) when this leg cannot send it.
+    pub(crate) fn plan_forward(
+        &mut self,
+        now: Instant,
+        source: u32,
+        header: &RtpHeader,
+        kind: PacketKind,
+        codec: Option<CodecSpec>,
+    ) -> Option<ForwardPlan> {
+        if !matches!(self.state, LegState::EarlyMedia | LegState::Connected) {
+            return None;
+        }
+        let media = self.media.as_ref()?;
+        if media.remote_on_hold_address
+            || !media.remote_direction.receives()
+            || !media.local_direction.sends()
+        {
+            return None;
+        }
+        let payload_type = match kind {
+            PacketKind::Audio if codec == Some(media.codec) => media.payload_type,
+            PacketKind::TelephoneEvent => match media.telephone_event_pt {
+                Some(pt) => pt,
+                None => {
+                    self.counters.unsupported_payload_packets += 1;
+                    return None;
+                }
+            },
+            PacketKind::Audio => {
+                self.counters.unsupported_payload_packets += 1;
+                return None;
+            }
+        };
+        let destination = self.latched.unwrap_or(media.remote_rtp);
+        let clock_rate = media.codec.clock_rate;
+        let r = self.out.map(now, source, header, clock_rate);
+        Some(ForwardPlan {
+            destination,
+            marker: r.marker && kind == PacketKind::Audio || header.marker,
+            payload_type,
+            sequence: r.sequence,
+            timestamp: r.timestamp,
+            ssrc: self.out.ssrc,
+        })
+    }
+
+    /// Forgets the relayed stream's source mapping (route changed).
+    pub(crate) fn reset_out_source(&mut self) {
+        self.out.reset_source();
+    }
+
+    /// A snapshot for the control plane; `names` resolves slots to leg ids.
+    pub(crate) fn view(&self, names: impl Fn(u32) -> Option<Arc<str>>) -> LegView {
+        let rtcp_mux = self.rtcp_mux();
+        LegView {
+            id: self.id.clone(),
+            session: self.session.clone(),
+            state: self.state,
+            incoming: self.incoming,
+            metadata: self.metadata.clone(),
+            codec: self.media.as_ref().map(|m| (m.codec, m.payload_type)),
+            telephone_event_pt: self.media.as_ref().and_then(|m| m.telephone_event_pt),
+            local_rtp: SocketAddr::new(self.local.address, self.local.rtp_port),
+            local_rtcp: if rtcp_mux {
+                SocketAddr::new(self.local.address, self.local.rtp_port)
+            } else {
+                SocketAddr::new(self.local.address, self.local.rtcp_port)
+            },
+            remote_rtp: self.media.as_ref().map(|m| m.remote_rtp),
+            latched_rtp: self.latched,
+            rtcp_mux,
+            remote_direction: self.media.as_ref().map(|m| m.remote_direction),
+            local_direction: self.local.direction,
+            on_hold: self.on_hold,
+            source: self.source.and_then(&names),
+            sinks: self.sinks.iter().filter_map(|&s| names(s)).collect(),
+            created_at: self.created_at,
+            connected_at: self.connected.map(|(_, w)| w),
+            counters: self.counters,
+            termination_code: self.termination_code,
+        }
+    }
+}
+
+/// How an update changes the pending local offer.
+#[derive(Debug)]
+enum PendingChange {
+    Keep,
+    Clear,
+    Set(PendingOffer),
+}

@@ -1,0 +1,14 @@
+//! Sessions and legs as sans-IO state machines: they take packets, commands
+//! and the current time, and report events and what to transmit. They never
+//! touch a socket, a thread or the clock; `engine::shard` drives them.
+
+mod error;
+mod event;
+mod leg;
+mod stream;
+
+pub(crate) use error::EngineError;
+pub(crate) use event::{EventKind, EventSink};
+pub(crate) use leg::{
+    Counters, Leg, LegParams, LegState, LegUpdate, LegView, Metadata, NewLeg, TimeoutAction,
+};
