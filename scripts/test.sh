@@ -18,14 +18,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-if ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
-  echo "test.sh: installing grpcio grpcio-tools from PyPI" >&2
-  python3 -m pip install -q grpcio grpcio-tools 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages grpcio grpcio-tools
+if ! python3 -c "import grpc, grpc_tools, grpc_health, grpc_reflection" >/dev/null 2>&1; then
+  echo "test.sh: installing grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection from PyPI" >&2
+  python3 -m pip install -q grpcio grpcio-tools grpcio-health-checking grpcio-reflection 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages grpcio grpcio-tools grpcio-health-checking grpcio-reflection
 fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The end-to-end tests run the real legatod binary: build it first.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"
 # Benches are compiled and run once in test mode so they cannot rot.
 cargo test --workspace --locked --benches -q

@@ -1,1 +1,451 @@
-//! Harness for legato end-to-end tests.
+//! Harness for legato end-to-end tests: starts the real `legatod` binary as
+//! a process, connects `legato-client` to it, and plays RTP peers over real
+//! UDP on 127.0.0.1.
+//!
+//! The binary is looked up next to the test executable's target directory
+//! (`target/<profile>/legatod`, built by `cargo test --workspace` or
+//! `cargo build -p legato-daemon`), or taken from `$LEGATOD_BIN`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use legato_client::{Client, proto};
+
+/// The I/O backends the suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// io_uring (`--io uring`).
+    Uring,
+    /// epoll (`--io epoll`).
+    Epoll,
+}
+
+impl Io {
+    /// The `--io` flag value.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Self::Uring => "uring",
+            Self::Epoll => "epoll",
+        }
+    }
+}
+
+/// Path of the legatod binary under test.
+pub fn legatod_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("LEGATOD_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test-binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| anyhow!("cannot locate the target directory from {}", exe.display()))?;
+    let path = profile_dir.join("legatod");
+    if !path.exists() {
+        bail!(
+            "{} not found: build it with `cargo build -p legato-daemon` (scripts/test.sh does) or set LEGATOD_BIN",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Each daemon started by one test process gets its own media port range,
+/// so parallel tests never compete for ports.
+fn next_port_range(pairs: u16) -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Spread test processes apart by pid, then hand out blocks within one.
+    let base = 20_000 + (std::process::id() % 40) as u16 * 1_000;
+    let offset = NEXT.fetch_add(pairs * 2 + 2, Ordering::Relaxed) % 960;
+    let min = base + offset;
+    (min, min + pairs * 2 - 1)
+}
+
+/// Options for [`Daemon::start`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Backend.
+    pub io: Io,
+    /// Port pairs in the media range.
+    pub pairs: u16,
+    /// Extra command-line flags.
+    pub args: Vec<String>,
+}
+
+impl Options {
+    /// Defaults: 40 port pairs, no extra flags.
+    pub fn new(io: Io) -> Self {
+        Self {
+            io,
+            pairs: 40,
+            args: Vec::new(),
+        }
+    }
+
+    /// Adds command-line flags.
+    pub fn arg(mut self, flag: impl Into<String>) -> Self {
+        self.args.push(flag.into());
+        self
+    }
+}
+
+/// A running legatod process; SIGTERM and wait on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    /// gRPC address.
+    pub grpc: SocketAddr,
+    /// Backend it reported.
+    pub backend: String,
+    /// Media port range.
+    pub ports: (u16, u16),
+}
+
+impl Daemon {
+    /// Starts legatod and waits for its ready line. Returns `Ok(None)` when
+    /// io_uring was asked for but the kernel does not allow it (the caller
+    /// skips, saying so).
+    pub fn start(options: Options) -> Result<Option<Self>> {
+        let ports = next_port_range(options.pairs);
+        let mut child = Command::new(legatod_path()?)
+            .args(["--grpc-listen", "127.0.0.1:0", "--shards", "2"])
+            .args(["--io", options.io.flag()])
+            .args(["--port-min", &ports.0.to_string()])
+            .args(["--port-max", &ports.1.to_string()])
+            .args(&options.args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning legatod")?;
+        let stdout = child.stdout.take().context("legatod stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            // Keep draining so the daemon never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let output = child.wait_with_output()?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if options.io == Io::Uring && stderr.contains("io_uring unavailable") {
+                eprintln!("SKIPPED: io_uring is not available here: {stderr}");
+                return Ok(None);
+            }
+            bail!("legatod did not become ready: {stderr}");
+        };
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[legatod] {line}");
+                }
+            });
+        }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_owned)
+        };
+        let grpc = field("grpc=")
+            .ok_or_else(|| anyhow!("unexpected ready line: {line}"))?
+            .parse()?;
+        let backend = field("backend=").unwrap_or_default();
+        let expected = match options.io {
+            Io::Uring => "io_uring",
+            Io::Epoll => "epoll",
+        };
+        if backend != expected {
+            bail!("asked for {expected}, legatod runs {backend}");
+        }
+        Ok(Some(Self {
+            child: Some(child),
+            grpc,
+            backend,
+            ports,
+        }))
+    }
+
+    /// gRPC endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> Result<Client> {
+        Ok(Client::connect(self.endpoint()).await?)
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most 20 s).
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().context("already stopped")?;
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", child.id());
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("legatod did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.terminate();
+        }
+    }
+}
+
+/// Starts a daemon for `io`, or returns from the test (skipping) when
+/// io_uring is unavailable on this machine.
+#[macro_export]
+macro_rules! daemon_or_skip {
+    ($options:expr) => {
+        match $crate::Daemon::start($options).expect("start legatod") {
+            Some(daemon) => daemon,
+            None => return,
+        }
+    };
+}
+
+/// An RTP header as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rtp {
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload type.
+    pub pt: u8,
+    /// Sequence number.
+    pub seq: u16,
+    /// Timestamp.
+    pub ts: u32,
+    /// SSRC.
+    pub ssrc: u32,
+}
+
+/// A test RTP endpoint on 127.0.0.1.
+#[derive(Debug)]
+pub struct Peer {
+    /// The socket.
+    pub socket: UdpSocket,
+}
+
+impl Peer {
+    /// Binds a new peer.
+    pub fn new() -> Result<Self> {
+        let socket = UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        Ok(Self { socket })
+    }
+
+    /// Local address.
+    pub fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().expect("bound socket")
+    }
+
+    /// An SDP offer for this peer: PCMU and PCMA and telephone-event 101.
+    pub fn offer(&self) -> String {
+        self.offer_with("0 8 101", "a=sendrecv", "127.0.0.1")
+    }
+
+    /// An SDP offer/answer with the given format list, direction line and
+    /// connection address.
+    pub fn offer_with(&self, formats: &str, direction: &str, address: &str) -> String {
+        format!(
+            "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP {formats}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n{direction}\r\n",
+            self.addr().port()
+        )
+    }
+
+    /// Sends one RTP packet with `payload` to `to`.
+    pub fn send(&self, to: SocketAddr, h: Rtp, payload: &[u8]) -> Result<()> {
+        let mut packet = Vec::with_capacity(12 + payload.len());
+        packet.push(0x80);
+        packet.push((u8::from(h.marker) << 7) | h.pt);
+        packet.extend_from_slice(&h.seq.to_be_bytes());
+        packet.extend_from_slice(&h.ts.to_be_bytes());
+        packet.extend_from_slice(&h.ssrc.to_be_bytes());
+        packet.extend_from_slice(payload);
+        self.socket.send_to(&packet, to)?;
+        Ok(())
+    }
+
+    /// Receives the next RTP packet, skipping RTCP; `None` on timeout.
+    pub fn recv(&self) -> Result<Option<(Rtp, Vec<u8>, SocketAddr)>> {
+        let mut buf = [0u8; 2048];
+        loop {
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if n < 12 || (192..=223).contains(&buf[1]) {
+                        continue;
+                    }
+                    let h = Rtp {
+                        marker: buf[1] & 0x80 != 0,
+                        pt: buf[1] & 0x7f,
+                        seq: u16::from_be_bytes([buf[2], buf[3]]),
+                        ts: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+                        ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+                    };
+                    return Ok(Some((h, buf[12..n].to_vec(), from)));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Local RTP address of a leg, from its description.
+pub fn local_rtp(leg: &proto::Leg) -> SocketAddr {
+    let a = leg.local_rtp.as_ref().expect("leg has a local address");
+    SocketAddr::new(
+        a.ip.parse().expect("ip"),
+        u16::try_from(a.port).expect("port"),
+    )
+}
+
+/// Creates an incoming leg for `peer` in `session` and connects it.
+pub async fn connected_leg(client: &Client, session: &str, peer: &Peer) -> Result<proto::Leg> {
+    let created = client
+        .create_leg(legato_client::CreateLeg::incoming(session, peer.offer()))
+        .await?;
+    let updated = client
+        .update_leg(
+            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
+        )
+        .await?;
+    Ok(updated.leg)
+}
+
+/// Power of `freq` Hz in `samples` at 8 kHz relative to the total power
+/// (Goertzel), 0..1.
+pub fn tone_ratio(samples: &[i16], freq: f64) -> f64 {
+    let n = samples.len() as f64;
+    let k = (n * freq / 8000.0).round();
+    let w = 2.0 * std::f64::consts::PI * k / n;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut total = 0.0f64;
+    for &x in samples {
+        let x = f64::from(x);
+        total += x * x;
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    // A pure tone's Goertzel power is n/2 times the signal energy / n... i.e.
+    // energy * n / 2; normalise so a pure bin-centred tone gives ~1.
+    if total == 0.0 {
+        0.0
+    } else {
+        (2.0 * power / (n * total)).min(1.0)
+    }
+}
+
+/// Defines `mod $name { uring, epoll }` tests that run `async fn
+/// $name(io: Io)` once per I/O backend.
+#[macro_export]
+macro_rules! per_backend {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn uring() {
+                    super::$name($crate::Io::Uring).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn epoll() {
+                    super::$name($crate::Io::Epoll).await
+                }
+            }
+        )+
+    };
+}
+
+/// A 160-byte payload whose bytes encode `n`, to check payload integrity.
+pub fn payload(n: u32) -> Vec<u8> {
+    (0..160u32)
+        .map(|i| (n.wrapping_mul(31).wrapping_add(i)) as u8)
+        .collect()
+}
+
+/// Waits up to `timeout` for an event matching `pred` on `events`.
+pub async fn wait_event<S>(
+    events: &mut S,
+    timeout: Duration,
+    mut pred: impl FnMut(&proto::Event) -> bool,
+) -> Result<proto::Event>
+where
+    S: futures::Stream<Item = Result<proto::Event, legato_client::Error>> + Unpin,
+{
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let next = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .map_err(|_| anyhow!("no matching event within {timeout:?}"))?;
+        match next {
+            Some(Ok(event)) if pred(&event) => return Ok(event),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => bail!("event stream failed: {e}"),
+            None => bail!("event stream ended"),
+        }
+    }
+}
+
+/// The name of an event's kind, e.g. "Connected".
+pub fn kind_name(e: &proto::Event) -> &'static str {
+    use proto::event::Kind;
+    match &e.kind {
+        Some(Kind::StateChanged(_)) => "StateChanged",
+        Some(Kind::Connected(_)) => "Connected",
+        Some(Kind::Disconnected(_)) => "Disconnected",
+        Some(Kind::Failed(_)) => "Failed",
+        Some(Kind::AudioStarted(_)) => "AudioStarted",
+        Some(Kind::FirstAudioPacketReceived(_)) => "FirstAudioPacketReceived",
+        Some(Kind::RtpStopped(_)) => "RtpStopped",
+        Some(Kind::RtpResumed(_)) => "RtpResumed",
+        Some(Kind::OnHold(_)) => "OnHold",
+        Some(Kind::OffHold(_)) => "OffHold",
+        Some(Kind::EventsDropped(_)) => "EventsDropped",
+        Some(Kind::SessionDeleted(_)) => "SessionDeleted",
+        Some(_) => "Other",
+        None => "None",
+    }
+}

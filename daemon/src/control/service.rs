@@ -111,6 +111,22 @@ fn leg_shard(leg: &str) -> Option<usize> {
     usize::from_str_radix(leg.get(16..)?, 16).ok()
 }
 
+/// Binds a free port pair. Pairs of legs that were just hung up come back
+/// once the shard closed their sockets (within a loop turn), so a short
+/// wait for them is worth it before reporting exhaustion.
+async fn allocate_ports(shared: &crate::engine::Shared) -> Option<crate::engine::PortPair> {
+    for _ in 0..100 {
+        if let Some(pair) = shared.ports.allocate() {
+            return Some(pair);
+        }
+        if !shared.ports.has_closing() {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    None
+}
+
 fn required<'a>(value: &'a str, what: &str) -> Result<&'a str, Status> {
     if value.is_empty() {
         Err(Status::invalid_argument(format!("{what} is required")))
@@ -264,7 +280,7 @@ impl MediaPlane for Service {
                 "leg limit reached ({max} legs)"
             )));
         }
-        let Some(ports) = shared.ports.allocate() else {
+        let Some(ports) = allocate_ports(shared).await else {
             shared.live_legs.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::resource_exhausted(format!(
                 "no free media port pair in {}-{} ({} pairs, all in use)",

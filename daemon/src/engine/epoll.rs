@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::sys::{EventFd, decode_sockaddr};
 use super::tx::{TxQueue, zero_msghdr};
-use super::{PollStats, SockId, SocketTable};
+use super::{Closer, PollStats, SockId, SocketTable};
 
 /// Datagrams read per `recvmmsg` call.
 const RECV_BATCH: usize = 32;
@@ -50,7 +50,7 @@ pub(crate) struct EpollIo {
     events: Vec<libc::epoll_event>,
     rx: RecvBatch,
     tx_hdrs: Vec<libc::mmsghdr>,
-    close_after_flush: Vec<UdpSocket>,
+    closer: Closer,
 }
 
 impl EpollIo {
@@ -95,7 +95,7 @@ impl EpollIo {
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
             rx,
             tx_hdrs: Vec::with_capacity(1024),
-            close_after_flush: Vec::new(),
+            closer: Closer::default(),
         };
         this.ctl(libc::EPOLL_CTL_ADD, wake_fd, WAKE_DATA)?;
         Ok(this)
@@ -125,11 +125,15 @@ impl EpollIo {
         Ok(id)
     }
 
-    pub(crate) fn remove_socket(&mut self, id: SockId) {
+    pub(crate) fn closer(&mut self) -> &mut Closer {
+        &mut self.closer
+    }
+
+    pub(crate) fn remove_socket(&mut self, id: SockId, tag: u64) {
         if let Some(socket) = self.sockets.remove(id) {
             let _ = self.ctl(libc::EPOLL_CTL_DEL, socket.as_raw_fd(), 0);
             // Datagrams already queued for this socket are flushed first.
-            self.close_after_flush.push(socket);
+            self.closer.defer(socket, tag);
         }
     }
 
@@ -144,7 +148,7 @@ impl EpollIo {
     {
         let mut stats = PollStats::default();
         self.flush(tx, &mut stats);
-        self.close_after_flush.clear();
+        self.closer.close_all();
         let timeout_ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         // SAFETY: `events` is a valid buffer of `len` epoll_event entries.
         let n = unsafe {

@@ -35,7 +35,7 @@ use crate::config::{Config, IoMode};
 use crate::sdp::{CodecSpec, MediaDirection};
 use crate::session::{EngineError, EventKind, LegUpdate, LegView, Metadata};
 
-pub(crate) use ports::PortPool;
+pub(crate) use ports::{PortPair, PortPool};
 use sys::EventFd;
 
 /// Commands queued per shard before senders see RESOURCE_EXHAUSTED.
@@ -65,6 +65,29 @@ struct SockEntry {
     socket: Option<UdpSocket>,
     armed: bool,
     retiring: bool,
+    /// Reported through `take_closed` once the socket is really closed.
+    close_tag: u64,
+}
+
+/// Sockets waiting to be closed, and the tags of those already closed.
+#[derive(Debug, Default)]
+pub(crate) struct Closer {
+    pending: Vec<(UdpSocket, u64)>,
+    closed: Vec<u64>,
+}
+
+impl Closer {
+    fn defer(&mut self, socket: UdpSocket, tag: u64) {
+        self.pending.push((socket, tag));
+    }
+
+    /// Closes every deferred socket (their last kernel use is submitted).
+    fn close_all(&mut self) {
+        for (socket, tag) in self.pending.drain(..) {
+            drop(socket);
+            self.closed.push(tag);
+        }
+    }
 }
 
 /// Slab of a backend's sockets, indexed by [`SockId`].
@@ -81,6 +104,7 @@ impl SocketTable {
             socket: Some(socket),
             armed: false,
             retiring: false,
+            close_tag: 0,
         };
         if let Some(i) = self.free.pop() {
             self.entries[i as usize] = Some(entry);
@@ -117,11 +141,23 @@ impl Io {
         }
     }
 
-    fn remove_socket(&mut self, id: SockId) {
+    /// Stops delivering packets of socket `id` at once and closes it as
+    /// soon as the kernel is done with it; `tag` then shows up in
+    /// [`Io::take_closed`].
+    fn remove_socket(&mut self, id: SockId, tag: u64) {
         match self {
-            Self::Uring(io) => io.remove_socket(id),
-            Self::Epoll(io) => io.remove_socket(id),
+            Self::Uring(io) => io.remove_socket(id, tag),
+            Self::Epoll(io) => io.remove_socket(id, tag),
         }
+    }
+
+    /// Moves the tags of sockets closed since the last call into `out`.
+    fn take_closed(&mut self, out: &mut Vec<u64>) {
+        let closer = match self {
+            Self::Uring(io) => io.closer(),
+            Self::Epoll(io) => io.closer(),
+        };
+        out.append(&mut closer.closed);
     }
 
     fn poll<H>(
@@ -223,7 +259,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 #[derive(Debug)]
 pub(crate) struct CreateLeg {
     pub(crate) id: Arc<str>,
-    pub(crate) ports: ports::PortPair,
+    pub(crate) ports: PortPair,
     pub(crate) session: Arc<str>,
     pub(crate) incoming: bool,
     pub(crate) metadata: Metadata,

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -30,6 +31,8 @@ pub(crate) struct PortPool {
     address: IpAddr,
     free: Mutex<VecDeque<u16>>,
     released: ArrayQueue<u16>,
+    /// Pairs whose sockets are closing and will be released shortly.
+    closing: AtomicUsize,
     total: usize,
 }
 
@@ -45,6 +48,7 @@ impl PortPool {
             address,
             free: Mutex::new(free),
             released: ArrayQueue::new(total.max(1)),
+            closing: AtomicUsize::new(0),
             total,
         }
     }
@@ -71,7 +75,23 @@ impl PortPool {
         None
     }
 
-    /// Gives a pair back (called by shards when a leg's sockets close).
+    /// Notes that a pair's sockets are being closed; `release` follows.
+    pub(crate) fn closing(&self) {
+        self.closing.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether pairs are about to come back.
+    pub(crate) fn has_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed) > 0
+    }
+
+    /// Gives back a pair announced with `closing`.
+    pub(crate) fn release_closed(&self, port: u16) {
+        self.closing.fetch_sub(1, Ordering::Relaxed);
+        self.release(port);
+    }
+
+    /// Gives a pair back (its sockets are closed).
     pub(crate) fn release(&self, port: u16) {
         // The queue holds every pair of the range, so this cannot overflow
         // unless a port is released twice, which the shard never does.

@@ -75,6 +75,8 @@ pub(super) fn run(
     let mut shard = Shard {
         index,
         io,
+        closing: HashMap::new(),
+        closed: Vec::new(),
         tx: TxQueue::new(TX_SLOTS),
         commands,
         legs: Legs::default(),
@@ -173,6 +175,9 @@ impl EventSink for ShardEvents {
 struct Shard {
     index: usize,
     io: Io,
+    /// Port pairs whose sockets are still closing: sockets left per port.
+    closing: HashMap<u16, u8>,
+    closed: Vec<u64>,
     tx: TxQueue,
     commands: Arc<ArrayQueue<Command>>,
     legs: Legs,
@@ -232,6 +237,23 @@ impl Shard {
         if let Err(e) = result {
             tracing::error!(shard = self.index, error = %e, "I/O backend poll failed");
             std::thread::sleep(Duration::from_millis(10));
+        }
+        self.release_closed_ports();
+    }
+
+    /// Gives a port pair back to the pool once both its sockets closed, so
+    /// the next leg can bind it at once.
+    fn release_closed_ports(&mut self) {
+        self.io.take_closed(&mut self.closed);
+        for tag in self.closed.drain(..) {
+            let port = tag as u16;
+            if let Some(left) = self.closing.get_mut(&port) {
+                *left -= 1;
+                if *left == 0 {
+                    self.closing.remove(&port);
+                    self.shared.ports.release_closed(port);
+                }
+            }
         }
     }
 
@@ -436,7 +458,9 @@ impl Shard {
         let rtcp = match self.io.add_socket(ports.rtcp, token | RTCP_BIT) {
             Ok(id) => id,
             Err(e) => {
-                self.io.remove_socket(rtp);
+                // The caller releases the pair; a bind racing the deferred
+                // close of this socket just skips the pair once.
+                self.io.remove_socket(rtp, u64::from(ports.port));
                 self.legs.free.push(slot);
                 return Err(EngineError::Internal(format!(
                     "cannot register RTCP socket: {e}"
@@ -607,12 +631,13 @@ impl Shard {
                 s.leg.reset_out_source();
             }
         }
-        let had_sockets = sockets.iter().any(Option::is_some);
+        let open = sockets.iter().flatten().count() as u8;
         for id in sockets.into_iter().flatten() {
-            self.io.remove_socket(id);
+            self.io.remove_socket(id, u64::from(port));
         }
-        if had_sockets {
-            self.shared.ports.release(port);
+        if open > 0 {
+            self.closing.insert(port, open);
+            self.shared.ports.closing();
             self.shared.live_legs.fetch_sub(1, Ordering::Relaxed);
         }
     }

@@ -17,7 +17,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 
 use super::sys::decode_sockaddr;
 use super::tx::{TxQueue, zero_msghdr};
-use super::{PollStats, SockId, SocketTable};
+use super::{Closer, PollStats, SockId, SocketTable};
 
 const KIND_RECV: u64 = 1 << 56;
 const KIND_SEND: u64 = 2 << 56;
@@ -46,7 +46,7 @@ pub(crate) struct UringIo {
     rearm: Vec<SockId>,
     /// Sockets to close once the submission queue holding their last
     /// entries has been submitted.
-    close_after_submit: Vec<UdpSocket>,
+    closer: Closer,
     /// Cancels that found the submission queue full, retried next turn.
     pending_cancel: Vec<SockId>,
 }
@@ -84,7 +84,7 @@ impl UringIo {
             wake_armed: false,
             sockets: SocketTable::default(),
             rearm: Vec::new(),
-            close_after_submit: Vec::new(),
+            closer: Closer::default(),
             pending_cancel: Vec::new(),
         };
         this.arm_wake()?;
@@ -99,7 +99,11 @@ impl UringIo {
         Ok(id)
     }
 
-    pub(crate) fn remove_socket(&mut self, id: SockId) {
+    pub(crate) fn closer(&mut self) -> &mut Closer {
+        &mut self.closer
+    }
+
+    pub(crate) fn remove_socket(&mut self, id: SockId, tag: u64) {
         let Some(entry) = self.sockets.get_mut(id) else {
             return;
         };
@@ -107,6 +111,7 @@ impl UringIo {
             return;
         }
         entry.retiring = true;
+        entry.close_tag = tag;
         if entry.armed {
             // The socket closes when the receive's final completion arrives.
             let cancel = opcode::AsyncCancel::new(KIND_RECV | u64::from(id.0))
@@ -116,7 +121,7 @@ impl UringIo {
                 self.pending_cancel.push(id);
             }
         } else if let Some(socket) = self.sockets.remove(id) {
-            self.close_after_submit.push(socket);
+            self.closer.defer(socket, tag);
         }
     }
 
@@ -145,8 +150,6 @@ impl UringIo {
                 ) => {}
             Err(e) => return Err(e),
         }
-        self.close_after_submit.clear();
-
         let mut cq = self.ring.completion();
         cq.sync();
         for cqe in &mut cq {
@@ -189,8 +192,9 @@ impl UringIo {
                     {
                         entry.armed = false;
                         if entry.retiring {
+                            let tag = entry.close_tag;
                             if let Some(socket) = self.sockets.remove(id) {
-                                self.close_after_submit.push(socket);
+                                self.closer.defer(socket, tag);
                             }
                         } else {
                             self.rearm.push(id);
@@ -210,6 +214,9 @@ impl UringIo {
             }
         }
         drop(cq);
+        // Every entry pushed before this turn's wait has been submitted, and
+        // terminated legs queue no more sends: deferred sockets can close.
+        self.closer.close_all();
         self.bufs.publish();
         if !self.wake_armed {
             self.arm_wake()?;

@@ -22,6 +22,9 @@ pub(crate) struct OutStream {
     next_seq: u16,
     last_ts: u32,
     last_sent: Option<Instant>,
+    /// Timestamp step between the last two packets sent (one frame), so a
+    /// new source never starts inside the previous packet's audio.
+    last_step: u32,
     mapping: Option<Mapping>,
 }
 
@@ -43,6 +46,7 @@ impl OutStream {
             next_seq: initial_seq,
             last_ts: initial_ts,
             last_sent: None,
+            last_step: 0,
             mapping: None,
         }
     }
@@ -57,8 +61,9 @@ impl OutStream {
     /// at `now`. A new source or SSRC
     /// continues the sequence where the output left off and advances the
     /// timestamp by the wall time elapsed since the last packet sent, at
-    /// `clock_rate` Hz, and sets the marker bit (RFC 3551 §4.1: start of a
-    /// talkspurt).
+    /// `clock_rate` Hz, but at least by one frame (the last packet's
+    /// duration, 20 ms if unknown), and sets the marker bit (RFC 3551 §4.1:
+    /// start of a talkspurt).
     pub(crate) fn map(
         &mut self,
         now: Instant,
@@ -74,7 +79,11 @@ impl OutStream {
                 let ts_next = match self.last_sent {
                     Some(at) => {
                         let elapsed = samples(now.saturating_duration_since(at), clock_rate);
-                        self.last_ts.wrapping_add(elapsed.max(1))
+                        let frame = match self.last_step {
+                            0 => clock_rate / 50,
+                            step => step,
+                        };
+                        self.last_ts.wrapping_add(elapsed.max(frame).max(1))
                     }
                     None => self.last_ts,
                 };
@@ -91,10 +100,16 @@ impl OutStream {
         };
         let sequence = seq.wrapping_add(mapping.seq_delta);
         let timestamp = ts.wrapping_add(mapping.ts_delta);
+        let step = timestamp.wrapping_sub(self.last_ts);
+        // A frame's duration is the step between consecutive packets; steps
+        // across losses or above one second say nothing about it.
+        if sequence == self.next_seq && step > 0 && step < clock_rate {
+            self.last_step = step;
+        }
         if sequence.wrapping_sub(self.next_seq) as i16 >= 0 {
             self.next_seq = sequence.wrapping_add(1);
         }
-        if timestamp.wrapping_sub(self.last_ts) as i32 >= 0 {
+        if step as i32 >= 0 {
             self.last_ts = timestamp;
         }
         self.last_sent = Some(now);
@@ -173,9 +188,13 @@ mod tests {
         let c = out.map(t0, 1, &h(5, 52, 8320), 8000);
         let b = out.map(t0, 1, &h(5, 51, 8160), 8000);
         assert_eq!((a.sequence, b.sequence, c.sequence), (10, 11, 12));
+        // A new SSRC right away starts one frame (160 samples) later.
+        let e = out.map(t0, 1, &h(7, 0, 0), 8000);
+        assert_eq!(e.timestamp, c.timestamp + 160);
+        let c = e;
         // New SSRC one second later: timestamp advances by 8000 samples.
         let d = out.map(t0 + Duration::from_secs(1), 1, &h(6, 0, 0), 8000);
-        assert_eq!(d.sequence, 13);
+        assert_eq!(d.sequence, 14);
         assert_eq!(d.timestamp, c.timestamp + 8000);
     }
 }
