@@ -82,6 +82,8 @@ pub struct FileConfig {
     pub relatch_after_ms: Option<u64>,
     /// Events kept for WatchEvents resume.
     pub event_replay: Option<usize>,
+    /// Live events buffered per watcher before it counts as lagging.
+    pub event_watch_buffer: Option<usize>,
     /// Log format.
     pub log_format: Option<LogFormat>,
 }
@@ -113,6 +115,7 @@ impl FileConfig {
             early_media_timeout_ms: other.early_media_timeout_ms.or(self.early_media_timeout_ms),
             relatch_after_ms: other.relatch_after_ms.or(self.relatch_after_ms),
             event_replay: other.event_replay.or(self.event_replay),
+            event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
             log_format: other.log_format.or(self.log_format),
         }
     }
@@ -154,6 +157,9 @@ pub struct Config {
     pub relatch_after: Duration,
     /// Events retained for resume (default 65,536).
     pub event_replay: usize,
+    /// Live events buffered per watcher before it gets EventsDropped
+    /// (default 8,192).
+    pub event_watch_buffer: usize,
     /// Log format (default text).
     pub log_format: LogFormat,
 }
@@ -224,6 +230,7 @@ impl Config {
             early_media_timeout: ms(f.early_media_timeout_ms, 60_000, "early_media_timeout_ms")?,
             relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
             event_replay: f.event_replay.unwrap_or(65_536).clamp(16, 10_000_000),
+            event_watch_buffer: f.event_watch_buffer.unwrap_or(8_192).clamp(16, 1_000_000),
             log_format: f.log_format.unwrap_or_default(),
         })
     }

@@ -32,3 +32,11 @@ mod session;
 pub use config::{Config, FileConfig, IoMode, LogFormat};
 pub use control::serve;
 pub use engine::{Backend, Engine};
+
+/// Hot-path pieces exposed for the criterion benches and fuzzers. Not a
+/// stable API: enabled only with the `internals` feature.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
+}

@@ -61,6 +61,10 @@ struct Cli {
     /// End early media without answer after this many ms [default: 60000].
     #[arg(long)]
     early_media_timeout_ms: Option<u64>,
+    /// Live events buffered per WatchEvents stream before the watcher gets
+    /// EventsDropped [default: 8192].
+    #[arg(long)]
+    event_watch_buffer: Option<usize>,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -95,6 +99,7 @@ impl Cli {
             rtp_timeout_ms: self.rtp_timeout_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,
+            event_watch_buffer: self.event_watch_buffer,
             ..FileConfig::default()
         }
     }

@@ -12,9 +12,6 @@ use tokio::sync::broadcast;
 use super::convert;
 use crate::engine::Shared;
 
-/// Live events buffered per watcher before it counts as lagging.
-const LIVE_BUFFER: usize = 8192;
-
 /// Numbered events, the replay window and the live fan-out.
 #[derive(Debug)]
 pub(crate) struct EventHub {
@@ -41,14 +38,16 @@ pub(crate) struct Subscription {
 }
 
 impl EventHub {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A hub retaining `capacity` events for replay and buffering
+    /// `live_buffer` live events per watcher.
+    pub(crate) fn new(capacity: usize, live_buffer: usize) -> Self {
         Self {
             state: Mutex::new(HubState {
                 next_sequence: 1,
                 window: VecDeque::with_capacity(capacity.min(1 << 16)),
                 capacity,
             }),
-            live: broadcast::channel(LIVE_BUFFER).0,
+            live: broadcast::channel(live_buffer.max(1)).0,
         }
     }
 
@@ -161,7 +160,7 @@ mod tests {
 
     #[test]
     fn numbering_replay_and_window() {
-        let hub = EventHub::new(4);
+        let hub = EventHub::new(4, 16);
         for _ in 0..6 {
             hub.publish(ev("s", "l"));
         }

@@ -20,6 +20,19 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::engine::Engine;
 use events::EventHub;
 
+/// Accepted connections with Nagle's algorithm off: small gRPC replies
+/// must not wait for the peer's delayed ACK (a 40 ms stall per RPC).
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then stops the
 /// engine (hanging up every leg), delivers the last events and returns.
 pub async fn serve(
@@ -28,7 +41,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shared = engine.shared().clone();
-    let hub = Arc::new(EventHub::new(shared.config.event_replay));
+    let hub = Arc::new(EventHub::new(
+        shared.config.event_replay,
+        shared.config.event_watch_buffer,
+    ));
     let pump_stop = Arc::new(AtomicBool::new(false));
     let pump = {
         let (shared, hub, stop) = (shared.clone(), hub.clone(), pump_stop.clone());
@@ -80,7 +96,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(MediaPlaneServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .serve_with_incoming_shutdown(incoming(listener), stop)
         .await?;
     Ok(())
 }

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::Stream;
 use legato_proto::v1 as pb;
 use legato_proto::v1::media_plane_server::MediaPlane;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use super::events::{EventHub, Filter};
+use super::events::{EventHub, Filter, Subscription};
 use super::status::unimplemented;
 use crate::config;
 use crate::engine::{Command, CreateLeg, Engine, Reply};
@@ -659,48 +659,15 @@ impl MediaPlane for Service {
             )));
         }
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        let mut closing = self.closing.clone();
-        tokio::spawn(async move {
-            let mut live = subscription.live;
-            let mut last = from.saturating_sub(1);
-            if gap > 0 && tx.send(Ok(dropped_event(gap, from))).await.is_err() {
-                return;
-            }
-            for event in subscription.replay {
-                last = event.sequence;
-                if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                tokio::select! {
-                    received = live.recv() => match received {
-                        Ok(event) => {
-                            last = event.sequence;
-                            if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(count)) => {
-                            if tx.send(Ok(dropped_event(count, last + 1))).await.is_err() {
-                                return;
-                            }
-                            last += count;
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    },
-                    _ = async { let _ = closing.wait_for(|c| *c).await; } => {
-                        // Deliver what is already published, then end.
-                        while let Ok(event) = live.try_recv() {
-                            if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
-                                return;
-                            }
-                        }
-                        return;
-                    }
-                }
-            }
-        });
+        let start = from.max(subscription.oldest);
+        tokio::spawn(forward_events(
+            subscription,
+            filter,
+            gap,
+            start,
+            tx,
+            self.closing.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -711,6 +678,62 @@ impl MediaPlane for Service {
         _request: Request<Streaming<pb::StreamAudioRequest>>,
     ) -> Result<Response<Self::StreamAudioStream>, Status> {
         Err(unimplemented("StreamAudio", "audio forking"))
+    }
+}
+
+/// Feeds one WatchEvents stream: the gap notice (events older than the
+/// replay window), the replay, then live events until the client goes away
+/// or the daemon closes. A watcher that lags behind the live buffer gets
+/// EventsDropped with the count and the first sequence it missed.
+async fn forward_events(
+    subscription: Subscription,
+    filter: Filter,
+    gap: u64,
+    start: u64,
+    tx: mpsc::Sender<Result<pb::Event, Status>>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut live = subscription.live;
+    // Sequence number of the last event this watcher saw (or skipped).
+    let mut last = start.saturating_sub(1);
+    if gap > 0 && tx.send(Ok(dropped_event(gap, start - gap))).await.is_err() {
+        return;
+    }
+    for event in subscription.replay {
+        last = event.sequence;
+        if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(event) => {
+                    if event.sequence != 0 {
+                        last = event.sequence;
+                    }
+                    if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(count)) => {
+                    if tx.send(Ok(dropped_event(count, last + 1))).await.is_err() {
+                        return;
+                    }
+                    last += count;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                // Deliver what is already published, then end.
+                while let Ok(event) = live.try_recv() {
+                    if filter.matches(&event) && tx.send(Ok((*event).clone())).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+        }
     }
 }
 
@@ -751,6 +774,63 @@ mod tests {
         }
         assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
         assert_eq!(shard_of_session("x", 1), 0);
+    }
+
+    #[tokio::test]
+    async fn lagging_watcher_gets_events_dropped() {
+        let hub = EventHub::new(1_000, 8);
+        let subscription = hub.subscribe(0);
+        let (tx, mut rx) = mpsc::channel(4);
+        let (_closing_tx, closing) = watch::channel(false);
+        let event = |leg: &str| pb::Event {
+            session_id: "s".into(),
+            leg_id: leg.into(),
+            ..pb::Event::default()
+        };
+        // Nobody reads: the forwarder fills its 4-slot channel, then the
+        // 8-event live buffer overflows.
+        let task = tokio::spawn(forward_events(
+            subscription,
+            Filter::default(),
+            0,
+            1,
+            tx,
+            closing,
+        ));
+        for _ in 0..50 {
+            hub.publish(event("a"));
+            tokio::task::yield_now().await;
+        }
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(e))) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), rx.recv()).await
+        {
+            seen.push(e);
+        }
+        let dropped: Vec<_> = seen
+            .iter()
+            .filter_map(|e| match &e.kind {
+                Some(pb::event::Kind::EventsDropped(d)) => Some((d.count, d.first_missing)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !dropped.is_empty(),
+            "no EventsDropped in {} events",
+            seen.len()
+        );
+        let delivered = seen.iter().filter(|e| e.sequence > 0).count() as u64;
+        let lost: u64 = dropped.iter().map(|d| d.0).sum();
+        assert_eq!(delivered + lost, 50, "every event delivered or counted");
+        // The first missing sequence follows the last delivered one.
+        let (_, first_missing) = dropped[0];
+        let before = seen
+            .iter()
+            .take_while(|e| e.sequence > 0)
+            .last()
+            .map_or(0, |e| e.sequence);
+        assert_eq!(first_missing, before + 1);
+        task.abort();
     }
 
     #[test]

@@ -148,6 +148,13 @@ impl EpollIo {
     {
         let mut stats = PollStats::default();
         self.flush(tx, &mut stats);
+        // Closed sockets free their ports: return at once so the shard can
+        // hand them back to the pool instead of after a full wait.
+        let timeout = if self.closer.pending.is_empty() {
+            timeout
+        } else {
+            Duration::ZERO
+        };
         self.closer.close_all();
         let timeout_ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         // SAFETY: `events` is a valid buffer of `len` epoll_event entries.

@@ -1,5 +1,11 @@
 //! The fixed RTP header (RFC 3550 §5.1) and the first-byte demultiplexing of
 //! RTP and RTCP on one port (RFC 5761 §4).
+//!
+//! Items are `pub` so the `internals` feature can expose them to benches.
+#![allow(
+    unreachable_pub,
+    reason = "reachable through legato_daemon::internals with the internals feature"
+)]
 
 /// Length of the fixed RTP header in bytes.
 const FIXED_LEN: usize = 12;
@@ -7,23 +13,28 @@ const FIXED_LEN: usize = 12;
 /// The fields of an RTP header legato reads; the rest of the packet stays
 /// where it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RtpHeader {
-    pub(crate) marker: bool,
-    pub(crate) payload_type: u8,
-    pub(crate) sequence: u16,
-    pub(crate) timestamp: u32,
-    pub(crate) ssrc: u32,
+pub struct RtpHeader {
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub sequence: u16,
+    /// Timestamp.
+    pub timestamp: u32,
+    /// Synchronisation source.
+    pub ssrc: u32,
     /// Offset of the payload (after CSRCs and header extension).
-    pub(crate) payload_offset: usize,
+    pub payload_offset: usize,
     /// Length of the payload without padding.
-    pub(crate) payload_len: usize,
+    pub payload_len: usize,
 }
 
 impl RtpHeader {
     /// Parses and validates an RTP packet: version 2, CSRC list, header
     /// extension and padding all within the datagram. Returns `None` for
     /// anything malformed.
-    pub(crate) fn parse(packet: &[u8]) -> Option<Self> {
+    pub fn parse(packet: &[u8]) -> Option<Self> {
         if packet.len() < FIXED_LEN {
             return None;
         }
@@ -66,7 +77,7 @@ impl RtpHeader {
 /// Rewrites marker, payload type, sequence number, timestamp and SSRC of an
 /// RTP packet in place. `packet` must hold at least a fixed header (callers
 /// pass packets that [`RtpHeader::parse`] accepted).
-pub(crate) fn rewrite_header(
+pub fn rewrite_header(
     packet: &mut [u8],
     marker: bool,
     payload_type: u8,
@@ -85,14 +96,14 @@ pub(crate) fn rewrite_header(
 
 /// Whether a datagram on an rtcp-mux port is RTCP rather than RTP: RFC 5761
 /// §4 reserves second-byte values 192..=223 (RTCP packet types 192-223).
-pub(crate) fn is_rtcp(packet: &[u8]) -> bool {
+pub fn is_rtcp(packet: &[u8]) -> bool {
     packet.len() >= 2 && (192..=223).contains(&packet[1])
 }
 
 /// Validates a compound RTCP packet (RFC 3550 §6.1): every packet version 2,
 /// lengths consistent with the datagram, first packet SR or RR (or any
 /// RTCP type, as reduced-size RTCP allows: RFC 5506), padding only last.
-pub(crate) fn valid_rtcp(packet: &[u8]) -> bool {
+pub fn valid_rtcp(packet: &[u8]) -> bool {
     let mut rest = packet;
     if rest.len() < 4 {
         return false;
