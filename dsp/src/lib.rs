@@ -47,10 +47,18 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod amd;
+pub mod beep;
 pub mod codec;
+pub mod detector;
+pub mod dtmf;
+pub mod goertzel;
 pub mod jitter;
 pub mod mix;
+mod osc;
 pub mod resample;
 pub mod rfc4733;
 pub mod stats;
 pub mod time;
+pub mod tone;
+pub mod vad;
