@@ -25,7 +25,13 @@ pub(crate) struct BufRing {
     buffers: Box<[u8]>,
     buf_size: usize,
     group: u16,
+    unpublished: u16,
 }
+
+/// Recycled buffers are published to the kernel at least this often within
+/// one completion drain, so a long drain never starves the multishot
+/// receives of buffers (which would end them with ENOBUFS).
+const PUBLISH_BATCH: u16 = 64;
 
 impl BufRing {
     /// Allocates `entries` (a power of two, at most 32768) buffers of
@@ -54,6 +60,7 @@ impl BufRing {
             buffers: vec![0u8; usize::from(entries) * buf_size].into_boxed_slice(),
             buf_size,
             group,
+            unpublished: 0,
         };
         for bid in 0..entries {
             this.push(bid);
@@ -84,10 +91,15 @@ impl BufRing {
         self.buffers.get(start..start + len).unwrap_or(&[])
     }
 
-    /// Gives buffer `bid` back to the kernel (visible after `publish`).
+    /// Gives buffer `bid` back to the kernel. Recycled buffers become
+    /// visible in batches: every `PUBLISH_BATCH` recycles and at `publish`.
     pub(crate) fn recycle(&mut self, bid: u16) {
         if bid < self.entries {
             self.push(bid);
+            self.unpublished += 1;
+            if self.unpublished >= PUBLISH_BATCH {
+                self.publish();
+            }
         }
     }
 
@@ -111,6 +123,7 @@ impl BufRing {
         // aligned u16 that the kernel reads atomically.
         let tail = unsafe { &*BufRingEntry::tail(self.ring).cast::<AtomicU16>() };
         tail.store(self.tail, Ordering::Release);
+        self.unpublished = 0;
     }
 }
 

@@ -71,6 +71,23 @@ impl TxSlot {
         }
     }
 
+    /// Payload pointer and length, destination address pointer and length,
+    /// for a send entry that takes them directly.
+    pub(crate) fn raw_parts(&self) -> (*const u8, u32, *const libc::sockaddr, libc::socklen_t) {
+        let (addr, addr_len) = if self.is_v6 {
+            (
+                (&raw const self.v6).cast::<libc::sockaddr>(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        } else {
+            (
+                (&raw const self.v4).cast::<libc::sockaddr>(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        (self.buf.as_ptr(), self.len as u32, addr, addr_len)
+    }
+
     /// Points `hdr` at this slot's own address, iovec and payload. Called
     /// right before the slot is handed to the kernel.
     pub(crate) fn prepare(&mut self) -> *const libc::msghdr {
