@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole legato test suite on a fresh machine with only the Rust
 # toolchain: installs the system tools the tests use as independent peers
-# (ffmpeg, sox, espeak-ng, Python grpcio) when they are missing, then runs
+# (ffmpeg, sox, espeak-ng, Python grpcio, libspandsp for a comparison test)
+# when they are missing, then runs
 # formatting, lint and every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# spandsp is the DTMF detector FreeSWITCH uses; a dsp test compares against it.
+[ -f /usr/include/spandsp.h ] || need_apt+=(libspandsp-dev)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2
   SUDO=""

@@ -298,8 +298,97 @@ async fn junk_flood_is_counted_and_harmless(io: Io) {
     client.list_sessions().await.unwrap();
 }
 
+async fn strict_source_and_latching(io: Io) {
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let (pa, pb, stranger) = (
+        Peer::new().unwrap(),
+        Peer::new().unwrap(),
+        Peer::new().unwrap(),
+    );
+    let strict = client
+        .create_leg(CreateLeg::incoming(&session, pa.offer()).strict_source(true))
+        .await
+        .unwrap();
+    client
+        .update_leg(UpdateLeg::new(&strict.leg.leg_id).state(proto::LegState::Connected))
+        .await
+        .unwrap();
+    let b = connected_leg(&client, &session, &pb).await.unwrap();
+    client
+        .send_media(strict.leg.leg_id.as_str(), b.leg_id.as_str())
+        .await
+        .unwrap();
+    let to = local_rtp(&strict.leg);
+    let rtp = |seq: u16| Rtp {
+        marker: false,
+        pt: 0,
+        seq,
+        ts: 160 * u32::from(seq),
+        ssrc: 3,
+    };
+    // A stranger's valid RTP is never accepted by a strict leg.
+    for seq in 0..20 {
+        stranger
+            .send(to, rtp(seq), &payload(u32::from(seq)))
+            .unwrap();
+    }
+    pb.socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(pb.recv().unwrap().is_none(), "stranger's packet relayed");
+    // The SDP address is.
+    pa.send(to, rtp(20), &payload(20)).unwrap();
+    let (_, p, _) = pb
+        .recv()
+        .unwrap()
+        .expect("packet from the SDP address relayed");
+    assert_eq!(p, payload(20));
+    let counters = client
+        .get_leg(&strict.leg.leg_id)
+        .await
+        .unwrap()
+        .counters
+        .unwrap();
+    assert_eq!(counters.unexpected_source_packets, 20);
+    assert_eq!(counters.rtp_packets_received, 1);
+
+    // Without strict source, legato latches to where RTP really comes from
+    // (a NAT'd peer) and sends there, not to the SDP address.
+    let natted = Peer::new().unwrap();
+    let c = connected_leg(&client, &session, &pa).await.unwrap();
+    let d = connected_leg(&client, &session, &pb).await.unwrap();
+    client
+        .send_media(c.leg_id.as_str(), d.leg_id.as_str())
+        .await
+        .unwrap();
+    client
+        .send_media(d.leg_id.as_str(), c.leg_id.as_str())
+        .await
+        .unwrap();
+    natted.send(local_rtp(&c), rtp(1), &payload(1)).unwrap();
+    pb.recv().unwrap().expect("relayed from the latched source");
+    pb.send(local_rtp(&d), rtp(1), &payload(7)).unwrap();
+    natted
+        .socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let (_, p, _) = natted
+        .recv()
+        .unwrap()
+        .expect("answer goes to the latched address");
+    assert_eq!(p, payload(7));
+    let leg_c = client.get_leg(&c.leg_id).await.unwrap();
+    assert_eq!(
+        leg_c.latched_rtp.unwrap().port,
+        u32::from(natted.addr().port())
+    );
+}
+
 per_backend!(
     statuses_for_bad_requests,
     port_exhaustion_leaks_nothing,
-    junk_flood_is_counted_and_harmless
+    junk_flood_is_counted_and_harmless,
+    strict_source_and_latching
 );

@@ -8,8 +8,11 @@
 //! beating pairs (AU 413 + 438 Hz), multi-part cadences (UK ringback
 //! 0.4-0.2-0.4-2.0 s) and level-alternating bursts (AU congestion).
 //!
-//! Frequencies, cadences and levels are the published national values as
-//! collected in E.180; levels are nominal send levels per component.
+//! Frequencies and cadences are national values as collected in E.180
+//! Supplement 2; levels are nominal send levels per component. Values
+//! checked against public lists derived from it carry their source in a
+//! comment; dsp/README.md lists which values were corrected and which remain
+//! unverified (all levels among them).
 
 mod detect;
 mod generate;
@@ -288,7 +291,23 @@ static TABLE: [[ToneSpec; 6]; 10] = [
         spec(-10.0, &[on(Single(450.0), 700), off(700)]),
         spec(-10.0, &[on(Single(450.0), 0)]),
         spec(-10.0, &[on(Single(450.0), 1000), off(4000)]),
-        spec(-16.0, SIT_ITU),
+        // China, special information tone: 450 Hz, three 0.1 s bursts
+        // 0.1 s apart, then 0.4 s on, 0.4 s off (DAHDI tools zonedata.c, zone
+        // "cn", after the ITU list of national tones per E.180); not the
+        // three-frequency Q.35 sequence.
+        spec(
+            -10.0,
+            &[
+                on(Single(450.0), 100),
+                off(100),
+                on(Single(450.0), 100),
+                off(100),
+                on(Single(450.0), 100),
+                off(100),
+                on(Single(450.0), 400),
+                off(400),
+            ],
+        ),
     ],
     // DE: 425 Hz.
     [
@@ -391,19 +410,26 @@ static TABLE: [[ToneSpec; 6]; 10] = [
         ),
         spec(-16.0, SIT_ITU),
     ],
-    // RU: 425 Hz.
+    // RU: 425 Hz. Russian Federation, equipment rules (table of
+    // information tones, consultant.ru): ringback 1.0 ± 0.1 s on,
+    // 4.0 ± 0.4 s off; busy 0.3-0.4 s on and off; congestion ("busy on
+    // overload") 0.15-0.2 s on and off; levels −15 to −5 dB. DAHDI tools
+    // zonedata.c (zone "ru", after GOST R 45.223-2001) also gives 1.0/4.0 s
+    // ringback. Busy 0.4/0.4 and congestion 0.2/0.2 are inside the ranges.
     [
         spec(-10.0, &[on(Single(425.0), 400), off(400)]),
         spec(-10.0, &[on(Single(425.0), 200), off(5000)]),
         spec(-10.0, &[on(Single(425.0), 200), off(200)]),
         spec(-10.0, &[on(Single(425.0), 0)]),
-        spec(-10.0, &[on(Single(425.0), 800), off(3200)]),
+        spec(-10.0, &[on(Single(425.0), 1000), off(4000)]),
         spec(-16.0, SIT_ITU),
     ],
     // UK: dial 350 + 440 Hz, ringback 400 + 450 Hz, others 400 Hz.
     [
         spec(-10.0, &[on(Single(400.0), 375), off(375)]),
-        spec(-10.0, &[on(Single(400.0), 100), off(2000)]),
+        // United Kingdom, call waiting: 400 Hz, 0.1 s on, 4.0 s off (DAHDI
+        // tools zonedata.c, zone "uk", from BT SIN 350).
+        spec(-10.0, &[on(Single(400.0), 100), off(4000)]),
         spec(
             -10.0,
             &[
@@ -429,7 +455,10 @@ static TABLE: [[ToneSpec; 6]; 10] = [
     // 1776.7 Hz (274, 274, 380 ms).
     [
         spec(-24.0, &[on(Dual(480.0, 620.0), 500), off(500)]),
-        spec(-13.0, &[on(Single(440.0), 300), off(9700)]),
+        // United States, call waiting: 440 Hz, 0.3 s on, 10 s off (Silicon
+        // Labs AN93 table 82, taken from E.180 Supplement 2 (04/98); DAHDI
+        // tools zonedata.c, zone "us").
+        spec(-13.0, &[on(Single(440.0), 300), off(10_000)]),
         spec(-24.0, &[on(Dual(480.0, 620.0), 250), off(250)]),
         spec(-13.0, &[on(Dual(350.0, 440.0), 0)]),
         spec(-19.0, &[on(Dual(440.0, 480.0), 2000), off(4000)]),

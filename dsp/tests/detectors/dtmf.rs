@@ -11,8 +11,8 @@ use crate::common::{Path, add_noise, add_tones, to_i16, tone_power};
 /// One test tone: frequencies, levels, duration, and whether it must be
 /// detected.
 #[derive(Clone, Copy)]
-struct Burst {
-    digit: Digit,
+pub(crate) struct Burst {
+    pub(crate) digit: Digit,
     low_hz: f64,
     high_hz: f64,
     low_dbm0: f32,
@@ -21,7 +21,7 @@ struct Burst {
     off: usize,
     /// Samples of silence cut out of the middle of the tone (drop-out).
     dropout: usize,
-    expect: bool,
+    pub(crate) expect: bool,
 }
 
 impl Burst {
@@ -51,7 +51,7 @@ struct Outcome {
 
 /// Renders bursts (after 100 ms of lead-in), optionally with white noise at
 /// `snr_db` relative to each burst's two-tone power.
-fn render(bursts: &[Burst], snr_db: Option<f64>, seed: u64) -> (Vec<f64>, Vec<usize>) {
+pub(crate) fn render(bursts: &[Burst], snr_db: Option<f64>, seed: u64) -> (Vec<f64>, Vec<usize>) {
     let total: usize = 800 + bursts.iter().map(|b| b.on + b.off + 40).sum::<usize>();
     let mut x = vec![0.0; total];
     let mut starts = Vec::new();
@@ -84,7 +84,7 @@ fn render(bursts: &[Burst], snr_db: Option<f64>, seed: u64) -> (Vec<f64>, Vec<us
     (x, starts)
 }
 
-fn detect(
+pub(crate) fn detect(
     x: &[i16],
     frame: usize,
     config: DtmfDetectorConfig,
@@ -149,8 +149,9 @@ fn deviate(mut b: Burst, low_factor: f64, low_hz: f64, high_factor: f64, high_hz
     b
 }
 
-/// The Q.24 criteria: (name, bursts, SNR).
-fn criteria() -> Vec<(&'static str, Vec<Burst>, Option<f64>)> {
+/// The Q.24 criteria: (name, bursts, SNR). Also the test set of the
+/// spandsp comparison (`spandsp.rs`).
+pub(crate) fn criteria() -> Vec<(&'static str, Vec<Burst>, Option<f64>)> {
     let base = |d| Burst::nominal(d, -10.0, -10.0);
     let mut list = vec![
         (

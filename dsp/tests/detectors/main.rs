@@ -8,5 +8,6 @@ mod beep;
 mod common;
 mod dtmf;
 mod progress;
+mod spandsp;
 mod talkoff;
 mod vad;
