@@ -35,6 +35,36 @@ struct RecvBatch {
     hdrs: Box<[libc::mmsghdr]>,
 }
 
+impl RecvBatch {
+    /// Points every header at its name, iovec and buffer. The boxed slices
+    /// never move, so this is done once; each receive then only resets the
+    /// lengths the kernel overwrote.
+    fn link(&mut self) {
+        for k in 0..RECV_BATCH {
+            self.iovs[k] = libc::iovec {
+                iov_base: self.bufs[k].as_mut_ptr().cast(),
+                iov_len: RECV_BUF_SIZE,
+            };
+            let hdr = &mut self.hdrs[k];
+            hdr.msg_hdr = zero_msghdr();
+            hdr.msg_hdr.msg_name = (&raw mut self.names[k]).cast();
+            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            hdr.msg_hdr.msg_iov = &raw mut self.iovs[k];
+            hdr.msg_hdr.msg_iovlen = 1;
+            hdr.msg_len = 0;
+        }
+    }
+
+    /// Resets the fields the kernel wrote for the first `used` headers.
+    fn reset(&mut self, used: usize) {
+        for hdr in &mut self.hdrs[..used] {
+            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
+        }
+    }
+}
+
 impl std::fmt::Debug for RecvBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecvBatch").finish_non_exhaustive()
@@ -98,6 +128,7 @@ impl EpollIo {
             closer: Closer::default(),
         };
         this.ctl(libc::EPOLL_CTL_ADD, wake_fd, WAKE_DATA)?;
+        this.rx.link();
         Ok(this)
     }
 
@@ -203,6 +234,7 @@ impl EpollIo {
                         handler(token, src, &self.rx.bufs[k][..len], tx);
                     }
                 }
+                self.rx.reset(got);
                 if got < RECV_BATCH {
                     break;
                 }
@@ -212,21 +244,9 @@ impl EpollIo {
     }
 
     fn recv_batch(&mut self, fd: RawFd, stats: &mut PollStats) -> usize {
-        for k in 0..RECV_BATCH {
-            self.rx.iovs[k] = libc::iovec {
-                iov_base: self.rx.bufs[k].as_mut_ptr().cast(),
-                iov_len: RECV_BUF_SIZE,
-            };
-            let hdr = &mut self.rx.hdrs[k];
-            hdr.msg_hdr = zero_msghdr();
-            hdr.msg_hdr.msg_name = (&raw mut self.rx.names[k]).cast();
-            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-            hdr.msg_hdr.msg_iov = &raw mut self.rx.iovs[k];
-            hdr.msg_hdr.msg_iovlen = 1;
-            hdr.msg_len = 0;
-        }
         // SAFETY: every header points at a name, iovec and buffer of this
-        // batch, all alive and not otherwise borrowed during the call.
+        // batch (linked once in `RecvBatch::link`; the boxed slices never
+        // move), all alive and not otherwise borrowed during the call.
         let n = unsafe {
             libc::recvmmsg(
                 fd,

@@ -12,10 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_queue::ArrayQueue;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Kernel receive buffer asked for each media socket: room for about 300
-/// RTP packets of 172 bytes (with kernel overhead), so a scheduling hiccup
-/// of a shard does not drop packets.
-const RECV_BUFFER: usize = 256 * 1024;
+/// Kernel receive buffer asked for each media socket. Linux doubles it for
+/// its bookkeeping, and a small datagram costs about 768 bytes of it, so
+/// 16 KiB holds about 40 RTP packets: 800 ms of a 20 ms stream. That rides
+/// out any scheduling hiccup of a shard, and under overload it bounds the
+/// queueing delay a packet can see to well under a second: older audio is
+/// useless to a call, so the kernel drops it (counted as socket drops)
+/// instead of legatod relaying it seconds late.
+const RECV_BUFFER: usize = 16 * 1024;
 
 /// A bound RTP/RTCP socket pair.
 #[derive(Debug)]

@@ -3,4 +3,8 @@
 
 mod header;
 
-pub(crate) use header::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
+#[allow(
+    unreachable_pub,
+    reason = "reachable through legato_daemon::internals with the internals feature"
+)]
+pub use header::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};

@@ -1,0 +1,538 @@
+//! `legato-loadgen`: packet-rate load generator for legatod, with the bare
+//! floor relay it is compared against and the control-plane benchmark.
+//! See benches/README.md.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use legato_benches::generator::{Generator, Phase, RunStats, Timing};
+use legato_benches::procfs::{self, CpuDelta, Machine, ProcSample, UdpCounters};
+use legato_benches::report::{Cpu, Latency, Point, Report};
+use legato_benches::target::{self, Spawned};
+use legato_benches::{floor, setup};
+use legato_client::Client;
+
+/// Environment variable set once the generator runs under `taskset`.
+const PINNED_ENV: &str = "LEGATO_LOADGEN_PINNED";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "legato-loadgen",
+    about = "Packet-rate load generator for legatod, against a bare relay floor",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// What to measure: legatod, the floor relay, or both (same loads).
+    #[arg(long, value_enum, default_value = "both")]
+    target: TargetSel,
+    /// Loads to sweep, in bridged calls (2 legs, 100 packets/s each).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    calls: Vec<usize>,
+    /// Measuring window per point, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    /// Sending before the window opens, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_s: f64,
+    /// Receiving after the last send, milliseconds.
+    #[arg(long, default_value_t = 300)]
+    drain_ms: u64,
+    /// legatod backend(s) to measure (with --spawn).
+    #[arg(long, value_enum, default_value = "both")]
+    io: IoSel,
+    /// legatod binary [default: legatod next to this binary].
+    #[arg(long)]
+    legatod: Option<PathBuf>,
+    /// Start legatod for each point (fresh process, one shard, ports
+    /// 20000-59999).
+    #[arg(long, conflicts_with = "endpoint")]
+    spawn: bool,
+    /// gRPC endpoint of an already running legatod.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Pid of the legatod behind --endpoint [default: the only process
+    /// named legatod].
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Pin legatod and the floor relay to this CPU (taskset).
+    #[arg(long)]
+    pin_daemon: Option<usize>,
+    /// Pin the generator to this CPU (re-runs itself under taskset).
+    #[arg(long)]
+    pin_gen: Option<usize>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Generator sockets shared by all calls' peers.
+    #[arg(long, default_value_t = 16)]
+    gen_sockets: usize,
+    /// Generator loop period, µs.
+    #[arg(long, default_value_t = 1000)]
+    tick_us: u64,
+    /// Shards of a spawned legatod.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
+    /// First port of the floor relay's consecutive range (2 per call);
+    /// 0: ports the kernel picks.
+    #[arg(long, default_value_t = 0)]
+    floor_port_base: u16,
+    /// Run the floor relay with connected sockets (a tuning prototype).
+    #[arg(long)]
+    floor_connect: bool,
+    /// Call setups in flight while preparing a load point.
+    #[arg(long, default_value_t = 32)]
+    setup_concurrency: usize,
+    /// Run the control-plane benchmark instead of the packet sweep.
+    #[arg(long)]
+    setup_bench: bool,
+    /// Call setups for --setup-bench.
+    #[arg(long, default_value_t = 5000)]
+    setups: usize,
+    /// Setups in flight for --setup-bench.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run the floor relay (started by the load generator itself).
+    FloorServer {
+        /// Calls (2 sockets each).
+        #[arg(long)]
+        calls: usize,
+        /// First port; 0: ports the kernel picks.
+        #[arg(long, default_value_t = 0)]
+        port_base: u16,
+        /// Exit after this many seconds at the latest.
+        #[arg(long, default_value_t = 3600)]
+        max_run_s: u64,
+        /// connect() each socket to its latched peer (see floor docs).
+        #[arg(long)]
+        connect: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TargetSel {
+    Legatod,
+    Floor,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum IoSel {
+    Uring,
+    Epoll,
+    Both,
+}
+
+impl IoSel {
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            Self::Uring => &["uring"],
+            Self::Epoll => &["epoll"],
+            Self::Both => &["uring", "epoll"],
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Sub::FloorServer {
+        calls,
+        port_base,
+        max_run_s,
+        connect,
+    }) = cli.command
+    {
+        return floor::serve(calls, port_base, Duration::from_secs(max_run_s), connect);
+    }
+    if let Some(cpu) = cli.pin_gen
+        && std::env::var_os(PINNED_ENV).is_none()
+    {
+        use std::os::unix::process::CommandExt as _;
+        let error = std::process::Command::new("taskset")
+            .arg("-c")
+            .arg(cpu.to_string())
+            .arg(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(PINNED_ENV, "1")
+            .exec();
+        bail!("cannot re-run under taskset: {error}");
+    }
+    // One worker drives the gRPC connection in the background, so the
+    // daemon's graceful shutdown sees it close while this thread waits.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut report = Report {
+        machine: Machine::detect(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        pin_daemon: cli.pin_daemon,
+        pin_generator: cli.pin_gen,
+        points: Vec::new(),
+        setup: Vec::new(),
+    };
+    if cli.setup_bench {
+        for io in backends(&cli) {
+            let result = with_legatod(&cli, &runtime, io, cli.setups / 2 + 16, |client, _, _| {
+                let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+                let mut r = runtime.block_on(setup::run(
+                    client,
+                    cli.setups,
+                    cli.concurrency,
+                    peer.local_addr()?,
+                ))?;
+                r.io = io.to_owned();
+                Ok(r)
+            })?;
+            report.setup.push(result);
+        }
+    } else {
+        for &calls in &cli.calls {
+            if cli.target != TargetSel::Legatod {
+                let point = floor_point(&cli, calls).context("floor point")?;
+                eprintln!("{}", one_line(&point));
+                report.points.push(point);
+            }
+            if cli.target != TargetSel::Floor {
+                for io in backends(&cli) {
+                    let point = legatod_point(&cli, &runtime, io, calls)
+                        .with_context(|| format!("legatod {io} at {calls} calls"))?;
+                    eprintln!("{}", one_line(&point));
+                    report.points.push(point);
+                }
+            }
+        }
+        report.fill_ratios();
+    }
+    print!("{}", report.table());
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn backends(cli: &Cli) -> Vec<&'static str> {
+    if cli.spawn {
+        cli.io.flags().to_vec()
+    } else {
+        vec!["external"]
+    }
+}
+
+fn one_line(p: &Point) -> String {
+    format!(
+        "{} {} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {:.1} us, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
+        p.target,
+        p.io,
+        p.calls,
+        p.offered_pps,
+        p.received_pps,
+        p.loss_percent,
+        p.latency.p99_us,
+        p.target_cpu.us_per_packet,
+        p.target_cpu.percent,
+        p.generator_cpu.percent
+    )
+}
+
+fn timing(cli: &Cli) -> Timing {
+    Timing {
+        warmup: Duration::from_secs_f64(cli.warmup_s.max(0.0)),
+        window: Duration::from_secs_f64(cli.duration_s.max(0.1)),
+        drain: Duration::from_millis(cli.drain_ms),
+        tick: Duration::from_micros(cli.tick_us.max(50)),
+    }
+}
+
+fn legatod_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(path) = &cli.legatod {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("legatod");
+    if !path.exists() {
+        bail!(
+            "{} not found: build it (cargo build --release -p legato-daemon) or pass --legatod",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The pid of the only process named `legatod`.
+fn find_legatod() -> Result<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "legatod") {
+            found.push(pid);
+        }
+    }
+    match found.as_slice() {
+        [pid] => Ok(*pid),
+        [] => bail!("no legatod process found: pass --pid"),
+        _ => bail!("several legatod processes ({found:?}): pass --pid"),
+    }
+}
+
+/// Runs `body` against a legatod: a fresh one (with --spawn) or the one at
+/// --endpoint. `body` gets the client, the pid and the backend name.
+fn with_legatod<T>(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    io: &str,
+    calls: usize,
+    body: impl FnOnce(&Client, u32, &str) -> Result<T>,
+) -> Result<T> {
+    if cli.spawn {
+        let mut daemon = Spawned::start(
+            &legatod_path(cli)?,
+            &target::legatod_args(io, calls, cli.shards),
+            cli.pin_daemon,
+            "legatod ready",
+        )?;
+        let grpc = daemon
+            .field("grpc")
+            .context("legatod's ready line has no grpc=")?
+            .to_owned();
+        let backend = daemon.field("backend").unwrap_or(io).to_owned();
+        let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
+        let result = body(&client, daemon.pid, &backend);
+        drop(client);
+        daemon.stop()?;
+        result
+    } else {
+        let endpoint = cli
+            .endpoint
+            .as_deref()
+            .context("legatod needs --spawn or --endpoint")?;
+        let pid = match cli.pid {
+            Some(pid) => pid,
+            None => find_legatod()?,
+        };
+        let client = runtime.block_on(Client::connect(endpoint))?;
+        body(&client, pid, io)
+    }
+}
+
+/// Samples taken at the window's edges.
+#[derive(Debug, Default)]
+struct Samples {
+    target: Option<ProcSample>,
+    generator: Option<ProcSample>,
+    udp: UdpCounters,
+    machine_busy_s: Option<f64>,
+}
+
+impl Samples {
+    fn take(pid: u32) -> Self {
+        Self {
+            target: ProcSample::of(pid).ok(),
+            generator: ProcSample::current().ok(),
+            udp: UdpCounters::read(),
+            machine_busy_s: procfs::machine_busy_s(),
+        }
+    }
+}
+
+fn measure(generator: &mut Generator, pid: u32, timing: Timing) -> (RunStats, Samples, Samples) {
+    let (mut before, mut after) = (Samples::default(), Samples::default());
+    let stats = generator.run(timing, &mut |phase| match phase {
+        Phase::WindowStart => before = Samples::take(pid),
+        Phase::WindowEnd => after = Samples::take(pid),
+    });
+    (stats, before, after)
+}
+
+fn cpu(delta: CpuDelta, window_s: f64, packets: u64) -> Cpu {
+    let per = |s: f64| {
+        if packets == 0 {
+            0.0
+        } else {
+            s * 1e6 / packets as f64
+        }
+    };
+    Cpu {
+        stat_s: delta.stat_s,
+        sched_s: delta.sched_s,
+        percent: delta.best_s() / window_s.max(1e-9) * 100.0,
+        us_per_packet: per(delta.best_s()),
+        us_per_packet_stat: per(delta.stat_s),
+    }
+}
+
+fn point(
+    target: &str,
+    io: &str,
+    calls: usize,
+    stats: &RunStats,
+    before: &Samples,
+    after: &Samples,
+    rss_idle_kib: u64,
+) -> Point {
+    let w = stats.window_s.max(1e-9);
+    let h = &stats.latency;
+    let us = |ns: u64| ns as f64 / 1e3;
+    let delta = |a: &Option<ProcSample>, b: &Option<ProcSample>| match (a, b) {
+        (Some(a), Some(b)) => b.cpu_since(a),
+        _ => CpuDelta::default(),
+    };
+    let rss_loaded_kib = after.target.map_or(0, |s| s.rss_kib);
+    let target_cpu = delta(&before.target, &after.target);
+    let generator_cpu = delta(&before.generator, &after.generator);
+    let other_cpu_percent = match (before.machine_busy_s, after.machine_busy_s) {
+        (Some(a), Some(b)) => {
+            Some(((b - a) - target_cpu.stat_s - generator_cpu.stat_s).max(0.0) / w * 100.0)
+        }
+        _ => None,
+    };
+    let legs = 2 * calls;
+    Point {
+        target: target.to_owned(),
+        io: io.to_owned(),
+        calls,
+        legs,
+        window_s: stats.window_s,
+        offered_pps: stats.offered as f64 / w,
+        received_pps: stats.received as f64 / w,
+        offered: stats.offered,
+        received: stats.received,
+        lost: stats.lost,
+        loss_percent: if stats.offered == 0 {
+            0.0
+        } else {
+            stats.lost as f64 * 100.0 / stats.offered as f64
+        },
+        duplicates: stats.duplicates,
+        reordered: stats.reordered,
+        send_errors: stats.send_errors,
+        udp_rcvbuf_errors: after.udp.since(&before.udp).rcvbuf_errors,
+        latency: Latency {
+            p50_us: us(h.quantile(0.5)),
+            p99_us: us(h.quantile(0.99)),
+            p999_us: us(h.quantile(0.999)),
+            max_us: us(h.max()),
+            mean_us: h.mean() / 1e3,
+        },
+        target_cpu: cpu(target_cpu, stats.window_s, stats.received),
+        rss_idle_kib,
+        rss_loaded_kib,
+        rss_per_leg_kib: rss_loaded_kib.saturating_sub(rss_idle_kib) as f64 / legs as f64,
+        generator_cpu: cpu(
+            generator_cpu,
+            stats.window_s,
+            stats.offered + stats.received,
+        ),
+        other_cpu_percent,
+        generator_send_lag_p99_us: us(stats.send_lag.quantile(0.99)),
+        generator_send_lag_max_us: us(stats.send_lag.max()),
+        setup_s: None,
+        cpu_ratio_to_floor: None,
+    }
+}
+
+fn legatod_point(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    io: &str,
+    calls: usize,
+) -> Result<Point> {
+    let mut generator = Generator::new(calls, cli.gen_sockets)?;
+    with_legatod(cli, runtime, io, calls, |client, pid, backend| {
+        let rss_idle_kib = ProcSample::of(pid).map_or(0, |s| s.rss_kib);
+        let peers: Vec<(SocketAddr, SocketAddr)> = (0..calls)
+            .map(|i| (generator.peer_addr(i, 0), generator.peer_addr(i, 1)))
+            .collect();
+        let started = Instant::now();
+        let bridged =
+            runtime.block_on(target::bridge_all(client, &peers, cli.setup_concurrency))?;
+        let setup_s = started.elapsed().as_secs_f64();
+        for (i, call) in bridged.iter().enumerate() {
+            generator.set_relay(i, call.a, call.b);
+        }
+        let (stats, before, after) = measure(&mut generator, pid, timing(cli));
+        if !cli.spawn {
+            runtime.block_on(target::teardown_all(
+                client,
+                &bridged,
+                cli.setup_concurrency,
+            ))?;
+        }
+        let mut p = point(
+            "legatod",
+            backend,
+            calls,
+            &stats,
+            &before,
+            &after,
+            rss_idle_kib,
+        );
+        p.setup_s = Some(setup_s);
+        Ok(p)
+    })
+}
+
+fn floor_point(cli: &Cli, calls: usize) -> Result<Point> {
+    let mut generator = Generator::new(calls, cli.gen_sockets)?;
+    let base = cli.floor_port_base;
+    let mut args = vec![
+        "floor-server".to_owned(),
+        "--calls".to_owned(),
+        calls.to_string(),
+        "--port-base".to_owned(),
+        base.to_string(),
+    ];
+    if cli.floor_connect {
+        args.push("--connect".to_owned());
+    }
+    let mut relay = Spawned::start(
+        &std::env::current_exe()?,
+        &args,
+        cli.pin_daemon,
+        floor::READY_PREFIX,
+    )?;
+    let rss_idle_kib = ProcSample::of(relay.pid).map_or(0, |s| s.rss_kib);
+    let ports = floor::parse_ports(&relay.ready_line)?;
+    if ports.len() != 2 * calls {
+        bail!("floor relay bound {} ports for {calls} calls", ports.len());
+    }
+    for i in 0..calls {
+        let port = |side: usize| ports[2 * i + side];
+        generator.set_relay(
+            i,
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(0)),
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(1)),
+        );
+    }
+    let (stats, before, after) = measure(&mut generator, relay.pid, timing(cli));
+    relay.stop()?;
+    let io = if cli.floor_connect {
+        "epoll+connect"
+    } else {
+        "epoll"
+    };
+    Ok(point(
+        "floor",
+        io,
+        calls,
+        &stats,
+        &before,
+        &after,
+        rss_idle_kib,
+    ))
+}

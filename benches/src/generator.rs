@@ -1,0 +1,549 @@
+//! The packet generator and receiver: one thread, a small pool of
+//! non-blocking UDP sockets, `sendmmsg`/`recvmmsg` batches.
+//!
+//! Each call has two streams (A→B, B→A), each 50 packets/s. Stream `s` is
+//! due at `t0 + s·20 ms/streams + n·20 ms`, so the load is spread evenly over
+//! every 20 ms; the loop wakes once per tick (1 ms by default), sends what
+//! is due, then drains the receive queues. Send times are stamped into each
+//! batch right before its `sendmmsg`; receive times are the kernel's
+//! `SO_TIMESTAMPNS` stamps, taken when the relay's send reached the loopback
+//! receive path, so the one-way latency does not include the generator's
+//! own sleep between ticks.
+//!
+//! The peers of all calls share `sockets` sockets (call `i`'s A side is
+//! socket `2i mod sockets`, its B side `2i+1 mod sockets`). The relay's cost
+//! does not depend on that (it sends each packet to the address the leg's
+//! SDP names), and it is what lets the generator batch: per-call sockets
+//! would cost one syscall per packet.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg,
+    setsockopt, sockopt,
+};
+use nix::sys::time::TimeSpec;
+
+use crate::histogram::Histogram;
+use crate::wire::{self, PACKET_LEN};
+
+/// Datagrams per `sendmmsg`: also bounds how long the last datagram of a
+/// batch waits after its time stamp (a few µs each).
+const SEND_BATCH: usize = 32;
+/// Datagrams per `recvmmsg`.
+const RECV_BATCH: usize = 64;
+/// Receive buffer size; probes are 172 bytes, anything larger is foreign.
+const RECV_BUF: usize = 512;
+/// `recvmmsg` rounds per socket per loop turn, so a receive queue that
+/// fills faster than it drains cannot stall sending (the excess shows up
+/// as kernel receive-buffer drops, i.e. the generator is the bottleneck).
+const RECV_ROUNDS: usize = 8;
+/// Socket buffer size asked for (forced past `rmem_max` when allowed).
+const SOCKET_BUFFER: usize = 8 << 20;
+/// Packet interval of one stream.
+pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Where the measuring window starts and ends, for the caller's samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Warm-up is over: take the "before" samples now.
+    WindowStart,
+    /// The last in-window packet is sent: take the "after" samples now.
+    WindowEnd,
+}
+
+/// How long each part of a run lasts.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Sending before the window opens (latching, caches, first-packet
+    /// events).
+    pub warmup: Duration,
+    /// The measuring window.
+    pub window: Duration,
+    /// Receiving after the last send, for packets still in flight.
+    pub drain: Duration,
+    /// Loop period.
+    pub tick: Duration,
+}
+
+/// What one run measured. Packet counts cover probes *sent* inside the
+/// window, wherever they were received.
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    /// Window length in seconds, by the clock the stamps use.
+    pub window_s: f64,
+    /// Probes handed to the kernel in the window.
+    pub offered: u64,
+    /// Distinct window probes received.
+    pub received: u64,
+    /// Window probes never received (per stream: offered − received).
+    pub lost: u64,
+    /// Window probes received more than once (extra copies).
+    pub duplicates: u64,
+    /// Window probes that arrived after a later probe of their stream.
+    pub reordered: u64,
+    /// Probes the kernel refused to send (whole run).
+    pub send_errors: u64,
+    /// Datagrams received that were not probes of this run.
+    pub foreign: u64,
+    /// Probes whose receive time preceded the send time (clock step).
+    pub negative_latency: u64,
+    /// Receives without a kernel time stamp (user-space time used).
+    pub unstamped: u64,
+    /// One-way latency of window probes, ns.
+    pub latency: Histogram,
+    /// How late the generator sent each window packet against its
+    /// schedule, ns: large values mean the generator itself was saturated
+    /// or descheduled.
+    pub send_lag: Histogram,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct TxStream {
+    dest: Option<SockaddrIn>,
+    socket: u32,
+    ssrc: u32,
+    seq: u32,
+    offered: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RxStream {
+    seen_any: bool,
+    highest: u32,
+    /// Bit `d` set: `highest - d` was received.
+    recent: u64,
+    received: u64,
+    duplicates: u64,
+    reordered: u64,
+}
+
+impl RxStream {
+    /// Records `seq`; returns false for a duplicate.
+    fn accept(&mut self, seq: u32) -> (bool, bool) {
+        if !self.seen_any {
+            self.seen_any = true;
+            self.highest = seq;
+            self.recent = 1;
+            return (true, false);
+        }
+        if seq > self.highest {
+            let shift = seq - self.highest;
+            self.recent = if shift >= 64 { 0 } else { self.recent << shift };
+            self.recent |= 1;
+            self.highest = seq;
+            return (true, false);
+        }
+        let back = self.highest - seq;
+        if back >= 64 {
+            // Too old to tell a duplicate apart: count it as late.
+            return (true, true);
+        }
+        if self.recent & (1 << back) != 0 {
+            return (false, false);
+        }
+        self.recent |= 1 << back;
+        (true, true)
+    }
+}
+
+/// A batch of datagrams waiting to leave one socket.
+#[derive(Debug)]
+struct SendBatch {
+    bufs: Box<[[u8; PACKET_LEN]; SEND_BATCH]>,
+    dests: [Option<SockaddrIn>; SEND_BATCH],
+    streams: [u32; SEND_BATCH],
+    len: usize,
+}
+
+impl SendBatch {
+    fn new() -> Self {
+        Self {
+            bufs: Box::new([[0; PACKET_LEN]; SEND_BATCH]),
+            dests: [None; SEND_BATCH],
+            streams: [0; SEND_BATCH],
+            len: 0,
+        }
+    }
+}
+
+/// The generator: sockets, per-stream state and the batches in flight.
+#[derive(Debug)]
+pub struct Generator {
+    sockets: Vec<UdpSocket>,
+    calls: usize,
+    tx: Vec<TxStream>,
+    rx: Vec<RxStream>,
+    batches: Vec<SendBatch>,
+    send_hdrs: MultiHeaders<SockaddrIn>,
+    recv_hdrs: MultiHeaders<SockaddrIn>,
+    recv_bufs: Box<[[u8; RECV_BUF]; RECV_BATCH]>,
+    stats: RunStats,
+    window: (u64, u64),
+}
+
+impl Generator {
+    /// Binds `sockets` sockets on 127.0.0.1 for `calls` calls.
+    pub fn new(calls: usize, sockets: usize) -> Result<Self> {
+        if calls == 0 {
+            bail!("no calls");
+        }
+        let count = sockets.clamp(1, 2 * calls);
+        let mut bound = Vec::with_capacity(count);
+        for _ in 0..count {
+            let socket =
+                UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a generator socket")?;
+            socket.set_nonblocking(true)?;
+            if setsockopt(&socket, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+                let _ = setsockopt(&socket, sockopt::RcvBuf, &SOCKET_BUFFER);
+            }
+            if setsockopt(&socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+                let _ = setsockopt(&socket, sockopt::SndBuf, &SOCKET_BUFFER);
+            }
+            setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
+                .context("enabling SO_TIMESTAMPNS")?;
+            bound.push(socket);
+        }
+        let streams = 2 * calls;
+        let tx = (0..streams)
+            .map(|s| TxStream {
+                dest: None,
+                socket: (s % count) as u32,
+                ssrc: 0x4c47_0000 ^ (s as u32).wrapping_mul(2_654_435_761),
+                seq: 0,
+                offered: 0,
+            })
+            .collect();
+        Ok(Self {
+            sockets: bound,
+            calls,
+            tx,
+            rx: vec![RxStream::default(); streams],
+            batches: (0..count).map(|_| SendBatch::new()).collect(),
+            send_hdrs: MultiHeaders::preallocate(SEND_BATCH, None),
+            recv_hdrs: MultiHeaders::preallocate(RECV_BATCH, Some(nix::cmsg_space!(TimeSpec))),
+            recv_bufs: Box::new([[0; RECV_BUF]; RECV_BATCH]),
+            stats: RunStats::default(),
+            window: (u64::MAX, u64::MAX),
+        })
+    }
+
+    /// Calls this generator drives.
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+
+    /// The generator's address for one side (0 = A, 1 = B) of `call`: the
+    /// address to put in that leg's SDP offer.
+    pub fn peer_addr(&self, call: usize, side: usize) -> SocketAddr {
+        let socket = (2 * call + side) % self.sockets.len();
+        self.sockets[socket]
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Sets the relay addresses of `call`: where side A sends (leg A's local
+    /// RTP address) and where side B sends.
+    pub fn set_relay(&mut self, call: usize, a: SocketAddrV4, b: SocketAddrV4) {
+        self.tx[2 * call].dest = Some(SockaddrIn::from(a));
+        self.tx[2 * call + 1].dest = Some(SockaddrIn::from(b));
+    }
+
+    /// Sends and receives for `timing`, calling `probe` at the window's
+    /// edges, and returns what was measured.
+    pub fn run(&mut self, timing: Timing, probe: &mut dyn FnMut(Phase)) -> RunStats {
+        self.stats = RunStats::default();
+        self.window = (u64::MAX, u64::MAX);
+        for s in &mut self.tx {
+            s.offered = 0;
+        }
+        self.rx.fill(RxStream::default());
+        let streams = self.tx.len() as u64;
+        let period = PACKET_INTERVAL.as_nanos() as u64;
+        let t0 = Instant::now();
+        let window_start = t0 + timing.warmup;
+        let send_end = window_start + timing.window;
+        let end = send_end + timing.drain;
+        // Next due packet: (cycle, stream).
+        let (mut cycle, mut next) = (0u64, 0u64);
+        let due = |cycle: u64, stream: u64| {
+            t0 + Duration::from_nanos(cycle * period + stream * period / streams)
+        };
+        let mut started = false;
+        let mut ended = false;
+        loop {
+            let now = Instant::now();
+            if !started && now >= window_start {
+                started = true;
+                probe(Phase::WindowStart);
+                self.window.0 = wire::realtime_ns();
+            }
+            if !ended {
+                let limit = now.min(send_end);
+                let in_window = started;
+                while due(cycle, next) <= limit {
+                    if in_window {
+                        let lag = now.saturating_duration_since(due(cycle, next));
+                        self.stats.send_lag.record(lag.as_nanos() as u64);
+                    }
+                    self.enqueue(next as usize);
+                    next += 1;
+                    if next == streams {
+                        next = 0;
+                        cycle += 1;
+                    }
+                }
+                for socket in 0..self.sockets.len() {
+                    self.flush(socket);
+                }
+                if now >= send_end {
+                    ended = true;
+                    self.window.1 = wire::realtime_ns();
+                    probe(Phase::WindowEnd);
+                }
+            }
+            for socket in 0..self.sockets.len() {
+                self.drain(socket);
+            }
+            let now = Instant::now();
+            // A generator that fell behind may pass `end` inside one turn:
+            // the window still ends through the branch above first.
+            if ended && now >= end {
+                break;
+            }
+            let tick = timing.tick.as_nanos().max(1) as u64;
+            let since = now.duration_since(t0).as_nanos() as u64;
+            let sleep =
+                Duration::from_nanos(tick - since % tick).min(end.saturating_duration_since(now));
+            std::thread::sleep(sleep);
+        }
+        self.finish(timing)
+    }
+
+    fn enqueue(&mut self, stream: usize) {
+        let tx = &mut self.tx[stream];
+        let Some(dest) = tx.dest else {
+            return;
+        };
+        let socket = tx.socket as usize;
+        let batch = &mut self.batches[socket];
+        let k = batch.len;
+        wire::build(&mut batch.bufs[k], stream as u32, tx.seq, tx.ssrc);
+        tx.seq += 1;
+        batch.dests[k] = Some(dest);
+        batch.streams[k] = stream as u32;
+        batch.len += 1;
+        if batch.len == SEND_BATCH {
+            self.flush(socket);
+        }
+    }
+
+    fn flush(&mut self, socket: usize) {
+        let fd = self.sockets[socket].as_raw_fd();
+        let batch = &mut self.batches[socket];
+        let len = batch.len;
+        if len == 0 {
+            return;
+        }
+        batch.len = 0;
+        let now = wire::realtime_ns();
+        let in_window = now >= self.window.0 && self.window.1 == u64::MAX;
+        for buf in &mut batch.bufs[..len] {
+            wire::stamp(buf, now);
+        }
+        let mut done = 0;
+        while done < len {
+            let iovs: [[IoSlice<'_>; 1]; SEND_BATCH] =
+                std::array::from_fn(|k| [IoSlice::new(&batch.bufs[k])]);
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            let result = sendmmsg(
+                fd,
+                &mut self.send_hdrs,
+                &iovs[done..len],
+                &batch.dests[done..len],
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            );
+            let sent = match result {
+                Ok(results) => results.count(),
+                Err(Errno::EINTR) => continue,
+                Err(_) => 0,
+            };
+            for &stream in &batch.streams[done..done + sent] {
+                if in_window {
+                    self.tx[stream as usize].offered += 1;
+                }
+            }
+            if sent == 0 {
+                // The first datagram failed (buffer full): drop it, go on.
+                self.stats.send_errors += 1;
+                done += 1;
+            } else {
+                done += sent;
+            }
+        }
+    }
+
+    fn drain(&mut self, socket: usize) {
+        let fd: RawFd = self.sockets[socket].as_raw_fd();
+        for _ in 0..RECV_ROUNDS {
+            let mut meta = [(0usize, 0u64); RECV_BATCH];
+            let mut n = 0;
+            {
+                let mut iovs: [[IoSliceMut<'_>; 1]; RECV_BATCH] =
+                    self.recv_bufs.each_mut().map(|b| [IoSliceMut::new(b)]);
+                let results = match recvmmsg(
+                    fd,
+                    &mut self.recv_hdrs,
+                    iovs.iter_mut(),
+                    MsgFlags::MSG_DONTWAIT,
+                    None,
+                ) {
+                    Ok(results) => results,
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => return, // EAGAIN: drained
+                };
+                for msg in results {
+                    let mut stamp = 0;
+                    if let Ok(cmsgs) = msg.cmsgs() {
+                        for cmsg in cmsgs {
+                            if let ControlMessageOwned::ScmTimestampns(ts) = cmsg {
+                                stamp = (ts.tv_sec() as u64) * 1_000_000_000 + ts.tv_nsec() as u64;
+                            }
+                        }
+                    }
+                    let len = if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+                        0
+                    } else {
+                        msg.bytes
+                    };
+                    meta[n] = (len, stamp);
+                    n += 1;
+                }
+            }
+            let fallback = wire::realtime_ns();
+            for (k, &(len, stamp)) in meta[..n].iter().enumerate() {
+                let received_ns = if stamp == 0 {
+                    self.stats.unstamped += 1;
+                    fallback
+                } else {
+                    stamp
+                };
+                self.account(k, len, received_ns);
+            }
+            if n < RECV_BATCH {
+                return;
+            }
+        }
+    }
+
+    fn account(&mut self, k: usize, len: usize, received_ns: u64) {
+        let Some(probe) = wire::parse(&self.recv_bufs[k][..len]) else {
+            self.stats.foreign += 1;
+            return;
+        };
+        let Some(rx) = self.rx.get_mut(probe.stream as usize) else {
+            self.stats.foreign += 1;
+            return;
+        };
+        let (fresh, late) = rx.accept(probe.seq);
+        let (start, end) = self.window;
+        if probe.sent_ns < start || probe.sent_ns >= end {
+            return;
+        }
+        if !fresh {
+            rx.duplicates += 1;
+            return;
+        }
+        rx.received += 1;
+        if late {
+            rx.reordered += 1;
+        }
+        if received_ns < probe.sent_ns {
+            self.stats.negative_latency += 1;
+            self.stats.latency.record(0);
+        } else {
+            self.stats.latency.record(received_ns - probe.sent_ns);
+        }
+    }
+
+    fn finish(&mut self, timing: Timing) -> RunStats {
+        let mut stats = std::mem::take(&mut self.stats);
+        let (start, end) = self.window;
+        stats.window_s = if end > start && end != u64::MAX {
+            (end - start) as f64 / 1e9
+        } else {
+            timing.window.as_secs_f64()
+        };
+        for (tx, rx) in self.tx.iter().zip(&self.rx) {
+            stats.offered += tx.offered;
+            stats.received += rx.received;
+            stats.lost += tx.offered.saturating_sub(rx.received);
+            stats.duplicates += rx.duplicates;
+            stats.reordered += rx.reordered;
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_tracking() {
+        let mut rx = RxStream::default();
+        let cases = [
+            (10, (true, false)),
+            (11, (true, false)),
+            (13, (true, false)),
+            (12, (true, true)),   // late but new
+            (12, (false, false)), // duplicate
+            (200, (true, false)),
+            (100, (true, true)), // too old to check: counted late
+        ];
+        for (seq, want) in cases {
+            assert_eq!(rx.accept(seq), want, "seq {seq}");
+        }
+    }
+
+    /// Two generator sockets looped back to each other without a relay:
+    /// every probe arrives, with a small positive latency.
+    #[test]
+    fn loopback_without_relay() {
+        let mut generator = Generator::new(2, 4).unwrap();
+        for call in 0..2 {
+            let SocketAddr::V4(a) = generator.peer_addr(call, 1) else {
+                unreachable!()
+            };
+            let SocketAddr::V4(b) = generator.peer_addr(call, 0) else {
+                unreachable!()
+            };
+            // Side A sends straight to side B's socket and vice versa.
+            generator.set_relay(call, a, b);
+        }
+        let mut phases = Vec::new();
+        let stats = generator.run(
+            Timing {
+                warmup: Duration::from_millis(100),
+                window: Duration::from_millis(400),
+                drain: Duration::from_millis(100),
+                tick: Duration::from_millis(1),
+            },
+            &mut |p| phases.push(p),
+        );
+        assert_eq!(phases, [Phase::WindowStart, Phase::WindowEnd]);
+        // 4 streams at 50/s for 0.4 s.
+        assert!((76..=84).contains(&stats.offered), "{stats:?}");
+        assert_eq!(stats.received, stats.offered);
+        assert_eq!(stats.lost, 0);
+        assert_eq!(stats.duplicates, 0);
+        let p50 = stats.latency.quantile(0.5);
+        assert!(p50 > 0 && p50 < 100_000_000, "p50 {p50} ns");
+    }
+}

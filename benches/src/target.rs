@@ -1,0 +1,263 @@
+//! The processes under test: starting legatod or the floor relay (pinned
+//! with `taskset` when asked), reading their ready lines, setting up calls
+//! through legatod's gRPC API, and stopping them.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use legato_client::{Client, CreateLeg, UpdateLeg, proto};
+
+/// A process started by the load generator; SIGTERM and wait on drop.
+#[derive(Debug)]
+pub struct Spawned {
+    child: Option<Child>,
+    /// Process id (the target itself: `taskset` execs it).
+    pub pid: u32,
+    /// The ready line it printed.
+    pub ready_line: String,
+}
+
+impl Spawned {
+    /// Runs `program args`, pinned to `cpu` through `taskset -c` when given,
+    /// and waits up to 30 s for a stdout line starting with `ready_prefix`.
+    pub fn start(
+        program: &Path,
+        args: &[String],
+        cpu: Option<usize>,
+        ready_prefix: &str,
+    ) -> Result<Self> {
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        let mut child = command
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let stdout = child.stdout.take().context("child stdout")?;
+        let stderr = child.stderr.take().context("child stderr")?;
+        let name = program
+            .file_name()
+            .map_or_else(|| "target".to_owned(), |n| n.to_string_lossy().into_owned());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let prefix = ready_prefix.to_owned();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if line.starts_with(&prefix) {
+                    let _ = tx.send(line);
+                    break;
+                }
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let pid = child.id();
+        let mut this = Self {
+            child: Some(child),
+            pid,
+            ready_line: String::new(),
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => this.ready_line = line,
+            Err(_) => bail!("{} did not print its ready line", program.display()),
+        }
+        Ok(this)
+    }
+
+    /// The value of `name=` in the ready line.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        let key = format!("{name}=");
+        self.ready_line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key.as_str()))
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s, then SIGKILL).
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id())?);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        drop(child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("process {} did not exit within 20 s of SIGTERM", child.id());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Flags for a legatod started by the load generator: one shard, a port
+/// range for 4 ports per call, limits above the load.
+pub fn legatod_args(io: &str, calls: usize, shards: usize) -> Vec<String> {
+    let legs = (2 * calls + 16).to_string();
+    [
+        "--grpc-listen",
+        "127.0.0.1:0",
+        "--port-min",
+        "20000",
+        "--port-max",
+        "59999",
+        "--shards",
+        &shards.to_string(),
+        "--io",
+        io,
+        "--max-legs",
+        &legs,
+        "--max-sessions",
+        &legs,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// An SDP offer for a generator peer at `addr`: PCMU only, sendrecv.
+pub fn offer(addr: SocketAddr) -> String {
+    format!(
+        "v=0\r\no=loadgen 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        ip = addr.ip(),
+        port = addr.port()
+    )
+}
+
+/// Local RTP address of a leg.
+pub fn leg_addr(leg: &proto::Leg) -> Result<SocketAddrV4> {
+    let a = leg
+        .local_rtp
+        .as_ref()
+        .ok_or_else(|| anyhow!("leg {} has no local address", leg.leg_id))?;
+    Ok(SocketAddrV4::new(a.ip.parse()?, u16::try_from(a.port)?))
+}
+
+/// One bridged call: its session and the relay addresses of its legs.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Session id.
+    pub session: String,
+    /// Leg A's local RTP address (side A sends here).
+    pub a: SocketAddrV4,
+    /// Leg B's local RTP address.
+    pub b: SocketAddrV4,
+}
+
+/// Sets up one bridged call: session, two incoming legs answered and
+/// connected, media both ways.
+pub async fn bridge(client: &Client, peer_a: SocketAddr, peer_b: SocketAddr) -> Result<Call> {
+    let session = client.create_session(None).await?;
+    let mut addrs = Vec::with_capacity(2);
+    let mut ids = Vec::with_capacity(2);
+    for peer in [peer_a, peer_b] {
+        let created = client
+            .create_leg(CreateLeg::incoming(&session, offer(peer)))
+            .await?;
+        client
+            .update_leg(UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected))
+            .await?;
+        addrs.push(leg_addr(&created.leg)?);
+        ids.push(created.leg.leg_id);
+    }
+    client.send_media(ids[0].as_str(), ids[1].as_str()).await?;
+    client.send_media(ids[1].as_str(), ids[0].as_str()).await?;
+    Ok(Call {
+        session,
+        a: addrs[0],
+        b: addrs[1],
+    })
+}
+
+/// Sets up `peers.len()` calls with `concurrency` in flight.
+pub async fn bridge_all(
+    client: &Client,
+    peers: &[(SocketAddr, SocketAddr)],
+    concurrency: usize,
+) -> Result<Vec<Call>> {
+    let peers: Arc<[(SocketAddr, SocketAddr)]> = peers.into();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, peers, next) = (client.clone(), peers.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(a, b)) = peers.get(i) else {
+                    return Ok::<_, anyhow::Error>(done);
+                };
+                let call = bridge(&client, a, b)
+                    .await
+                    .with_context(|| format!("setting up call {i}"))?;
+                done.push((i, call));
+            }
+        });
+    }
+    let mut calls: Vec<Option<Call>> = vec![None; peers.len()];
+    while let Some(joined) = tasks.join_next().await {
+        for (i, call) in joined?? {
+            calls[i] = Some(call);
+        }
+    }
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| c.ok_or_else(|| anyhow!("call {i} was not set up")))
+        .collect()
+}
+
+/// Deletes every session of `calls`, `concurrency` at a time.
+pub async fn teardown_all(client: &Client, calls: &[Call], concurrency: usize) -> Result<()> {
+    let sessions: Arc<[String]> = calls.iter().map(|c| c.session.clone()).collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, sessions, next) = (client.clone(), sessions.clone(), next.clone());
+        tasks.spawn(async move {
+            while let Some(s) = sessions.get(next.fetch_add(1, Ordering::Relaxed)) {
+                client.delete_session(s).await?;
+            }
+            Ok::<_, legato_client::Error>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The load generator runs end to end on a tiny load (5 calls for 2 s
+//! through a spawned debug legatod on epoll, and through the floor relay)
+//! and reports sane numbers; then a tiny control-plane benchmark. Measures
+//! nothing: the figures that matter come from release builds (README).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// legatod next to this test's target directory (`target/<profile>`), or
+/// `$LEGATOD_BIN`.
+fn legatod() -> PathBuf {
+    if let Some(path) = std::env::var_os("LEGATOD_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test-binary>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .join("legatod");
+    assert!(
+        path.exists(),
+        "{} not found: build it with `cargo build -p legato-daemon` (scripts/test.sh does) or set LEGATOD_BIN",
+        path.display()
+    );
+    path
+}
+
+fn run_loadgen(name: &str, args: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!(
+        "legato-loadgen-smoke-{}-{name}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_legato-loadgen"))
+        .args(args)
+        .arg("--legatod")
+        .arg(legatod())
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running legato-loadgen");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "legato-loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    println!("{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    report
+}
+
+fn f(v: &Value, path: &str) -> f64 {
+    let mut v = v;
+    for key in path.split('.') {
+        v = &v[key];
+    }
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
+}
+
+#[test]
+fn tiny_load_reports_sane_numbers() {
+    let report = run_loadgen(
+        "load",
+        &[
+            "--spawn",
+            "--target",
+            "both",
+            "--io",
+            "epoll",
+            "--calls",
+            "5",
+            "--duration-s",
+            "2",
+            "--warmup-s",
+            "1",
+            "--drain-ms",
+            "200",
+        ],
+    );
+    let points = report["points"].as_array().expect("points");
+    let targets: Vec<&str> = points
+        .iter()
+        .map(|p| p["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["floor", "legatod"]);
+    for p in points {
+        let what = p["target"].as_str().unwrap();
+        // 5 calls × 2 directions × 50 packets/s for 2 s.
+        let offered = f(p, "offered");
+        assert!(
+            (900.0..=1100.0).contains(&offered),
+            "{what}: offered {offered}"
+        );
+        let received = f(p, "received");
+        assert!(
+            received >= offered * 0.99,
+            "{what}: received {received} of {offered}"
+        );
+        assert!(f(p, "loss_percent") <= 1.0, "{what}: loss");
+        assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
+        let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
+        assert!(
+            p50 > 0.0 && p50 <= p99 && p99 < 1e6,
+            "{what}: latency {p50} {p99}"
+        );
+        assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
+        assert!(f(p, "generator_cpu.percent") > 0.0, "{what}: generator CPU");
+        assert!(f(p, "rss_loaded_kib") > 0.0, "{what}: RSS");
+    }
+    let legatod = &points[1];
+    assert_eq!(legatod["io"], "epoll");
+    assert!(f(legatod, "cpu_ratio_to_floor") > 0.0);
+}
+
+#[test]
+fn tiny_setup_bench_reports_rates() {
+    let report = run_loadgen(
+        "setup",
+        &[
+            "--spawn",
+            "--setup-bench",
+            "--io",
+            "epoll",
+            "--setups",
+            "40",
+            "--concurrency",
+            "4",
+        ],
+    );
+    let setup = &report["setup"][0];
+    assert_eq!(f(setup, "setups"), 40.0, "{setup}");
+    assert_eq!(f(setup, "errors"), 0.0, "{setup}");
+    assert!(f(setup, "setups_per_s") > 0.0);
+    let rpc = setup["rpc"].as_array().unwrap();
+    let create_leg = rpc.iter().find(|r| r["name"] == "CreateLeg").unwrap();
+    assert_eq!(f(create_leg, "count"), 80.0);
+    assert!(f(create_leg, "p50_us") > 0.0 && f(create_leg, "p99_us") < 1e6);
+}
