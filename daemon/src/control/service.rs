@@ -18,7 +18,7 @@ use super::events::{EventHub, Filter, Subscription};
 use super::status::unimplemented;
 use crate::config;
 use crate::engine::{Command, CreateLeg, Engine, Reply};
-use crate::session::{LegUpdate, Metadata};
+use crate::session::{LegRequest, LegUpdate, Metadata};
 
 /// Longest client-chosen session id.
 const MAX_ID_LEN: usize = 128;
@@ -294,19 +294,21 @@ impl MediaPlane for Service {
             id: new_leg_id(shard).into(),
             ports,
             session: req.session_id.as_str().into(),
-            incoming,
-            metadata: Metadata {
-                caller_id: metadata.caller_id,
-                display_name: metadata.display_name,
-                number: metadata.number,
-                client_type: metadata.client_type,
-                custom_data: metadata.custom_data,
+            request: LegRequest {
+                incoming,
+                metadata: Metadata {
+                    caller_id: metadata.caller_id,
+                    display_name: metadata.display_name,
+                    number: metadata.number,
+                    client_type: metadata.client_type,
+                    custom_data: metadata.custom_data,
+                },
+                remote_offer: incoming.then_some(req.remote_sdp),
+                codecs,
+                rtcp_mux: req.rtcp_mux.unwrap_or(shared.config.rtcp_mux),
+                strict_source: req.strict_source.unwrap_or(shared.config.strict_source),
+                local_direction,
             },
-            remote_offer: incoming.then_some(req.remote_sdp),
-            codecs,
-            rtcp_mux: req.rtcp_mux.unwrap_or(shared.config.rtcp_mux),
-            strict_source: req.strict_source.unwrap_or(shared.config.strict_source),
-            local_direction,
         };
         // From here the shard owns the ports and the live-leg count: it
         // gives both back if the leg cannot be created. If the shard is

@@ -32,8 +32,7 @@ use crossbeam_queue::ArrayQueue;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, IoMode};
-use crate::sdp::{CodecSpec, MediaDirection};
-use crate::session::{EngineError, EventKind, LegUpdate, LegView, Metadata};
+use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
 pub(crate) use ports::{PortPair, PortPool};
 use sys::EventFd;
@@ -67,6 +66,8 @@ struct SockEntry {
     retiring: bool,
     /// Reported through `take_closed` once the socket is really closed.
     close_tag: u64,
+    /// Registered in the io_uring file table at index = its id.
+    fixed: bool,
 }
 
 /// Sockets waiting to be closed, and the tags of those already closed.
@@ -105,6 +106,7 @@ impl SocketTable {
             armed: false,
             retiring: false,
             close_tag: 0,
+            fixed: false,
         };
         if let Some(i) = self.free.pop() {
             self.entries[i as usize] = Some(entry);
@@ -261,13 +263,7 @@ pub(crate) struct CreateLeg {
     pub(crate) id: Arc<str>,
     pub(crate) ports: PortPair,
     pub(crate) session: Arc<str>,
-    pub(crate) incoming: bool,
-    pub(crate) metadata: Metadata,
-    pub(crate) remote_offer: Option<String>,
-    pub(crate) codecs: Vec<CodecSpec>,
-    pub(crate) rtcp_mux: bool,
-    pub(crate) strict_source: bool,
-    pub(crate) local_direction: MediaDirection,
+    pub(crate) request: LegRequest,
 }
 
 /// Summary of a session.
@@ -361,6 +357,21 @@ pub struct Engine {
 impl Engine {
     /// Starts the shard threads with the configured backend.
     pub fn start(config: Config) -> io::Result<Self> {
+        match sys::raise_fd_limit() {
+            Ok(limit) => {
+                // Two sockets per leg, plus gRPC connections and the rest.
+                let needed = 2 * config.max_legs as u64 + 256;
+                if limit < needed {
+                    tracing::warn!(
+                        limit,
+                        needed,
+                        max_legs = config.max_legs,
+                        "open-file limit is below what max_legs needs; raise it (ulimit -n / LimitNOFILE)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+        }
         let backend = match config.io {
             IoMode::Epoll => Backend::Epoll,
             IoMode::Uring => {

@@ -101,6 +101,7 @@ struct LegSlot {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
     rtp_fd: RawFd,
+    rtp_id: SockId,
     port: u16,
 }
 
@@ -427,13 +428,7 @@ impl Shard {
             NewLeg {
                 id: id.clone(),
                 session: session_id.clone(),
-                incoming: request.incoming,
-                metadata: request.metadata,
-                remote_offer: request.remote_offer,
-                codecs: request.codecs,
-                rtcp_mux: request.rtcp_mux,
-                strict_source: request.strict_source,
-                local_direction: request.local_direction,
+                request: request.request,
                 advertised: self.shared.config.advertised_address,
                 rtp_port,
                 rtcp_port,
@@ -472,6 +467,7 @@ impl Shard {
             rtp: Some(rtp),
             rtcp: Some(rtcp),
             rtp_fd,
+            rtp_id: rtp,
             port: ports.port,
         });
         self.legs.by_id.insert(id.clone(), slot);
@@ -709,17 +705,23 @@ fn handle_packet(
         let Some(plan) = sink.leg.plan_forward(now, slot, &header, kind, codec) else {
             continue;
         };
-        let sent = tx.push(sink.rtp_fd, plan.destination, data.len(), |buf| {
-            buf.copy_from_slice(data);
-            rewrite_header(
-                buf,
-                plan.marker,
-                plan.payload_type,
-                plan.sequence,
-                plan.timestamp,
-                plan.ssrc,
-            );
-        });
+        let sent = tx.push(
+            sink.rtp_fd,
+            sink.rtp_id,
+            plan.destination,
+            data.len(),
+            |buf| {
+                buf.copy_from_slice(data);
+                rewrite_header(
+                    buf,
+                    plan.marker,
+                    plan.payload_type,
+                    plan.sequence,
+                    plan.timestamp,
+                    plan.ssrc,
+                );
+            },
+        );
         if sent {
             sink.leg.counters.rtp_packets_sent += 1;
             sink.leg.counters.rtp_bytes_sent += data.len() as u64;

@@ -1,8 +1,8 @@
-//! Small syscall wrappers the engine needs beyond std: eventfd and
-//! sockaddr decoding.
+//! Small syscall wrappers the engine needs beyond std: eventfd, the
+//! open-file limit and sockaddr decoding.
 #![allow(
     unsafe_code,
-    reason = "eventfd creation is a raw syscall; see SAFETY notes"
+    reason = "eventfd creation and resource limits are raw syscalls; see SAFETY notes"
 )]
 
 use std::fs::File;
@@ -45,6 +45,31 @@ impl EventFd {
     pub(crate) fn raw(&self) -> RawFd {
         self.file.as_raw_fd()
     }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: every leg
+/// holds two sockets, and the usual soft limit (1,024) would cap legatod
+/// near 500 legs. Returns the limit now in force.
+pub(crate) fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit(2) reads one rlimit from a struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
+            return Ok(raised.rlim_cur);
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// Decodes a kernel `sockaddr_in`/`sockaddr_in6` from raw bytes.

@@ -5,6 +5,8 @@
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
+use super::SockId;
+
 /// Largest datagram legato sends (an Ethernet-MTU RTP packet).
 pub(crate) const MAX_DATAGRAM: usize = 1500;
 
@@ -20,6 +22,8 @@ pub(crate) struct TxSlot {
     pub(crate) v6: libc::sockaddr_in6,
     pub(crate) is_v6: bool,
     pub(crate) fd: RawFd,
+    /// The sending socket's id in its backend (for registered files).
+    pub(crate) sock: u32,
     pub(crate) len: usize,
     pub(crate) buf: [u8; MAX_DATAGRAM],
 }
@@ -47,6 +51,7 @@ impl TxSlot {
             },
             is_v6: false,
             fd: -1,
+            sock: u32::MAX,
             len: 0,
             buf: [0; MAX_DATAGRAM],
         }
@@ -144,12 +149,14 @@ impl TxQueue {
         }
     }
 
-    /// Queues a datagram of `len` bytes for `fd` to `dst`; `fill` writes the
+    /// Queues a datagram of `len` bytes for socket `sock` (descriptor `fd`)
+    /// to `dst`; `fill` writes the
     /// bytes into the slot. Returns false (and counts a drop) when no slot
     /// is free or the datagram is too large.
     pub(crate) fn push(
         &mut self,
         fd: RawFd,
+        sock: SockId,
         dst: SocketAddr,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
@@ -163,6 +170,7 @@ impl TxQueue {
         };
         let slot = &mut self.slots[index as usize];
         slot.fd = fd;
+        slot.sock = sock.0;
         slot.len = len;
         slot.set_destination(dst);
         fill(&mut slot.buf[..len]);

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use io_uring::types::{Fd, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::types::{Fd, Fixed, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 
 use super::sys::decode_sockaddr;
@@ -51,7 +51,19 @@ pub(crate) struct UringIo {
     closer: Closer,
     /// Cancels that found the submission queue full, retried next turn.
     pending_cancel: Vec<SockId>,
+    /// Sockets removed while no receive was armed: taken out of the table
+    /// (and closed) at the end of the next turn, once every entry naming
+    /// them has been submitted.
+    retire_now: Vec<SockId>,
+    /// Size of the registered-file table (0: none). Sockets whose id is
+    /// below it are registered, and sends name them by index, which saves
+    /// the kernel a descriptor lookup and reference count per datagram.
+    fixed_files: u32,
 }
+
+/// Registered-file table sizes tried at start, largest first (the kernel
+/// caps it at RLIMIT_NOFILE).
+const FIXED_FILE_SIZES: [u32; 4] = [65_536, 16_384, 4_096, 1_024];
 
 impl std::fmt::Debug for UringIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,7 +117,20 @@ impl UringIo {
             rearm: Vec::new(),
             closer: Closer::default(),
             pending_cancel: Vec::new(),
+            retire_now: Vec::new(),
+            fixed_files: 0,
         };
+        for size in FIXED_FILE_SIZES {
+            if this.ring.submitter().register_files_sparse(size).is_ok() {
+                this.fixed_files = size;
+                break;
+            }
+        }
+        tracing::debug!(
+            fixed_files = this.fixed_files,
+            send_with_address,
+            "io_uring ring ready"
+        );
         this.arm_wake()?;
         this.ring.submit()?;
         Ok(this)
@@ -113,9 +138,32 @@ impl UringIo {
 
     pub(crate) fn add_socket(&mut self, socket: UdpSocket, token: u64) -> io::Result<SockId> {
         socket.set_nonblocking(true)?;
+        let fd = socket.as_raw_fd();
         let id = self.sockets.insert(socket, token);
+        if id.0 < self.fixed_files
+            && self
+                .ring
+                .submitter()
+                .register_files_update(id.0, &[fd])
+                .is_ok()
+            && let Some(entry) = self.sockets.get_mut(id)
+        {
+            entry.fixed = true;
+        }
         self.rearm.push(id);
         Ok(id)
+    }
+
+    /// Takes a socket out of the table, unregistering its file, and
+    /// defers its close to the end of this turn.
+    fn retire(&mut self, id: SockId, tag: u64) {
+        let fixed = self.sockets.get_mut(id).is_some_and(|e| e.fixed);
+        if fixed {
+            let _ = self.ring.submitter().register_files_update(id.0, &[-1]);
+        }
+        if let Some(socket) = self.sockets.remove(id) {
+            self.closer.defer(socket, tag);
+        }
     }
 
     pub(crate) fn closer(&mut self) -> &mut Closer {
@@ -139,8 +187,8 @@ impl UringIo {
             if !self.push_sqe(&cancel) {
                 self.pending_cancel.push(id);
             }
-        } else if let Some(socket) = self.sockets.remove(id) {
-            self.closer.defer(socket, tag);
+        } else {
+            self.retire_now.push(id);
         }
     }
 
@@ -169,6 +217,7 @@ impl UringIo {
                 ) => {}
             Err(e) => return Err(e),
         }
+        let mut retired: Vec<(SockId, u64)> = Vec::new();
         let mut cq = self.ring.completion();
         cq.sync();
         for cqe in &mut cq {
@@ -212,9 +261,7 @@ impl UringIo {
                         entry.armed = false;
                         if entry.retiring {
                             let tag = entry.close_tag;
-                            if let Some(socket) = self.sockets.remove(id) {
-                                self.closer.defer(socket, tag);
-                            }
+                            retired.push((id, tag));
                         } else {
                             self.rearm.push(id);
                         }
@@ -235,6 +282,13 @@ impl UringIo {
         drop(cq);
         // Every entry pushed before this turn's wait has been submitted, and
         // terminated legs queue no more sends: deferred sockets can close.
+        for (id, tag) in retired {
+            self.retire(id, tag);
+        }
+        for id in std::mem::take(&mut self.retire_now) {
+            let tag = self.sockets.get_mut(id).map_or(0, |e| e.close_tag);
+            self.retire(id, tag);
+        }
         self.closer.close_all();
         self.bufs.publish();
         if !self.wake_armed {
@@ -251,14 +305,27 @@ impl UringIo {
         for &index in &ready {
             let slot = tx.slot_mut(index);
             let fd = slot.fd;
-            let sqe = if self.send_with_address {
-                let (data, len, addr, addr_len) = slot.raw_parts();
-                opcode::Send::new(Fd(fd), data, len)
-                    .dest_addr(addr)
-                    .dest_addr_len(addr_len)
-                    .build()
-            } else {
-                opcode::SendMsg::new(Fd(fd), slot.prepare()).build()
+            let fixed = self
+                .sockets
+                .get_mut(SockId(slot.sock))
+                .is_some_and(|e| e.fixed);
+            let sqe = match (self.send_with_address, fixed) {
+                (true, true) => {
+                    let (data, len, addr, addr_len) = slot.raw_parts();
+                    opcode::Send::new(Fixed(slot.sock), data, len)
+                        .dest_addr(addr)
+                        .dest_addr_len(addr_len)
+                        .build()
+                }
+                (true, false) => {
+                    let (data, len, addr, addr_len) = slot.raw_parts();
+                    opcode::Send::new(Fd(fd), data, len)
+                        .dest_addr(addr)
+                        .dest_addr_len(addr_len)
+                        .build()
+                }
+                (false, true) => opcode::SendMsg::new(Fixed(slot.sock), slot.prepare()).build(),
+                (false, false) => opcode::SendMsg::new(Fd(fd), slot.prepare()).build(),
             }
             .user_data(KIND_SEND | u64::from(index));
             if !self.push_sqe(&sqe) {

@@ -197,18 +197,26 @@ pub(crate) struct Leg {
     out: OutStream,
 }
 
-/// Arguments of [`Leg::new`] that come from the engine.
+/// What the controller asked for when creating a leg.
 #[derive(Debug)]
-pub(crate) struct NewLeg {
-    pub(crate) id: Arc<str>,
-    pub(crate) session: Arc<str>,
+pub(crate) struct LegRequest {
     pub(crate) incoming: bool,
     pub(crate) metadata: Metadata,
+    /// The remote offer (incoming legs only).
     pub(crate) remote_offer: Option<String>,
+    /// Codec preference.
     pub(crate) codecs: Vec<CodecSpec>,
     pub(crate) rtcp_mux: bool,
     pub(crate) strict_source: bool,
     pub(crate) local_direction: MediaDirection,
+}
+
+/// Arguments of [`Leg::new`]: the request plus what the engine assigned.
+#[derive(Debug)]
+pub(crate) struct NewLeg {
+    pub(crate) id: Arc<str>,
+    pub(crate) session: Arc<str>,
+    pub(crate) request: LegRequest,
     pub(crate) advertised: IpAddr,
     pub(crate) rtp_port: u16,
     pub(crate) rtcp_port: u16,
@@ -227,21 +235,22 @@ impl Leg {
         wall: SystemTime,
     ) -> Result<(Self, String), EngineError> {
         let [a, b] = args.seeds;
+        let request = args.request;
         let local = LocalSide {
             address: args.advertised,
             rtp_port: args.rtp_port,
             rtcp_port: args.rtcp_port,
-            codecs: args.codecs,
-            rtcp_mux: args.rtcp_mux,
-            direction: args.local_direction,
+            codecs: request.codecs,
+            rtcp_mux: request.rtcp_mux,
+            direction: request.local_direction,
             sdp_session_id: a >> 1,
             sdp_version: 1,
         };
         let mut leg = Self {
             id: args.id,
             session: args.session,
-            incoming: args.incoming,
-            metadata: args.metadata,
+            incoming: request.incoming,
+            metadata: request.metadata,
             state: LegState::Progressing,
             params,
             created_at: wall,
@@ -250,7 +259,7 @@ impl Leg {
             local,
             pending_offer: None,
             media: None,
-            strict_source: args.strict_source,
+            strict_source: request.strict_source,
             latched: None,
             last_from_latched: None,
             on_hold: false,
@@ -265,8 +274,8 @@ impl Leg {
             sinks: Vec::new(),
             out: OutStream::new(b as u32, (b >> 32) as u16, (b >> 48) as u32 * 7919),
         };
-        let sdp = if args.incoming {
-            let offer = args.remote_offer.ok_or_else(|| {
+        let sdp = if request.incoming {
+            let offer = request.remote_offer.ok_or_else(|| {
                 EngineError::InvalidArgument("an incoming leg needs the remote SDP offer".into())
             })?;
             let offer = sdp::parse(&offer)?;
@@ -275,7 +284,7 @@ impl Leg {
             leg.media = Some(negotiated);
             answer
         } else {
-            if args.remote_offer.is_some() {
+            if request.remote_offer.is_some() {
                 return Err(EngineError::InvalidArgument(
                     "an outgoing leg makes the offer: pass no remote SDP (send the answer with UpdateLeg)".into(),
                 ));

@@ -10,5 +10,6 @@ mod stream;
 pub(crate) use error::EngineError;
 pub(crate) use event::{EventKind, EventSink};
 pub(crate) use leg::{
-    Counters, Leg, LegParams, LegState, LegUpdate, LegView, Metadata, NewLeg, TimeoutAction,
+    Counters, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, Metadata, NewLeg,
+    TimeoutAction,
 };
