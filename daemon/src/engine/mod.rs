@@ -36,6 +36,7 @@ use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
 pub(crate) use ports::{PortPair, PortPool};
 use sys::EventFd;
+pub(crate) use tx::TxQueue;
 
 /// Commands queued per shard before senders see RESOURCE_EXHAUSTED.
 const COMMAND_QUEUE: usize = 4096;
@@ -164,12 +165,12 @@ impl Io {
 
     fn poll<H>(
         &mut self,
-        tx: &mut tx::TxQueue,
+        tx: &mut TxQueue,
         timeout: Duration,
         handler: &mut H,
     ) -> io::Result<PollStats>
     where
-        H: FnMut(u64, SocketAddr, &[u8], &mut tx::TxQueue),
+        H: FnMut(u64, SocketAddr, &[u8], &mut TxQueue),
     {
         match self {
             Self::Uring(io) => io.poll(tx, timeout, handler),

@@ -6,6 +6,8 @@ mod error;
 mod event;
 mod leg;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use error::EngineError;
 pub(crate) use event::{EventKind, EventSink};
