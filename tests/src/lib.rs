@@ -351,6 +351,50 @@ pub async fn connected_leg(client: &Client, session: &str, peer: &Peer) -> Resul
     Ok(updated.leg)
 }
 
+/// A daemon with one session and two connected legs, `a`'s audio sent to
+/// `b`: the starting point of most relay tests. When destructuring, keep
+/// the daemon bound (`daemon: _daemon`): dropping it stops legatod.
+#[derive(Debug)]
+pub struct OneWayBridge {
+    /// The daemon (stopped on drop).
+    pub daemon: Daemon,
+    /// A client connected to it.
+    pub client: Client,
+    /// Peer behind leg `a` (the sender).
+    pub pa: Peer,
+    /// Peer behind leg `b` (the receiver).
+    pub pb: Peer,
+    /// Leg `a`.
+    pub a: proto::Leg,
+    /// Leg `b`.
+    pub b: proto::Leg,
+}
+
+impl OneWayBridge {
+    /// Sets the bridge up on `io`; `None` when io_uring is unavailable.
+    pub async fn start(io: Io) -> Result<Option<Self>> {
+        let Some(daemon) = Daemon::start(Options::new(io))? else {
+            return Ok(None);
+        };
+        let client = daemon.client().await?;
+        let session = client.create_session(None).await?;
+        let (pa, pb) = (Peer::new()?, Peer::new()?);
+        let a = connected_leg(&client, &session, &pa).await?;
+        let b = connected_leg(&client, &session, &pb).await?;
+        client
+            .send_media(a.leg_id.as_str(), b.leg_id.as_str())
+            .await?;
+        Ok(Some(Self {
+            daemon,
+            client,
+            pa,
+            pb,
+            a,
+            b,
+        }))
+    }
+}
+
 /// Power of `freq` Hz in `samples` at 8 kHz relative to the total power
 /// (Goertzel), 0..1.
 pub fn tone_ratio(samples: &[i16], freq: f64) -> f64 {

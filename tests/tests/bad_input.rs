@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use legato_client::{Code, CreateLeg, UpdateLeg, proto};
 use legato_tests::{
-    Io, Options, Peer, Rtp, connected_leg, daemon_or_skip, local_rtp, payload, per_backend,
+    Io, OneWayBridge, Options, Peer, Rtp, connected_leg, daemon_or_skip, local_rtp, payload,
+    per_backend,
 };
 
 async fn statuses_for_bad_requests(io: Io) {
@@ -185,16 +186,17 @@ async fn port_exhaustion_leaks_nothing(io: Io) {
 }
 
 async fn junk_flood_is_counted_and_harmless(io: Io) {
-    let daemon = daemon_or_skip!(Options::new(io));
-    let client = daemon.client().await.unwrap();
-    let session = client.create_session(None).await.unwrap();
-    let (pa, pb) = (Peer::new().unwrap(), Peer::new().unwrap());
-    let a = connected_leg(&client, &session, &pa).await.unwrap();
-    let b = connected_leg(&client, &session, &pb).await.unwrap();
-    client
-        .send_media(a.leg_id.as_str(), b.leg_id.as_str())
-        .await
-        .unwrap();
+    let Some(OneWayBridge {
+        daemon: _daemon,
+        client,
+        pa,
+        pb,
+        a,
+        ..
+    }) = OneWayBridge::start(io).await.unwrap()
+    else {
+        return;
+    };
     let target = local_rtp(&a);
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     const JUNK: usize = 10_000;

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use legato_tests::{
-    Io, Options, Peer, Rtp, connected_leg, daemon_or_skip, local_rtp, payload, per_backend,
+    Io, OneWayBridge, Options, Peer, Rtp, connected_leg, daemon_or_skip, local_rtp, payload,
+    per_backend,
 };
 
 const PACKETS: u32 = 1000;
@@ -143,16 +144,16 @@ async fn bridge_both_ways(io: Io) {
 }
 
 async fn telephone_event_relayed(io: Io) {
-    let daemon = daemon_or_skip!(Options::new(io));
-    let client = daemon.client().await.unwrap();
-    let session = client.create_session(None).await.unwrap();
-    let (pa, pb) = (Peer::new().unwrap(), Peer::new().unwrap());
-    let a = connected_leg(&client, &session, &pa).await.unwrap();
-    let b = connected_leg(&client, &session, &pb).await.unwrap();
-    client
-        .send_media(a.leg_id.as_str(), b.leg_id.as_str())
-        .await
-        .unwrap();
+    let Some(OneWayBridge {
+        daemon: _daemon,
+        pa,
+        pb,
+        a,
+        ..
+    }) = OneWayBridge::start(io).await.unwrap()
+    else {
+        return;
+    };
     let to = local_rtp(&a);
     // Audio, then an RFC 4733 event for digit 5 (3 packets), then audio.
     let event = |end: bool, duration: u16| {
