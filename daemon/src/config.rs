@@ -84,6 +84,8 @@ pub struct FileConfig {
     pub event_replay: Option<usize>,
     /// Live events buffered per watcher before it counts as lagging.
     pub event_watch_buffer: Option<usize>,
+    /// Kernel receive buffer asked for each media socket, in bytes.
+    pub socket_recv_buffer: Option<usize>,
     /// Log format.
     pub log_format: Option<LogFormat>,
 }
@@ -116,6 +118,7 @@ impl FileConfig {
             relatch_after_ms: other.relatch_after_ms.or(self.relatch_after_ms),
             event_replay: other.event_replay.or(self.event_replay),
             event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
+            socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
             log_format: other.log_format.or(self.log_format),
         }
     }
@@ -160,6 +163,13 @@ pub struct Config {
     /// Live events buffered per watcher before it gets EventsDropped
     /// (default 8,192).
     pub event_watch_buffer: usize,
+    /// Kernel receive buffer asked for each media socket (default 16 KiB).
+    /// Linux doubles it for bookkeeping and a small datagram costs about
+    /// 768 bytes of it, so 16 KiB holds about 40 RTP packets: 800 ms of a
+    /// 20 ms stream. That rides out scheduling hiccups, and under overload
+    /// it bounds the queueing delay: older audio is useless to a call, so
+    /// the kernel drops it instead of legatod relaying it seconds late.
+    pub socket_recv_buffer: usize,
     /// Log format (default text).
     pub log_format: LogFormat,
 }
@@ -231,6 +241,10 @@ impl Config {
             relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
             event_replay: f.event_replay.unwrap_or(65_536).clamp(16, 10_000_000),
             event_watch_buffer: f.event_watch_buffer.unwrap_or(8_192).clamp(16, 1_000_000),
+            socket_recv_buffer: f
+                .socket_recv_buffer
+                .unwrap_or(16 * 1024)
+                .clamp(4 * 1024, 64 * 1024 * 1024),
             log_format: f.log_format.unwrap_or_default(),
         })
     }

@@ -65,6 +65,9 @@ struct Cli {
     /// EventsDropped [default: 8192].
     #[arg(long)]
     event_watch_buffer: Option<usize>,
+    /// Kernel receive buffer per media socket in bytes [default: 16384].
+    #[arg(long)]
+    socket_recv_buffer: Option<usize>,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -100,6 +103,7 @@ impl Cli {
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,
             event_watch_buffer: self.event_watch_buffer,
+            socket_recv_buffer: self.socket_recv_buffer,
             ..FileConfig::default()
         }
     }

@@ -112,4 +112,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except grpc.RpcError as e:
+        raise SystemExit(f"RPC failed: {e.code()}: {e.details()}")

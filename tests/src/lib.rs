@@ -79,11 +79,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults: 40 port pairs, no extra flags.
+    /// Defaults: 100 port pairs, no extra flags.
     pub fn new(io: Io) -> Self {
         Self {
             io,
-            pairs: 40,
+            pairs: 100,
             args: Vec::new(),
         }
     }
@@ -115,6 +115,10 @@ impl Daemon {
         let ports = next_port_range(options.pairs);
         let mut child = Command::new(legatod_path()?)
             .args(["--grpc-listen", "127.0.0.1:0", "--shards", "2"])
+            // The tests push one socket at 100 times a real stream's rate
+            // (5 packets per ms): a larger buffer than the 16 KiB default
+            // keeps a debug build on a loaded machine from dropping them.
+            .args(["--socket-recv-buffer", "262144"])
             .args(["--io", options.io.flag()])
             .args(["--port-min", &ports.0.to_string()])
             .args(["--port-max", &ports.1.to_string()])

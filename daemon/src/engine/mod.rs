@@ -393,7 +393,12 @@ impl Engine {
             },
         };
         let shared = Arc::new(Shared {
-            ports: PortPool::new(config.media_address, config.port_min, config.port_max),
+            ports: PortPool::new(
+                config.media_address,
+                config.port_min,
+                config.port_max,
+                config.socket_recv_buffer,
+            ),
             events: EventQueue::new(),
             live_legs: AtomicUsize::new(0),
             sessions: AtomicUsize::new(0),

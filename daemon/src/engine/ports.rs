@@ -12,15 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_queue::ArrayQueue;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Kernel receive buffer asked for each media socket. Linux doubles it for
-/// its bookkeeping, and a small datagram costs about 768 bytes of it, so
-/// 16 KiB holds about 40 RTP packets: 800 ms of a 20 ms stream. That rides
-/// out any scheduling hiccup of a shard, and under overload it bounds the
-/// queueing delay a packet can see to well under a second: older audio is
-/// useless to a call, so the kernel drops it (counted as socket drops)
-/// instead of legatod relaying it seconds late.
-const RECV_BUFFER: usize = 16 * 1024;
-
 /// A bound RTP/RTCP socket pair.
 #[derive(Debug)]
 pub(crate) struct PortPair {
@@ -35,13 +26,15 @@ pub(crate) struct PortPool {
     address: IpAddr,
     free: Mutex<VecDeque<u16>>,
     released: ArrayQueue<u16>,
+    /// Kernel receive buffer asked for each socket (`Config::socket_recv_buffer`).
+    recv_buffer: usize,
     /// Pairs whose sockets are closing and will be released shortly.
     closing: AtomicUsize,
     total: usize,
 }
 
 impl PortPool {
-    pub(crate) fn new(address: IpAddr, min: u16, max: u16) -> Self {
+    pub(crate) fn new(address: IpAddr, min: u16, max: u16, recv_buffer: usize) -> Self {
         let first = min + min % 2;
         let free: VecDeque<u16> = (first..max)
             .step_by(2)
@@ -52,6 +45,7 @@ impl PortPool {
             address,
             free: Mutex::new(free),
             released: ArrayQueue::new(total.max(1)),
+            recv_buffer,
             closing: AtomicUsize::new(0),
             total,
         }
@@ -105,7 +99,7 @@ impl PortPool {
     fn bind(&self, port: u16) -> io::Result<UdpSocket> {
         let addr = SocketAddr::new(self.address, port);
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        let _ = socket.set_recv_buffer_size(self.recv_buffer);
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         Ok(socket.into())
@@ -118,7 +112,7 @@ mod tests {
 
     #[test]
     fn pairs_are_even_odd_and_exhaust() {
-        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 45_001, 45_006);
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 45_001, 45_006, 16 * 1024);
         assert_eq!(pool.total(), 2); // 45002/3, 45004/5
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
