@@ -101,6 +101,62 @@ pub struct RunStats {
     /// schedule, ns: large values mean the generator itself was saturated
     /// or descheduled.
     pub send_lag: Histogram,
+    /// Per-stream window counts of the streams that were sending (the
+    /// first `2 × active calls`), for fairness figures.
+    pub streams: Vec<StreamCount>,
+}
+
+/// Window probes of one stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCount {
+    /// Probes sent in the window.
+    pub offered: u64,
+    /// Distinct window probes received.
+    pub received: u64,
+}
+
+impl StreamCount {
+    /// Lost fraction (0 when nothing was offered).
+    pub fn loss(&self) -> f64 {
+        if self.offered == 0 {
+            0.0
+        } else {
+            self.offered.saturating_sub(self.received) as f64 / self.offered as f64
+        }
+    }
+}
+
+/// A stream never counts as starved below this loss, however small the
+/// average: at 0.01 % average loss, one lost packet of 250 is no starvation.
+pub const STARVE_MIN_LOSS: f64 = 0.05;
+
+impl RunStats {
+    /// Sending streams that received nothing, or whose loss exceeds
+    /// `factor` × the run's average loss, capped at halfway between the
+    /// average and 100 % (so it still means something under heavy loss),
+    /// and at least [`STARVE_MIN_LOSS`].
+    pub fn starved_streams(&self, factor: f64) -> u64 {
+        let average = if self.offered == 0 {
+            0.0
+        } else {
+            self.lost as f64 / self.offered as f64
+        };
+        let threshold = (factor * average)
+            .min(average + (1.0 - average) / 2.0)
+            .max(STARVE_MIN_LOSS);
+        self.streams
+            .iter()
+            .filter(|s| s.offered > 0 && (s.received == 0 || s.loss() > threshold))
+            .count() as u64
+    }
+
+    /// The highest loss of any sending stream, %.
+    pub fn worst_stream_loss_percent(&self) -> f64 {
+        self.streams
+            .iter()
+            .map(|s| s.loss() * 100.0)
+            .fold(0.0, f64::max)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -185,6 +241,8 @@ pub struct Generator {
     recv_bufs: Box<[[u8; RECV_BUF]; RECV_BATCH]>,
     stats: RunStats,
     window: (u64, u64),
+    /// Calls sending in the current run.
+    active: usize,
 }
 
 impl Generator {
@@ -230,6 +288,7 @@ impl Generator {
             recv_bufs: Box::new([[0; RECV_BUF]; RECV_BATCH]),
             stats: RunStats::default(),
             window: (u64::MAX, u64::MAX),
+            active: calls,
         })
     }
 
@@ -254,16 +313,25 @@ impl Generator {
         self.tx[2 * call + 1].dest = Some(SockaddrIn::from(b));
     }
 
-    /// Sends and receives for `timing`, calling `probe` at the window's
-    /// edges, and returns what was measured.
-    pub fn run(&mut self, timing: Timing, probe: &mut dyn FnMut(Phase)) -> RunStats {
+    /// Sends on the first `active` calls (all of them when `active` is 0 or
+    /// larger than [`Self::calls`]; the others stay silent) and receives for
+    /// `timing`, calling `probe` at the window's edges, and returns what was
+    /// measured. Probes of an earlier run still arriving count as nothing
+    /// (their send time is before this run's window).
+    pub fn run(&mut self, timing: Timing, active: usize, probe: &mut dyn FnMut(Phase)) -> RunStats {
         self.stats = RunStats::default();
         self.window = (u64::MAX, u64::MAX);
         for s in &mut self.tx {
             s.offered = 0;
         }
         self.rx.fill(RxStream::default());
-        let streams = self.tx.len() as u64;
+        let active = if active == 0 {
+            self.calls
+        } else {
+            active.min(self.calls)
+        };
+        self.active = active;
+        let streams = 2 * active as u64;
         let period = PACKET_INTERVAL.as_nanos() as u64;
         let t0 = Instant::now();
         let window_start = t0 + timing.warmup;
@@ -487,6 +555,14 @@ impl Generator {
             stats.duplicates += rx.duplicates;
             stats.reordered += rx.reordered;
         }
+        stats.streams = self.tx[..2 * self.active]
+            .iter()
+            .zip(&self.rx)
+            .map(|(tx, rx)| StreamCount {
+                offered: tx.offered,
+                received: rx.received,
+            })
+            .collect();
         stats
     }
 }
@@ -535,6 +611,7 @@ mod tests {
                 drain: Duration::from_millis(100),
                 tick: Duration::from_millis(1),
             },
+            0,
             &mut |p| phases.push(p),
         );
         assert_eq!(phases, [Phase::WindowStart, Phase::WindowEnd]);
@@ -545,5 +622,66 @@ mod tests {
         assert_eq!(stats.duplicates, 0);
         let p50 = stats.latency.quantile(0.5);
         assert!(p50 > 0 && p50 < 100_000_000, "p50 {p50} ns");
+        assert_eq!(stats.streams.len(), 4);
+        assert_eq!(stats.starved_streams(5.0), 0);
+    }
+
+    /// Only the first `active` calls send; the same generator runs again
+    /// with all of them.
+    #[test]
+    fn active_calls_only() {
+        let mut generator = Generator::new(3, 6).unwrap();
+        for call in 0..3 {
+            let SocketAddr::V4(a) = generator.peer_addr(call, 1) else {
+                unreachable!()
+            };
+            let SocketAddr::V4(b) = generator.peer_addr(call, 0) else {
+                unreachable!()
+            };
+            generator.set_relay(call, a, b);
+        }
+        let timing = Timing {
+            warmup: Duration::ZERO,
+            window: Duration::from_millis(200),
+            drain: Duration::from_millis(50),
+            tick: Duration::from_millis(1),
+        };
+        let one = generator.run(timing, 1, &mut |_| {});
+        assert_eq!(one.streams.len(), 2);
+        // 2 streams at 50/s for 0.2 s.
+        assert!((18..=22).contains(&one.offered), "{one:?}");
+        assert_eq!(one.received, one.offered);
+        let all = generator.run(timing, 3, &mut |_| {});
+        assert_eq!(all.streams.len(), 6);
+        assert!((56..=64).contains(&all.offered), "{all:?}");
+        assert_eq!(all.starved_streams(5.0), 0);
+    }
+
+    #[test]
+    fn starvation_rule() {
+        let count = |offered, received| StreamCount { offered, received };
+        let mut stats = RunStats {
+            streams: vec![count(100, 100); 100],
+            offered: 10_000,
+            ..RunStats::default()
+        };
+        stats.streams[0] = count(100, 97); // 3 %: under the 5 % floor
+        stats.lost = 3;
+        assert_eq!(stats.starved_streams(5.0), 0);
+        stats.streams[1] = count(100, 0); // nothing received
+        stats.lost = 103;
+        assert_eq!(stats.starved_streams(5.0), 1);
+        // Average 1.63 %: 3 % is fine, 60 % is starved.
+        stats.streams[2] = count(100, 40);
+        stats.lost = 163;
+        assert_eq!(stats.starved_streams(5.0), 2);
+        assert_eq!(stats.worst_stream_loss_percent(), 100.0);
+        stats.streams[3] = count(0, 0); // idle: never starved
+        assert_eq!(stats.starved_streams(5.0), 2);
+        // Average 30 %: 5 × is over 100 %, the cap (65 %) still applies.
+        stats.streams = vec![count(100, 70); 100];
+        stats.streams[0] = count(100, 2);
+        stats.lost = 30 * 99 + 98;
+        assert_eq!(stats.starved_streams(5.0), 1);
     }
 }

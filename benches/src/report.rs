@@ -45,10 +45,19 @@ pub struct Point {
     /// legatod's backend as its ready line reported it ("io_uring",
     /// "epoll"), "epoll" for the floor.
     pub io: String,
-    /// Bridged calls.
+    /// Bridged calls sending in the window.
     pub calls: usize,
-    /// Relayed legs (2 per call).
+    /// Relayed legs set up (2 per call set up; more than `2 × calls` in a
+    /// phased run, where the calls beyond `calls` stay idle).
     pub legs: usize,
+    /// Phase index (0-based) in a phased run (`--phases`), else none.
+    pub phase: Option<usize>,
+    /// Sending streams (2 per sending call) that received nothing, or whose
+    /// loss exceeded the starvation factor × the point's average loss
+    /// (capped at halfway from the average to 100 %, at least 5 %).
+    pub starved_streams: u64,
+    /// Highest loss of any sending stream, %.
+    pub stream_loss_max_percent: f64,
     /// Measuring window, s.
     pub window_s: f64,
     /// Probes sent in the window per second (both directions).
@@ -79,7 +88,7 @@ pub struct Point {
     pub rss_idle_kib: u64,
     /// RSS of the relay at the end of the window, KiB.
     pub rss_loaded_kib: u64,
-    /// `(loaded − idle) / legs`, KiB.
+    /// `(loaded − idle) / legs` (legs set up), KiB.
     pub rss_per_leg_kib: f64,
     /// The generator process.
     pub generator_cpu: Cpu,
@@ -116,20 +125,20 @@ pub struct Report {
 
 impl Report {
     /// Fills `cpu_ratio_to_floor` of each legatod point from the floor point
-    /// with the same number of calls.
+    /// with the same number of calls (and the same phase, in a phased run).
     pub fn fill_ratios(&mut self) {
-        let floors: Vec<(usize, f64)> = self
+        let floors: Vec<(usize, Option<usize>, f64)> = self
             .points
             .iter()
             .filter(|p| p.target == "floor")
-            .map(|p| (p.calls, p.target_cpu.us_per_packet))
+            .map(|p| (p.calls, p.phase, p.target_cpu.us_per_packet))
             .collect();
         for p in self.points.iter_mut().filter(|p| p.target != "floor") {
             p.cpu_ratio_to_floor = floors
                 .iter()
-                .find(|(calls, _)| *calls == p.calls)
-                .filter(|(_, us)| *us > 0.0)
-                .map(|(_, us)| p.target_cpu.us_per_packet / us);
+                .find(|(calls, phase, _)| *calls == p.calls && *phase == p.phase)
+                .filter(|(_, _, us)| *us > 0.0)
+                .map(|(_, _, us)| p.target_cpu.us_per_packet / us);
         }
     }
 
@@ -147,7 +156,10 @@ impl Report {
             self.pin_generator
                 .map_or_else(|| "-".into(), |c| c.to_string()),
         ));
-        if !self.points.is_empty() {
+        let phased = self.points.iter().any(|p| p.phase.is_some());
+        if phased {
+            out.push_str(&self.phase_table());
+        } else if !self.points.is_empty() {
             out.push_str(&format!(
                 "{:<8} {:<8} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>8} {:>6} {:>7} {:>6}\n",
                 "target", "io", "calls", "off/s", "recv/s", "loss%", "p50us", "p99us", "p999us",
@@ -196,6 +208,56 @@ impl Report {
                     r.name, r.count, r.p50_us, r.p99_us, r.max_us
                 ));
             }
+        }
+        out
+    }
+
+    /// The table of a phased run: one row per (target, backend, phase),
+    /// with the starvation figures instead of memory.
+    fn phase_table(&self) -> String {
+        let mut out = format!(
+            "{:<8} {:<8} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6}\n",
+            "target",
+            "io",
+            "phase",
+            "calls",
+            "off/s",
+            "recv/s",
+            "loss%",
+            "p50us",
+            "p99us",
+            "maxus",
+            "cpu%",
+            "us/pkt",
+            "ratio",
+            "starved",
+            "worst%",
+            "gen%",
+            "other%"
+        );
+        for p in &self.points {
+            out.push_str(&format!(
+                "{:<8} {:<8} {:>5} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.1} {:>8.1} {:>8.0} {:>6.1} {:>7.3} {:>6} {:>7} {:>7.2} {:>6.1} {:>6}\n",
+                p.target,
+                p.io,
+                p.phase.map_or_else(|| "-".to_owned(), |k| k.to_string()),
+                p.calls,
+                p.offered_pps,
+                p.received_pps,
+                p.loss_percent,
+                p.latency.p50_us,
+                p.latency.p99_us,
+                p.latency.max_us,
+                p.target_cpu.percent,
+                p.target_cpu.us_per_packet,
+                p.cpu_ratio_to_floor
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                p.starved_streams,
+                p.stream_loss_max_percent,
+                p.generator_cpu.percent,
+                p.other_cpu_percent
+                    .map_or_else(|| "-".to_owned(), |o| format!("{o:.0}")),
+            ));
         }
         out
     }

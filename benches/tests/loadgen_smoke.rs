@@ -1,6 +1,7 @@
 //! The load generator runs end to end on a tiny load (5 calls for 2 s
 //! through a spawned debug legatod on epoll, and through the floor relay)
-//! and reports sane numbers; then a tiny control-plane benchmark. Measures
+//! and reports sane numbers; then a tiny phased run (3, 6, 3 calls on one
+//! legatod / floor) and a tiny control-plane benchmark. Measures
 //! nothing: the figures that matter come from release builds (README).
 
 use std::path::PathBuf;
@@ -118,6 +119,82 @@ fn tiny_load_reports_sane_numbers() {
     let legatod = &points[1];
     assert_eq!(legatod["io"], "epoll");
     assert!(f(legatod, "cpu_ratio_to_floor") > 0.0);
+}
+
+/// Phased mode: 6 calls set up once per target, 3 then 6 then 3 of them
+/// sending, 1 s each; every phase's numbers are sane and no stream starves.
+#[test]
+fn tiny_phased_run_reports_each_phase() {
+    let report = run_loadgen(
+        "phases",
+        &[
+            "--spawn",
+            "--target",
+            "both",
+            "--io",
+            "epoll",
+            "--phases",
+            "3,6,3",
+            "--phase-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--drain-ms",
+            "200",
+        ],
+    );
+    let points = report["points"].as_array().expect("points");
+    let rows: Vec<(&str, u64, u64)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["target"].as_str().unwrap(),
+                p["phase"].as_u64().unwrap(),
+                p["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("floor", 0, 3),
+            ("floor", 1, 6),
+            ("floor", 2, 3),
+            ("legatod", 0, 3),
+            ("legatod", 1, 6),
+            ("legatod", 2, 3),
+        ]
+    );
+    for p in points {
+        let what = format!("{} phase {}", p["target"], p["phase"]);
+        // All 6 calls are set up in every phase, whatever sends.
+        assert_eq!(f(p, "legs"), 12.0, "{what}");
+        // calls × 2 directions × 50 packets/s for 1 s.
+        let want = f(p, "calls") * 100.0;
+        let offered = f(p, "offered");
+        assert!(
+            (want * 0.9..=want * 1.1).contains(&offered),
+            "{what}: offered {offered}, want {want}"
+        );
+        let received = f(p, "received");
+        assert!(
+            received >= offered * 0.99,
+            "{what}: received {received} of {offered}"
+        );
+        assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
+        assert_eq!(f(p, "starved_streams"), 0.0, "{what}: starved");
+        assert!(
+            f(p, "stream_loss_max_percent") <= 5.0,
+            "{what}: worst stream"
+        );
+        let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
+        assert!(
+            p50 > 0.0 && p50 <= p99 && p99 < 1e6,
+            "{what}: latency {p50} {p99}"
+        );
+        assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
+    }
+    assert!(f(&points[4], "cpu_ratio_to_floor") > 0.0);
 }
 
 #[test]

@@ -36,6 +36,21 @@ struct Cli {
     /// Measuring window per point, seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
+    /// Phased run instead of a sweep: calls sending in each phase, e.g.
+    /// 1000,2500,1000. Sets up max(phases) calls once per target (one
+    /// legatod or floor) and sends only on the first N of them in each
+    /// phase; one row per phase.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["calls", "duration_s", "setup_bench"])]
+    phases: Vec<usize>,
+    /// Measuring window per phase, seconds (--phases). Only the first phase
+    /// gets the warm-up; each phase ends with --drain-ms of receiving only.
+    #[arg(long, default_value_t = 5.0)]
+    phase_s: f64,
+    /// A sending stream counts as starved when it received nothing, or lost
+    /// more than this many times the point's average loss (capped at
+    /// halfway from the average to 100 %; at least 5 %).
+    #[arg(long, default_value_t = 5.0)]
+    starve_factor: f64,
     /// Sending before the window opens, seconds.
     #[arg(long, default_value_t = 2.0)]
     warmup_s: f64,
@@ -195,18 +210,26 @@ fn main() -> Result<()> {
             report.setup.push(result);
         }
     } else {
-        for &calls in &cli.calls {
+        if cli.phases.contains(&0) {
+            bail!("--phases: every phase needs at least one call");
+        }
+        // A sweep measures each load on its own target; a phased run all
+        // phases on one.
+        let plans: Vec<Vec<usize>> = if cli.phases.is_empty() {
+            cli.calls.iter().map(|&calls| vec![calls]).collect()
+        } else {
+            vec![cli.phases.clone()]
+        };
+        for loads in &plans {
             if cli.target != TargetSel::Legatod {
-                let point = floor_point(&cli, calls).context("floor point")?;
-                eprintln!("{}", one_line(&point));
-                report.points.push(point);
+                let points = floor_points(&cli, loads).context("floor")?;
+                report.points.extend(points);
             }
             if cli.target != TargetSel::Floor {
                 for io in backends(&cli) {
-                    let point = legatod_point(&cli, &runtime, io, calls)
-                        .with_context(|| format!("legatod {io} at {calls} calls"))?;
-                    eprintln!("{}", one_line(&point));
-                    report.points.push(point);
+                    let points = legatod_points(&cli, &runtime, io, loads)
+                        .with_context(|| format!("legatod {io} at {loads:?} calls"))?;
+                    report.points.extend(points);
                 }
             }
         }
@@ -229,8 +252,11 @@ fn backends(cli: &Cli) -> Vec<&'static str> {
 }
 
 fn one_line(p: &Point) -> String {
+    let phase = p.phase.map_or_else(String::new, |k| {
+        format!(" phase {k} ({} streams starved)", p.starved_streams)
+    });
     format!(
-        "{} {} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {:.1} us, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
+        "{} {}{phase} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {:.1} us, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
         p.target,
         p.io,
         p.calls,
@@ -244,10 +270,17 @@ fn one_line(p: &Point) -> String {
     )
 }
 
-fn timing(cli: &Cli) -> Timing {
+/// Timing of point (or phase) `k`: in a phased run only the first phase
+/// warms up, and windows last --phase-s.
+fn timing(cli: &Cli, k: usize) -> Timing {
+    let (warmup_s, window_s) = if cli.phases.is_empty() {
+        (cli.warmup_s, cli.duration_s)
+    } else {
+        (if k == 0 { cli.warmup_s } else { 0.0 }, cli.phase_s)
+    };
     Timing {
-        warmup: Duration::from_secs_f64(cli.warmup_s.max(0.0)),
-        window: Duration::from_secs_f64(cli.duration_s.max(0.1)),
+        warmup: Duration::from_secs_f64(warmup_s.max(0.0)),
+        window: Duration::from_secs_f64(window_s.max(0.1)),
         drain: Duration::from_millis(cli.drain_ms),
         tick: Duration::from_micros(cli.tick_us.max(50)),
     }
@@ -350,13 +383,50 @@ impl Samples {
     }
 }
 
-fn measure(generator: &mut Generator, pid: u32, timing: Timing) -> (RunStats, Samples, Samples) {
+/// One generator run with the samples at its window's edges.
+#[derive(Debug)]
+struct Measured {
+    stats: RunStats,
+    before: Samples,
+    after: Samples,
+}
+
+/// Runs the generator for `timing` with the first `active` calls sending.
+fn measure(generator: &mut Generator, pid: u32, timing: Timing, active: usize) -> Measured {
     let (mut before, mut after) = (Samples::default(), Samples::default());
-    let stats = generator.run(timing, &mut |phase| match phase {
+    let stats = generator.run(timing, active, &mut |phase| match phase {
         Phase::WindowStart => before = Samples::take(pid),
         Phase::WindowEnd => after = Samples::take(pid),
     });
-    (stats, before, after)
+    Measured {
+        stats,
+        before,
+        after,
+    }
+}
+
+/// Measures `loads` on a prepared target whose generator has
+/// `generator.calls()` calls set up: one point per entry, the calls
+/// sending in it. Phased (`--phases`): phase index set, one warm-up.
+fn measure_points(
+    cli: &Cli,
+    generator: &mut Generator,
+    pid: u32,
+    target: &str,
+    io: &str,
+    rss_idle_kib: u64,
+    loads: &[usize],
+) -> Vec<Point> {
+    let legs = 2 * generator.calls();
+    let mut points = Vec::with_capacity(loads.len());
+    for (k, &calls) in loads.iter().enumerate() {
+        let m = measure(generator, pid, timing(cli, k), calls);
+        let mut p = point(target, io, calls, legs, &m, rss_idle_kib, cli.starve_factor);
+        p.phase = (!cli.phases.is_empty()).then_some(k);
+        eprintln!("{}", one_line(&p));
+        points.push(p);
+    }
+    points
 }
 
 fn cpu(delta: CpuDelta, window_s: f64, packets: u64) -> Cpu {
@@ -380,11 +450,12 @@ fn point(
     target: &str,
     io: &str,
     calls: usize,
-    stats: &RunStats,
-    before: &Samples,
-    after: &Samples,
+    legs: usize,
+    m: &Measured,
     rss_idle_kib: u64,
+    starve_factor: f64,
 ) -> Point {
+    let (stats, before, after) = (&m.stats, &m.before, &m.after);
     let w = stats.window_s.max(1e-9);
     let h = &stats.latency;
     let us = |ns: u64| ns as f64 / 1e3;
@@ -401,12 +472,14 @@ fn point(
         }
         _ => None,
     };
-    let legs = 2 * calls;
     Point {
         target: target.to_owned(),
         io: io.to_owned(),
         calls,
         legs,
+        phase: None,
+        starved_streams: stats.starved_streams(starve_factor),
+        stream_loss_max_percent: stats.worst_stream_loss_percent(),
         window_s: stats.window_s,
         offered_pps: stats.offered as f64 / w,
         received_pps: stats.received as f64 / w,
@@ -446,12 +519,14 @@ fn point(
     }
 }
 
-fn legatod_point(
+/// Sets up max(loads) calls on one legatod and measures each load on it.
+fn legatod_points(
     cli: &Cli,
     runtime: &tokio::runtime::Runtime,
     io: &str,
-    calls: usize,
-) -> Result<Point> {
+    loads: &[usize],
+) -> Result<Vec<Point>> {
+    let calls = loads.iter().copied().max().unwrap_or(0);
     let mut generator = Generator::new(calls, cli.gen_sockets)?;
     with_legatod(cli, runtime, io, calls, |client, pid, backend| {
         let rss_idle_kib = ProcSample::of(pid).map_or(0, |s| s.rss_kib);
@@ -465,7 +540,15 @@ fn legatod_point(
         for (i, call) in bridged.iter().enumerate() {
             generator.set_relay(i, call.a, call.b);
         }
-        let (stats, before, after) = measure(&mut generator, pid, timing(cli));
+        let mut points = measure_points(
+            cli,
+            &mut generator,
+            pid,
+            "legatod",
+            backend,
+            rss_idle_kib,
+            loads,
+        );
         if !cli.spawn {
             runtime.block_on(target::teardown_all(
                 client,
@@ -473,21 +556,16 @@ fn legatod_point(
                 cli.setup_concurrency,
             ))?;
         }
-        let mut p = point(
-            "legatod",
-            backend,
-            calls,
-            &stats,
-            &before,
-            &after,
-            rss_idle_kib,
-        );
-        p.setup_s = Some(setup_s);
-        Ok(p)
+        for p in &mut points {
+            p.setup_s = Some(setup_s);
+        }
+        Ok(points)
     })
 }
 
-fn floor_point(cli: &Cli, calls: usize) -> Result<Point> {
+/// Starts one floor relay for max(loads) calls and measures each load on it.
+fn floor_points(cli: &Cli, loads: &[usize]) -> Result<Vec<Point>> {
+    let calls = loads.iter().copied().max().unwrap_or(0);
     let mut generator = Generator::new(calls, cli.gen_sockets)?;
     let base = cli.floor_port_base;
     let mut args = vec![
@@ -519,20 +597,20 @@ fn floor_point(cli: &Cli, calls: usize) -> Result<Point> {
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(1)),
         );
     }
-    let (stats, before, after) = measure(&mut generator, relay.pid, timing(cli));
-    relay.stop()?;
     let io = if cli.floor_connect {
         "epoll+connect"
     } else {
         "epoll"
     };
-    Ok(point(
+    let points = measure_points(
+        cli,
+        &mut generator,
+        relay.pid,
         "floor",
         io,
-        calls,
-        &stats,
-        &before,
-        &after,
         rss_idle_kib,
-    ))
+        loads,
+    );
+    relay.stop()?;
+    Ok(points)
 }
