@@ -18,6 +18,7 @@
 //! (20 KiB together, L1-resident) and are exact for all 65 536 inputs; the
 //! tests check every input against an independent reference.
 
+use super::plc::RepeatFade;
 use super::{CodecError, Decoder, Encoder};
 
 /// Encodes one 16-bit linear sample to a µ-law code (bits inverted, as sent
@@ -144,9 +145,7 @@ pub enum Law {
 #[derive(Clone, Debug)]
 pub struct G711 {
     law: Law,
-    last: [i16; MAX_FRAME],
-    last_len: usize,
-    concealed: u32,
+    plc: RepeatFade<MAX_FRAME>,
 }
 
 impl G711 {
@@ -154,9 +153,7 @@ impl G711 {
     pub fn new(law: Law) -> Self {
         Self {
             law,
-            last: [0; MAX_FRAME],
-            last_len: 0,
-            concealed: 0,
+            plc: RepeatFade::new(),
         }
     }
 
@@ -185,24 +182,12 @@ impl Decoder for G711 {
             Law::Ulaw => decode_ulaw(payload, out)?,
             Law::Alaw => decode_alaw(payload, out)?,
         };
-        let keep = n.min(MAX_FRAME);
-        self.last[..keep].copy_from_slice(&out[n - keep..n]);
-        self.last_len = keep;
-        self.concealed = 0;
+        self.plc.remember(&out[..n]);
         Ok(n)
     }
 
     fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
-        self.concealed = self.concealed.saturating_add(1);
-        let shift = self.concealed.min(15);
-        let fade = self.concealed > 5 || self.last_len == 0;
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = if fade {
-                0
-            } else {
-                self.last[i % self.last_len] >> shift
-            };
-        }
+        self.plc.conceal(out);
         Ok(out.len())
     }
 

@@ -23,6 +23,7 @@
 //! frame and muted after five, and leaves the ADPCM state untouched; the
 //! predictor re-converges on the next good packet.
 
+use super::plc::RepeatFade;
 use super::{CodecError, Decoder, Encoder};
 
 /// G.722 encoder (16 kHz PCM in, 64 kbit/s codes out).
@@ -39,9 +40,7 @@ pub struct G722Decoder {
     qmf: [i32; 24],
     low: Band,
     high: Band,
-    last: [i16; MAX_FRAME],
-    last_len: usize,
-    concealed: u32,
+    plc: RepeatFade<MAX_FRAME>,
 }
 
 impl Default for G722Encoder {
@@ -137,9 +136,7 @@ impl G722Decoder {
             qmf: [0; 24],
             low: Band::new(DET_LOW),
             high: Band::new(DET_HIGH),
-            last: [0; MAX_FRAME],
-            last_len: 0,
-            concealed: 0,
+            plc: RepeatFade::new(),
         }
     }
 
@@ -187,24 +184,12 @@ impl Decoder for G722Decoder {
             pair[0] = a;
             pair[1] = b;
         }
-        let keep = n.min(MAX_FRAME);
-        self.last[..keep].copy_from_slice(&out[n - keep..]);
-        self.last_len = keep;
-        self.concealed = 0;
+        self.plc.remember(&out[..n]);
         Ok(n)
     }
 
     fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
-        self.concealed = self.concealed.saturating_add(1);
-        let shift = self.concealed.min(15);
-        let mute = self.concealed > 5 || self.last_len == 0;
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = if mute {
-                0
-            } else {
-                self.last[i % self.last_len] >> shift
-            };
-        }
+        self.plc.conceal(out);
         Ok(out.len())
     }
 
@@ -472,6 +457,6 @@ mod tests {
         }
         let mut plc = [0i16; 320];
         dec.conceal(&mut plc).unwrap();
-        assert_eq!(plc[0], dec.last[0] >> 1);
+        assert_eq!(plc[0], dec.plc.first() >> 1);
     }
 }

@@ -13,6 +13,7 @@
 pub mod g711;
 pub mod g722;
 pub mod opus;
+mod plc;
 
 /// Errors returned by codecs.
 #[non_exhaustive]
