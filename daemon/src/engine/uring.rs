@@ -345,8 +345,11 @@ impl UringIo {
                 self.pending_cancel.push(id);
             }
         }
+        // First come, first served: sockets re-armed in the order their
+        // receives ended, so under buffer pressure (ENOBUFS) every socket
+        // takes its turn at the buffers and none is starved.
         let mut retry = Vec::new();
-        while let Some(id) = self.rearm.pop() {
+        for id in std::mem::take(&mut self.rearm) {
             let Some(entry) = self.sockets.get_mut(id) else {
                 continue;
             };
