@@ -37,7 +37,18 @@ impl Io {
 
 /// Path of the legatod binary under test.
 pub fn legatod_path() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("LEGATOD_BIN") {
+    workspace_binary("legatod", "LEGATOD_BIN", "legato-daemon")
+}
+
+/// Path of the legatoctl binary under test.
+pub fn legatoctl_path() -> Result<PathBuf> {
+    workspace_binary("legatoctl", "LEGATOCTL_BIN", "legato-client")
+}
+
+/// A binary of the workspace next to the test executable's target
+/// directory, or the path in `$env`.
+fn workspace_binary(name: &str, env: &str, package: &str) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
         return Ok(PathBuf::from(path));
     }
     let exe = std::env::current_exe()?;
@@ -46,10 +57,10 @@ pub fn legatod_path() -> Result<PathBuf> {
         .parent()
         .and_then(|deps| deps.parent())
         .ok_or_else(|| anyhow!("cannot locate the target directory from {}", exe.display()))?;
-    let path = profile_dir.join("legatod");
+    let path = profile_dir.join(name);
     if !path.exists() {
         bail!(
-            "{} not found: build it with `cargo build -p legato-daemon` (scripts/test.sh does) or set LEGATOD_BIN",
+            "{} not found: build it with `cargo build -p {package}` (scripts/test.sh does) or set {env}",
             path.display()
         );
     }

@@ -1,0 +1,92 @@
+//! legatoctl against a real legatod: the subcommands for what is built,
+//! human and JSON output, and its exit codes.
+
+use std::process::{Command, Output};
+
+use legato_tests::{Io, Options, Peer, daemon_or_skip, legatoctl_path};
+
+fn ctl(endpoint: &str, args: &[&str]) -> Output {
+    Command::new(legatoctl_path().expect("legatoctl"))
+        .arg("--endpoint")
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .expect("run legatoctl")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn legatoctl_drives_a_call() {
+    let daemon = daemon_or_skip!(Options::new(Io::Epoll));
+    let endpoint = daemon.endpoint();
+    let peer = Peer::new().unwrap();
+    let offer = std::env::temp_dir().join(format!("legatoctl-offer-{}.sdp", std::process::id()));
+    std::fs::write(&offer, peer.offer()).unwrap();
+
+    let out = ctl(&endpoint, &["session", "create", "--id", "cli-call"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out).trim(), "cli-call");
+
+    let out = ctl(
+        &endpoint,
+        &[
+            "--json",
+            "leg",
+            "create",
+            "--session",
+            "cli-call",
+            "--sdp",
+            offer.to_str().unwrap(),
+            "--caller-id",
+            "+15550001",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let leg_id = text
+        .split("\"leg_id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("leg_id in JSON output")
+        .to_owned();
+    assert!(text.contains("m=audio"), "local SDP in the output: {text}");
+
+    let out = ctl(
+        &endpoint,
+        &["leg", "update", &leg_id, "--state", "connected"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = ctl(&endpoint, &["leg", "get", &leg_id]);
+    assert!(
+        out.status.success() && stdout(&out).contains("CONNECTED"),
+        "{out:?}"
+    );
+    assert!(
+        stdout(&out).contains("+15550001"),
+        "metadata shown: {}",
+        stdout(&out)
+    );
+    let out = ctl(&endpoint, &["leg", "list", "--session", "cli-call"]);
+    assert!(stdout(&out).contains(&leg_id));
+    let out = ctl(&endpoint, &["leg", "hangup", &leg_id, "--code", "486"]);
+    assert!(out.status.success(), "{out:?}");
+    // Errors: NOT_FOUND and UNIMPLEMENTED with exit status 1.
+    let out = ctl(&endpoint, &["leg", "get", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND"),
+        "{out:?}"
+    );
+    let out = ctl(&endpoint, &["say", &leg_id, "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UNIMPLEMENTED"),
+        "{out:?}"
+    );
+    let out = ctl(&endpoint, &["session", "delete", "cli-call"]);
+    assert!(out.status.success(), "{out:?}");
+    let _ = std::fs::remove_file(offer);
+}
