@@ -46,6 +46,9 @@ pub(crate) struct UringIo {
     sockets: SocketTable,
     /// Sockets whose multishot receive ended and must be armed again.
     rearm: Vec<SockId>,
+    /// Second buffer for `rearm`, so re-arming (frequent under buffer
+    /// pressure) reuses allocations instead of making new ones each turn.
+    rearm_spare: Vec<SockId>,
     /// Sockets to close once the submission queue holding their last
     /// entries has been submitted.
     closer: Closer,
@@ -115,6 +118,7 @@ impl UringIo {
             wake_armed: false,
             sockets: SocketTable::default(),
             rearm: Vec::new(),
+            rearm_spare: Vec::new(),
             closer: Closer::default(),
             pending_cancel: Vec::new(),
             retire_now: Vec::new(),
@@ -348,8 +352,8 @@ impl UringIo {
         // First come, first served: sockets re-armed in the order their
         // receives ended, so under buffer pressure (ENOBUFS) every socket
         // takes its turn at the buffers and none is starved.
-        let mut retry = Vec::new();
-        for id in std::mem::take(&mut self.rearm) {
+        let mut batch = std::mem::replace(&mut self.rearm, std::mem::take(&mut self.rearm_spare));
+        for id in batch.drain(..) {
             let Some(entry) = self.sockets.get_mut(id) else {
                 continue;
             };
@@ -368,10 +372,10 @@ impl UringIo {
                     entry.armed = true;
                 }
             } else {
-                retry.push(id);
+                self.rearm.push(id);
             }
         }
-        self.rearm = retry;
+        self.rearm_spare = batch;
         Ok(())
     }
 
