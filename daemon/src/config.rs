@@ -86,6 +86,8 @@ pub struct FileConfig {
     pub event_watch_buffer: Option<usize>,
     /// Kernel receive buffer asked for each media socket, in bytes.
     pub socket_recv_buffer: Option<usize>,
+    /// io_uring receive buffers per shard (a power of two).
+    pub recv_buffers: Option<u32>,
     /// Log format.
     pub log_format: Option<LogFormat>,
 }
@@ -119,6 +121,7 @@ impl FileConfig {
             event_replay: other.event_replay.or(self.event_replay),
             event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
             socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
+            recv_buffers: other.recv_buffers.or(self.recv_buffers),
             log_format: other.log_format.or(self.log_format),
         }
     }
@@ -170,6 +173,11 @@ pub struct Config {
     /// it bounds the queueing delay: older audio is useless to a call, so
     /// the kernel drops it instead of legatod relaying it seconds late.
     pub socket_recv_buffer: usize,
+    /// Receive buffers (2 KiB each) in each io_uring shard's provided-buffer
+    /// ring (default 4,096; a power of two, 64 to 32,768). A loop turn can
+    /// take in at most this many datagrams before the sockets' own queues
+    /// hold the rest; fewer buffers are reused sooner and so stay in cache.
+    pub recv_buffers: u16,
     /// Log format (default text).
     pub log_format: LogFormat,
 }
@@ -245,6 +253,14 @@ impl Config {
                 .socket_recv_buffer
                 .unwrap_or(16 * 1024)
                 .clamp(4 * 1024, 64 * 1024 * 1024),
+            recv_buffers: match f.recv_buffers.unwrap_or(4_096) {
+                n @ 64..=32_768 if n.is_power_of_two() => n as u16,
+                n => {
+                    return Err(format!(
+                        "recv_buffers = {n}: must be a power of two from 64 to 32768"
+                    ));
+                }
+            },
             log_format: f.log_format.unwrap_or_default(),
         })
     }
@@ -287,6 +303,7 @@ mod tests {
         assert_eq!(c.early_media_timeout, Duration::from_secs(60));
         assert_eq!(c.codecs.len(), 2);
         assert_eq!(c.io, IoMode::Auto);
+        assert_eq!(c.recv_buffers, 4_096);
     }
 
     #[test]
@@ -313,6 +330,9 @@ mod tests {
             "codecs = [\"G729\"]",
             "codecs = []",
             "rtp_timeout_ms = 0",
+            "recv_buffers = 1000",
+            "recv_buffers = 32",
+            "recv_buffers = 65536",
             "media_address = \"0.0.0.0\"",
             "bogus = 1",
         ] {

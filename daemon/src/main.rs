@@ -68,6 +68,9 @@ struct Cli {
     /// Kernel receive buffer per media socket in bytes [default: 16384].
     #[arg(long)]
     socket_recv_buffer: Option<usize>,
+    /// io_uring receive buffers per shard, a power of two [default: 4096].
+    #[arg(long)]
+    recv_buffers: Option<u32>,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -104,6 +107,7 @@ impl Cli {
             log_format: self.log_format,
             event_watch_buffer: self.event_watch_buffer,
             socket_recv_buffer: self.socket_recv_buffer,
+            recv_buffers: self.recv_buffers,
             ..FileConfig::default()
         }
     }

@@ -7,7 +7,7 @@
 )]
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::sys::{EventFd, decode_sockaddr};
 use super::tx::{TxQueue, zero_msghdr};
-use super::{Closer, PollStats, SockId, SocketTable};
+use super::{Closer, PacketHandler, PollStats, SockId, SocketTable, WARM_BATCH};
 
 /// Datagrams read per `recvmmsg` call.
 const RECV_BATCH: usize = 32;
@@ -168,15 +168,12 @@ impl EpollIo {
         }
     }
 
-    pub(crate) fn poll<H>(
+    pub(crate) fn poll<H: PacketHandler>(
         &mut self,
         tx: &mut TxQueue,
         timeout: Duration,
         handler: &mut H,
-    ) -> io::Result<PollStats>
-    where
-        H: FnMut(u64, SocketAddr, &[u8], &mut TxQueue),
-    {
+    ) -> io::Result<PollStats> {
         let mut stats = PollStats::default();
         self.flush(tx, &mut stats);
         // Closed sockets free their ports: return at once so the shard can
@@ -204,43 +201,72 @@ impl EpollIo {
             }
             return Err(e);
         }
-        for i in 0..n as usize {
-            let data = self.events[i].u64;
-            if data == WAKE_DATA {
-                self.wake.drain();
-                continue;
+        // In chunks: warm the state of a chunk's sockets' legs, then
+        // receive and handle their datagrams.
+        let n = n as usize;
+        let mut tokens = [0u64; WARM_BATCH];
+        for chunk_start in (0..n).step_by(WARM_BATCH) {
+            let chunk = chunk_start..n.min(chunk_start + WARM_BATCH);
+            let mut warm = 0;
+            for i in chunk.clone() {
+                let data = self.events[i].u64;
+                if data == WAKE_DATA {
+                    continue;
+                }
+                if let Some(entry) = self.sockets.get_mut(SockId(data as u32)) {
+                    tokens[warm] = entry.token;
+                    warm += 1;
+                }
             }
-            let id = SockId(data as u32);
-            let Some(entry) = self.sockets.get_mut(id) else {
-                continue;
-            };
-            let token = entry.token;
-            let Some(fd) = entry.socket.as_ref().map(AsRawFd::as_raw_fd) else {
-                continue;
-            };
-            for _ in 0..RECV_ROUNDS {
-                let got = self.recv_batch(fd, &mut stats);
-                for k in 0..got {
-                    let name_len = (self.rx.hdrs[k].msg_hdr.msg_namelen as usize)
-                        .min(size_of::<libc::sockaddr_in6>());
-                    let len = (self.rx.hdrs[k].msg_len as usize).min(RECV_BUF_SIZE);
-                    if self.rx.hdrs[k].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                        stats.truncated += 1;
-                        continue;
-                    }
-                    let name = sockaddr_bytes(&self.rx.names[k]);
-                    if let Some(src) = decode_sockaddr(&name[..name_len]) {
-                        stats.received += 1;
-                        handler(token, src, &self.rx.bufs[k][..len], tx);
-                    }
-                }
-                self.rx.reset(got);
-                if got < RECV_BATCH {
-                    break;
-                }
+            handler.warm(&tokens[..warm]);
+            for i in chunk {
+                self.handle_event(i, tx, handler, &mut stats);
             }
         }
         Ok(stats)
+    }
+
+    fn handle_event<H: PacketHandler>(
+        &mut self,
+        i: usize,
+        tx: &mut TxQueue,
+        handler: &mut H,
+        stats: &mut PollStats,
+    ) {
+        let data = self.events[i].u64;
+        if data == WAKE_DATA {
+            self.wake.drain();
+            return;
+        }
+        let id = SockId(data as u32);
+        let Some(entry) = self.sockets.get_mut(id) else {
+            return;
+        };
+        let token = entry.token;
+        let Some(fd) = entry.socket.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        for _ in 0..RECV_ROUNDS {
+            let got = self.recv_batch(fd, stats);
+            for k in 0..got {
+                let name_len = (self.rx.hdrs[k].msg_hdr.msg_namelen as usize)
+                    .min(size_of::<libc::sockaddr_in6>());
+                let len = (self.rx.hdrs[k].msg_len as usize).min(RECV_BUF_SIZE);
+                if self.rx.hdrs[k].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    stats.truncated += 1;
+                    continue;
+                }
+                let name = sockaddr_bytes(&self.rx.names[k]);
+                if let Some(src) = decode_sockaddr(&name[..name_len]) {
+                    stats.received += 1;
+                    handler.packet(token, src, &self.rx.bufs[k][..len], tx);
+                }
+            }
+            self.rx.reset(got);
+            if got < RECV_BATCH {
+                break;
+            }
+        }
     }
 
     fn recv_batch(&mut self, fd: RawFd, stats: &mut PollStats) -> usize {

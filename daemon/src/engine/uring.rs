@@ -8,16 +8,17 @@
 )]
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use io_uring::types::{Fd, Fixed, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 
+use super::bufring::BufRing;
 use super::sys::decode_sockaddr;
 use super::tx::{TxQueue, zero_msghdr};
-use super::{Closer, PollStats, SockId, SocketTable};
+use super::{Closer, PacketHandler, PollStats, SockId, SocketTable, WARM_BATCH};
 
 const KIND_RECV: u64 = 1 << 56;
 const KIND_SEND: u64 = 2 << 56;
@@ -38,7 +39,7 @@ pub(crate) struct UringIo {
     ring: IoUring,
     /// Sends use IORING_OP_SEND with a destination address (else SENDMSG).
     send_with_address: bool,
-    bufs: super::bufring::BufRing,
+    bufs: BufRing,
     recv_hdr: Box<libc::msghdr>,
     wake_fd: RawFd,
     wake_buf: Box<[u8; 8]>,
@@ -104,7 +105,7 @@ impl UringIo {
                     .build(ring_entries)
             })
             .or_else(|_| IoUring::builder().setup_cqsize(cq).build(ring_entries))?;
-        let bufs = super::bufring::BufRing::new(recv_buffers, RECV_BUF_SIZE, BUFFER_GROUP)?;
+        let bufs = BufRing::new(recv_buffers, RECV_BUF_SIZE, BUFFER_GROUP)?;
         bufs.register(&ring.submitter())?;
         let mut recv_hdr = Box::new(zero_msghdr());
         recv_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
@@ -196,15 +197,12 @@ impl UringIo {
         }
     }
 
-    pub(crate) fn poll<H>(
+    pub(crate) fn poll<H: PacketHandler>(
         &mut self,
         tx: &mut TxQueue,
         timeout: Duration,
         handler: &mut H,
-    ) -> io::Result<PollStats>
-    where
-        H: FnMut(u64, SocketAddr, &[u8], &mut TxQueue),
-    {
+    ) -> io::Result<PollStats> {
         let mut stats = PollStats::default();
         self.submit_sends(tx);
         self.arm_pending()?;
@@ -222,6 +220,7 @@ impl UringIo {
             Err(e) => return Err(e),
         }
         let mut retired: Vec<(SockId, u64)> = Vec::new();
+        let mut batch = RecvBatch::default();
         let mut cq = self.ring.completion();
         cq.sync();
         for cqe in &mut cq {
@@ -233,25 +232,26 @@ impl UringIo {
                     let flags = cqe.flags();
                     let result = cqe.result();
                     if let Some(bid) = cqueue::buffer_select(flags) {
-                        if result > 0 {
-                            let buf = self.bufs.buffer(bid, result as usize);
-                            let token = self
-                                .sockets
-                                .get_mut(id)
-                                .filter(|e| !e.retiring)
-                                .map(|e| e.token);
-                            if let (Some(token), Ok(msg)) =
-                                (token, RecvMsgOut::parse(buf, &self.recv_hdr))
-                            {
-                                if msg.is_payload_truncated() {
-                                    stats.truncated += 1;
-                                } else if let Some(src) = decode_sockaddr(msg.name_data()) {
-                                    stats.received += 1;
-                                    handler(token, src, msg.payload_data(), tx);
+                        let token = self
+                            .sockets
+                            .get_mut(id)
+                            .filter(|e| !e.retiring)
+                            .map(|e| e.token);
+                        match token {
+                            Some(token) if result > 0 => {
+                                batch.push(token, bid, result as u32);
+                                if batch.is_full() {
+                                    batch.dispatch(
+                                        &mut self.bufs,
+                                        &self.recv_hdr,
+                                        tx,
+                                        handler,
+                                        &mut stats,
+                                    );
                                 }
                             }
+                            _ => self.bufs.recycle(bid),
                         }
-                        self.bufs.recycle(bid);
                     }
                     if result < 0 && result != -libc::ENOBUFS && result != -libc::ECANCELED {
                         stats.recv_errors += 1;
@@ -259,6 +259,8 @@ impl UringIo {
                     if result == -libc::ENOBUFS {
                         stats.buffer_exhausted += 1;
                     }
+                    // A final completion: the socket's buffers already
+                    // taken stay valid until recycled in `dispatch`.
                     if !cqueue::more(flags)
                         && let Some(entry) = self.sockets.get_mut(id)
                     {
@@ -283,6 +285,7 @@ impl UringIo {
                 _ => {}
             }
         }
+        batch.dispatch(&mut self.bufs, &self.recv_hdr, tx, handler, &mut stats);
         drop(cq);
         // Every entry pushed before this turn's wait has been submitted, and
         // terminated legs queue no more sends: deferred sockets can close.
@@ -406,6 +409,69 @@ impl UringIo {
             }
         }
         false
+    }
+}
+
+/// Received datagrams waiting to be handed over together.
+struct RecvBatch {
+    tokens: [u64; WARM_BATCH],
+    bids: [u16; WARM_BATCH],
+    lens: [u32; WARM_BATCH],
+    len: usize,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self {
+            tokens: [0; WARM_BATCH],
+            bids: [0; WARM_BATCH],
+            lens: [0; WARM_BATCH],
+            len: 0,
+        }
+    }
+}
+
+impl RecvBatch {
+    fn push(&mut self, token: u64, bid: u16, len: u32) {
+        self.tokens[self.len] = token;
+        self.bids[self.len] = bid;
+        self.lens[self.len] = len;
+        self.len += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == WARM_BATCH
+    }
+
+    /// Hands the batch to the handler (warming the state its packets
+    /// touch first) and gives the buffers back to the ring.
+    fn dispatch<H: PacketHandler>(
+        &mut self,
+        bufs: &mut BufRing,
+        recv_hdr: &libc::msghdr,
+        tx: &mut TxQueue,
+        handler: &mut H,
+        stats: &mut PollStats,
+    ) {
+        let n = self.len;
+        if n == 0 {
+            return;
+        }
+        handler.warm(&self.tokens[..n]);
+        for i in 0..n {
+            let bid = self.bids[i];
+            let buf = bufs.buffer(bid, self.lens[i] as usize);
+            if let Ok(msg) = RecvMsgOut::parse(buf, recv_hdr) {
+                if msg.is_payload_truncated() {
+                    stats.truncated += 1;
+                } else if let Some(src) = decode_sockaddr(msg.name_data()) {
+                    stats.received += 1;
+                    handler.packet(self.tokens[i], src, msg.payload_data(), tx);
+                }
+            }
+            bufs.recycle(bid);
+        }
+        self.len = 0;
     }
 }
 

@@ -10,12 +10,10 @@ use super::{
 };
 
 /// Everything negotiation decided for the leg's audio stream.
+/// `repr(C)`: the fields the packet path reads come first (see `Leg`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Negotiated {
-    /// Index of legato's audio stream among the `m=` lines (same in offer and answer).
-    pub(crate) media_index: usize,
-    /// The chosen codec.
-    pub(crate) codec: CodecSpec,
     /// Payload type legato puts on the RTP it sends: the number in the remote's SDP
     /// (RFC 3264 §5.1: an SDP's payload types are the ones its writer expects to receive).
     pub(crate) payload_type: u8,
@@ -26,22 +24,26 @@ pub(crate) struct Negotiated {
     pub(crate) telephone_event_pt: Option<u8>,
     /// Payload type for `telephone-event/8000` in legato's own SDP, when negotiated.
     pub(crate) local_telephone_event_pt: Option<u8>,
-    /// Where to send RTP: `c=` (media level over session level) and the `m=` port.
-    pub(crate) remote_rtp: SocketAddr,
-    /// Where to send RTCP: `a=rtcp` (RFC 3605) if given, else the RTP port + 1;
-    /// equal to `remote_rtp` when `rtcp_mux` (or when the RTP port is 65535).
-    pub(crate) remote_rtcp: SocketAddr,
     /// RTP and RTCP share one port (RFC 5761): both sides signalled `a=rtcp-mux`.
     pub(crate) rtcp_mux: bool,
+    /// The remote address is `0.0.0.0` (or `::`): old-style hold (RFC 2543),
+    /// legato must not send RTP there.
+    pub(crate) remote_on_hold_address: bool,
     /// Remote's direction: media-level attribute, else session-level, else `sendrecv`.
     pub(crate) remote_direction: MediaDirection,
     /// The direction legato put in its SDP.
     pub(crate) local_direction: MediaDirection,
+    /// Where to send RTP: `c=` (media level over session level) and the `m=` port.
+    pub(crate) remote_rtp: SocketAddr,
+    /// The chosen codec.
+    pub(crate) codec: CodecSpec,
     /// Remote's `a=ptime` (how long the packets it wants to receive are), if any.
     pub(crate) ptime: Option<u32>,
-    /// The remote address is `0.0.0.0` (or `::`): old-style hold (RFC 2543),
-    /// legato must not send RTP there.
-    pub(crate) remote_on_hold_address: bool,
+    /// Index of legato's audio stream among the `m=` lines (same in offer and answer).
+    pub(crate) media_index: usize,
+    /// Where to send RTCP: `a=rtcp` (RFC 3605) if given, else the RTP port + 1;
+    /// equal to `remote_rtp` when `rtcp_mux` (or when the RTP port is 65535).
+    pub(crate) remote_rtcp: SocketAddr,
 }
 
 /// What legato puts in its own SDP.

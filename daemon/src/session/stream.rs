@@ -37,6 +37,14 @@ pub(crate) struct Rewritten {
 }
 
 impl OutStream {
+    /// Reads what [`OutStream::map`] uses (see `Leg::warm`).
+    pub(crate) fn warm(&self) -> u64 {
+        u64::from(self.next_seq)
+            ^ u64::from(self.last_ts)
+            ^ u64::from(self.last_sent.is_some())
+            ^ self.mapping.as_ref().map_or(0, |m| u64::from(m.source))
+    }
+
     /// A new stream with the given SSRC and random-looking initial
     /// sequence number and timestamp (RFC 3550 §5.1 recommends random
     /// starts).
