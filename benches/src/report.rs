@@ -52,6 +52,9 @@ pub struct Point {
     pub legs: usize,
     /// Phase index (0-based) in a phased run (`--phases`), else none.
     pub phase: Option<usize>,
+    /// Round index (0-based) in an interleaved run (`--rounds` > 1), else
+    /// none.
+    pub round: Option<usize>,
     /// Sending streams (2 per sending call) that received nothing, or whose
     /// loss exceeded the starvation factor × the point's average loss
     /// (capped at halfway from the average to 100 %, at least 5 %).
@@ -102,8 +105,61 @@ pub struct Point {
     pub generator_send_lag_max_us: f64,
     /// Call setup time through gRPC for this point, s (legatod only).
     pub setup_s: Option<f64>,
-    /// legatod µs/packet ÷ floor µs/packet at the same load.
+    /// legatod µs/packet ÷ floor µs/packet at the same load (same phase,
+    /// same round).
     pub cpu_ratio_to_floor: Option<f64>,
+}
+
+/// Median, lowest and highest of a figure across rounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Median (mean of the middle two for an even count).
+    pub median: f64,
+    /// Lowest.
+    pub min: f64,
+    /// Highest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; none when empty.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let (&min, &max) = (sorted.first()?, sorted.last()?);
+        let mid = sorted.len() / 2;
+        let median = if sorted.len().is_multiple_of(2) {
+            f64::midpoint(sorted[mid - 1], sorted[mid])
+        } else {
+            sorted[mid]
+        };
+        Some(Self { median, min, max })
+    }
+}
+
+/// One target at one load across the rounds of an interleaved run
+/// (`--rounds`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// "legatod" or "floor".
+    pub target: String,
+    /// Backend, as in [`Point::io`].
+    pub io: String,
+    /// Bridged calls sending.
+    pub calls: usize,
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Relay CPU µs per forwarded packet across rounds.
+    pub us_per_packet: Spread,
+    /// Per-round `cpu_ratio_to_floor` across rounds (legatod with a floor
+    /// measured in the same rounds).
+    pub cpu_ratio_to_floor: Option<Spread>,
+    /// Rounds whose ratio was ≤ 1.0 (when ratios are known).
+    pub rounds_ratio_at_most_1: Option<usize>,
+    /// Highest loss of any round, %.
+    pub loss_percent_max: f64,
+    /// Highest `other_cpu_percent` of any round (when known).
+    pub other_cpu_percent_max: Option<f64>,
 }
 
 /// The whole run.
@@ -121,25 +177,66 @@ pub struct Report {
     pub points: Vec<Point>,
     /// The control-plane benchmark, once per backend, when run.
     pub setup: Vec<SetupReport>,
+    /// Per target and load across rounds, in an interleaved run
+    /// (`--rounds` > 1); empty otherwise.
+    pub summaries: Vec<Summary>,
 }
 
 impl Report {
     /// Fills `cpu_ratio_to_floor` of each legatod point from the floor point
-    /// with the same number of calls (and the same phase, in a phased run).
+    /// with the same number of calls (and the same phase, in a phased run;
+    /// the same round, in an interleaved one).
     pub fn fill_ratios(&mut self) {
-        let floors: Vec<(usize, Option<usize>, f64)> = self
+        type Key = (usize, Option<usize>, Option<usize>);
+        let key = |p: &Point| -> Key { (p.calls, p.phase, p.round) };
+        let floors: Vec<(Key, f64)> = self
             .points
             .iter()
             .filter(|p| p.target == "floor")
-            .map(|p| (p.calls, p.phase, p.target_cpu.us_per_packet))
+            .map(|p| (key(p), p.target_cpu.us_per_packet))
             .collect();
         for p in self.points.iter_mut().filter(|p| p.target != "floor") {
             p.cpu_ratio_to_floor = floors
                 .iter()
-                .find(|(calls, phase, _)| *calls == p.calls && *phase == p.phase)
-                .filter(|(_, _, us)| *us > 0.0)
-                .map(|(_, _, us)| p.target_cpu.us_per_packet / us);
+                .find(|(k, _)| *k == key(p))
+                .filter(|(_, us)| *us > 0.0)
+                .map(|(_, us)| p.target_cpu.us_per_packet / us);
         }
+    }
+
+    /// Fills `summaries` from the points that have a round: one per
+    /// (target, backend, load), in the order they were first measured.
+    /// Run after [`Self::fill_ratios`].
+    pub fn summarize(&mut self) {
+        let mut groups: Vec<Vec<&Point>> = Vec::new();
+        for p in self.points.iter().filter(|p| p.round.is_some()) {
+            let same = |q: &&Point| q.target == p.target && q.io == p.io && q.calls == p.calls;
+            match groups.iter_mut().find(|g| g.first().is_some_and(same)) {
+                Some(group) => group.push(p),
+                None => groups.push(vec![p]),
+            }
+        }
+        self.summaries = groups
+            .iter()
+            .filter_map(|group| {
+                let first = group.first()?;
+                let us: Vec<f64> = group.iter().map(|p| p.target_cpu.us_per_packet).collect();
+                let ratios: Vec<f64> = group.iter().filter_map(|p| p.cpu_ratio_to_floor).collect();
+                let others: Vec<f64> = group.iter().filter_map(|p| p.other_cpu_percent).collect();
+                Some(Summary {
+                    target: first.target.clone(),
+                    io: first.io.clone(),
+                    calls: first.calls,
+                    rounds: group.len(),
+                    us_per_packet: Spread::of(&us)?,
+                    cpu_ratio_to_floor: Spread::of(&ratios),
+                    rounds_ratio_at_most_1: (!ratios.is_empty())
+                        .then(|| ratios.iter().filter(|&&r| r <= 1.0).count()),
+                    loss_percent_max: group.iter().map(|p| p.loss_percent).fold(0.0, f64::max),
+                    other_cpu_percent_max: Spread::of(&others).map(|s| s.max),
+                })
+            })
+            .collect();
     }
 
     /// The human-readable table.
@@ -160,16 +257,27 @@ impl Report {
         if phased {
             out.push_str(&self.phase_table());
         } else if !self.points.is_empty() {
+            // The round column only in an interleaved run.
+            let rounds = self.points.iter().any(|p| p.round.is_some());
+            let round = |r: String| {
+                if rounds {
+                    format!(" {r:>5}")
+                } else {
+                    String::new()
+                }
+            };
             out.push_str(&format!(
-                "{:<8} {:<8} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>8} {:>6} {:>7} {:>6}\n",
-                "target", "io", "calls", "off/s", "recv/s", "loss%", "p50us", "p99us", "p999us",
-                "maxus", "cpu%", "us/pkt", "ratio", "KiB/leg", "gen%", "gen-us", "other%"
+                "{:<8} {:<8}{} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>8} {:>6} {:>7} {:>6}\n",
+                "target", "io", round("round".to_owned()), "calls", "off/s", "recv/s", "loss%", "p50us",
+                "p99us", "p999us", "maxus", "cpu%", "us/pkt", "ratio", "KiB/leg", "gen%", "gen-us",
+                "other%"
             ));
             for p in &self.points {
                 out.push_str(&format!(
-                    "{:<8} {:<8} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.1} {:>7.1} {:>7.1} {:>7.0} {:>6.1} {:>7.3} {:>6} {:>8.1} {:>6.1} {:>7.3} {:>6}\n",
+                    "{:<8} {:<8}{} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.1} {:>7.1} {:>7.1} {:>7.0} {:>6.1} {:>7.3} {:>6} {:>8.1} {:>6.1} {:>7.3} {:>6}\n",
                     p.target,
                     p.io,
+                    round(p.round.map_or_else(|| "-".to_owned(), |r| r.to_string())),
                     p.calls,
                     p.offered_pps,
                     p.received_pps,
@@ -190,6 +298,9 @@ impl Report {
                 ));
             }
         }
+        if !self.summaries.is_empty() {
+            out.push_str(&self.summary_table());
+        }
         for s in &self.setup {
             out.push_str(&format!(
                 "call setups ({}): {} ok, {} failed, concurrency {}, {:.2} s: {:.0} setups/s\n",
@@ -208,6 +319,55 @@ impl Report {
                     r.name, r.count, r.p50_us, r.p99_us, r.max_us
                 ));
             }
+        }
+        out
+    }
+
+    /// The table of an interleaved run's summaries: µs/pkt and the
+    /// same-round ratio to the floor across rounds (median, min, max), and
+    /// how many rounds had legatod at or below the floor.
+    fn summary_table(&self) -> String {
+        let mut out = format!(
+            "\nacross rounds:\n{:<8} {:<8} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
+            "target",
+            "io",
+            "calls",
+            "rounds",
+            "us-med",
+            "us-min",
+            "us-max",
+            "r-med",
+            "r-min",
+            "r-max",
+            "r<=1",
+            "maxloss",
+            "other"
+        );
+        let dash = || "-".to_owned();
+        for s in &self.summaries {
+            let ratio = |f: fn(&Spread) -> f64| {
+                s.cpu_ratio_to_floor
+                    .as_ref()
+                    .map_or_else(dash, |r| format!("{:.2}", f(r)))
+            };
+            out.push_str(&format!(
+                "{:<8} {:<8} {:>5} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>6} {:>6} {:>6} {:>6} {:>7.4} {:>6}\n",
+                s.target,
+                s.io,
+                s.calls,
+                s.rounds,
+                s.us_per_packet.median,
+                s.us_per_packet.min,
+                s.us_per_packet.max,
+                ratio(|r| r.median),
+                ratio(|r| r.min),
+                ratio(|r| r.max),
+                s.rounds_ratio_at_most_1
+                    .map_or_else(dash, |n| format!("{n}/{}", s.rounds)),
+                s.loss_percent_max,
+                s.other_cpu_percent_max
+                    .map_or_else(dash, |o| format!("{o:.0}")),
+            ));
         }
         out
     }
@@ -260,5 +420,90 @@ impl Report {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(target: &str, io: &str, round: usize, us: f64) -> Point {
+        Point {
+            target: target.to_owned(),
+            io: io.to_owned(),
+            calls: 100,
+            round: Some(round),
+            target_cpu: Cpu {
+                us_per_packet: us,
+                ..Cpu::default()
+            },
+            loss_percent: 0.1 * round as f64,
+            ..Point::default()
+        }
+    }
+
+    fn report(points: Vec<Point>) -> Report {
+        Report {
+            machine: Machine::default(),
+            command: String::new(),
+            pin_daemon: None,
+            pin_generator: None,
+            points,
+            setup: Vec::new(),
+            summaries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn spread_takes_the_middle() {
+        assert_eq!(Spread::of(&[]), None);
+        let odd = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        let even = Spread::of(&[4.0, 1.0, 2.0, 3.0]).unwrap();
+        assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
+    }
+
+    /// Each legatod round is compared with the floor of its own round, and
+    /// the summary counts the rounds at or below the floor.
+    #[test]
+    fn rounds_get_same_round_ratios_and_a_summary() {
+        let mut r = report(vec![
+            point("floor", "epoll", 0, 4.0),
+            point("legatod", "epoll", 0, 5.0),
+            point("floor", "epoll", 1, 5.0),
+            point("legatod", "epoll", 1, 5.0),
+            point("floor", "epoll", 2, 5.0),
+            point("legatod", "epoll", 2, 4.0),
+        ]);
+        r.fill_ratios();
+        r.summarize();
+        let ratios: Vec<Option<f64>> = r.points.iter().map(|p| p.cpu_ratio_to_floor).collect();
+        assert_eq!(ratios, [None, Some(1.25), None, Some(1.0), None, Some(0.8)]);
+        assert_eq!(r.summaries.len(), 2);
+        let (floor, legatod) = (&r.summaries[0], &r.summaries[1]);
+        assert_eq!((floor.target.as_str(), floor.rounds), ("floor", 3));
+        assert_eq!(floor.us_per_packet.median, 5.0);
+        assert_eq!(floor.cpu_ratio_to_floor, None);
+        assert_eq!(floor.rounds_ratio_at_most_1, None);
+        let ratio = legatod.cpu_ratio_to_floor.unwrap();
+        assert_eq!((ratio.median, ratio.min, ratio.max), (1.0, 0.8, 1.25));
+        assert_eq!(legatod.rounds_ratio_at_most_1, Some(2));
+        assert!((legatod.loss_percent_max - 0.2).abs() < 1e-9);
+        let table = r.table();
+        assert!(table.contains("round"), "{table}");
+        assert!(table.contains("across rounds"), "{table}");
+    }
+
+    /// Without rounds: no round column, no summaries.
+    #[test]
+    fn sweep_without_rounds_has_no_round_column() {
+        let mut p = point("floor", "epoll", 0, 4.0);
+        p.round = None;
+        let mut r = report(vec![p]);
+        r.fill_ratios();
+        r.summarize();
+        assert!(r.summaries.is_empty());
+        let table = r.table();
+        assert!(!table.contains("round"), "{table}");
     }
 }

@@ -124,17 +124,50 @@ impl Drop for Spawned {
     }
 }
 
-/// Flags for a legatod started by the load generator: one shard, a port
-/// range for 4 ports per call, limits above the load.
-pub fn legatod_args(io: &str, calls: usize, shards: usize) -> Vec<String> {
+/// The media port range the load generator gives the legatods it spawns.
+pub const MEDIA_PORTS: (u16, u16) = (20_000, 59_999);
+
+/// Media ports a legatod needs per bridged call: an RTP/RTCP pair per leg.
+pub const PORTS_PER_CALL: usize = 4;
+
+/// [`MEDIA_PORTS`] split into `count` disjoint ranges of equal size (a
+/// multiple of 4 ports, each starting on an even port), one per legatod
+/// alive at the same time. legatod's port pool would skip ports another
+/// process holds, but every skip costs a failed `bind` on the setup path,
+/// so legatods running side by side get ranges of their own.
+pub fn port_ranges(count: usize) -> Vec<(u16, u16)> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let (min, max) = (usize::from(MEDIA_PORTS.0), usize::from(MEDIA_PORTS.1));
+    let size = (max - min + 1) / count / PORTS_PER_CALL * PORTS_PER_CALL;
+    (0..count)
+        .map(|k| {
+            let first = min + k * size;
+            // Both ends stay within MEDIA_PORTS, so they fit in u16.
+            let port = |p: usize| u16::try_from(p).unwrap_or(u16::MAX);
+            (port(first), port(first + size - 1))
+        })
+        .collect()
+}
+
+/// Calls a legatod with media ports `ports` can bridge.
+pub fn calls_in_range(ports: (u16, u16)) -> usize {
+    (usize::from(ports.1) + 1).saturating_sub(usize::from(ports.0)) / PORTS_PER_CALL
+}
+
+/// Flags for a legatod started by the load generator: one shard, media
+/// ports `ports` (4 per call; [`MEDIA_PORTS`] unless several legatods run
+/// at once), limits above the load.
+pub fn legatod_args(io: &str, calls: usize, shards: usize, ports: (u16, u16)) -> Vec<String> {
     let legs = (2 * calls + 16).to_string();
     [
         "--grpc-listen",
         "127.0.0.1:0",
         "--port-min",
-        "20000",
+        &ports.0.to_string(),
         "--port-max",
-        "59999",
+        &ports.1.to_string(),
         "--shards",
         &shards.to_string(),
         "--io",
@@ -260,4 +293,40 @@ pub async fn teardown_all(client: &Client, calls: &[Call], concurrency: usize) -
         joined??;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_are_disjoint_and_cover_the_load() {
+        assert!(port_ranges(0).is_empty());
+        assert_eq!(port_ranges(1), [MEDIA_PORTS]);
+        assert_eq!(port_ranges(2), [(20_000, 39_999), (40_000, 59_999)]);
+        let three = port_ranges(3);
+        assert_eq!(three.len(), 3);
+        for pair in three.windows(2) {
+            assert!(pair[0].1 < pair[1].0, "{three:?}");
+        }
+        for &(min, max) in &three {
+            assert_eq!(min % 2, 0, "{three:?}");
+            assert!(max <= MEDIA_PORTS.1, "{three:?}");
+            assert_eq!(calls_in_range((min, max)), 3_333, "{three:?}");
+        }
+        assert_eq!(calls_in_range(MEDIA_PORTS), 10_000);
+        assert_eq!(calls_in_range((20_000, 20_002)), 0);
+    }
+
+    #[test]
+    fn legatod_args_carry_the_port_range() {
+        let args = legatod_args("epoll", 10, 1, (40_000, 59_999));
+        let after = |flag: &str| {
+            let k = args.iter().position(|a| a == flag).unwrap();
+            args[k + 1].as_str()
+        };
+        assert_eq!(after("--port-min"), "40000");
+        assert_eq!(after("--port-max"), "59999");
+        assert_eq!(after("--max-legs"), "36");
+    }
 }

@@ -1,7 +1,8 @@
 //! The load generator runs end to end on a tiny load (5 calls for 2 s
 //! through a spawned debug legatod on epoll, and through the floor relay)
 //! and reports sane numbers; then a tiny phased run (3, 6, 3 calls on one
-//! legatod / floor) and a tiny control-plane benchmark. Measures
+//! legatod / floor), tiny interleaved rounds (floor and legatod side by
+//! side, 2 rounds) and a tiny control-plane benchmark. Measures
 //! nothing: the figures that matter come from release builds (README).
 
 use std::path::PathBuf;
@@ -195,6 +196,114 @@ fn tiny_phased_run_reports_each_phase() {
         assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
     }
     assert!(f(&points[4], "cpu_ratio_to_floor") > 0.0);
+}
+
+/// Interleaved rounds: the floor and a legatod (epoll) set up side by side
+/// at 4 calls, each measured once per round for 2 rounds; every window is
+/// sane, each legatod round has its own ratio, and each target a summary.
+#[test]
+fn tiny_interleaved_rounds_report_each_round() {
+    let report = run_loadgen(
+        "rounds",
+        &[
+            "--spawn",
+            "--target",
+            "both",
+            "--io",
+            "epoll",
+            "--calls",
+            "4",
+            "--rounds",
+            "2",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--round-warmup-s",
+            "0.2",
+            "--drain-ms",
+            "200",
+        ],
+    );
+    let points = report["points"].as_array().expect("points");
+    let rows: Vec<(&str, u64)> = points
+        .iter()
+        .map(|p| (p["target"].as_str().unwrap(), p["round"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("floor", 0), ("legatod", 0), ("floor", 1), ("legatod", 1)]
+    );
+    for p in points {
+        let what = format!("{} round {}", p["target"], p["round"]);
+        assert_eq!(f(p, "calls"), 4.0, "{what}");
+        assert_eq!(f(p, "legs"), 8.0, "{what}");
+        // 4 calls × 2 directions × 50 packets/s for 1 s.
+        let offered = f(p, "offered");
+        assert!(
+            (360.0..=440.0).contains(&offered),
+            "{what}: offered {offered}"
+        );
+        let received = f(p, "received");
+        assert!(
+            received >= offered * 0.99,
+            "{what}: received {received} of {offered}"
+        );
+        assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
+        let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
+        assert!(
+            p50 > 0.0 && p50 <= p99 && p99 < 1e6,
+            "{what}: latency {p50} {p99}"
+        );
+        assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
+        if p["target"] == "legatod" {
+            assert_eq!(p["io"], "epoll");
+            assert!(f(p, "setup_s") > 0.0, "{what}: setup time");
+            // Against the floor of the same round.
+            let floor = points
+                .iter()
+                .find(|q| q["target"] == "floor" && q["round"] == p["round"])
+                .expect("floor of the same round");
+            let want = f(p, "target_cpu.us_per_packet") / f(floor, "target_cpu.us_per_packet");
+            let ratio = f(p, "cpu_ratio_to_floor");
+            assert!((ratio - want).abs() < 1e-9, "{what}: ratio {ratio}");
+        } else {
+            assert!(p["cpu_ratio_to_floor"].is_null(), "{what}");
+        }
+    }
+    let summaries = report["summaries"].as_array().expect("summaries");
+    let targets: Vec<&str> = summaries
+        .iter()
+        .map(|s| s["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["floor", "legatod"]);
+    for s in summaries {
+        let what = s["target"].as_str().unwrap();
+        assert_eq!(f(s, "calls"), 4.0, "{what}");
+        assert_eq!(f(s, "rounds"), 2.0, "{what}");
+        let (median, min, max) = (
+            f(s, "us_per_packet.median"),
+            f(s, "us_per_packet.min"),
+            f(s, "us_per_packet.max"),
+        );
+        assert!(
+            0.0 < min && min <= median && median <= max,
+            "{what}: {min} {median} {max}"
+        );
+        assert!(f(s, "loss_percent_max") <= 1.0, "{what}: loss");
+    }
+    let legatod = &summaries[1];
+    let (median, min, max) = (
+        f(legatod, "cpu_ratio_to_floor.median"),
+        f(legatod, "cpu_ratio_to_floor.min"),
+        f(legatod, "cpu_ratio_to_floor.max"),
+    );
+    assert!(
+        0.0 < min && min <= median && median <= max,
+        "ratio {min} {median} {max}"
+    );
+    assert!(f(legatod, "rounds_ratio_at_most_1") <= 2.0);
+    assert!(summaries[0]["cpu_ratio_to_floor"].is_null());
 }
 
 #[test]

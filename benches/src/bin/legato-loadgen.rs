@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use legato_benches::generator::{Generator, Phase, RunStats, Timing};
 use legato_benches::procfs::{self, CpuDelta, Machine, ProcSample, UdpCounters};
 use legato_benches::report::{Cpu, Latency, Point, Report};
-use legato_benches::target::{self, Spawned};
+use legato_benches::target::{self, Call, Spawned};
 use legato_benches::{floor, setup};
 use legato_client::Client;
 
@@ -36,6 +36,18 @@ struct Cli {
     /// Measuring window per point, seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
+    /// Interleaved, repeated measurement (with --spawn, sweep only): for
+    /// each load, set up every selected target at once (the floor and one
+    /// legatod per backend, each with its own ports) and measure them in
+    /// turn, floor then io_uring then epoll, this many rounds; ratios to
+    /// the floor are taken within each round. 1: each target in its own
+    /// block of time.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Warm-up of every round after the first (--rounds), seconds; the
+    /// first round uses --warmup-s.
+    #[arg(long, default_value_t = 0.5)]
+    round_warmup_s: f64,
     /// Phased run instead of a sweep: calls sending in each phase, e.g.
     /// 1000,2500,1000. Sets up max(phases) calls once per target (one
     /// legatod or floor) and sends only on the first N of them in each
@@ -64,7 +76,7 @@ struct Cli {
     #[arg(long)]
     legatod: Option<PathBuf>,
     /// Start legatod for each point (fresh process, one shard, ports
-    /// 20000-59999).
+    /// 20000-59999, split between the legatods of --rounds).
     #[arg(long, conflicts_with = "endpoint")]
     spawn: bool,
     /// gRPC endpoint of an already running legatod.
@@ -167,6 +179,7 @@ fn main() -> Result<()> {
     {
         return floor::serve(calls, port_base, Duration::from_secs(max_run_s), connect);
     }
+    check_rounds(&cli)?;
     if let Some(cpu) = cli.pin_gen
         && std::env::var_os(PINNED_ENV).is_none()
     {
@@ -193,6 +206,7 @@ fn main() -> Result<()> {
         pin_generator: cli.pin_gen,
         points: Vec::new(),
         setup: Vec::new(),
+        summaries: Vec::new(),
     };
     if cli.setup_bench {
         for io in backends(&cli) {
@@ -209,6 +223,14 @@ fn main() -> Result<()> {
             })?;
             report.setup.push(result);
         }
+    } else if cli.rounds > 1 {
+        for &calls in &cli.calls {
+            let points = rounds_points(&cli, &runtime, calls)
+                .with_context(|| format!("interleaved rounds at {calls} calls"))?;
+            report.points.extend(points);
+        }
+        report.fill_ratios();
+        report.summarize();
     } else {
         if cli.phases.contains(&0) {
             bail!("--phases: every phase needs at least one call");
@@ -243,6 +265,27 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Refuses `--rounds 0`, and `--rounds` > 1 outside a spawned sweep.
+fn check_rounds(cli: &Cli) -> Result<()> {
+    match cli.rounds {
+        0 => bail!("--rounds must be at least 1"),
+        1 => return Ok(()),
+        _ => {}
+    }
+    if !cli.phases.is_empty() {
+        bail!("--rounds > 1 is for a sweep (--calls), not --phases");
+    }
+    if cli.setup_bench {
+        bail!("--rounds > 1 is for the packet sweep, not --setup-bench");
+    }
+    if !cli.spawn {
+        bail!(
+            "--rounds > 1 needs --spawn: it starts the floor and one legatod per backend side by side"
+        );
+    }
+    Ok(())
+}
+
 fn backends(cli: &Cli) -> Vec<&'static str> {
     if cli.spawn {
         cli.io.flags().to_vec()
@@ -255,8 +298,9 @@ fn one_line(p: &Point) -> String {
     let phase = p.phase.map_or_else(String::new, |k| {
         format!(" phase {k} ({} streams starved)", p.starved_streams)
     });
+    let round = p.round.map_or_else(String::new, |r| format!(" round {r}"));
     format!(
-        "{} {}{phase} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {:.1} us, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
+        "{} {}{phase}{round} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {:.1} us, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
         p.target,
         p.io,
         p.calls,
@@ -273,11 +317,26 @@ fn one_line(p: &Point) -> String {
 /// Timing of point (or phase) `k`: in a phased run only the first phase
 /// warms up, and windows last --phase-s.
 fn timing(cli: &Cli, k: usize) -> Timing {
-    let (warmup_s, window_s) = if cli.phases.is_empty() {
-        (cli.warmup_s, cli.duration_s)
+    if cli.phases.is_empty() {
+        timing_of(cli, cli.warmup_s, cli.duration_s)
     } else {
-        (if k == 0 { cli.warmup_s } else { 0.0 }, cli.phase_s)
+        timing_of(cli, if k == 0 { cli.warmup_s } else { 0.0 }, cli.phase_s)
+    }
+}
+
+/// Timing of round `round` of an interleaved run (--rounds): the first
+/// round warms up for --warmup-s, later ones for --round-warmup-s.
+fn round_timing(cli: &Cli, round: usize) -> Timing {
+    let warmup_s = if round == 0 {
+        cli.warmup_s
+    } else {
+        cli.round_warmup_s
     };
+    timing_of(cli, warmup_s, cli.duration_s)
+}
+
+/// A warm-up and a window (seconds), with --drain-ms and --tick-us.
+fn timing_of(cli: &Cli, warmup_s: f64, window_s: f64) -> Timing {
     Timing {
         warmup: Duration::from_secs_f64(warmup_s.max(0.0)),
         window: Duration::from_secs_f64(window_s.max(0.1)),
@@ -323,6 +382,60 @@ fn find_legatod() -> Result<u32> {
     }
 }
 
+/// A legatod started by the load generator, with a gRPC client connected.
+#[derive(Debug)]
+struct Daemon {
+    /// Declared before `process`, so it is dropped first: the daemon's
+    /// graceful shutdown waits for the connection to close.
+    client: Client,
+    process: Spawned,
+    /// The backend its ready line reported.
+    backend: String,
+}
+
+impl Daemon {
+    /// Starts legatod on backend `io`, sized for `calls` calls, with media
+    /// ports `ports`, and connects to its gRPC port.
+    fn spawn(
+        cli: &Cli,
+        runtime: &tokio::runtime::Runtime,
+        io: &str,
+        calls: usize,
+        ports: (u16, u16),
+    ) -> Result<Self> {
+        let process = Spawned::start(
+            &legatod_path(cli)?,
+            &target::legatod_args(io, calls, cli.shards, ports),
+            cli.pin_daemon,
+            "legatod ready",
+        )?;
+        let grpc = process
+            .field("grpc")
+            .context("legatod's ready line has no grpc=")?
+            .to_owned();
+        let backend = process.field("backend").unwrap_or(io).to_owned();
+        let client = runtime
+            .block_on(Client::connect(format!("http://{grpc}")))
+            .with_context(|| format!("connecting to legatod at {grpc}"))?;
+        Ok(Self {
+            client,
+            process,
+            backend,
+        })
+    }
+
+    /// Closes the connection, then stops the process.
+    fn stop(self) -> Result<()> {
+        let Self {
+            client,
+            mut process,
+            ..
+        } = self;
+        drop(client);
+        process.stop()
+    }
+}
+
 /// Runs `body` against a legatod: a fresh one (with --spawn) or the one at
 /// --endpoint. `body` gets the client, the pid and the backend name.
 fn with_legatod<T>(
@@ -333,20 +446,8 @@ fn with_legatod<T>(
     body: impl FnOnce(&Client, u32, &str) -> Result<T>,
 ) -> Result<T> {
     if cli.spawn {
-        let mut daemon = Spawned::start(
-            &legatod_path(cli)?,
-            &target::legatod_args(io, calls, cli.shards),
-            cli.pin_daemon,
-            "legatod ready",
-        )?;
-        let grpc = daemon
-            .field("grpc")
-            .context("legatod's ready line has no grpc=")?
-            .to_owned();
-        let backend = daemon.field("backend").unwrap_or(io).to_owned();
-        let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
-        let result = body(&client, daemon.pid, &backend);
-        drop(client);
+        let daemon = Daemon::spawn(cli, runtime, io, calls, target::MEDIA_PORTS)?;
+        let result = body(&daemon.client, daemon.process.pid, &daemon.backend);
         daemon.stop()?;
         result
     } else {
@@ -405,23 +506,49 @@ fn measure(generator: &mut Generator, pid: u32, timing: Timing, active: usize) -
     }
 }
 
-/// Measures `loads` on a prepared target whose generator has
-/// `generator.calls()` calls set up: one point per entry, the calls
-/// sending in it. Phased (`--phases`): phase index set, one warm-up.
-fn measure_points(
-    cli: &Cli,
-    generator: &mut Generator,
+/// A relay ready to measure: its generator has every call set up through
+/// it.
+#[derive(Debug)]
+struct Prepared {
+    /// "legatod" or "floor".
+    target: &'static str,
+    /// Backend, as reported in [`Point::io`].
+    io: String,
+    /// The relay process.
     pid: u32,
-    target: &str,
-    io: &str,
+    generator: Generator,
+    /// The relay's RSS before calls were set up, KiB.
     rss_idle_kib: u64,
-    loads: &[usize],
-) -> Vec<Point> {
-    let legs = 2 * generator.calls();
+    /// Call setup time through gRPC, s (legatod only).
+    setup_s: Option<f64>,
+}
+
+impl Prepared {
+    /// Measures one window of `timing` with the first `active` calls
+    /// sending (0: all).
+    fn measure(&mut self, cli: &Cli, timing: Timing, active: usize) -> Point {
+        let legs = 2 * self.generator.calls();
+        let m = measure(&mut self.generator, self.pid, timing, active);
+        let mut p = point(
+            self.target,
+            &self.io,
+            active,
+            legs,
+            &m,
+            self.rss_idle_kib,
+            cli.starve_factor,
+        );
+        p.setup_s = self.setup_s;
+        p
+    }
+}
+
+/// Measures `loads` on a prepared target: one point per entry, the calls
+/// sending in it. Phased (`--phases`): phase index set, one warm-up.
+fn measure_points(cli: &Cli, relay: &mut Prepared, loads: &[usize]) -> Vec<Point> {
     let mut points = Vec::with_capacity(loads.len());
     for (k, &calls) in loads.iter().enumerate() {
-        let m = measure(generator, pid, timing(cli, k), calls);
-        let mut p = point(target, io, calls, legs, &m, rss_idle_kib, cli.starve_factor);
+        let mut p = relay.measure(cli, timing(cli, k), calls);
         p.phase = (!cli.phases.is_empty()).then_some(k);
         eprintln!("{}", one_line(&p));
         points.push(p);
@@ -478,6 +605,7 @@ fn point(
         calls,
         legs,
         phase: None,
+        round: None,
         starved_streams: stats.starved_streams(starve_factor),
         stream_loss_max_percent: stats.worst_stream_loss_percent(),
         window_s: stats.window_s,
@@ -519,6 +647,39 @@ fn point(
     }
 }
 
+/// Sets up `calls` calls on a legatod (pid `pid`, reached through
+/// `client`) for a fresh generator pointed at them. Returns the relay and
+/// the calls (to tear down on a legatod that outlives the run).
+fn prepare_legatod(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    pid: u32,
+    backend: &str,
+    calls: usize,
+) -> Result<(Prepared, Vec<Call>)> {
+    let mut generator = Generator::new(calls, cli.gen_sockets)?;
+    let rss_idle_kib = ProcSample::of(pid).map_or(0, |s| s.rss_kib);
+    let peers: Vec<(SocketAddr, SocketAddr)> = (0..calls)
+        .map(|i| (generator.peer_addr(i, 0), generator.peer_addr(i, 1)))
+        .collect();
+    let started = Instant::now();
+    let bridged = runtime.block_on(target::bridge_all(client, &peers, cli.setup_concurrency))?;
+    let setup_s = started.elapsed().as_secs_f64();
+    for (i, call) in bridged.iter().enumerate() {
+        generator.set_relay(i, call.a, call.b);
+    }
+    let relay = Prepared {
+        target: "legatod",
+        io: backend.to_owned(),
+        pid,
+        generator,
+        rss_idle_kib,
+        setup_s: Some(setup_s),
+    };
+    Ok((relay, bridged))
+}
+
 /// Sets up max(loads) calls on one legatod and measures each load on it.
 fn legatod_points(
     cli: &Cli,
@@ -527,28 +688,9 @@ fn legatod_points(
     loads: &[usize],
 ) -> Result<Vec<Point>> {
     let calls = loads.iter().copied().max().unwrap_or(0);
-    let mut generator = Generator::new(calls, cli.gen_sockets)?;
     with_legatod(cli, runtime, io, calls, |client, pid, backend| {
-        let rss_idle_kib = ProcSample::of(pid).map_or(0, |s| s.rss_kib);
-        let peers: Vec<(SocketAddr, SocketAddr)> = (0..calls)
-            .map(|i| (generator.peer_addr(i, 0), generator.peer_addr(i, 1)))
-            .collect();
-        let started = Instant::now();
-        let bridged =
-            runtime.block_on(target::bridge_all(client, &peers, cli.setup_concurrency))?;
-        let setup_s = started.elapsed().as_secs_f64();
-        for (i, call) in bridged.iter().enumerate() {
-            generator.set_relay(i, call.a, call.b);
-        }
-        let mut points = measure_points(
-            cli,
-            &mut generator,
-            pid,
-            "legatod",
-            backend,
-            rss_idle_kib,
-            loads,
-        );
+        let (mut relay, bridged) = prepare_legatod(cli, runtime, client, pid, backend, calls)?;
+        let points = measure_points(cli, &mut relay, loads);
         if !cli.spawn {
             runtime.block_on(target::teardown_all(
                 client,
@@ -556,61 +698,153 @@ fn legatod_points(
                 cli.setup_concurrency,
             ))?;
         }
-        for p in &mut points {
-            p.setup_s = Some(setup_s);
-        }
         Ok(points)
     })
 }
 
-/// Starts one floor relay for max(loads) calls and measures each load on it.
-fn floor_points(cli: &Cli, loads: &[usize]) -> Result<Vec<Point>> {
-    let calls = loads.iter().copied().max().unwrap_or(0);
-    let mut generator = Generator::new(calls, cli.gen_sockets)?;
-    let base = cli.floor_port_base;
+/// Starts a floor relay for `calls` calls and a fresh generator pointed at
+/// its sockets.
+fn start_floor(cli: &Cli, calls: usize) -> Result<(Spawned, Prepared)> {
+    let generator = Generator::new(calls, cli.gen_sockets)?;
     let mut args = vec![
         "floor-server".to_owned(),
         "--calls".to_owned(),
         calls.to_string(),
         "--port-base".to_owned(),
-        base.to_string(),
+        cli.floor_port_base.to_string(),
     ];
     if cli.floor_connect {
         args.push("--connect".to_owned());
     }
-    let mut relay = Spawned::start(
+    let process = Spawned::start(
         &std::env::current_exe()?,
         &args,
         cli.pin_daemon,
         floor::READY_PREFIX,
     )?;
-    let rss_idle_kib = ProcSample::of(relay.pid).map_or(0, |s| s.rss_kib);
-    let ports = floor::parse_ports(&relay.ready_line)?;
+    let rss_idle_kib = ProcSample::of(process.pid).map_or(0, |s| s.rss_kib);
+    let ports = floor::parse_ports(&process.ready_line)?;
     if ports.len() != 2 * calls {
         bail!("floor relay bound {} ports for {calls} calls", ports.len());
     }
+    let mut relay = Prepared {
+        target: "floor",
+        io: if cli.floor_connect {
+            "epoll+connect"
+        } else {
+            "epoll"
+        }
+        .to_owned(),
+        pid: process.pid,
+        generator,
+        rss_idle_kib,
+        setup_s: None,
+    };
     for i in 0..calls {
         let port = |side: usize| ports[2 * i + side];
-        generator.set_relay(
+        relay.generator.set_relay(
             i,
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(0)),
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(1)),
         );
     }
-    let io = if cli.floor_connect {
-        "epoll+connect"
+    Ok((process, relay))
+}
+
+/// Starts one floor relay for max(loads) calls and measures each load on it.
+fn floor_points(cli: &Cli, loads: &[usize]) -> Result<Vec<Point>> {
+    let calls = loads.iter().copied().max().unwrap_or(0);
+    let (mut process, mut relay) = start_floor(cli, calls)?;
+    let points = measure_points(cli, &mut relay, loads);
+    process.stop()?;
+    Ok(points)
+}
+
+/// The process behind a target kept alive for a whole interleaved load
+/// point.
+#[derive(Debug)]
+enum Process {
+    /// The floor relay.
+    Floor(Spawned),
+    /// Boxed: a client is much larger than a bare process.
+    Legatod(Box<Daemon>),
+}
+
+impl Process {
+    /// Stops the process (a legatod after closing its client).
+    fn stop(self) -> Result<()> {
+        match self {
+            Self::Floor(mut p) => p.stop(),
+            Self::Legatod(d) => d.stop(),
+        }
+    }
+}
+
+/// Interleaved rounds at `calls` calls (--rounds): starts the floor (with
+/// --target floor|both) and one legatod per backend (with --target
+/// legatod|both), each on its own media ports, sets every one up, then
+/// measures them in turn --rounds times while the others sit idle. One
+/// point per target and round, round index set.
+fn rounds_points(cli: &Cli, runtime: &tokio::runtime::Runtime, calls: usize) -> Result<Vec<Point>> {
+    let ios: &[&str] = if cli.target == TargetSel::Floor {
+        &[]
     } else {
-        "epoll"
+        cli.io.flags()
     };
-    let points = measure_points(
-        cli,
-        &mut generator,
-        relay.pid,
-        "floor",
-        io,
-        rss_idle_kib,
-        loads,
-    );
-    relay.stop()?;
+    let ranges = target::port_ranges(ios.len());
+    if let Some(&ports) = ranges.first()
+        && calls > target::calls_in_range(ports)
+    {
+        bail!(
+            "{calls} calls need {} media ports per legatod, but with {} legatod(s) side by side each gets {}-{} ({} calls)",
+            calls * target::PORTS_PER_CALL,
+            ios.len(),
+            ports.0,
+            ports.1,
+            target::calls_in_range(ports)
+        );
+    }
+    // On an early return the processes stop on drop (a legatod's client
+    // is closed before its process gets SIGTERM).
+    let mut targets: Vec<(Process, Prepared)> = Vec::new();
+    if cli.target != TargetSel::Legatod {
+        let (process, relay) = start_floor(cli, calls).context("floor")?;
+        targets.push((Process::Floor(process), relay));
+    }
+    for (&io, ports) in ios.iter().zip(ranges) {
+        let daemon = Daemon::spawn(cli, runtime, io, calls, ports)
+            .with_context(|| format!("starting legatod {io}"))?;
+        let (relay, _) = prepare_legatod(
+            cli,
+            runtime,
+            &daemon.client,
+            daemon.process.pid,
+            &daemon.backend,
+            calls,
+        )
+        .with_context(|| format!("setting up {calls} calls on legatod {io}"))?;
+        targets.push((Process::Legatod(Box::new(daemon)), relay));
+    }
+    let mut points = Vec::with_capacity(cli.rounds * targets.len());
+    for round in 0..cli.rounds {
+        let timing = round_timing(cli, round);
+        for (_, relay) in &mut targets {
+            let mut p = relay.measure(cli, timing, calls);
+            p.round = Some(round);
+            eprintln!("{}", one_line(&p));
+            points.push(p);
+        }
+    }
+    // Stop every process, even after one fails to stop; report the first
+    // failure.
+    let mut stopped = Ok(());
+    for (process, relay) in targets {
+        drop(relay);
+        let result = process.stop();
+        if stopped.is_ok() {
+            stopped = result;
+        }
+    }
+    stopped?;
     Ok(points)
 }

@@ -337,6 +337,7 @@ impl Leg {
                 ^ u64::from(m.local_payload_type)
                 ^ u64::from(m.remote_rtp.port())
                 ^ u64::from(m.remote_on_hold_address)
+                ^ u64::from(m.codec.clock_rate)
         });
         media
             ^ self.state as u64
@@ -344,7 +345,9 @@ impl Leg {
             ^ u64::from(self.last_rtp.is_some())
             ^ self.out.warm()
             ^ self.counters.rtp_packets_received
+            ^ self.counters.rtp_bytes_received
             ^ self.counters.rtp_packets_sent
+            ^ self.counters.rtp_bytes_sent
     }
 
     /// Negotiated codec, once SDP negotiation completed.
