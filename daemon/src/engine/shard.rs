@@ -28,9 +28,14 @@ use crate::session::{
     EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, TimeoutAction,
 };
 
-/// Timer resolution: RtpStopped and the early-media limit are checked this
-/// often, so they fire at most this late.
+/// Timer tick. Each tick checks a slice of the legs, so that every leg is
+/// checked once per [`SWEEP_TICKS`] ticks (250 ms): RtpStopped and the
+/// early-media limit fire at most that late, and a shard with many legs
+/// does not sweep its whole table (and evict the packet path's cache
+/// lines) twenty times a second.
 const TICK: Duration = Duration::from_millis(50);
+/// Ticks per full sweep of the leg table.
+const SWEEP_TICKS: usize = 5;
 /// Commands taken per loop turn, so a burst of control work cannot starve
 /// packet processing for long.
 const COMMANDS_PER_TURN: usize = 256;
@@ -87,6 +92,7 @@ pub(super) fn run(
         shared,
         params,
         running: true,
+        sweep_cursor: 0,
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
     shard.run();
@@ -188,6 +194,8 @@ struct Shard {
     shared: Arc<Shared>,
     params: LegParams,
     running: bool,
+    /// Next slot the timer sweep checks.
+    sweep_cursor: usize,
 }
 
 impl Shard {
@@ -257,7 +265,11 @@ impl Shard {
     }
 
     fn tick(&mut self, now: Instant) {
-        for slot in 0..self.legs.slots.len() as u32 {
+        let len = self.legs.slots.len();
+        let start = self.sweep_cursor.min(len);
+        let end = (start + len.div_ceil(SWEEP_TICKS)).min(len);
+        self.sweep_cursor = if end >= len { 0 } else { end };
+        for slot in start as u32..end as u32 {
             let Some(entry) = self.legs.get_mut(slot) else {
                 continue;
             };

@@ -178,6 +178,7 @@ pub(crate) struct Leg {
     strict_source: bool,
     first_packet_seen: bool,
     rtp_stopped: bool,
+    on_hold: bool,
     /// Slots of the legs that send this leg's received audio.
     pub(crate) sinks: SmallVec<[u32; 2]>,
     latched: Option<SocketAddr>,
@@ -186,6 +187,8 @@ pub(crate) struct Leg {
     /// became expected (connect, off hold).
     activity: Instant,
     last_rtp: Option<Instant>,
+    /// Read by the timer sweep, like `activity` and `on_hold`.
+    early_media_deadline: Option<Instant>,
     out: OutStream,
     media: Option<Negotiated>,
     pub(crate) counters: Counters,
@@ -193,7 +196,6 @@ pub(crate) struct Leg {
     pub(crate) id: Arc<str>,
     pub(crate) session: Arc<str>,
     incoming: bool,
-    on_hold: bool,
     audio_started: bool,
     termination_code: u16,
     metadata: Metadata,
@@ -202,7 +204,6 @@ pub(crate) struct Leg {
     connected: Option<(Instant, SystemTime)>,
     local: LocalSide,
     pending_offer: Option<PendingOffer>,
-    early_media_deadline: Option<Instant>,
     /// Slot of the leg whose audio this leg sends (its single source).
     pub(crate) source: Option<u32>,
 }
