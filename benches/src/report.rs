@@ -158,6 +158,10 @@ pub struct Summary {
     pub rounds_ratio_at_most_1: Option<usize>,
     /// Highest loss of any round, %.
     pub loss_percent_max: f64,
+    /// p99 one-way latency across rounds, µs.
+    pub p99_us: Spread,
+    /// Rounds with loss < 0.01 % and p99 < 1 ms (the latency target).
+    pub rounds_low_latency: usize,
     /// Highest `other_cpu_percent` of any round (when known).
     pub other_cpu_percent_max: Option<f64>,
 }
@@ -223,6 +227,7 @@ impl Report {
                 let us: Vec<f64> = group.iter().map(|p| p.target_cpu.us_per_packet).collect();
                 let ratios: Vec<f64> = group.iter().filter_map(|p| p.cpu_ratio_to_floor).collect();
                 let others: Vec<f64> = group.iter().filter_map(|p| p.other_cpu_percent).collect();
+                let p99: Vec<f64> = group.iter().map(|p| p.latency.p99_us).collect();
                 Some(Summary {
                     target: first.target.clone(),
                     io: first.io.clone(),
@@ -233,6 +238,11 @@ impl Report {
                     rounds_ratio_at_most_1: (!ratios.is_empty())
                         .then(|| ratios.iter().filter(|&&r| r <= 1.0).count()),
                     loss_percent_max: group.iter().map(|p| p.loss_percent).fold(0.0, f64::max),
+                    p99_us: Spread::of(&p99)?,
+                    rounds_low_latency: group
+                        .iter()
+                        .filter(|p| p.loss_percent < 0.01 && p.latency.p99_us < 1000.0)
+                        .count(),
                     other_cpu_percent_max: Spread::of(&others).map(|s| s.max),
                 })
             })
@@ -328,7 +338,7 @@ impl Report {
     /// how many rounds had legatod at or below the floor.
     fn summary_table(&self) -> String {
         let mut out = format!(
-            "\nacross rounds:\n{:<8} {:<8} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6}\n",
+            "\nacross rounds:\n{:<8} {:<8} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8} {:>6} {:>6}\n",
             "target",
             "io",
             "calls",
@@ -341,6 +351,9 @@ impl Report {
             "r-max",
             "r<=1",
             "maxloss",
+            "p99-med",
+            "p99-max",
+            "<1ms",
             "other"
         );
         let dash = || "-".to_owned();
@@ -351,7 +364,7 @@ impl Report {
                     .map_or_else(dash, |r| format!("{:.2}", f(r)))
             };
             out.push_str(&format!(
-                "{:<8} {:<8} {:>5} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>6} {:>6} {:>6} {:>6} {:>7.4} {:>6}\n",
+                "{:<8} {:<8} {:>5} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>6} {:>6} {:>6} {:>6} {:>7.4} {:>8.1} {:>8.1} {:>6} {:>6}\n",
                 s.target,
                 s.io,
                 s.calls,
@@ -365,6 +378,9 @@ impl Report {
                 s.rounds_ratio_at_most_1
                     .map_or_else(dash, |n| format!("{n}/{}", s.rounds)),
                 s.loss_percent_max,
+                s.p99_us.median,
+                s.p99_us.max,
+                format!("{}/{}", s.rounds_low_latency, s.rounds),
                 s.other_cpu_percent_max
                     .map_or_else(dash, |o| format!("{o:.0}")),
             ));
