@@ -20,5 +20,6 @@ pub mod histogram;
 pub mod procfs;
 pub mod report;
 pub mod setup;
+pub mod stall;
 pub mod target;
 pub mod wire;

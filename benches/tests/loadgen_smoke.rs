@@ -2,7 +2,8 @@
 //! through a spawned debug legatod on epoll, and through the floor relay)
 //! and reports sane numbers; then a tiny phased run (3, 6, 3 calls on one
 //! legatod / floor), tiny interleaved rounds (floor and legatod side by
-//! side, 2 rounds) and a tiny control-plane benchmark. Measures
+//! side, 2 rounds), a tiny control-plane benchmark and a short stall probe.
+//! Measures
 //! nothing: the figures that matter come from release builds (README).
 
 use std::path::PathBuf;
@@ -329,4 +330,30 @@ fn tiny_setup_bench_reports_rates() {
     let create_leg = rpc.iter().find(|r| r["name"] == "CreateLeg").unwrap();
     assert_eq!(f(create_leg, "count"), 80.0);
     assert!(f(create_leg, "p50_us") > 0.0 && f(create_leg, "p99_us") < 1e6);
+}
+
+#[test]
+fn stall_probe_reports_each_cpu() {
+    let dir = std::env::temp_dir().join(format!("legato-stall-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("stalls.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_legato-loadgen"))
+        .args(["stall-probe", "--seconds", "0.3", "--cpus", "0", "--json"])
+        .arg(&json)
+        .output()
+        .expect("running legato-loadgen stall-probe");
+    assert!(
+        output.status.success(),
+        "stall-probe failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let cpus = report.as_array().expect("one entry per CPU");
+    assert_eq!(cpus.len(), 1);
+    assert_eq!(cpus[0]["cpu"], 0);
+    let seconds = f(&cpus[0], "seconds");
+    assert!((0.3..10.0).contains(&seconds), "{seconds}");
+    let lost = f(&cpus[0], "lost_percent");
+    assert!((0.0..=100.0).contains(&lost), "{lost}");
 }

@@ -3,7 +3,7 @@
 //! See benches/README.md.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -12,7 +12,7 @@ use legato_benches::generator::{Generator, Phase, RunStats, Timing};
 use legato_benches::procfs::{self, CpuDelta, Machine, ProcSample, UdpCounters};
 use legato_benches::report::{Cpu, Latency, Point, Report};
 use legato_benches::target::{self, Call, Spawned};
-use legato_benches::{floor, setup};
+use legato_benches::{floor, setup, stall};
 use legato_client::Client;
 
 /// Environment variable set once the generator runs under `taskset`.
@@ -142,6 +142,23 @@ enum Sub {
         #[arg(long)]
         connect: bool,
     },
+    /// Measure how often each CPU stops running a busy thread (interrupts,
+    /// kernel threads, the hypervisor), and for how long: one spinning
+    /// process per CPU, all at once. Run it on an otherwise idle machine.
+    StallProbe {
+        /// Seconds to spin.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// CPUs to probe, e.g. 0,1 [default: all].
+        #[arg(long, value_delimiter = ',')]
+        cpus: Vec<usize>,
+        /// Write the per-CPU figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Spin on this process's own CPU and print JSON (used per CPU).
+        #[arg(long, hide = true)]
+        one: Option<usize>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -178,6 +195,15 @@ fn main() -> Result<()> {
     }) = cli.command
     {
         return floor::serve(calls, port_base, Duration::from_secs(max_run_s), connect);
+    }
+    if let Some(Sub::StallProbe {
+        seconds,
+        cpus,
+        json,
+        one,
+    }) = &cli.command
+    {
+        return stall_probe(*seconds, cpus, json.as_deref(), *one);
     }
     check_rounds(&cli)?;
     if let Some(cpu) = cli.pin_gen
@@ -282,6 +308,58 @@ fn check_rounds(cli: &Cli) -> Result<()> {
         bail!(
             "--rounds > 1 needs --spawn: it starts the floor and one legatod per backend side by side"
         );
+    }
+    Ok(())
+}
+
+/// Runs one spinning probe per CPU at once (each re-run of this binary
+/// under `taskset`), or, with `one`, the probe itself.
+fn stall_probe(
+    seconds: f64,
+    cpus: &[usize],
+    json: Option<&Path>,
+    one: Option<usize>,
+) -> Result<()> {
+    let duration = Duration::from_secs_f64(seconds.clamp(0.1, 3600.0));
+    if let Some(cpu) = one {
+        println!(
+            "{}",
+            serde_json::to_string(&stall::spin(duration, Some(cpu)))?
+        );
+        return Ok(());
+    }
+    let cpus: Vec<usize> = if cpus.is_empty() {
+        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+    } else {
+        cpus.to_vec()
+    };
+    let exe = std::env::current_exe()?;
+    let children = cpus
+        .iter()
+        .map(|cpu| {
+            std::process::Command::new("taskset")
+                .arg("-c")
+                .arg(cpu.to_string())
+                .arg(&exe)
+                .args(["stall-probe", "--seconds", &seconds.to_string(), "--one"])
+                .arg(cpu.to_string())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .with_context(|| format!("starting the probe on CPU {cpu} (taskset)"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut all = Vec::with_capacity(children.len());
+    for child in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("a stall probe failed: {}", out.status);
+        }
+        all.push(serde_json::from_slice::<stall::StallStats>(&out.stdout).context("probe output")?);
+    }
+    print!("{}", stall::table(&all));
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
