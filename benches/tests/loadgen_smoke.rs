@@ -3,8 +3,7 @@
 //! and reports sane numbers; then a tiny phased run (3, 6, 3 calls on one
 //! legatod / floor), tiny interleaved rounds (floor and legatod side by
 //! side, 2 rounds), a tiny control-plane benchmark and a short stall probe.
-//! Measures
-//! nothing: the figures that matter come from release builds (README).
+//! Measures nothing: the figures that matter come from release builds (README).
 
 use std::path::PathBuf;
 use std::process::Command;
