@@ -299,6 +299,14 @@ impl Generator {
 
     /// The generator's address for one side (0 = A, 1 = B) of `call`: the
     /// address to put in that leg's SDP offer.
+    /// Local ports of the generator's sockets.
+    pub fn local_ports(&self) -> Vec<u16> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok().map(|a| a.port()))
+            .collect()
+    }
+
     pub fn peer_addr(&self, call: usize, side: usize) -> SocketAddr {
         let socket = (2 * call + side) % self.sockets.len();
         self.sockets[socket]

@@ -138,6 +138,30 @@ pub fn machine_busy_s() -> Option<f64> {
     Some(busy as f64 / clock_ticks_per_second() as f64)
 }
 
+/// Datagrams the kernel dropped on arrival at the IPv4 UDP sockets bound to
+/// `ports` (their receive buffers were full): the `drops` column of
+/// `/proc/net/udp`. Zero when it cannot be read.
+pub fn udp_socket_drops(ports: &[u16]) -> u64 {
+    std::fs::read_to_string("/proc/net/udp")
+        .map(|t| parse_udp_socket_drops(&t, ports))
+        .unwrap_or(0)
+}
+
+fn parse_udp_socket_drops(text: &str, ports: &[u16]) -> u64 {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = fields.get(1)?.rsplit(':').next()?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            if !ports.contains(&port) {
+                return None;
+            }
+            fields.last()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// System-wide UDP counters from `/proc/net/snmp` (this network namespace).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UdpCounters {
@@ -254,5 +278,16 @@ mod tests {
         let text = "Ip: a b\nIp: 1 2\nUdp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\nUdp: 10 0 5 9 4 1\n";
         let c = UdpCounters::parse(text).unwrap();
         assert_eq!((c.in_errors, c.rcvbuf_errors, c.sndbuf_errors), (5, 4, 1));
+    }
+
+    #[test]
+    fn per_socket_drops_by_port() {
+        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  1: 0100007F:4E20 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 ffff 7\n\
+  2: 0100007F:4E21 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 ffff 5\n\
+  3: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 ffff 100\n";
+        assert_eq!(parse_udp_socket_drops(text, &[20_000, 20_001]), 12);
+        assert_eq!(parse_udp_socket_drops(text, &[40_000]), 100);
+        assert_eq!(parse_udp_socket_drops(text, &[1]), 0);
     }
 }

@@ -83,6 +83,10 @@ pub struct Point {
     pub send_errors: u64,
     /// Kernel UDP receive-buffer drops during the window (system-wide).
     pub udp_rcvbuf_errors: u64,
+    /// Of those, drops at the generator's own sockets: relayed packets the
+    /// generator was too busy to take in (counted as loss, but not the
+    /// relay's). Near zero unless the generator's core is saturated.
+    pub generator_socket_drops: u64,
     /// One-way latency (generator send → relay's send reaching loopback).
     pub latency: Latency,
     /// The relay process.
@@ -184,6 +188,17 @@ pub struct Report {
     /// Per target and load across rounds, in an interleaved run
     /// (`--rounds` > 1); empty otherwise.
     pub summaries: Vec<Summary>,
+}
+
+impl Point {
+    /// Generator socket drops as a share of the offered probes, %.
+    pub fn generator_drop_percent(&self) -> f64 {
+        if self.offered == 0 {
+            0.0
+        } else {
+            self.generator_socket_drops as f64 * 100.0 / self.offered as f64
+        }
+    }
 }
 
 impl Report {
@@ -392,7 +407,7 @@ impl Report {
     /// with the starvation figures instead of memory.
     fn phase_table(&self) -> String {
         let mut out = format!(
-            "{:<8} {:<8} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>6} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6}\n",
+            "{:<8} {:<8} {:>5} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6} {:>7} {:>6} {:>7} {:>7} {:>6} {:>6}\n",
             "target",
             "io",
             "phase",
@@ -400,6 +415,8 @@ impl Report {
             "off/s",
             "recv/s",
             "loss%",
+            "gdrop%",
+            "rloss%",
             "p50us",
             "p99us",
             "maxus",
@@ -413,7 +430,7 @@ impl Report {
         );
         for p in &self.points {
             out.push_str(&format!(
-                "{:<8} {:<8} {:>5} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.1} {:>8.1} {:>8.0} {:>6.1} {:>7.3} {:>6} {:>7} {:>7.2} {:>6.1} {:>6}\n",
+                "{:<8} {:<8} {:>5} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.2} {:>7.2} {:>7.1} {:>8.1} {:>8.0} {:>6.1} {:>7.3} {:>6} {:>7} {:>7.2} {:>6.1} {:>6}\n",
                 p.target,
                 p.io,
                 p.phase.map_or_else(|| "-".to_owned(), |k| k.to_string()),
@@ -421,6 +438,8 @@ impl Report {
                 p.offered_pps,
                 p.received_pps,
                 p.loss_percent,
+                p.generator_drop_percent(),
+                (p.loss_percent - p.generator_drop_percent()).max(0.0),
                 p.latency.p50_us,
                 p.latency.p99_us,
                 p.latency.max_us,

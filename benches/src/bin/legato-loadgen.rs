@@ -548,15 +548,18 @@ struct Samples {
     target: Option<ProcSample>,
     generator: Option<ProcSample>,
     udp: UdpCounters,
+    /// Drops at the generator's own sockets.
+    generator_drops: u64,
     machine_busy_s: Option<f64>,
 }
 
 impl Samples {
-    fn take(pid: u32) -> Self {
+    fn take(pid: u32, generator_ports: &[u16]) -> Self {
         Self {
             target: ProcSample::of(pid).ok(),
             generator: ProcSample::current().ok(),
             udp: UdpCounters::read(),
+            generator_drops: procfs::udp_socket_drops(generator_ports),
             machine_busy_s: procfs::machine_busy_s(),
         }
     }
@@ -573,9 +576,10 @@ struct Measured {
 /// Runs the generator for `timing` with the first `active` calls sending.
 fn measure(generator: &mut Generator, pid: u32, timing: Timing, active: usize) -> Measured {
     let (mut before, mut after) = (Samples::default(), Samples::default());
+    let ports = generator.local_ports();
     let stats = generator.run(timing, active, &mut |phase| match phase {
-        Phase::WindowStart => before = Samples::take(pid),
-        Phase::WindowEnd => after = Samples::take(pid),
+        Phase::WindowStart => before = Samples::take(pid, &ports),
+        Phase::WindowEnd => after = Samples::take(pid, &ports),
     });
     Measured {
         stats,
@@ -701,6 +705,7 @@ fn point(
         reordered: stats.reordered,
         send_errors: stats.send_errors,
         udp_rcvbuf_errors: after.udp.since(&before.udp).rcvbuf_errors,
+        generator_socket_drops: after.generator_drops.saturating_sub(before.generator_drops),
         latency: Latency {
             p50_us: us(h.quantile(0.5)),
             p99_us: us(h.quantile(0.99)),

@@ -22,6 +22,8 @@ const RECV_BATCH: usize = 32;
 /// `recvmmsg` calls per ready socket per loop turn: bounds the work one busy
 /// socket can do before others (and timers, commands) get their turn.
 const RECV_ROUNDS: usize = 4;
+/// Queued sends that make a turn flush before receiving from more sockets.
+const FLUSH_AT: usize = 1024;
 /// Bytes per receive buffer.
 const RECV_BUF_SIZE: usize = 2048;
 /// epoll data value of the wake eventfd (socket ids are below 2^32).
@@ -221,6 +223,14 @@ impl EpollIo {
             handler.warm(&tokens[..warm]);
             for i in chunk {
                 self.handle_event(i, tx, handler, &mut stats);
+            }
+            // Under overload one turn can receive more than the transmit
+            // queue holds (256 sockets with a full receive buffer each):
+            // send what is queued before receiving more, so datagrams are
+            // dropped by the kernel on arrival, not after the work of
+            // receiving them.
+            if tx.ready_len() >= FLUSH_AT {
+                self.flush(tx, &mut stats);
             }
         }
         Ok(stats)

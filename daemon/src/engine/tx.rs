@@ -178,6 +178,11 @@ impl TxQueue {
         true
     }
 
+    /// Datagrams waiting to be handed to the kernel.
+    pub(crate) fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Whether datagrams wait to be handed to the kernel.
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()

@@ -26,6 +26,12 @@ const KIND_WAKE: u64 = 3 << 56;
 const KIND_CANCEL: u64 = 4 << 56;
 const KIND_MASK: u64 = 0xff << 56;
 
+/// Completions handled between two checks of the transmit queue.
+const CQ_CHUNK: usize = 512;
+/// Queued sends that make a turn submit them before handling more
+/// completions.
+const FLUSH_AT: usize = 1024;
+
 /// Buffer group id of the receive buffer ring.
 const BUFFER_GROUP: u16 = 7;
 /// Bytes per receive buffer: the recvmsg header, a sockaddr_in6 and a
@@ -221,72 +227,90 @@ impl UringIo {
         }
         let mut retired: Vec<(SockId, u64)> = Vec::new();
         let mut batch = RecvBatch::default();
-        let mut cq = self.ring.completion();
-        cq.sync();
-        for cqe in &mut cq {
-            let data = cqe.user_data();
-            let index = (data & 0xffff_ffff) as u32;
-            match data & KIND_MASK {
-                KIND_RECV => {
-                    let id = SockId(index);
-                    let flags = cqe.flags();
-                    let result = cqe.result();
-                    if let Some(bid) = cqueue::buffer_select(flags) {
-                        let token = self
-                            .sockets
-                            .get_mut(id)
-                            .filter(|e| !e.retiring)
-                            .map(|e| e.token);
-                        match token {
-                            Some(token) if result > 0 => {
-                                batch.push(token, bid, result as u32);
-                                if batch.is_full() {
-                                    batch.dispatch(
-                                        &mut self.bufs,
-                                        &self.recv_hdr,
-                                        tx,
-                                        handler,
-                                        &mut stats,
-                                    );
+        // In chunks: between two, sends queued past FLUSH_AT go out, so an
+        // overloaded turn never receives more than the transmit queue holds.
+        loop {
+            let mut seen = 0;
+            let mut cq = self.ring.completion();
+            cq.sync();
+            for cqe in &mut cq {
+                seen += 1;
+                let data = cqe.user_data();
+                let index = (data & 0xffff_ffff) as u32;
+                match data & KIND_MASK {
+                    KIND_RECV => {
+                        let id = SockId(index);
+                        let flags = cqe.flags();
+                        let result = cqe.result();
+                        if let Some(bid) = cqueue::buffer_select(flags) {
+                            let token = self
+                                .sockets
+                                .get_mut(id)
+                                .filter(|e| !e.retiring)
+                                .map(|e| e.token);
+                            match token {
+                                Some(token) if result > 0 => {
+                                    batch.push(token, bid, result as u32);
+                                    if batch.is_full() {
+                                        batch.dispatch(
+                                            &mut self.bufs,
+                                            &self.recv_hdr,
+                                            tx,
+                                            handler,
+                                            &mut stats,
+                                        );
+                                    }
                                 }
+                                _ => self.bufs.recycle(bid),
                             }
-                            _ => self.bufs.recycle(bid),
+                        }
+                        if result < 0 && result != -libc::ENOBUFS && result != -libc::ECANCELED {
+                            stats.recv_errors += 1;
+                        }
+                        if result == -libc::ENOBUFS {
+                            stats.buffer_exhausted += 1;
+                        }
+                        // A final completion: the socket's buffers already
+                        // taken stay valid until recycled in `dispatch`.
+                        if !cqueue::more(flags)
+                            && let Some(entry) = self.sockets.get_mut(id)
+                        {
+                            entry.armed = false;
+                            if entry.retiring {
+                                let tag = entry.close_tag;
+                                retired.push((id, tag));
+                            } else {
+                                self.rearm.push(id);
+                            }
                         }
                     }
-                    if result < 0 && result != -libc::ENOBUFS && result != -libc::ECANCELED {
-                        stats.recv_errors += 1;
-                    }
-                    if result == -libc::ENOBUFS {
-                        stats.buffer_exhausted += 1;
-                    }
-                    // A final completion: the socket's buffers already
-                    // taken stay valid until recycled in `dispatch`.
-                    if !cqueue::more(flags)
-                        && let Some(entry) = self.sockets.get_mut(id)
-                    {
-                        entry.armed = false;
-                        if entry.retiring {
-                            let tag = entry.close_tag;
-                            retired.push((id, tag));
+                    KIND_SEND => {
+                        tx.release(index);
+                        if cqe.result() < 0 {
+                            stats.send_errors += 1;
                         } else {
-                            self.rearm.push(id);
+                            stats.sent += 1;
                         }
                     }
+                    KIND_WAKE => self.wake_armed = false,
+                    _ => {}
                 }
-                KIND_SEND => {
-                    tx.release(index);
-                    if cqe.result() < 0 {
-                        stats.send_errors += 1;
-                    } else {
-                        stats.sent += 1;
-                    }
+                if seen == CQ_CHUNK {
+                    break;
                 }
-                KIND_WAKE => self.wake_armed = false,
-                _ => {}
+            }
+            drop(cq);
+            batch.dispatch(&mut self.bufs, &self.recv_hdr, tx, handler, &mut stats);
+            if seen < CQ_CHUNK {
+                break;
+            }
+            if tx.ready_len() >= FLUSH_AT {
+                self.submit_sends(tx);
+                // Sends are issued inline; an error here (busy) leaves them
+                // queued for the turn's own submit.
+                let _ = self.ring.submit();
             }
         }
-        batch.dispatch(&mut self.bufs, &self.recv_hdr, tx, handler, &mut stats);
-        drop(cq);
         // Every entry pushed before this turn's wait has been submitted, and
         // terminated legs queue no more sends: deferred sockets can close.
         for (id, tag) in retired {
