@@ -83,9 +83,10 @@ pub struct Point {
     pub send_errors: u64,
     /// Kernel UDP receive-buffer drops during the window (system-wide).
     pub udp_rcvbuf_errors: u64,
-    /// Of those, drops at the generator's own sockets: relayed packets the
-    /// generator was too busy to take in (counted as loss, but not the
-    /// relay's). Near zero unless the generator's core is saturated.
+    /// Drops at the generator's own sockets from the start of the run
+    /// (warm-up) to the end of its drain: relayed packets the generator
+    /// was too busy to take in (counted as loss, but not the relay's).
+    /// Near zero unless the generator's core is saturated.
     pub generator_socket_drops: u64,
     /// One-way latency (generator send → relay's send reaching loopback).
     pub latency: Latency,

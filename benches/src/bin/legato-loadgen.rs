@@ -548,18 +548,15 @@ struct Samples {
     target: Option<ProcSample>,
     generator: Option<ProcSample>,
     udp: UdpCounters,
-    /// Drops at the generator's own sockets.
-    generator_drops: u64,
     machine_busy_s: Option<f64>,
 }
 
 impl Samples {
-    fn take(pid: u32, generator_ports: &[u16]) -> Self {
+    fn take(pid: u32) -> Self {
         Self {
             target: ProcSample::of(pid).ok(),
             generator: ProcSample::current().ok(),
             udp: UdpCounters::read(),
-            generator_drops: procfs::udp_socket_drops(generator_ports),
             machine_busy_s: procfs::machine_busy_s(),
         }
     }
@@ -571,20 +568,29 @@ struct Measured {
     stats: RunStats,
     before: Samples,
     after: Samples,
+    /// Drops at the generator's own sockets, warm-up to drain.
+    generator_drops: u64,
 }
 
 /// Runs the generator for `timing` with the first `active` calls sending.
 fn measure(generator: &mut Generator, pid: u32, timing: Timing, active: usize) -> Measured {
     let (mut before, mut after) = (Samples::default(), Samples::default());
+    // Reading /proc/net/udp walks every UDP socket of the machine (tens of
+    // ms with a loaded relay's thousands): only while the generator is
+    // idle, before its warm-up and after its drain, never at the window's
+    // edges where it would stall the sending.
     let ports = generator.local_ports();
+    let drops_before = procfs::udp_socket_drops(&ports);
     let stats = generator.run(timing, active, &mut |phase| match phase {
-        Phase::WindowStart => before = Samples::take(pid, &ports),
-        Phase::WindowEnd => after = Samples::take(pid, &ports),
+        Phase::WindowStart => before = Samples::take(pid),
+        Phase::WindowEnd => after = Samples::take(pid),
     });
+    let generator_drops = procfs::udp_socket_drops(&ports).saturating_sub(drops_before);
     Measured {
         stats,
         before,
         after,
+        generator_drops,
     }
 }
 
@@ -705,7 +711,7 @@ fn point(
         reordered: stats.reordered,
         send_errors: stats.send_errors,
         udp_rcvbuf_errors: after.udp.since(&before.udp).rcvbuf_errors,
-        generator_socket_drops: after.generator_drops.saturating_sub(before.generator_drops),
+        generator_socket_drops: m.generator_drops,
         latency: Latency {
             p50_us: us(h.quantile(0.5)),
             p99_us: us(h.quantile(0.99)),
