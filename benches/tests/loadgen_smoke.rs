@@ -67,6 +67,29 @@ fn f(v: &Value, path: &str) -> f64 {
         .unwrap_or_else(|| panic!("{path} is not a number in {v}"))
 }
 
+/// The checks every measured point gets: offered probes within `offered`,
+/// nearly all received, no duplicates, ordered latencies below 1 s, relay
+/// CPU measured.
+fn assert_sane_point(p: &Value, what: &str, offered: std::ops::RangeInclusive<f64>) {
+    let sent = f(p, "offered");
+    assert!(
+        offered.contains(&sent),
+        "{what}: offered {sent}, want {offered:?}"
+    );
+    let received = f(p, "received");
+    assert!(
+        received >= sent * 0.99,
+        "{what}: received {received} of {sent}"
+    );
+    assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
+    let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
+    assert!(
+        p50 > 0.0 && p50 <= p99 && p99 < 1e6,
+        "{what}: latency {p50} {p99}"
+    );
+    assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
+}
+
 #[test]
 fn tiny_load_reports_sane_numbers() {
     let report = run_loadgen(
@@ -96,24 +119,8 @@ fn tiny_load_reports_sane_numbers() {
     for p in points {
         let what = p["target"].as_str().unwrap();
         // 5 calls × 2 directions × 50 packets/s for 2 s.
-        let offered = f(p, "offered");
-        assert!(
-            (900.0..=1100.0).contains(&offered),
-            "{what}: offered {offered}"
-        );
-        let received = f(p, "received");
-        assert!(
-            received >= offered * 0.99,
-            "{what}: received {received} of {offered}"
-        );
+        assert_sane_point(p, what, 900.0..=1100.0);
         assert!(f(p, "loss_percent") <= 1.0, "{what}: loss");
-        assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
-        let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
-        assert!(
-            p50 > 0.0 && p50 <= p99 && p99 < 1e6,
-            "{what}: latency {p50} {p99}"
-        );
-        assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
         assert!(f(p, "generator_cpu.percent") > 0.0, "{what}: generator CPU");
         assert!(f(p, "rss_loaded_kib") > 0.0, "{what}: RSS");
     }
@@ -172,28 +179,12 @@ fn tiny_phased_run_reports_each_phase() {
         assert_eq!(f(p, "legs"), 12.0, "{what}");
         // calls × 2 directions × 50 packets/s for 1 s.
         let want = f(p, "calls") * 100.0;
-        let offered = f(p, "offered");
-        assert!(
-            (want * 0.9..=want * 1.1).contains(&offered),
-            "{what}: offered {offered}, want {want}"
-        );
-        let received = f(p, "received");
-        assert!(
-            received >= offered * 0.99,
-            "{what}: received {received} of {offered}"
-        );
-        assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
+        assert_sane_point(p, &what, want * 0.9..=want * 1.1);
         assert_eq!(f(p, "starved_streams"), 0.0, "{what}: starved");
         assert!(
             f(p, "stream_loss_max_percent") <= 5.0,
             "{what}: worst stream"
         );
-        let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
-        assert!(
-            p50 > 0.0 && p50 <= p99 && p99 < 1e6,
-            "{what}: latency {p50} {p99}"
-        );
-        assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
     }
     assert!(f(&points[4], "cpu_ratio_to_floor") > 0.0);
 }
@@ -239,23 +230,7 @@ fn tiny_interleaved_rounds_report_each_round() {
         assert_eq!(f(p, "calls"), 4.0, "{what}");
         assert_eq!(f(p, "legs"), 8.0, "{what}");
         // 4 calls × 2 directions × 50 packets/s for 1 s.
-        let offered = f(p, "offered");
-        assert!(
-            (360.0..=440.0).contains(&offered),
-            "{what}: offered {offered}"
-        );
-        let received = f(p, "received");
-        assert!(
-            received >= offered * 0.99,
-            "{what}: received {received} of {offered}"
-        );
-        assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
-        let (p50, p99) = (f(p, "latency.p50_us"), f(p, "latency.p99_us"));
-        assert!(
-            p50 > 0.0 && p50 <= p99 && p99 < 1e6,
-            "{what}: latency {p50} {p99}"
-        );
-        assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
+        assert_sane_point(p, &what, 360.0..=440.0);
         if p["target"] == "legatod" {
             assert_eq!(p["io"], "epoll");
             assert!(f(p, "setup_s") > 0.0, "{what}: setup time");
