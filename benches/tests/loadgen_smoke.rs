@@ -331,3 +331,54 @@ fn stall_probe_reports_each_cpu() {
     let lost = f(&cpus[0], "lost_percent");
     assert!((0.0..=100.0).contains(&lost), "{lost}");
 }
+
+/// `--rt-priority` re-runs the generator under `chrt` (root only: skipped
+/// otherwise), and its spawned relays inherit the policy.
+#[test]
+fn tiny_load_under_realtime_priority() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        eprintln!("SKIPPED: --rt-priority needs root or CAP_SYS_NICE");
+        return;
+    }
+    let report = run_loadgen(
+        "rt",
+        &[
+            "--spawn",
+            "--target",
+            "both",
+            "--io",
+            "epoll",
+            "--calls",
+            "3",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--drain-ms",
+            "200",
+            "--rt-priority",
+            "1",
+        ],
+    );
+    let points = report["points"].as_array().expect("points");
+    assert_eq!(points.len(), 2);
+    for p in points {
+        let what = p["target"].as_str().unwrap();
+        // 3 calls × 2 directions × 50 packets/s for 1 s.
+        assert_sane_point(p, what, 270.0..=330.0);
+    }
+    assert!(
+        report["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("--rt-priority")),
+        "command recorded"
+    );
+}

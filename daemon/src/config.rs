@@ -88,6 +88,8 @@ pub struct FileConfig {
     pub socket_recv_buffer: Option<usize>,
     /// io_uring receive buffers per shard (a power of two).
     pub recv_buffers: Option<u32>,
+    /// SCHED_FIFO priority of the shard threads (1-99); none: ordinary.
+    pub realtime_priority: Option<u8>,
     /// Log format.
     pub log_format: Option<LogFormat>,
 }
@@ -122,6 +124,7 @@ impl FileConfig {
             event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
             socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
             recv_buffers: other.recv_buffers.or(self.recv_buffers),
+            realtime_priority: other.realtime_priority.or(self.realtime_priority),
             log_format: other.log_format.or(self.log_format),
         }
     }
@@ -178,6 +181,13 @@ pub struct Config {
     /// take in at most this many datagrams before the sockets' own queues
     /// hold the rest; fewer buffers are reused sooner and so stay in cache.
     pub recv_buffers: u16,
+    /// SCHED_FIFO priority for the shard threads, 1-99 (default none:
+    /// ordinary scheduling). A shard at normal priority shares its core
+    /// with kernel workers and whatever else runs there, each able to hold
+    /// it off for milliseconds, which then shows as jitter on every call it
+    /// relays. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it legatod
+    /// warns and runs at normal priority.
+    pub realtime_priority: Option<u8>,
     /// Log format (default text).
     pub log_format: LogFormat,
 }
@@ -261,6 +271,13 @@ impl Config {
                     ));
                 }
             },
+            realtime_priority: match f.realtime_priority {
+                None => None,
+                Some(p @ 1..=99) => Some(p),
+                Some(p) => {
+                    return Err(format!("realtime_priority = {p}: must be 1 to 99"));
+                }
+            },
             log_format: f.log_format.unwrap_or_default(),
         })
     }
@@ -304,6 +321,7 @@ mod tests {
         assert_eq!(c.codecs.len(), 2);
         assert_eq!(c.io, IoMode::Auto);
         assert_eq!(c.recv_buffers, 4_096);
+        assert_eq!(c.realtime_priority, None);
     }
 
     #[test]
@@ -333,6 +351,8 @@ mod tests {
             "recv_buffers = 1000",
             "recv_buffers = 32",
             "recv_buffers = 65536",
+            "realtime_priority = 0",
+            "realtime_priority = 100",
             "media_address = \"0.0.0.0\"",
             "bogus = 1",
         ] {

@@ -71,6 +71,10 @@ struct Cli {
     /// io_uring receive buffers per shard, a power of two [default: 4096].
     #[arg(long)]
     recv_buffers: Option<u32>,
+    /// Run the shard threads under SCHED_FIFO at this priority (1-99);
+    /// needs CAP_SYS_NICE [default: ordinary scheduling].
+    #[arg(long)]
+    realtime_priority: Option<u8>,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -108,6 +112,7 @@ impl Cli {
             event_watch_buffer: self.event_watch_buffer,
             socket_recv_buffer: self.socket_recv_buffer,
             recv_buffers: self.recv_buffers,
+            realtime_priority: self.realtime_priority,
             ..FileConfig::default()
         }
     }

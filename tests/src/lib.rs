@@ -194,6 +194,11 @@ impl Daemon {
         }))
     }
 
+    /// Process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// gRPC endpoint URL.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.grpc)
@@ -388,7 +393,12 @@ pub struct OneWayBridge {
 impl OneWayBridge {
     /// Sets the bridge up on `io`; `None` when io_uring is unavailable.
     pub async fn start(io: Io) -> Result<Option<Self>> {
-        let Some(daemon) = Daemon::start(Options::new(io))? else {
+        Self::start_with(Options::new(io)).await
+    }
+
+    /// Sets the bridge up on a legatod started with `options`.
+    pub async fn start_with(options: Options) -> Result<Option<Self>> {
+        let Some(daemon) = Daemon::start(options)? else {
             return Ok(None);
         };
         let client = daemon.client().await?;

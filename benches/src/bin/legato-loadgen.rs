@@ -92,6 +92,13 @@ struct Cli {
     /// Pin the generator to this CPU (re-runs itself under taskset).
     #[arg(long)]
     pin_gen: Option<usize>,
+    /// Run the generator and the relays it spawns (legatod, floor) under
+    /// SCHED_FIFO at this priority, 1-99 (re-runs itself under `chrt`;
+    /// children inherit it). Needs root or CAP_SYS_NICE. Use loads that
+    /// leave the cores some idle time: the kernel throttles real-time
+    /// threads at 95 % of each second.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=99))]
+    rt_priority: Option<u8>,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -206,18 +213,25 @@ fn main() -> Result<()> {
         return stall_probe(*seconds, cpus, json.as_deref(), *one);
     }
     check_rounds(&cli)?;
-    if let Some(cpu) = cli.pin_gen
+    if (cli.pin_gen.is_some() || cli.rt_priority.is_some())
         && std::env::var_os(PINNED_ENV).is_none()
     {
         use std::os::unix::process::CommandExt as _;
-        let error = std::process::Command::new("taskset")
-            .arg("-c")
-            .arg(cpu.to_string())
+        // chrt -f PRIO taskset -c CPU <this binary> <same arguments>
+        let mut wrap: Vec<String> = Vec::new();
+        if let Some(priority) = cli.rt_priority {
+            wrap.extend(["chrt".into(), "-f".into(), priority.to_string()]);
+        }
+        if let Some(cpu) = cli.pin_gen {
+            wrap.extend(["taskset".into(), "-c".into(), cpu.to_string()]);
+        }
+        let error = std::process::Command::new(&wrap[0])
+            .args(&wrap[1..])
             .arg(std::env::current_exe()?)
             .args(std::env::args_os().skip(1))
             .env(PINNED_ENV, "1")
             .exec();
-        bail!("cannot re-run under taskset: {error}");
+        bail!("cannot re-run under {}: {error}", wrap[0]);
     }
     // One worker drives the gRPC connection in the background, so the
     // daemon's graceful shutdown sees it close while this thread waits.

@@ -56,6 +56,17 @@ pub(super) fn run(
     shared: Arc<Shared>,
     ready: mpsc::Sender<io::Result<()>>,
 ) {
+    if let Some(priority) = shared.config.realtime_priority {
+        match super::sys::set_realtime(priority) {
+            Ok(()) => tracing::info!(shard = index, priority, "shard runs under SCHED_FIFO"),
+            Err(e) => tracing::warn!(
+                shard = index,
+                priority,
+                error = %e,
+                "cannot use real-time scheduling (needs CAP_SYS_NICE); the shard runs at normal priority"
+            ),
+        }
+    }
     let io = match backend {
         Backend::Uring => uring::UringIo::new(wake.raw(), RING_ENTRIES, shared.config.recv_buffers)
             .map(|io| Io::Uring(Box::new(io))),

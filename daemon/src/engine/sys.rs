@@ -1,8 +1,8 @@
 //! Small syscall wrappers the engine needs beyond std: eventfd, the
-//! open-file limit and sockaddr decoding.
+//! open-file limit, real-time scheduling and sockaddr decoding.
 #![allow(
     unsafe_code,
-    reason = "eventfd creation and resource limits are raw syscalls; see SAFETY notes"
+    reason = "eventfd creation, resource limits and scheduling policy are raw syscalls; see SAFETY notes"
 )]
 
 use std::fs::File;
@@ -70,6 +70,23 @@ pub(crate) fn raise_fd_limit() -> io::Result<u64> {
         }
     }
     Ok(limit.rlim_cur)
+}
+
+/// Puts the calling thread under `SCHED_FIFO` at `priority` (1-99), so
+/// ordinary threads (kernel workers, other daemons, builds) no longer
+/// preempt it. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least
+/// `priority`; the kernel's real-time throttling (by default 95 % of each
+/// second) still leaves the rest of the machine a share of the CPU.
+pub(crate) fn set_realtime(priority: u8) -> io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: i32::from(priority),
+    };
+    // SAFETY: sched_setscheduler(2) on thread 0 (the caller) reads one
+    // sched_param from a struct we own.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &raw const param) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Decodes a kernel `sockaddr_in`/`sockaddr_in6` from raw bytes.
