@@ -227,8 +227,8 @@ impl UringIo {
         }
         let mut retired: Vec<(SockId, u64)> = Vec::new();
         let mut batch = RecvBatch::default();
-        // In chunks: between two, sends queued past FLUSH_AT go out, so an
-        // overloaded turn never receives more than the transmit queue holds.
+        // In chunks: between two, sends queued past FLUSH_AT go out at once
+        // instead of after the whole turn, and their slots come back sooner.
         loop {
             let mut seen = 0;
             let mut cq = self.ring.completion();
@@ -306,8 +306,9 @@ impl UringIo {
             }
             if tx.ready_len() >= FLUSH_AT {
                 self.submit_sends(tx);
-                // Sends are issued inline; an error here (busy) leaves them
-                // queued for the turn's own submit.
+                // Sends are issued inline. If the kernel refuses (busy),
+                // the entries stay in the ring for the next turn's submit;
+                // they name only legs still running, whose sockets stay open.
                 let _ = self.ring.submit();
             }
         }
