@@ -679,7 +679,6 @@ fn not_found(id: &str) -> EngineError {
     EngineError::NotFound(format!("no such leg '{id}'"))
 }
 
-/// The packet path: validate, account, and relay to every sink.
 /// The shard's packet path, as the backend's [`PacketHandler`].
 struct PacketPath<'a> {
     legs: &'a mut Legs,
@@ -716,6 +715,7 @@ impl PacketHandler for PacketPath<'_> {
     }
 }
 
+/// The packet path: validate, account, and relay to every sink.
 fn handle_packet(
     legs: &mut Legs,
     events: &mut ShardEvents,
