@@ -59,7 +59,7 @@ mod endpoint;
 mod error;
 mod params;
 
-pub use client::{AudioStream, Client, EventStream, LegAndSdp};
+pub use client::{AudioStream, Client, EventStream, LegAndSdp, Routed, SessionLimits};
 pub use error::{Code, Error};
 /// The generated types of package `legato.v1` (requests, replies, [`Leg`],
 /// [`Event`] and their enums), from `legato-proto`.

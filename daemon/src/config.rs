@@ -90,6 +90,12 @@ pub struct FileConfig {
     pub recv_buffers: Option<u32>,
     /// SCHED_FIFO priority of the shard threads (1-99); none: ordinary.
     pub realtime_priority: Option<u8>,
+    /// At shutdown, the most ms spent delivering the last events.
+    pub shutdown_drain_ms: Option<u64>,
+    /// Default session idle limit in ms (0: none).
+    pub session_idle_timeout_ms: Option<u64>,
+    /// Default session lifetime limit in ms (0: none).
+    pub session_max_duration_ms: Option<u64>,
     /// Log format.
     pub log_format: Option<LogFormat>,
 }
@@ -125,6 +131,13 @@ impl FileConfig {
             socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
             recv_buffers: other.recv_buffers.or(self.recv_buffers),
             realtime_priority: other.realtime_priority.or(self.realtime_priority),
+            shutdown_drain_ms: other.shutdown_drain_ms.or(self.shutdown_drain_ms),
+            session_idle_timeout_ms: other
+                .session_idle_timeout_ms
+                .or(self.session_idle_timeout_ms),
+            session_max_duration_ms: other
+                .session_max_duration_ms
+                .or(self.session_max_duration_ms),
             log_format: other.log_format.or(self.log_format),
         }
     }
@@ -188,6 +201,19 @@ pub struct Config {
     /// relays. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it legatod
     /// warns and runs at normal priority.
     pub realtime_priority: Option<u8>,
+    /// At SIGTERM, how long legatod keeps delivering the last events
+    /// (every leg's Disconnected/Failed) to WatchEvents clients before it
+    /// closes their connections and exits (default 3 s). A client that
+    /// stopped reading cannot hold the shutdown longer than this.
+    pub shutdown_drain: Duration,
+    /// Idle limit of sessions whose CreateSession does not set one
+    /// (default none): a session with no RPC naming it or its legs and no
+    /// RTP on its legs for this long is deleted. Cleans up after a
+    /// controller that crashed.
+    pub session_idle_timeout: Option<Duration>,
+    /// Lifetime limit of sessions whose CreateSession does not set one
+    /// (default none).
+    pub session_max_duration: Option<Duration>,
     /// Log format (default text).
     pub log_format: LogFormat,
 }
@@ -278,6 +304,17 @@ impl Config {
                     return Err(format!("realtime_priority = {p}: must be 1 to 99"));
                 }
             },
+            shutdown_drain: Duration::from_millis(
+                f.shutdown_drain_ms.unwrap_or(3_000).clamp(100, 600_000),
+            ),
+            session_idle_timeout: f
+                .session_idle_timeout_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
+            session_max_duration: f
+                .session_max_duration_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
             log_format: f.log_format.unwrap_or_default(),
         })
     }
@@ -322,6 +359,9 @@ mod tests {
         assert_eq!(c.io, IoMode::Auto);
         assert_eq!(c.recv_buffers, 4_096);
         assert_eq!(c.realtime_priority, None);
+        assert_eq!(c.shutdown_drain, Duration::from_secs(3));
+        assert_eq!(c.session_idle_timeout, None);
+        assert_eq!(c.session_max_duration, None);
     }
 
     #[test]

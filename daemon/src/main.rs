@@ -75,6 +75,18 @@ struct Cli {
     /// needs CAP_SYS_NICE [default: ordinary scheduling].
     #[arg(long)]
     realtime_priority: Option<u8>,
+    /// At SIGTERM, the most ms spent delivering the last events before
+    /// exiting [default: 3000].
+    #[arg(long)]
+    shutdown_drain_ms: Option<u64>,
+    /// Delete sessions idle (no RPC, no RTP) this many ms; 0: never
+    /// [default: 0]. CreateSession can set its own.
+    #[arg(long)]
+    session_idle_timeout_ms: Option<u64>,
+    /// Delete sessions this many ms after creation; 0: never [default: 0].
+    /// CreateSession can set its own.
+    #[arg(long)]
+    session_max_duration_ms: Option<u64>,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -113,6 +125,9 @@ impl Cli {
             socket_recv_buffer: self.socket_recv_buffer,
             recv_buffers: self.recv_buffers,
             realtime_priority: self.realtime_priority,
+            shutdown_drain_ms: self.shutdown_drain_ms,
+            session_idle_timeout_ms: self.session_idle_timeout_ms,
+            session_max_duration_ms: self.session_max_duration_ms,
             ..FileConfig::default()
         }
     }

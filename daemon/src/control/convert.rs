@@ -91,6 +91,7 @@ pub(crate) fn counters(c: &Counters) -> pb::LegCounters {
         unsupported_payload_packets: c.unsupported_payload_packets,
         send_failures: c.send_failures,
         telephone_event_packets_received: c.telephone_event_packets_received,
+        held_back_packets: c.held_back_packets,
     }
 }
 
@@ -198,7 +199,9 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
         EventKind::OffHold { remote_direction } => Kind::OffHold(pb::OffHold {
             remote_direction: direction(*remote_direction).into(),
         }),
-        EventKind::SessionDeleted => Kind::SessionDeleted(pb::SessionDeleted {}),
+        EventKind::SessionDeleted { reason } => Kind::SessionDeleted(pb::SessionDeleted {
+            reason: reason.clone(),
+        }),
     };
     pb::Event {
         sequence: 0,

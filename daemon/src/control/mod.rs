@@ -4,6 +4,7 @@
 
 mod convert;
 mod events;
+mod limits;
 mod service;
 mod status;
 
@@ -54,6 +55,9 @@ pub async fn serve(
     };
     let stopping = Arc::new(AtomicBool::new(false));
     let (closing_tx, closing_rx) = watch::channel(false);
+    // Told once the last events are published: the drain time starts.
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let drain_time = shared.config.shutdown_drain;
     let service = service::Service::new(engine.clone(), hub.clone(), stopping.clone(), closing_rx);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -72,6 +76,7 @@ pub async fn serve(
     let stop = {
         let engine = engine.clone();
         let hub = hub.clone();
+        let drained = drained.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down: refusing new requests, hanging up legs");
@@ -86,17 +91,32 @@ pub async fn serve(
             let _ = tokio::task::spawn_blocking(move || pump.join()).await;
             events::drain(engine.shared(), &hub);
             let _ = closing_tx.send(true);
+            drained.notify_one();
             // Give watchers a moment to flush their last events.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
 
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MediaPlaneServer::new(service))
-        .serve_with_incoming_shutdown(incoming(listener), stop)
-        .await?;
+        .add_service(MediaPlaneServer::new(service).max_decoding_message_size(limits::MAX_REQUEST))
+        .serve_with_incoming_shutdown(incoming(listener), stop);
+    // The graceful shutdown waits for every open stream to finish; a
+    // WatchEvents client that stopped reading would hold it forever. The
+    // drain time bounds it: what was not delivered by then is not.
+    tokio::select! {
+        result = server => result?,
+        () = async {
+            drained.notified().await;
+            tokio::time::sleep(drain_time).await;
+        } => {
+            tracing::warn!(
+                drain_ms = drain_time.as_millis() as u64,
+                "shutdown drain time over: closing connections that still hold undelivered events"
+            );
+        }
+    }
     Ok(())
 }

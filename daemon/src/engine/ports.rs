@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -18,6 +18,34 @@ pub(crate) struct PortPair {
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
     pub(crate) port: u16,
+    /// Gives the pair back to the pool if it is dropped before a shard
+    /// took it over (a cancelled request, a refused leg).
+    pub(crate) lease: PortLease,
+}
+
+/// The right to a port pair of the pool: dropping it gives the pair back,
+/// so no path (error, cancelled RPC, command dropped at shutdown) can lose
+/// a pair. A shard that keeps the pair's sockets calls [`PortLease::keep`]
+/// and later releases the pair itself once the sockets are closed.
+#[derive(Debug)]
+pub(crate) struct PortLease {
+    pool: Option<Arc<PortPool>>,
+    port: u16,
+}
+
+impl PortLease {
+    /// The shard owns the pair from now on.
+    pub(crate) fn keep(mut self) {
+        self.pool = None;
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.release(self.port);
+        }
+    }
 }
 
 /// Free even ports of the range, least recently used first.
@@ -58,7 +86,7 @@ impl PortPool {
 
     /// Binds the next free pair. Ports some other process holds are skipped
     /// (and retried later). `None` when no pair could be bound.
-    pub(crate) fn allocate(&self) -> Option<PortPair> {
+    pub(crate) fn allocate(self: &Arc<Self>) -> Option<PortPair> {
         let mut free = self.free.lock().ok()?;
         while let Some(port) = self.released.pop() {
             free.push_back(port);
@@ -66,7 +94,17 @@ impl PortPool {
         for _ in 0..free.len() {
             let port = free.pop_front()?;
             match (self.bind(port), self.bind(port + 1)) {
-                (Ok(rtp), Ok(rtcp)) => return Some(PortPair { rtp, rtcp, port }),
+                (Ok(rtp), Ok(rtcp)) => {
+                    return Some(PortPair {
+                        rtp,
+                        rtcp,
+                        port,
+                        lease: PortLease {
+                            pool: Some(self.clone()),
+                            port,
+                        },
+                    });
+                }
                 _ => free.push_back(port),
             }
         }
@@ -112,7 +150,12 @@ mod tests {
 
     #[test]
     fn pairs_are_even_odd_and_exhaust() {
-        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 45_001, 45_006, 16 * 1024);
+        let pool = Arc::new(PortPool::new(
+            "127.0.0.1".parse().unwrap(),
+            45_001,
+            45_006,
+            16 * 1024,
+        ));
         assert_eq!(pool.total(), 2); // 45002/3, 45004/5
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
@@ -120,10 +163,17 @@ mod tests {
         assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port + 1);
         assert!(pool.allocate().is_none());
         let port = a.port;
+        // Dropping an unkept pair gives it back.
         drop(a);
-        pool.release(port);
         let c = pool.allocate().unwrap();
         assert_eq!(c.port, port);
-        drop((b, c));
+        // A kept pair stays out until released.
+        let (port_b, port_c) = (b.port, c.port);
+        b.lease.keep();
+        c.lease.keep();
+        assert!(pool.allocate().is_none());
+        pool.release(port_b);
+        pool.release(port_c);
+        assert!(pool.allocate().is_some());
     }
 }

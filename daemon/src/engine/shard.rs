@@ -20,8 +20,8 @@ use crossbeam_queue::ArrayQueue;
 use super::sys::EventFd;
 use super::tx::TxQueue;
 use super::{
-    Backend, Command, CreateLeg, EngineEvent, Io, PacketHandler, SessionInfo, Shared, SockId,
-    WARM_BATCH, epoll, uring,
+    Admitted, Backend, Command, CreateLeg, EngineEvent, Io, PacketHandler, Page, Routed,
+    SessionInfo, SessionLimits, Shared, SockId, WARM_BATCH, epoll, uring,
 };
 use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
 use crate::session::{
@@ -36,6 +36,9 @@ use crate::session::{
 const TICK: Duration = Duration::from_millis(50);
 /// Ticks per full sweep of the leg table.
 const SWEEP_TICKS: usize = 5;
+/// Ticks between checks of the session idle/lifetime limits (1 s): they
+/// are minutes long, so a second late is nothing.
+const SESSION_CHECK_TICKS: u32 = 20;
 /// Commands taken per loop turn, so a burst of control work cannot starve
 /// packet processing for long.
 const COMMANDS_PER_TURN: usize = 256;
@@ -104,6 +107,8 @@ pub(super) fn run(
         params,
         running: true,
         sweep_cursor: 0,
+        ticks: 0,
+        limited_sessions: 0,
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
     shard.run();
@@ -170,6 +175,43 @@ impl Legs {
 struct Session {
     legs: Vec<u32>,
     created_at: SystemTime,
+    limits: SessionLimits,
+    /// When it was created (monotonic), for `max_duration`.
+    started: Instant,
+    /// The last RPC naming it or one of its legs, for `idle_timeout`.
+    last_command: Instant,
+}
+
+impl Session {
+    /// When the session last showed a sign of life: an RPC, or RTP on one
+    /// of its legs.
+    fn last_activity(&self, legs: &Legs) -> Instant {
+        self.legs
+            .iter()
+            .filter_map(|&slot| legs.get(slot).and_then(|e| e.leg.last_rtp()))
+            .fold(self.last_command, Instant::max)
+    }
+
+    /// Why the session must be deleted now, if it must.
+    fn expired(&self, now: Instant, legs: &Legs) -> Option<String> {
+        if let Some(max) = self.limits.max_duration
+            && now.saturating_duration_since(self.started) >= max
+        {
+            return Some(format!(
+                "session lifetime limit reached ({} s)",
+                max.as_secs()
+            ));
+        }
+        if let Some(idle) = self.limits.idle_timeout
+            && now.saturating_duration_since(self.last_activity(legs)) >= idle
+        {
+            return Some(format!(
+                "session idle for {} s (no RPC and no RTP)",
+                idle.as_secs()
+            ));
+        }
+        None
+    }
 }
 
 /// Pushes events to the shared queue, stamped with wall-clock time.
@@ -207,6 +249,10 @@ struct Shard {
     running: bool,
     /// Next slot the timer sweep checks.
     sweep_cursor: usize,
+    /// Timer ticks so far.
+    ticks: u32,
+    /// Sessions with an idle or lifetime limit (none: no check at all).
+    limited_sessions: usize,
 }
 
 impl Shard {
@@ -276,6 +322,10 @@ impl Shard {
     }
 
     fn tick(&mut self, now: Instant) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.limited_sessions > 0 && self.ticks.is_multiple_of(SESSION_CHECK_TICKS) {
+            self.expire_sessions(now);
+        }
         let len = self.legs.slots.len();
         let start = self.sweep_cursor.min(len);
         let end = (start + len.div_ceil(SWEEP_TICKS)).min(len);
@@ -299,26 +349,69 @@ impl Shard {
         }
     }
 
+    /// Deletes the sessions whose idle or lifetime limit passed.
+    fn expire_sessions(&mut self, now: Instant) {
+        let expired: Vec<(Arc<str>, String)> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, s)| s.expired(now, &self.legs).map(|why| (id.clone(), why)))
+            .collect();
+        for (id, reason) in expired {
+            tracing::info!(shard = self.index, session = %id, %reason, "deleting session");
+            let _ = self.delete_session(&id, &reason, now);
+        }
+    }
+
+    /// Notes an RPC about the session owning leg slot `slot`.
+    fn touch_leg(&mut self, leg: &str, now: Instant) {
+        let Some(session) = self
+            .legs
+            .by_id
+            .get(leg)
+            .and_then(|&slot| self.legs.get(slot))
+            .map(|e| e.leg.session.clone())
+        else {
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.last_command = now;
+        }
+    }
+
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
+        match &command {
+            Command::UpdateLeg { leg, .. }
+            | Command::HangupLeg { leg, .. }
+            | Command::GetLeg { leg, .. } => self.touch_leg(leg, now),
+            Command::SendMedia { from, to, .. } | Command::StopMedia { from, to, .. } => {
+                self.touch_leg(from, now);
+                self.touch_leg(to, now);
+            }
+            Command::ListLegs {
+                session: Some(session),
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(session) {
+                    s.last_command = now;
+                }
+            }
+            _ => {}
+        }
         match command {
-            Command::CreateSession { id, reply } => {
-                let _ = reply.send(self.create_session(id));
+            Command::CreateSession {
+                id,
+                admitted,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.create_session(id, admitted, limits, now));
             }
             Command::DeleteSession { id, reply } => {
-                let _ = reply.send(self.delete_session(&id, now));
+                let _ = reply.send(self.delete_session(&id, "session deleted", now));
             }
-            Command::ListSessions { reply } => {
-                let list = self
-                    .sessions
-                    .iter()
-                    .map(|(id, s)| SessionInfo {
-                        id: id.clone(),
-                        legs: s.legs.iter().filter_map(|&l| self.legs.name(l)).collect(),
-                        created_at: s.created_at,
-                    })
-                    .collect();
-                let _ = reply.send(Ok(list));
+            Command::ListSessions { page, reply } => {
+                let _ = reply.send(Ok(self.list_sessions(&page, now)));
             }
             Command::CreateLeg { leg, reply } => {
                 let _ = reply.send(self.create_leg(*leg, now));
@@ -341,8 +434,12 @@ impl Shard {
                     .and_then(|slot| self.legs.view(slot).ok_or_else(|| not_found(&leg)));
                 let _ = reply.send(result);
             }
-            Command::ListLegs { session, reply } => {
-                let _ = reply.send(self.list_legs(session.as_deref()));
+            Command::ListLegs {
+                session,
+                page,
+                reply,
+            } => {
+                let _ = reply.send(self.list_legs(session.as_deref(), &page));
             }
             Command::SendMedia { from, to, reply } => {
                 let _ = reply.send(self.send_media(&from, &to));
@@ -354,23 +451,55 @@ impl Shard {
         }
     }
 
-    fn create_session(&mut self, id: Arc<str>) -> Result<(), EngineError> {
+    fn create_session(
+        &mut self,
+        id: Arc<str>,
+        admitted: Admitted,
+        limits: SessionLimits,
+        now: Instant,
+    ) -> Result<(), EngineError> {
         if self.sessions.contains_key(&id) {
+            // `admitted` is dropped: the unit goes back.
             return Err(EngineError::AlreadyExists(format!(
                 "session '{id}' already exists"
             )));
+        }
+        admitted.keep();
+        if limits != SessionLimits::default() {
+            self.limited_sessions += 1;
         }
         self.sessions.insert(
             id,
             Session {
                 legs: Vec::new(),
                 created_at: SystemTime::now(),
+                limits,
+                started: now,
+                last_command: now,
             },
         );
         Ok(())
     }
 
-    fn delete_session(&mut self, id: &str, now: Instant) -> Result<u32, EngineError> {
+    fn list_sessions(&self, page: &Page, now: Instant) -> Vec<SessionInfo> {
+        let mut ids: Vec<&Arc<str>> = self.sessions.keys().filter(|id| page.admits(id)).collect();
+        ids.sort_unstable();
+        ids.truncate(page.limit);
+        ids.into_iter()
+            .filter_map(|id| {
+                let s = self.sessions.get(id)?;
+                Some(SessionInfo {
+                    id: id.clone(),
+                    legs: s.legs.iter().filter_map(|&l| self.legs.name(l)).collect(),
+                    created_at: s.created_at,
+                    limits: s.limits,
+                    idle: now.saturating_duration_since(s.last_activity(&self.legs)),
+                })
+            })
+            .collect()
+    }
+
+    fn delete_session(&mut self, id: &str, reason: &str, now: Instant) -> Result<u32, EngineError> {
         let Some((id, session)) = self.sessions.remove_entry(id) else {
             return Err(EngineError::NotFound(format!("no such session '{id}'")));
         };
@@ -378,10 +507,7 @@ impl Shard {
         for &slot in &session.legs {
             if let Some(entry) = self.legs.get_mut(slot)
                 && !entry.leg.is_terminated()
-                && entry
-                    .leg
-                    .hangup(0, "session deleted", now, &mut self.events)
-                    .is_ok()
+                && entry.leg.hangup(0, reason, now, &mut self.events).is_ok()
             {
                 terminated += 1;
                 self.teardown(slot);
@@ -398,31 +524,33 @@ impl Shard {
                 self.legs.free.push(slot);
             }
         }
-        self.events.emit(&id, None, EventKind::SessionDeleted);
+        if session.limits != SessionLimits::default() {
+            self.limited_sessions -= 1;
+        }
+        self.events.emit(
+            &id,
+            None,
+            EventKind::SessionDeleted {
+                reason: reason.to_owned(),
+            },
+        );
         self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
         Ok(terminated)
     }
 
+    /// Creates a leg. On any error the port pair and the leg's unit of
+    /// `max_legs` go back when `request` is dropped (their guards).
     fn create_leg(
         &mut self,
         request: CreateLeg,
         now: Instant,
     ) -> Result<(LegView, String), EngineError> {
-        let port = request.ports.port;
-        let result = self.try_create_leg(request, now);
-        if result.is_err() {
-            self.shared.ports.release(port);
-            self.shared.live_legs.fetch_sub(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn try_create_leg(
-        &mut self,
-        request: CreateLeg,
-        now: Instant,
-    ) -> Result<(LegView, String), EngineError> {
-        let CreateLeg { id, ports, .. } = request;
+        let CreateLeg {
+            id,
+            ports,
+            admitted,
+            ..
+        } = request;
         let Some((session_id, _)) = self.sessions.get_key_value(&*request.session) else {
             return Err(EngineError::NotFound(format!(
                 "no such session '{}'",
@@ -471,6 +599,7 @@ impl Shard {
                 )));
             }
         };
+        let lease = ports.lease;
         let rtcp = match self.io.add_socket(ports.rtcp, token | RTCP_BIT) {
             Ok(id) => id,
             Err(e) => {
@@ -483,6 +612,10 @@ impl Shard {
                 )));
             }
         };
+        // The leg exists: the shard releases the pair and the leg's unit
+        // in `teardown`.
+        lease.keep();
+        admitted.keep();
         self.legs.slots[slot as usize] = Some(LegSlot {
             leg,
             rtp: Some(rtp),
@@ -528,26 +661,31 @@ impl Shard {
         self.legs.view(slot).ok_or_else(|| not_found(id))
     }
 
-    fn list_legs(&self, session: Option<&str>) -> Result<Vec<LegView>, EngineError> {
-        match session {
+    fn list_legs(&self, session: Option<&str>, page: &Page) -> Result<Vec<LegView>, EngineError> {
+        let mut slots: Vec<(&str, u32)> = match session {
             Some(id) => {
                 let session = self
                     .sessions
                     .get(id)
                     .ok_or_else(|| EngineError::NotFound(format!("no such session '{id}'")))?;
-                Ok(session
+                session
                     .legs
                     .iter()
-                    .filter_map(|&s| self.legs.view(s))
-                    .collect())
+                    .filter_map(|&s| self.legs.get(s).map(|e| (&*e.leg.id, s)))
+                    .collect()
             }
-            None => Ok((0..self.legs.slots.len() as u32)
-                .filter_map(|s| self.legs.view(s))
-                .collect()),
-        }
+            None => self.legs.by_id.iter().map(|(id, &s)| (&**id, s)).collect(),
+        };
+        slots.retain(|(id, _)| page.admits(id));
+        slots.sort_unstable();
+        slots.truncate(page.limit);
+        Ok(slots
+            .into_iter()
+            .filter_map(|(_, s)| self.legs.view(s))
+            .collect())
     }
 
-    fn send_media(&mut self, from: &str, to: &str) -> Result<Option<Arc<str>>, EngineError> {
+    fn send_media(&mut self, from: &str, to: &str) -> Result<Routed, EngineError> {
         let from_slot = self.legs.find(from)?;
         let to_slot = self.legs.find(to)?;
         if from_slot == to_slot {
@@ -586,9 +724,13 @@ impl Shard {
                 src_codec.name, src_codec.clock_rate, dst_codec.name, dst_codec.clock_rate
             )));
         }
+        let held_back = sink.leg.held_back_reason();
         let previous = sink.leg.source;
         if previous == Some(from_slot) {
-            return Ok(None);
+            return Ok(Routed {
+                replaced: None,
+                held_back,
+            });
         }
         let replaced = previous.and_then(|p| self.legs.name(p));
         if let Some(old) = previous
@@ -603,7 +745,10 @@ impl Shard {
         if let Some(source) = self.legs.get_mut(from_slot) {
             source.leg.sinks.push(to_slot);
         }
-        Ok(replaced)
+        Ok(Routed {
+            replaced,
+            held_back,
+        })
     }
 
     fn stop_media(&mut self, from: &str, to: &str) -> Result<(), EngineError> {

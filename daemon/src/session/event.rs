@@ -46,7 +46,9 @@ pub(crate) enum EventKind {
     OffHold {
         remote_direction: MediaDirection,
     },
-    SessionDeleted,
+    SessionDeleted {
+        reason: String,
+    },
 }
 
 /// Where state machines put their events.

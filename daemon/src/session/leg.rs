@@ -116,6 +116,10 @@ pub(crate) struct Counters {
     pub(crate) unsupported_payload_packets: u64,
     pub(crate) send_failures: u64,
     pub(crate) telephone_event_packets_received: u64,
+    /// Packets routed to this leg that it did not send because it may not
+    /// send now: not CONNECTED or in EARLY_MEDIA, on hold, or a direction
+    /// that does not send.
+    pub(crate) held_back_packets: u64,
 }
 
 /// A snapshot of a leg for GetLeg/ListLegs.
@@ -788,13 +792,18 @@ impl Leg {
         codec: Option<CodecSpec>,
     ) -> Option<ForwardPlan> {
         if !matches!(self.state, LegState::EarlyMedia | LegState::Connected) {
+            self.counters.held_back_packets += 1;
             return None;
         }
-        let media = self.media.as_ref()?;
+        let Some(media) = self.media.as_ref() else {
+            self.counters.held_back_packets += 1;
+            return None;
+        };
         if media.remote_on_hold_address
             || !media.remote_direction.receives()
             || !media.local_direction.sends()
         {
+            self.counters.held_back_packets += 1;
             return None;
         }
         let payload_type = match kind {
@@ -822,6 +831,38 @@ impl Leg {
             timestamp: r.timestamp,
             ssrc: self.out.ssrc,
         })
+    }
+
+    /// Why packets routed to this leg are not sent to its remote party now,
+    /// or `None` when they are.
+    pub(crate) fn held_back_reason(&self) -> Option<String> {
+        if !matches!(self.state, LegState::EarlyMedia | LegState::Connected) {
+            return Some(format!(
+                "leg '{}' is {}: media is held back until it is EARLY_MEDIA or CONNECTED",
+                self.id,
+                self.state.as_str()
+            ));
+        }
+        let media = self.media.as_ref()?;
+        if media.remote_on_hold_address || !media.remote_direction.receives() {
+            return Some(format!(
+                "leg '{}' is on hold (its remote party does not receive): media is held back until it is taken off hold",
+                self.id
+            ));
+        }
+        if !media.local_direction.sends() {
+            return Some(format!(
+                "leg '{}' has local direction {}: media is held back until it sends",
+                self.id,
+                media.local_direction.as_str()
+            ));
+        }
+        None
+    }
+
+    /// When RTP was last received, if ever.
+    pub(crate) fn last_rtp(&self) -> Option<Instant> {
+        self.last_rtp
     }
 
     /// Forgets the relayed stream's source mapping (route changed).

@@ -49,6 +49,7 @@ pub(crate) fn leg() -> proto::Leg {
             unsupported_payload_packets: 0,
             send_failures: 0,
             telephone_event_packets_received: 3,
+            held_back_packets: 0,
         }),
         description: "incoming call from +15551234567".into(),
         termination_code: 0,
