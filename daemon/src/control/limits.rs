@@ -5,7 +5,7 @@
 use tonic::Status;
 
 /// Largest encoded request the server decodes.
-pub(crate) const MAX_REQUEST: usize = 128 * 1024;
+pub(crate) const MAX_REQUEST: usize = 1024 * 1024;
 /// Longest session id (and, later, conference id).
 pub(crate) const MAX_ID_LEN: usize = 128;
 /// Length of legato's leg ids.
