@@ -16,12 +16,21 @@ use std::{error::Error as StdError, fmt};
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The endpoint string is not a usable `http://host:port` address.
+    /// The endpoint string is not a usable `http://host:port` or
+    /// `https://host:port` address.
     #[error("invalid endpoint '{endpoint}': {reason}")]
     InvalidEndpoint {
         /// The endpoint as given by the caller.
         endpoint: String,
         /// Why it was rejected.
+        reason: String,
+    },
+    /// The TLS settings or the bearer token given to
+    /// [`ClientBuilder`](crate::ClientBuilder) are unusable (no CA, a file
+    /// that is not PEM, a token with spaces...). The token is never quoted.
+    #[error("invalid credentials: {reason}")]
+    InvalidCredentials {
+        /// What is wrong.
         reason: String,
     },
     /// The connection to the daemon could not be established.
@@ -53,10 +62,13 @@ impl Error {
     ///
     /// [`Error::Status`] returns its own code. A failed connection counts as
     /// [`Code::Unavailable`], a bad endpoint string as
-    /// [`Code::InvalidArgument`] and a malformed reply as [`Code::Internal`].
+    /// [`Code::InvalidArgument`], unusable TLS settings or token as
+    /// [`Code::InvalidArgument`] too, and a malformed reply as
+    /// [`Code::Internal`]. A token the daemon refuses is a
+    /// [`Code::Unauthenticated`] status.
     pub fn code(&self) -> Code {
         match self {
-            Self::InvalidEndpoint { .. } => Code::InvalidArgument,
+            Self::InvalidEndpoint { .. } | Self::InvalidCredentials { .. } => Code::InvalidArgument,
             Self::Connect { .. } => Code::Unavailable,
             Self::Status { code, .. } => *code,
             Self::MissingField(_) => Code::Internal,
