@@ -86,10 +86,27 @@ impl Error {
 
     /// Converts a tonic status; kept crate-private so tonic stays out of the
     /// public API.
+    ///
+    /// A status made on the client side from a transport failure (e.g. a
+    /// TLS alert from a daemon that refused the client certificate) carries
+    /// its cause; the cause's text is appended so the message says what
+    /// happened instead of just "transport error".
     pub(crate) fn from_status(status: tonic::Status) -> Self {
+        let mut message = status.message().to_owned();
+        let mut source = StdError::source(&status);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !text.is_empty() && !message.contains(&text) {
+                if !message.is_empty() {
+                    message.push_str(": ");
+                }
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
         Self::Status {
             code: Code::from_tonic(status.code()),
-            message: status.message().to_owned(),
+            message,
         }
     }
 }
@@ -268,6 +285,24 @@ mod tests {
 
         let err = Error::from_status(tonic::Status::unimplemented(""));
         assert_eq!(err.to_string(), "UNIMPLEMENTED");
+    }
+
+    #[test]
+    fn transport_causes_are_kept() {
+        let mut status = tonic::Status::unknown("transport error");
+        status.set_source(std::sync::Arc::new(io_error(
+            "received fatal alert: UnknownCA",
+        )));
+        let err = Error::from_status(status);
+        assert_eq!(err.code(), Code::Unknown);
+        assert_eq!(
+            err.to_string(),
+            "UNKNOWN: transport error: received fatal alert: UnknownCA"
+        );
+    }
+
+    fn io_error(text: &str) -> std::io::Error {
+        std::io::Error::other(text.to_owned())
     }
 
     #[test]
