@@ -4,6 +4,10 @@
 //! Human-readable output by default; `--json` prints one JSON object per
 //! result or event line. Errors go to stderr as `legatoctl: CODE: message`
 //! with exit status 1; usage errors exit with 2.
+//!
+//! A daemon with TLS or tokens: `--tls-ca` (TLS, also implied by an
+//! `https://` endpoint), `--tls-cert`/`--tls-key` (mutual TLS),
+//! `--tls-domain`, `--token-file`, or their `LEGATO_*` variables.
 
 use std::{
     io::{self, Read as _, Write as _},
