@@ -17,6 +17,10 @@ use crate::{Client, Error};
 /// host of the endpoint (or [`Tls::domain_name`]). A daemon with mutual TLS
 /// also wants a client certificate: [`Tls::identity_pem`].
 ///
+/// The handshake uses rustls with the ring provider. A program whose other
+/// dependencies enable a second rustls provider must pick one with
+/// `rustls::crypto::CryptoProvider::install_default` before connecting.
+///
 /// ```
 /// use legato_client::Tls;
 /// # fn pem() -> Vec<u8> { Vec::new() }

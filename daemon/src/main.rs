@@ -165,6 +165,14 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
+    // rustls takes its cryptography from whichever providers its crate
+    // features enable; name ring explicitly, so a dependency that enables a
+    // second provider cannot turn TLS setup into a run-time failure.
+    #[allow(
+        deprecated,
+        reason = "ring lacks post-quantum key exchange, but builds with only a C compiler (aws-lc-rs is the heavier build)"
+    )]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // TLS files and tokens are read now, so a bad file is a configuration
     // error before anything listens.
     let security = match ControlSecurity::load(&config) {

@@ -211,14 +211,30 @@ async fn mutual_tls_needs_a_client_certificate_from_the_ca() {
     let err = try_list(Client::builder(https(&daemon)).tls(pki.tls("ca.pem", None)))
         .await
         .unwrap_err();
-    assert_ne!(err.code(), Code::Unauthenticated, "{err}");
+    // Refused by the TLS layer (an alert or a closed connection), not by
+    // the service.
+    assert!(
+        matches!(
+            err.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ),
+        "{err}"
+    );
 
     // A certificate from another CA is refused the same way.
     let err =
         try_list(Client::builder(https(&daemon)).tls(pki.tls("ca.pem", Some("rogue-client"))))
             .await
             .unwrap_err();
-    assert_ne!(err.code(), Code::Unauthenticated, "{err}");
+    // Refused by the TLS layer (an alert or a closed connection), not by
+    // the service.
+    assert!(
+        matches!(
+            err.code(),
+            Code::Unavailable | Code::Unknown | Code::Cancelled
+        ),
+        "{err}"
+    );
 
     // And the daemon still serves the right client.
     let count = try_list(Client::builder(https(&daemon)).tls(pki.tls("ca.pem", Some("client"))))

@@ -459,6 +459,12 @@ impl From<RecordingFormatArg> for proto::RecordingFormat {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The crypto of TLS connections: ring, named explicitly (see legatod).
+    #[allow(
+        deprecated,
+        reason = "ring lacks post-quantum key exchange, but builds with only a C compiler"
+    )]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

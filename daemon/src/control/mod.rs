@@ -88,7 +88,8 @@ pub async fn serve_secured(
     if let Some(tls) = security.server_tls() {
         builder = builder.tls_config(tls.clone())?;
     }
-    let mut router = builder.add_service(MediaPlaneServer::with_interceptor(service, auth.clone()));
+    let media_plane = MediaPlaneServer::new(service);
+    let mut router = builder.add_service(InterceptedService::new(media_plane, auth.clone()));
     router = if security.health_requires_auth() {
         router.add_service(InterceptedService::new(health_service, auth.clone()))
     } else {
