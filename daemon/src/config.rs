@@ -340,8 +340,16 @@ impl Config {
                     return Err("tls_client_ca needs TLS: set tls_cert and tls_key as well".into());
                 }
             },
+            health_requires_auth: match (f.health_requires_auth, &f.auth_token_file) {
+                (Some(true), None) => {
+                    return Err(
+                        "health_requires_auth needs auth_token_file: without tokens there is nothing to require"
+                            .into(),
+                    );
+                }
+                (value, _) => value.unwrap_or(false),
+            },
             auth_token_file: f.auth_token_file,
-            health_requires_auth: f.health_requires_auth.unwrap_or(false),
             reflection: f.reflection.unwrap_or(true),
         })
     }
@@ -409,6 +417,10 @@ mod tests {
             ("tls_cert = \"c\"", "tls_cert is set without tls_key"),
             ("tls_key = \"k\"", "tls_key is set without tls_cert"),
             ("tls_client_ca = \"ca\"", "tls_client_ca needs TLS"),
+            (
+                "health_requires_auth = true",
+                "health_requires_auth needs auth_token_file",
+            ),
         ] {
             let err = Config::from_file(toml::from_str(text).unwrap()).unwrap_err();
             assert!(err.contains(message), "{text}: {err}");
