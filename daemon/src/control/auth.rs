@@ -13,7 +13,7 @@
 //! the token is compared in constant time against every configured token.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -305,7 +305,7 @@ fn load_tls(files: &TlsFiles) -> Result<ServerTlsConfig, String> {
     Ok(config)
 }
 
-fn read_pem_file(path: &PathBuf, key: &str) -> Result<Vec<u8>, String> {
+fn read_pem_file(path: &Path, key: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {key} {}: {e}", path.display()))
 }
 
