@@ -10,9 +10,19 @@ use std::{
 
 use futures::{Stream, StreamExt as _, stream};
 use legato_proto::v1::media_plane_client::MediaPlaneClient;
-use tonic::{Streaming, transport::Channel};
+use tonic::{
+    Streaming,
+    service::interceptor::InterceptedService,
+    transport::{Channel, ClientTlsConfig},
+};
 
-use crate::{CreateLeg, Error, EventFilter, MediaEndpoint, UpdateLeg, endpoint, proto};
+use crate::connect::BearerAuth;
+use crate::{
+    ClientBuilder, CreateLeg, Error, EventFilter, MediaEndpoint, UpdateLeg, endpoint, proto,
+};
+
+/// The generated stub over a channel that adds the bearer token, if any.
+type Stub = MediaPlaneClient<InterceptedService<Channel, BearerAuth>>;
 
 /// A connection to one legato daemon.
 ///
@@ -24,7 +34,7 @@ use crate::{CreateLeg, Error, EventFilter, MediaEndpoint, UpdateLeg, endpoint, p
 /// [`Code::Unavailable`](crate::Code::Unavailable).
 #[derive(Clone, Debug)]
 pub struct Client {
-    stub: MediaPlaneClient<Channel>,
+    stub: Stub,
     endpoint: Arc<str>,
 }
 
@@ -62,23 +72,55 @@ pub struct LegAndSdp {
 
 impl Client {
     /// Connects to the daemon at `endpoint`, `"http://host:port"` or just
-    /// `"host:port"`.
+    /// `"host:port"`, without TLS or token; see [`Client::builder`] for those.
     ///
     /// Fails with [`Error::InvalidEndpoint`] for an unusable string
-    /// (including `https://`: TLS is not supported) and [`Error::Connect`]
-    /// when no connection can be made within 5 seconds.
+    /// (including `https://`, which needs [`Client::builder`] with TLS
+    /// settings) and [`Error::Connect`] when no connection can be made
+    /// within 5 seconds.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, Error> {
-        let given = endpoint.into();
-        let uri = endpoint::normalize(&given)?;
+        Self::connect_with(&endpoint.into(), None, BearerAuth::none()).await
+    }
+
+    /// Starts building a connection with TLS and/or a bearer token:
+    ///
+    /// ```no_run
+    /// # async fn run(ca: Vec<u8>) -> Result<(), legato_client::Error> {
+    /// let client = legato_client::Client::builder("legatod.internal:50051")
+    ///     .tls(legato_client::Tls::new().ca_pem(ca))
+    ///     .bearer_token("0123456789abcdef")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(endpoint.into())
+    }
+
+    pub(crate) async fn connect_with(
+        given: &str,
+        tls: Option<ClientTlsConfig>,
+        auth: BearerAuth,
+    ) -> Result<Self, Error> {
+        let uri = endpoint::normalize(given, tls.is_some())?;
         let connect_error = |source: tonic::transport::Error| Error::Connect {
             endpoint: uri.clone(),
             source: Box::new(source),
         };
-        let channel = Channel::from_shared(uri.clone())
-            .map_err(|_| Error::InvalidEndpoint {
-                endpoint: given.clone(),
+        let mut channel =
+            Channel::from_shared(uri.clone()).map_err(|_| Error::InvalidEndpoint {
+                endpoint: given.to_owned(),
                 reason: "not a valid URI".to_owned(),
-            })?
+            })?;
+        if let Some(tls) = tls {
+            channel = channel
+                .tls_config(tls)
+                .map_err(|e| Error::InvalidCredentials {
+                    reason: format!("TLS settings refused: {}", error_chain(&e)),
+                })?;
+        }
+        let channel = channel
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             // Event streams can be idle for a long time: keep the HTTP/2
@@ -90,7 +132,7 @@ impl Client {
             .await
             .map_err(connect_error)?;
         Ok(Self {
-            stub: MediaPlaneClient::new(channel),
+            stub: MediaPlaneClient::with_interceptor(channel, auth),
             endpoint: uri.into(),
         })
     }
@@ -584,7 +626,7 @@ impl Client {
         })
     }
 
-    fn stub(&self) -> MediaPlaneClient<Channel> {
+    fn stub(&self) -> Stub {
         // The generated methods take `&mut self`; tonic clients are meant
         // to be cloned per call (the clone shares the channel).
         self.stub.clone()
@@ -636,6 +678,17 @@ impl fmt::Debug for AudioStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AudioStream").finish_non_exhaustive()
     }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn status(status: tonic::Status) -> Error {

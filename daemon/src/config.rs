@@ -2,7 +2,7 @@
 //! overridden by command-line flags, validated once into typed values.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -98,6 +98,18 @@ pub struct FileConfig {
     pub session_max_duration_ms: Option<u64>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// PEM certificate chain of the gRPC listener; turns TLS on.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    pub tls_client_ca: Option<PathBuf>,
+    /// File of bearer tokens, one a line; when set, every RPC needs one.
+    pub auth_token_file: Option<PathBuf>,
+    /// The health service needs a token too.
+    pub health_requires_auth: Option<bool>,
+    /// Serve gRPC server reflection.
+    pub reflection: Option<bool>,
 }
 
 impl FileConfig {
@@ -139,6 +151,12 @@ impl FileConfig {
                 .session_max_duration_ms
                 .or(self.session_max_duration_ms),
             log_format: other.log_format.or(self.log_format),
+            tls_cert: other.tls_cert.or(self.tls_cert),
+            tls_key: other.tls_key.or(self.tls_key),
+            tls_client_ca: other.tls_client_ca.or(self.tls_client_ca),
+            auth_token_file: other.auth_token_file.or(self.auth_token_file),
+            health_requires_auth: other.health_requires_auth.or(self.health_requires_auth),
+            reflection: other.reflection.or(self.reflection),
         }
     }
 }
@@ -216,6 +234,32 @@ pub struct Config {
     pub session_max_duration: Option<Duration>,
     /// Log format (default text).
     pub log_format: LogFormat,
+    /// TLS on the gRPC listener (default none: plain HTTP/2).
+    pub tls: Option<TlsFiles>,
+    /// File of accepted bearer tokens (default none: no token asked for).
+    /// Read at startup; see `control::auth` for its format.
+    pub auth_token_file: Option<PathBuf>,
+    /// Whether `grpc.health.v1.Health` needs a token too (default false:
+    /// load balancers and orchestrators probe it without credentials).
+    pub health_requires_auth: bool,
+    /// Whether gRPC server reflection is served (default true: grpcurl
+    /// and similar tools work without the .proto files). It describes the
+    /// API only, and is behind the token when one is configured.
+    pub reflection: bool,
+}
+
+/// Where the gRPC listener's TLS material lives. The files are read and
+/// checked once at startup (see `control::auth`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of that certificate.
+    pub key: PathBuf,
+    /// PEM bundle of the CAs that sign client certificates; when set, a
+    /// client without a certificate signed by one of them is refused
+    /// during the handshake (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -316,6 +360,34 @@ impl Config {
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
             log_format: f.log_format.unwrap_or_default(),
+            tls: match (f.tls_cert, f.tls_key, f.tls_client_ca) {
+                (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None, None) => None,
+                (Some(_), None, _) => {
+                    return Err("tls_cert is set without tls_key: TLS needs both".into());
+                }
+                (None, Some(_), _) => {
+                    return Err("tls_key is set without tls_cert: TLS needs both".into());
+                }
+                (None, None, Some(_)) => {
+                    return Err("tls_client_ca needs TLS: set tls_cert and tls_key as well".into());
+                }
+            },
+            health_requires_auth: match (f.health_requires_auth, &f.auth_token_file) {
+                (Some(true), None) => {
+                    return Err(
+                        "health_requires_auth needs auth_token_file: without tokens there is nothing to require"
+                            .into(),
+                    );
+                }
+                (value, _) => value.unwrap_or(false),
+            },
+            auth_token_file: f.auth_token_file,
+            reflection: f.reflection.unwrap_or(true),
         })
     }
 }
@@ -362,6 +434,37 @@ mod tests {
         assert_eq!(c.shutdown_drain, Duration::from_secs(3));
         assert_eq!(c.session_idle_timeout, None);
         assert_eq!(c.session_max_duration, None);
+        assert_eq!(c.tls, None);
+        assert_eq!(c.auth_token_file, None);
+        assert!(!c.health_requires_auth);
+        assert!(c.reflection);
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let c = Config::from_file(
+            toml::from_str(
+                "tls_cert = \"/etc/legato/cert.pem\"\ntls_key = \"/etc/legato/key.pem\"\nreflection = false\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/legato/cert.pem"));
+        assert_eq!(tls.client_ca, None);
+        assert!(!c.reflection);
+        for (text, message) in [
+            ("tls_cert = \"c\"", "tls_cert is set without tls_key"),
+            ("tls_key = \"k\"", "tls_key is set without tls_cert"),
+            ("tls_client_ca = \"ca\"", "tls_client_ca needs TLS"),
+            (
+                "health_requires_auth = true",
+                "health_requires_auth needs auth_token_file",
+            ),
+        ] {
+            let err = Config::from_file(toml::from_str(text).unwrap()).unwrap_err();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use legato_daemon::{Config, Engine, FileConfig, IoMode, LogFormat};
+use legato_daemon::{Config, ControlSecurity, Engine, FileConfig, IoMode, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// legato media-plane daemon: RTP legs, bridging and events, driven over
@@ -87,6 +87,27 @@ struct Cli {
     /// CreateSession can set its own.
     #[arg(long)]
     session_max_duration_ms: Option<u64>,
+    /// PEM certificate chain for the gRPC listener; turns TLS on (needs
+    /// --tls-key).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// PEM bundle of CAs whose client certificates are accepted; makes a
+    /// client certificate mandatory (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// File of bearer tokens, one a line (# comments); every RPC must carry
+    /// `authorization: Bearer <token>`. SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// The health service needs a bearer token too.
+    #[arg(long)]
+    health_requires_auth: bool,
+    /// Do not serve gRPC server reflection.
+    #[arg(long)]
+    no_reflection: bool,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -128,6 +149,12 @@ impl Cli {
             shutdown_drain_ms: self.shutdown_drain_ms,
             session_idle_timeout_ms: self.session_idle_timeout_ms,
             session_max_duration_ms: self.session_max_duration_ms,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            auth_token_file: self.auth_token_file.clone(),
+            health_requires_auth: self.health_requires_auth.then_some(true),
+            reflection: self.no_reflection.then_some(false),
             ..FileConfig::default()
         }
     }
@@ -152,11 +179,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_tracing(config.log_format);
+    // rustls takes its cryptography from whichever providers its crate
+    // features enable; name ring explicitly, so a dependency that enables a
+    // second provider cannot turn TLS setup into a run-time failure.
+    #[allow(
+        deprecated,
+        reason = "ring lacks post-quantum key exchange, but builds with only a C compiler (aws-lc-rs is the heavier build)"
+    )]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // TLS files and tokens are read now, so a bad file is a configuration
+    // error before anything listens.
+    let security = match ControlSecurity::load(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("legatod: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.check_config {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    init_tracing(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("legato-control")
@@ -169,7 +213,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, security)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -179,11 +223,17 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, security: ControlSecurity) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.grpc_listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.grpc_listen))?;
     let grpc = listener.local_addr()?;
+    for warning in security.exposure_warnings(grpc) {
+        tracing::warn!("{warning}");
+    }
+    if let Some(tokens) = security.tokens() {
+        tokio::spawn(reload_tokens_on_sighup(tokens.clone()));
+    }
     let engine = Arc::new(Engine::start(config.clone())?);
     tracing::info!(
         grpc = %grpc,
@@ -191,15 +241,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ports = %format!("{}-{}", config.port_min, config.port_max),
         shards = config.shards,
         backend = engine.backend().as_str(),
+        tls = security.is_tls(),
+        mutual_tls = security.is_mutual_tls(),
+        tokens = security.tokens().is_some(),
         "legatod ready"
     );
     // One machine-readable line on stdout for scripts and tests.
     println!(
-        "legatod ready grpc={grpc} backend={} shards={}",
+        "legatod ready grpc={grpc} backend={} shards={}{}",
         engine.backend().as_str(),
-        config.shards
+        config.shards,
+        if security.is_tls() { " tls=on" } else { "" }
     );
-    legato_daemon::serve(engine, listener, shutdown_signal()).await?;
+    legato_daemon::serve_secured(engine, listener, security, shutdown_signal()).await?;
     tracing::info!("legatod stopped");
     Ok(())
 }
@@ -218,6 +272,29 @@ async fn shutdown_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Re-reads the token file on each SIGHUP: how a token is rotated without
+/// a restart. A file that does not parse leaves the tokens in use.
+async fn reload_tokens_on_sighup(tokens: legato_daemon::TokenStore) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP, token reload is off: {e}");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        match tokens.reload() {
+            Ok(count) => tracing::info!(
+                file = %tokens.path().display(),
+                tokens = count,
+                "SIGHUP: token file reloaded"
+            ),
+            Err(e) => tracing::error!("SIGHUP: {e}; the previous tokens stay in use"),
         }
     }
 }

@@ -4,6 +4,10 @@
 //! Human-readable output by default; `--json` prints one JSON object per
 //! result or event line. Errors go to stderr as `legatoctl: CODE: message`
 //! with exit status 1; usage errors exit with 2.
+//!
+//! A daemon with TLS or tokens: `--tls-ca` (TLS, also implied by an
+//! `https://` endpoint), `--tls-cert`/`--tls-key` (mutual TLS),
+//! `--tls-domain`, `--token-file`, or their `LEGATO_*` variables.
 
 use std::{
     io::{self, Read as _, Write as _},
@@ -15,7 +19,7 @@ use std::{
 use anyhow::Context as _;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt as _;
-use legato_client::{Client, CreateLeg, EventFilter, SessionLimits, UpdateLeg, proto};
+use legato_client::{Client, CreateLeg, EventFilter, SessionLimits, Tls, UpdateLeg, proto};
 use serde_json::{Value, json};
 
 // The binary's root is this file, so its modules would be looked up next to
@@ -34,7 +38,8 @@ mod samples;
 #[derive(Debug, Parser)]
 #[command(name = "legatoctl", version, max_term_width = 100)]
 struct Cli {
-    /// gRPC endpoint of the daemon: http://host:port or host:port.
+    /// gRPC endpoint of the daemon: http://host:port, https://host:port or
+    /// host:port (https with any --tls-* option).
     #[arg(
         long,
         global = true,
@@ -42,11 +47,49 @@ struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     endpoint: String,
+    #[command(flatten)]
+    connection: Connection,
     /// Machine output: one JSON object per result or event line.
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// TLS and token options, shared by every subcommand.
+#[derive(Debug, Args)]
+struct Connection {
+    /// PEM CA certificate(s) that signed the daemon's certificate; turns
+    /// TLS on.
+    #[arg(long, global = true, env = "LEGATO_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// PEM client certificate, for a daemon with mutual TLS (needs
+    /// --tls-key).
+    #[arg(
+        long,
+        global = true,
+        env = "LEGATO_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "LEGATO_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Name the daemon's certificate must carry, when it is not the
+    /// endpoint's host.
+    #[arg(long, global = true, env = "LEGATO_TLS_DOMAIN", value_name = "NAME")]
+    tls_domain: Option<String>,
+    /// File holding the bearer token (its first line that is neither blank
+    /// nor a # comment; the daemon's token file works as is).
+    #[arg(long, global = true, env = "LEGATO_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,6 +468,12 @@ impl From<RecordingFormatArg> for proto::RecordingFormat {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The crypto of TLS connections: ring, named explicitly (see legatod).
+    #[allow(
+        deprecated,
+        reason = "ring lacks post-quantum key exchange, but builds with only a C compiler"
+    )]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -440,7 +489,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Read input files before connecting, so a typo fails fast.
     let command = cli.command;
     let prepared = Prepared::read(&command)?;
-    let client = Client::connect(cli.endpoint).await?;
+    let client = connect(&cli.endpoint, &cli.connection).await?;
     match command {
         Command::Session(command) => session(&client, &mut out, command).await,
         Command::Leg(command) => leg(&client, &mut out, command, prepared).await,
@@ -830,6 +879,52 @@ impl Output {
 
 /// The error and its causes joined by `: `, skipping a cause that repeats
 /// the message before it (hyper nests identical "tcp connect error"s).
+/// Connects as the endpoint, TLS and token options say.
+async fn connect(endpoint: &str, cli: &Connection) -> anyhow::Result<Client> {
+    let https = endpoint
+        .trim()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    let tls_asked =
+        https || cli.tls_ca.is_some() || cli.tls_cert.is_some() || cli.tls_domain.is_some();
+    let mut builder = Client::builder(endpoint);
+    if tls_asked {
+        let Some(ca) = &cli.tls_ca else {
+            anyhow::bail!(
+                "TLS needs --tls-ca (or LEGATO_TLS_CA): the CA certificate that signed the daemon's certificate"
+            );
+        };
+        let mut tls = Tls::new().ca_pem(read_file(ca, "--tls-ca")?);
+        if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+            tls = tls.identity_pem(read_file(cert, "--tls-cert")?, read_file(key, "--tls-key")?);
+        }
+        if let Some(domain) = &cli.tls_domain {
+            tls = tls.domain_name(domain);
+        }
+        builder = builder.tls(tls);
+    }
+    if let Some(path) = &cli.token_file {
+        builder = builder.bearer_token(read_token(path)?);
+    }
+    Ok(builder.connect().await?)
+}
+
+fn read_file(path: &Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))
+}
+
+/// The first token of a token file: its first line that is neither blank
+/// nor a `#` comment.
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .with_context(|| format!("--token-file {} holds no token", path.display()))
+}
+
 fn error_chain(err: &anyhow::Error) -> String {
     let mut text = String::new();
     let mut previous = String::new();

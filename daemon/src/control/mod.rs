@@ -1,7 +1,9 @@
 //! The gRPC control plane: the MediaPlane service, health, reflection and
 //! the event hub, on a small tokio runtime. It reaches sessions only by
-//! sending commands to the shard that owns them.
+//! sending commands to the shard that owns them. TLS and bearer tokens are
+//! set up in `auth`.
 
+mod auth;
 mod convert;
 mod events;
 mod limits;
@@ -17,8 +19,10 @@ use legato_proto::v1::media_plane_server::MediaPlaneServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::engine::Engine;
+pub use auth::{ControlSecurity, TokenStore};
 use events::EventHub;
 
 /// Accepted connections with Nagle's algorithm off: small gRPC replies
@@ -36,9 +40,28 @@ fn incoming(
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops the
 /// engine (hanging up every leg), delivers the last events and returns.
+///
+/// TLS and tokens are loaded from the engine's configuration; see
+/// [`serve_secured`] to load them beforehand.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let security = ControlSecurity::load(&engine.shared().config).map_err(anyhow::Error::msg)?;
+    serve_secured(engine, listener, security, shutdown).await
+}
+
+/// [`serve`] with the TLS settings and tokens already loaded (legatod loads
+/// them before starting the engine, so bad files fail fast).
+///
+/// Every RPC of the MediaPlane service and of reflection needs a valid
+/// bearer token when a token file is configured; the health service needs
+/// one only with `health_requires_auth`.
+pub async fn serve_secured(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    security: ControlSecurity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shared = engine.shared().clone();
@@ -64,14 +87,31 @@ pub async fn serve(
     health
         .set_serving::<MediaPlaneServer<service::Service>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let auth = security.authenticator();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = security.server_tls() {
+        builder = builder.tls_config(tls.clone())?;
+    }
+    let media_plane = MediaPlaneServer::new(service).max_decoding_message_size(limits::MAX_REQUEST);
+    let mut router = builder.add_service(InterceptedService::new(media_plane, auth.clone()));
+    router = if security.health_requires_auth() {
+        router.add_service(InterceptedService::new(health_service, auth.clone()))
+    } else {
+        router.add_service(health_service)
+    };
+    if security.reflection() {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        router = router
+            .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+            .add_service(InterceptedService::new(reflection_v1alpha, auth));
+    }
 
     let stop = {
         let engine = engine.clone();
@@ -97,12 +137,7 @@ pub async fn serve(
         }
     };
 
-    let server = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(MediaPlaneServer::new(service).max_decoding_message_size(limits::MAX_REQUEST))
-        .serve_with_incoming_shutdown(incoming(listener), stop);
+    let server = router.serve_with_incoming_shutdown(incoming(listener), stop);
     // The graceful shutdown waits for every open stream to finish; a
     // WatchEvents client that stopped reading would hold it forever. The
     // drain time bounds it: what was not delivered by then is not.

@@ -167,13 +167,24 @@ mod tests {
         drop(a);
         let c = pool.allocate().unwrap();
         assert_eq!(c.port, port);
-        // A kept pair stays out until released.
-        let (port_b, port_c) = (b.port, c.port);
-        b.lease.keep();
-        c.lease.keep();
+        // A kept pair stays out until released (as a shard does once the
+        // pair's sockets are closed).
+        let mut ports = Vec::new();
+        for pair in [b, c] {
+            let PortPair {
+                rtp,
+                rtcp,
+                port,
+                lease,
+            } = pair;
+            lease.keep();
+            drop((rtp, rtcp));
+            ports.push(port);
+        }
         assert!(pool.allocate().is_none());
-        pool.release(port_b);
-        pool.release(port_c);
+        for port in ports {
+            pool.release(port);
+        }
         assert!(pool.allocate().is_some());
     }
 }
