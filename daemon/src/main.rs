@@ -55,6 +55,14 @@ struct Cli {
     /// Accept RTP only from the address in the remote SDP (no latching).
     #[arg(long)]
     strict_source: bool,
+    /// RTP from a source other than the SDP address is learned after this
+    /// many consecutive in-sequence packets (1-255) [default: 5].
+    #[arg(long)]
+    latch_probation_packets: Option<u8>,
+    /// Another source may start probation after the latched one is silent
+    /// this many ms [default: 2000].
+    #[arg(long)]
+    relatch_after_ms: Option<u64>,
     /// RtpStopped after this many ms without RTP [default: 7000].
     #[arg(long)]
     rtp_timeout_ms: Option<u64>,
@@ -106,6 +114,8 @@ impl Cli {
             codecs: self.codecs.clone(),
             rtcp_mux: self.no_rtcp_mux.then_some(false),
             strict_source: self.strict_source.then_some(true),
+            latch_probation_packets: self.latch_probation_packets,
+            relatch_after_ms: self.relatch_after_ms,
             rtp_timeout_ms: self.rtp_timeout_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,

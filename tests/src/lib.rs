@@ -68,11 +68,14 @@ fn workspace_binary(name: &str, env: &str, package: &str) -> Result<PathBuf> {
 }
 
 /// Each daemon started by one test process gets its own media port range,
-/// so parallel tests never compete for ports.
+/// so parallel tests never compete for ports. The ranges stay below the
+/// kernel's ephemeral ports (32768 and up), where the test peers bind:
+/// legatod refuses SDP naming a port of its own range on its own address
+/// (a media loop), so a peer must never land inside it.
 fn next_port_range(pairs: u16) -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     // Spread test processes apart by pid, then hand out blocks within one.
-    let base = 20_000 + (std::process::id() % 40) as u16 * 1_000;
+    let base = 20_000 + (std::process::id() % 12) as u16 * 1_000;
     let offset = NEXT.fetch_add(pairs * 2 + 2, Ordering::Relaxed) % 960;
     let min = base + offset;
     (min, min + pairs * 2 - 1)
@@ -87,6 +90,8 @@ pub struct Options {
     pub pairs: u16,
     /// Extra command-line flags.
     pub args: Vec<String>,
+    /// A fixed media port range instead of one picked for this daemon.
+    pub ports: Option<(u16, u16)>,
 }
 
 impl Options {
@@ -96,6 +101,7 @@ impl Options {
             io,
             pairs: 100,
             args: Vec::new(),
+            ports: None,
         }
     }
 
@@ -123,7 +129,9 @@ impl Daemon {
     /// io_uring was asked for but the kernel does not allow it (the caller
     /// skips, saying so).
     pub fn start(options: Options) -> Result<Option<Self>> {
-        let ports = next_port_range(options.pairs);
+        let ports = options
+            .ports
+            .unwrap_or_else(|| next_port_range(options.pairs));
         let mut child = Command::new(legatod_path()?)
             .args(["--grpc-listen", "127.0.0.1:0", "--shards", "2"])
             // The tests push one socket at 100 times a real stream's rate
@@ -514,6 +522,7 @@ pub fn kind_name(e: &proto::Event) -> &'static str {
         Some(Kind::OffHold(_)) => "OffHold",
         Some(Kind::EventsDropped(_)) => "EventsDropped",
         Some(Kind::SessionDeleted(_)) => "SessionDeleted",
+        Some(Kind::MediaSourceChanged(_)) => "MediaSourceChanged",
         Some(_) => "Other",
         None => "None",
     }

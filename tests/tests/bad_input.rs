@@ -356,8 +356,9 @@ async fn strict_source_and_latching(io: Io) {
     assert_eq!(counters.unexpected_source_packets, 20);
     assert_eq!(counters.rtp_packets_received, 1);
 
-    // Without strict source, legato latches to where RTP really comes from
-    // (a NAT'd peer) and sends there, not to the SDP address.
+    // Without strict source, legato learns where RTP really comes from (a
+    // NAT'd peer whose SDP address never sends) after a probation of 5
+    // in-sequence packets, which are not relayed, and sends there.
     let natted = Peer::new().unwrap();
     let c = connected_leg(&client, &session, &pa).await.unwrap();
     let d = connected_leg(&client, &session, &pb).await.unwrap();
@@ -369,8 +370,14 @@ async fn strict_source_and_latching(io: Io) {
         .send_media(d.leg_id.as_str(), c.leg_id.as_str())
         .await
         .unwrap();
-    natted.send(local_rtp(&c), rtp(1), &payload(1)).unwrap();
-    pb.recv().unwrap().expect("relayed from the latched source");
+    for seq in 1..=5 {
+        natted
+            .send(local_rtp(&c), rtp(seq), &payload(u32::from(seq)))
+            .unwrap();
+    }
+    natted.send(local_rtp(&c), rtp(6), &payload(6)).unwrap();
+    let (_, p, _) = pb.recv().unwrap().expect("relayed from the latched source");
+    assert_eq!(p, payload(6), "probation packets are not relayed");
     pb.send(local_rtp(&d), rtp(1), &payload(7)).unwrap();
     natted
         .socket

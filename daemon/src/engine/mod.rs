@@ -70,6 +70,10 @@ pub(crate) trait PacketHandler {
 
     /// One datagram received on the socket registered with `token`.
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue);
+
+    /// A datagram larger than the receive buffer arrived on the socket
+    /// registered with `token`; the kernel cut it, and it is dropped.
+    fn oversize(&mut self, token: u64);
 }
 
 /// Datagrams warmed together: enough to overlap the misses of a batch,

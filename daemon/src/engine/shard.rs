@@ -25,7 +25,8 @@ use super::{
 };
 use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
 use crate::session::{
-    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, TimeoutAction,
+    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, OwnMedia,
+    TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -80,10 +81,18 @@ pub(super) fn run(
         }
     };
     let _ = ready.send(Ok(()));
+    let own_media = OwnMedia {
+        media_address: shared.config.media_address,
+        advertised_address: shared.config.advertised_address,
+        port_min: shared.config.port_min,
+        port_max: shared.config.port_max,
+    };
     let params = LegParams {
         rtp_timeout: shared.config.rtp_timeout,
         early_media_timeout: shared.config.early_media_timeout,
         relatch_after: shared.config.relatch_after,
+        probation_packets: shared.config.latch_probation_packets,
+        own_media,
         telephone_event: true,
         ptime: 20,
     };
@@ -249,6 +258,7 @@ impl Shard {
         let mut path = PacketPath {
             legs: &mut self.legs,
             events: &mut self.events,
+            own_media: self.params.own_media,
             clock: None,
         };
         let result = self.io.poll(&mut self.tx, timeout, &mut path);
@@ -683,6 +693,8 @@ fn not_found(id: &str) -> EngineError {
 struct PacketPath<'a> {
     legs: &'a mut Legs,
     events: &'a mut ShardEvents,
+    /// legato's own sockets: datagrams from them are loops, dropped.
+    own_media: OwnMedia,
     /// One clock read per poll: packets of one wake-up share it.
     clock: Option<Instant>,
 }
@@ -711,7 +723,22 @@ impl PacketHandler for PacketPath<'_> {
 
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue) {
         let now = *self.clock.get_or_insert_with(Instant::now);
+        if self.own_media.contains(source) {
+            // One of legato's own sockets sent it: a media loop (an SDP
+            // pointing a leg at legato is refused, so this is an injected
+            // or spoofed packet). Dropped before it can be relayed again.
+            if let Some(entry) = self.legs.get_mut(token as u32) {
+                entry.leg.counters.loop_packets += 1;
+            }
+            return;
+        }
         handle_packet(self.legs, self.events, now, token, source, data, tx);
+    }
+
+    fn oversize(&mut self, token: u64) {
+        if let Some(entry) = self.legs.get_mut(token as u32) {
+            entry.leg.counters.oversize_packets += 1;
+        }
     }
 }
 
@@ -733,10 +760,10 @@ fn handle_packet(
         return;
     }
     if token & RTCP_BIT != 0 || (entry.leg.rtcp_mux() && is_rtcp(data)) {
-        if valid_rtcp(data) {
-            entry.leg.handle_rtcp();
-        } else {
+        if !valid_rtcp(data) {
             entry.leg.counters.malformed_packets += 1;
+        } else if entry.leg.accept_rtcp_source(source) {
+            entry.leg.handle_rtcp();
         }
         return;
     }

@@ -298,6 +298,13 @@ fn event_kind(kind: &proto::event::Kind) -> String {
             e.count, e.first_missing
         ),
         Kind::SessionDeleted(_) => "SessionDeleted".to_owned(),
+        Kind::MediaSourceChanged(e) => format!(
+            "MediaSourceChanged old={} new={} ssrc={} reason={}",
+            optional_address(e.old_address.as_ref()),
+            optional_address(e.new_address.as_ref()),
+            e.ssrc,
+            names::source_change_reason(e.reason)
+        ),
     }
 }
 
@@ -313,7 +320,8 @@ fn codec(codec: &proto::Codec) -> String {
 fn counters(c: &proto::LegCounters) -> String {
     format!(
         "rx={}pkt/{}B tx={}pkt/{}B rtcp_rx={} malformed={} unexpected_source={} \
-         unsupported_payload={} send_failures={} telephone_events_rx={}",
+         unsupported_payload={} send_failures={} telephone_events_rx={} \
+         source_switches={} probation={} oversize={} loop={} unsendable_payload={}",
         c.rtp_packets_received,
         c.rtp_bytes_received,
         c.rtp_packets_sent,
@@ -324,6 +332,11 @@ fn counters(c: &proto::LegCounters) -> String {
         c.unsupported_payload_packets,
         c.send_failures,
         c.telephone_event_packets_received,
+        c.source_switches,
+        c.probation_packets,
+        c.oversize_packets,
+        c.loop_packets,
+        c.unsendable_payload_packets,
     )
 }
 

@@ -215,6 +215,15 @@ fn event_kind(kind: &proto::event::Kind) -> (&'static str, Value) {
             json!({ "count": e.count, "first_missing": e.first_missing }),
         ),
         Kind::SessionDeleted(_) => ("session_deleted", json!({})),
+        Kind::MediaSourceChanged(e) => (
+            "media_source_changed",
+            json!({
+                "old_address": e.old_address.as_ref().map(address),
+                "new_address": e.new_address.as_ref().map(address),
+                "ssrc": e.ssrc,
+                "reason": names::source_change_reason(e.reason),
+            }),
+        ),
     }
 }
 
@@ -253,6 +262,11 @@ fn counters(counters: &proto::LegCounters) -> Value {
         "unsupported_payload_packets": counters.unsupported_payload_packets,
         "send_failures": counters.send_failures,
         "telephone_event_packets_received": counters.telephone_event_packets_received,
+        "source_switches": counters.source_switches,
+        "probation_packets": counters.probation_packets,
+        "oversize_packets": counters.oversize_packets,
+        "loop_packets": counters.loop_packets,
+        "unsendable_payload_packets": counters.unsendable_payload_packets,
     })
 }
 
@@ -302,7 +316,7 @@ mod tests {
         assert_eq!(value["counters"]["rtp_packets_received"], 50);
         assert_eq!(
             value["counters"].as_object().map(Map::len),
-            Some(10),
+            Some(15),
             "one key per LegCounters field"
         );
         assert_eq!(value["description"], "incoming call from +15551234567");
