@@ -84,6 +84,8 @@ pub struct FileConfig {
     /// Consecutive in-sequence packets a source other than the SDP address
     /// sends before legato latches to it.
     pub latch_probation_packets: Option<u8>,
+    /// Connect a leg's RTP socket to its source once that is settled.
+    pub kernel_source_filter: Option<bool>,
     /// Events kept for WatchEvents resume.
     pub event_replay: Option<usize>,
     /// Live events buffered per watcher before it counts as lagging.
@@ -127,6 +129,7 @@ impl FileConfig {
             latch_probation_packets: other
                 .latch_probation_packets
                 .or(self.latch_probation_packets),
+            kernel_source_filter: other.kernel_source_filter.or(self.kernel_source_filter),
             event_replay: other.event_replay.or(self.event_replay),
             event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
             socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
@@ -185,6 +188,19 @@ pub struct Config {
     /// more than a consistent SSRC/sequence, but can never displace a
     /// party whose SDP address sends. 1 learns at the first packet.
     pub latch_probation_packets: u8,
+    /// Once a leg's RTP source is settled for good (the SDP address has
+    /// sent, or from the start with strict source), connect the leg's RTP
+    /// socket to it (default true). The kernel then drops datagrams from
+    /// any other source on arrival, before they take room in the socket's
+    /// receive buffer: a junk flood on the leg's port costs the leg none of
+    /// its party's packets, whatever the buffer size, and no shard time.
+    /// Those datagrams are then not seen by legatod, so they are not in
+    /// the leg's `unexpected_source_packets` (the kernel counts them as UDP
+    /// "no port" errors, and answers with rate-limited ICMP port
+    /// unreachable). Until the source is settled (the SDP address has not
+    /// sent yet, or a NAT'd party learned by probation) the socket stays
+    /// open to every source and the receive buffer is the only protection.
+    pub kernel_source_filter: bool,
     /// Events retained for resume (default 65,536).
     pub event_replay: usize,
     /// Live events buffered per watcher before it gets EventsDropped
@@ -278,6 +294,7 @@ impl Config {
             rtp_timeout: ms(f.rtp_timeout_ms, 7_000, "rtp_timeout_ms")?,
             early_media_timeout: ms(f.early_media_timeout_ms, 60_000, "early_media_timeout_ms")?,
             relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
+            kernel_source_filter: f.kernel_source_filter.unwrap_or(true),
             latch_probation_packets: match f.latch_probation_packets.unwrap_or(5) {
                 0 => return Err("latch_probation_packets must be 1 to 255".into()),
                 n => n,

@@ -63,6 +63,10 @@ struct Cli {
     /// this many ms [default: 2000].
     #[arg(long)]
     relatch_after_ms: Option<u64>,
+    /// Do not connect a leg's RTP socket to its settled source (the kernel
+    /// then delivers every source's datagrams and legatod filters them).
+    #[arg(long)]
+    no_kernel_source_filter: bool,
     /// RtpStopped after this many ms without RTP [default: 7000].
     #[arg(long)]
     rtp_timeout_ms: Option<u64>,
@@ -116,6 +120,7 @@ impl Cli {
             strict_source: self.strict_source.then_some(true),
             latch_probation_packets: self.latch_probation_packets,
             relatch_after_ms: self.relatch_after_ms,
+            kernel_source_filter: self.no_kernel_source_filter.then_some(false),
             rtp_timeout_ms: self.rtp_timeout_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,

@@ -92,6 +92,9 @@ pub struct Options {
     pub args: Vec<String>,
     /// A fixed media port range instead of one picked for this daemon.
     pub ports: Option<(u16, u16)>,
+    /// `--socket-recv-buffer`; `None`: 256 KiB (see [`Daemon::start`]),
+    /// `Some(0)`: the daemon's own default.
+    pub socket_recv_buffer: Option<usize>,
 }
 
 impl Options {
@@ -102,6 +105,7 @@ impl Options {
             pairs: 100,
             args: Vec::new(),
             ports: None,
+            socket_recv_buffer: None,
         }
     }
 
@@ -132,12 +136,17 @@ impl Daemon {
         let ports = options
             .ports
             .unwrap_or_else(|| next_port_range(options.pairs));
+        // The tests push one socket at 100 times a real stream's rate (5
+        // packets per ms): a larger buffer than the 16 KiB default keeps a
+        // debug build on a loaded machine from dropping them.
+        let recv_buffer = match options.socket_recv_buffer {
+            None => vec!["--socket-recv-buffer".to_owned(), "262144".to_owned()],
+            Some(0) => Vec::new(),
+            Some(n) => vec!["--socket-recv-buffer".to_owned(), n.to_string()],
+        };
         let mut child = Command::new(legatod_path()?)
             .args(["--grpc-listen", "127.0.0.1:0", "--shards", "2"])
-            // The tests push one socket at 100 times a real stream's rate
-            // (5 packets per ms): a larger buffer than the 16 KiB default
-            // keeps a debug build on a loaded machine from dropping them.
-            .args(["--socket-recv-buffer", "262144"])
+            .args(&recv_buffer)
             .args(["--io", options.io.flag()])
             .args(["--port-min", &ports.0.to_string()])
             .args(["--port-max", &ports.1.to_string()])

@@ -130,6 +130,31 @@ struct LegSlot {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
     port: u16,
+    /// The address the RTP socket is connected to (`kernel_source_filter`).
+    peer: Option<SocketAddr>,
+}
+
+impl LegSlot {
+    /// Connects the RTP socket to the leg's settled source, or unconnects
+    /// it, when that changed (see `Leg::take_peer_change`). Rare: once
+    /// when the SDP address first sends, and on SDP changes.
+    fn sync_peer(&mut self, enabled: bool) {
+        let Some(peer) = self.leg.take_peer_change() else {
+            return;
+        };
+        let peer = peer.filter(|_| enabled);
+        if peer == self.peer || self.rtp.is_none() {
+            return;
+        }
+        match super::sys::connect_udp(self.rtp_fd, peer) {
+            Ok(()) => self.peer = peer,
+            Err(e) => tracing::debug!(
+                leg = %self.leg.id,
+                error = %e,
+                "cannot restrict the RTP socket to its peer; the leg filters in userspace"
+            ),
+        }
+    }
 }
 
 /// Slab of legs; slot numbers are stable while a leg exists.
@@ -259,6 +284,7 @@ impl Shard {
             legs: &mut self.legs,
             events: &mut self.events,
             own_media: self.params.own_media,
+            kernel_source_filter: self.shared.config.kernel_source_filter,
             clock: None,
         };
         let result = self.io.poll(&mut self.tx, timeout, &mut path);
@@ -500,7 +526,11 @@ impl Shard {
             rtp_fd,
             rtp_id: rtp,
             port: ports.port,
+            peer: None,
         });
+        if let Some(entry) = self.legs.get_mut(slot) {
+            entry.sync_peer(self.shared.config.kernel_source_filter);
+        }
         self.legs.by_id.insert(id.clone(), slot);
         if let Some(session) = self.sessions.get_mut(&session_id) {
             session.legs.push(slot);
@@ -520,6 +550,7 @@ impl Shard {
         let sdp = entry
             .leg
             .update(update, now, SystemTime::now(), &mut self.events)?;
+        entry.sync_peer(self.shared.config.kernel_source_filter);
         let view = self.legs.view(slot).ok_or_else(|| not_found(id))?;
         Ok((view, sdp))
     }
@@ -695,6 +726,8 @@ struct PacketPath<'a> {
     events: &'a mut ShardEvents,
     /// legato's own sockets: datagrams from them are loops, dropped.
     own_media: OwnMedia,
+    /// Connect RTP sockets to their settled source.
+    kernel_source_filter: bool,
     /// One clock read per poll: packets of one wake-up share it.
     clock: Option<Instant>,
 }
@@ -732,7 +765,16 @@ impl PacketHandler for PacketPath<'_> {
             }
             return;
         }
-        handle_packet(self.legs, self.events, now, token, source, data, tx);
+        handle_packet(
+            self.legs,
+            self.events,
+            now,
+            token,
+            source,
+            data,
+            tx,
+            self.kernel_source_filter,
+        );
     }
 
     fn oversize(&mut self, token: u64) {
@@ -743,6 +785,10 @@ impl PacketHandler for PacketPath<'_> {
 }
 
 /// The packet path: validate, account, and relay to every sink.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the packet path's inputs, passed by value to stay in registers"
+)]
 fn handle_packet(
     legs: &mut Legs,
     events: &mut ShardEvents,
@@ -751,6 +797,7 @@ fn handle_packet(
     source: SocketAddr,
     data: &[u8],
     tx: &mut TxQueue,
+    kernel_source_filter: bool,
 ) {
     let slot = token as u32;
     let Some(entry) = legs.get_mut(slot) else {
@@ -771,10 +818,11 @@ fn handle_packet(
         entry.leg.counters.malformed_packets += 1;
         return;
     };
-    let Some(kind) = entry
+    let accepted = entry
         .leg
-        .handle_rtp(now, source, &header, data.len(), events)
-    else {
+        .handle_rtp(now, source, &header, data.len(), events);
+    entry.sync_peer(kernel_source_filter);
+    let Some(kind) = accepted else {
         return;
     };
     let codec = entry.leg.codec();

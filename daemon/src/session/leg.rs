@@ -236,6 +236,9 @@ pub(crate) struct Leg {
     first_packet_seen: bool,
     rtp_stopped: bool,
     on_hold: bool,
+    /// The address the RTP socket may be restricted to may have changed
+    /// (see [`Leg::take_peer_change`]).
+    peer_changed: bool,
     /// Slots of the legs that send this leg's received audio.
     pub(crate) sinks: SmallVec<[u32; 2]>,
     latched: Option<SocketAddr>,
@@ -335,6 +338,7 @@ impl Leg {
             latched: None,
             last_from_latched: None,
             sdp_locked: false,
+            peer_changed: true,
             probation: Probation::default(),
             on_hold: false,
             audio_started: false,
@@ -603,6 +607,7 @@ impl Leg {
         });
         let remote_direction = negotiated.remote_direction;
         self.media = Some(negotiated);
+        self.peer_changed = true;
         if codec_changed {
             self.out.reset_source();
         }
@@ -929,6 +934,9 @@ impl Leg {
         let old = self.latched.replace(source);
         self.last_from_latched = Some(now);
         self.probation = Probation::default();
+        if reason == SourceChange::SdpAddress {
+            self.peer_changed = true;
+        }
         // The first packet from the SDP address changes nothing a peer
         // sees: legato was sending there already.
         if old.is_none() && reason == SourceChange::SdpAddress {
@@ -945,6 +953,34 @@ impl Leg {
                 reason,
             },
         );
+    }
+
+    /// `Some(peer)` when the one address the RTP socket may receive from
+    /// could have changed since the last call; the shard then connects the
+    /// socket to `peer` (or, with `None`, unconnects it), so the kernel
+    /// drops everyone else's datagrams before they take room in the
+    /// socket's receive queue. Cheap when nothing changed: one flag.
+    pub(crate) fn take_peer_change(&mut self) -> Option<Option<SocketAddr>> {
+        if !self.peer_changed {
+            return None;
+        }
+        self.peer_changed = false;
+        Some(self.kernel_peer())
+    }
+
+    /// The address this leg accepts RTP from for good, if it is settled:
+    /// the SDP address once it has sent (nothing displaces it), or with
+    /// strict source from the start. `None` while latching is open, on an
+    /// old-style hold address, or terminated.
+    fn kernel_peer(&self) -> Option<SocketAddr> {
+        if self.is_terminated() {
+            return None;
+        }
+        let media = self.media.as_ref()?;
+        if media.remote_on_hold_address {
+            return None;
+        }
+        (self.strict_source || self.sdp_locked).then_some(media.remote_rtp)
     }
 
     /// Whether an RTCP datagram from `source` is acceptable: from the SDP's
