@@ -212,6 +212,11 @@ pub struct Config {
     /// 20 ms stream. That rides out scheduling hiccups, and under overload
     /// it bounds the queueing delay: older audio is useless to a call, so
     /// the kernel drops it instead of legatod relaying it seconds late.
+    /// A junk flood on a leg's port does not fill it once the leg's source
+    /// is settled (`kernel_source_filter`); before that (or for a NAT'd
+    /// party learned by probation) a flood competes with the party for this
+    /// buffer, and a larger one (256 KiB) trades the latency bound for
+    /// surviving it. Measured in benches/README.md ("Junk flood").
     pub socket_recv_buffer: usize,
     /// Receive buffers (2 KiB each) in each io_uring shard's provided-buffer
     /// ring (default 4,096; a power of two, 64 to 32,768). A loop turn can

@@ -202,7 +202,8 @@ async fn stranger_first(io: Io, kernel_filter: bool) {
 /// (b) After the party pauses past relatch_after, a stranger's in-sequence
 /// stream still does not take over from the SDP-listed party. A NAT'd
 /// party (its SDP names an address that never sends) is learned through
-/// probation, with the switch counted and reported, and is then sent to.
+/// probation, with the switch counted and reported, and is then sent to;
+/// after a silence its new NAT mapping is learned the same way.
 async fn pause_does_not_hand_the_leg_over(io: Io) {
     let daemon = daemon_or_skip!(Options::new(io).arg("--relatch-after-ms").arg("300"));
     let client = daemon.client().await.unwrap();
@@ -272,6 +273,23 @@ async fn pause_does_not_hand_the_leg_over(io: Io) {
         u32::from(natted.addr().port())
     );
     assert_eq!(change.ssrc, 0x7777);
+    // While the NAT'd party talks, a stranger gets nowhere.
+    send_run(&natted, to_c, 0x7777, 25, 1, 25);
+    send_run(&stranger, to_c, 0x5555, 0, 20, 60_000);
+    assert_eq!(drain(&pd, QUIET), [payload(25)], "stranger relayed");
+    // The NAT mapping changes (new public port) after a silence past
+    // relatch_after: the new mapping is learned by probation again.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let rebound = Peer::new().unwrap();
+    send_run(&rebound, to_c, 0x7777, 100, 5, 100);
+    assert!(drain(&pd, QUIET).is_empty(), "probation packets relayed");
+    send_run(&rebound, to_c, 0x7777, 105, 10, 105);
+    assert_eq!(drain(&pd, QUIET).len(), 10, "rebound party relayed");
+    send_run(&pd, to_d, 0x8888, 10, 10, 10);
+    assert_eq!(drain(&rebound, QUIET).len(), 10, "rebound party hears d");
+    assert!(drain(&natted, QUIET).is_empty());
+    let c = counters(&client, &c_leg.leg_id).await;
+    assert_eq!((c.probation_packets, c.source_switches), (10, 2), "{c:?}");
 }
 
 /// (d) SDP naming legato's own media address and port range is refused,
