@@ -68,14 +68,16 @@ fn workspace_binary(name: &str, env: &str, package: &str) -> Result<PathBuf> {
 }
 
 /// Each daemon started by one test process gets its own media port range,
-/// so parallel tests never compete for ports. The ranges stay below the
-/// kernel's ephemeral ports (32768 and up), where the test peers bind:
-/// legatod refuses SDP naming a port of its own range on its own address
-/// (a media loop), so a peer must never land inside it.
+/// so parallel tests never compete for ports. The ranges (10000-19999)
+/// stay below the kernel's ephemeral ports (32768 and up), where the test
+/// peers bind: legatod refuses SDP naming a port of its own range on its
+/// own address (a media loop), so a peer must never land inside it. They
+/// also stay below legato-loadgen's media ports (20000 and up), so tests
+/// and a benchmark can run side by side.
 fn next_port_range(pairs: u16) -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     // Spread test processes apart by pid, then hand out blocks within one.
-    let base = 20_000 + (std::process::id() % 12) as u16 * 1_000;
+    let base = 10_000 + (std::process::id() % 9) as u16 * 1_000;
     let offset = NEXT.fetch_add(pairs * 2 + 2, Ordering::Relaxed) % 960;
     let min = base + offset;
     (min, min + pairs * 2 - 1)

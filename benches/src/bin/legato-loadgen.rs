@@ -251,7 +251,7 @@ fn main() -> Result<()> {
     if cli.setup_bench {
         for io in backends(&cli) {
             let result = with_legatod(&cli, &runtime, io, cli.setups / 2 + 16, |client, _, _| {
-                let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+                let peer = UdpSocket::bind((legato_benches::generator::PEER_ADDRESS, 0))?;
                 let mut r = runtime.block_on(setup::run(
                     client,
                     cli.setups,
