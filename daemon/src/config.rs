@@ -78,8 +78,14 @@ pub struct FileConfig {
     pub rtp_timeout_ms: Option<u64>,
     /// Early media ends after this many ms without answer.
     pub early_media_timeout_ms: Option<u64>,
-    /// Re-latch after the latched source is silent this many ms.
+    /// Another source may start probation after the latched one is silent
+    /// this many ms.
     pub relatch_after_ms: Option<u64>,
+    /// Consecutive in-sequence packets a source other than the SDP address
+    /// sends before legato latches to it.
+    pub latch_probation_packets: Option<u8>,
+    /// Connect a leg's RTP socket to its source once that is settled.
+    pub kernel_source_filter: Option<bool>,
     /// Events kept for WatchEvents resume.
     pub event_replay: Option<usize>,
     /// Live events buffered per watcher before it counts as lagging.
@@ -138,6 +144,10 @@ impl FileConfig {
             rtp_timeout_ms: other.rtp_timeout_ms.or(self.rtp_timeout_ms),
             early_media_timeout_ms: other.early_media_timeout_ms.or(self.early_media_timeout_ms),
             relatch_after_ms: other.relatch_after_ms.or(self.relatch_after_ms),
+            latch_probation_packets: other
+                .latch_probation_packets
+                .or(self.latch_probation_packets),
+            kernel_source_filter: other.kernel_source_filter.or(self.kernel_source_filter),
             event_replay: other.event_replay.or(self.event_replay),
             event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
             socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
@@ -187,14 +197,41 @@ pub struct Config {
     pub(crate) codecs: Vec<CodecSpec>,
     /// Offer rtcp-mux on outgoing legs (default true).
     pub rtcp_mux: bool,
-    /// Never latch (default false: symmetric RTP latching on).
+    /// Never latch (default false: symmetric RTP latching on, with the
+    /// RTP-bleed protections described at `latch_probation_packets`).
     pub strict_source: bool,
     /// RtpStopped timeout (default 7 s, per the Call API).
     pub rtp_timeout: Duration,
     /// Early-media limit (default 60 s, per the Call API).
     pub early_media_timeout: Duration,
-    /// Re-latch silence (default 2 s).
+    /// How long the latched source must be silent before another source
+    /// may start its probation (default 2 s). Never applies to the SDP
+    /// address once it has sent: nothing displaces it.
     pub relatch_after: Duration,
+    /// Probation of a new RTP source (default 5 packets, 1-255): a source
+    /// other than the address in the remote SDP is learned (latched to,
+    /// and sent to) only after this many consecutive in-sequence packets
+    /// (one SSRC, sequence numbers +1 each) while the current source is
+    /// silent; those packets are dropped. The SDP address needs none and,
+    /// once it has sent, is never displaced. Five 20 ms packets cost a
+    /// NAT'd party 100 ms of audio at the start of the call (and after a
+    /// NAT rebinding); a stranger guessing the port must know nothing
+    /// more than a consistent SSRC/sequence, but can never displace a
+    /// party whose SDP address sends. 1 learns at the first packet.
+    pub latch_probation_packets: u8,
+    /// Once a leg's RTP source is settled for good (the SDP address has
+    /// sent, or from the start with strict source), connect the leg's RTP
+    /// socket to it (default true). The kernel then drops datagrams from
+    /// any other source on arrival, before they take room in the socket's
+    /// receive buffer: a junk flood on the leg's port costs the leg none of
+    /// its party's packets, whatever the buffer size, and no shard time.
+    /// Those datagrams are then not seen by legatod, so they are not in
+    /// the leg's `unexpected_source_packets` (the kernel counts them as UDP
+    /// "no port" errors, and answers with rate-limited ICMP port
+    /// unreachable). Until the source is settled (the SDP address has not
+    /// sent yet, or a NAT'd party learned by probation) the socket stays
+    /// open to every source and the receive buffer is the only protection.
+    pub kernel_source_filter: bool,
     /// Events retained for resume (default 65,536).
     pub event_replay: usize,
     /// Live events buffered per watcher before it gets EventsDropped
@@ -206,6 +243,11 @@ pub struct Config {
     /// 20 ms stream. That rides out scheduling hiccups, and under overload
     /// it bounds the queueing delay: older audio is useless to a call, so
     /// the kernel drops it instead of legatod relaying it seconds late.
+    /// A junk flood on a leg's port does not fill it once the leg's source
+    /// is settled (`kernel_source_filter`); before that (or for a NAT'd
+    /// party learned by probation) a flood competes with the party for this
+    /// buffer, and a larger one (256 KiB) trades the latency bound for
+    /// surviving it. Measured in benches/README.md ("Junk flood").
     pub socket_recv_buffer: usize,
     /// Receive buffers (2 KiB each) in each io_uring shard's provided-buffer
     /// ring (default 4,096; a power of two, 64 to 32,768). A loop turn can
@@ -327,6 +369,11 @@ impl Config {
             rtp_timeout: ms(f.rtp_timeout_ms, 7_000, "rtp_timeout_ms")?,
             early_media_timeout: ms(f.early_media_timeout_ms, 60_000, "early_media_timeout_ms")?,
             relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
+            kernel_source_filter: f.kernel_source_filter.unwrap_or(true),
+            latch_probation_packets: match f.latch_probation_packets.unwrap_or(5) {
+                0 => return Err("latch_probation_packets must be 1 to 255".into()),
+                n => n,
+            },
             event_replay: f.event_replay.unwrap_or(65_536).clamp(16, 10_000_000),
             event_watch_buffer: f.event_watch_buffer.unwrap_or(8_192).clamp(16, 1_000_000),
             socket_recv_buffer: f
@@ -431,6 +478,8 @@ mod tests {
         assert_eq!(c.io, IoMode::Auto);
         assert_eq!(c.recv_buffers, 4_096);
         assert_eq!(c.realtime_priority, None);
+        assert_eq!(c.latch_probation_packets, 5);
+        assert_eq!(c.relatch_after, Duration::from_secs(2));
         assert_eq!(c.shutdown_drain, Duration::from_secs(3));
         assert_eq!(c.session_idle_timeout, None);
         assert_eq!(c.session_max_duration, None);
@@ -495,6 +544,8 @@ mod tests {
             "recv_buffers = 32",
             "recv_buffers = 65536",
             "realtime_priority = 0",
+            "latch_probation_packets = 0",
+            "latch_probation_packets = 256",
             "realtime_priority = 100",
             "media_address = \"0.0.0.0\"",
             "bogus = 1",

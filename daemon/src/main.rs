@@ -55,6 +55,18 @@ struct Cli {
     /// Accept RTP only from the address in the remote SDP (no latching).
     #[arg(long)]
     strict_source: bool,
+    /// RTP from a source other than the SDP address is learned after this
+    /// many consecutive in-sequence packets (1-255) [default: 5].
+    #[arg(long)]
+    latch_probation_packets: Option<u8>,
+    /// Another source may start probation after the latched one is silent
+    /// this many ms [default: 2000].
+    #[arg(long)]
+    relatch_after_ms: Option<u64>,
+    /// Do not connect a leg's RTP socket to its settled source (the kernel
+    /// then delivers every source's datagrams and legatod filters them).
+    #[arg(long)]
+    no_kernel_source_filter: bool,
     /// RtpStopped after this many ms without RTP [default: 7000].
     #[arg(long)]
     rtp_timeout_ms: Option<u64>,
@@ -139,6 +151,9 @@ impl Cli {
             codecs: self.codecs.clone(),
             rtcp_mux: self.no_rtcp_mux.then_some(false),
             strict_source: self.strict_source.then_some(true),
+            latch_probation_packets: self.latch_probation_packets,
+            relatch_after_ms: self.relatch_after_ms,
+            kernel_source_filter: self.no_kernel_source_filter.then_some(false),
             rtp_timeout_ms: self.rtp_timeout_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,

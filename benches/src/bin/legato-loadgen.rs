@@ -258,7 +258,7 @@ fn main() -> Result<()> {
         for io in backends(&cli) {
             let result =
                 with_legatod(&cli, &runtime, io, cli.setups / 2 + 16, |client, pid, _| {
-                    let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+                    let peer = UdpSocket::bind((legato_benches::generator::PEER_ADDRESS, 0))?;
                     runtime.block_on(setup::churn_watchers(client, cli.closed_watchers))?;
                     let before = ProcSample::of(pid)?;
                     let mut r = runtime.block_on(setup::run(

@@ -72,6 +72,10 @@ pub(crate) trait PacketHandler {
 
     /// One datagram received on the socket registered with `token`.
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue);
+
+    /// A datagram larger than the receive buffer arrived on the socket
+    /// registered with `token`; the kernel cut it, and it is dropped.
+    fn oversize(&mut self, token: u64);
 }
 
 /// Datagrams warmed together: enough to overlap the misses of a batch,
@@ -436,6 +440,7 @@ impl Engine {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
         }
+        warn_ephemeral_overlap(&config);
         let backend = match config.io {
             IoMode::Epoll => Backend::Epoll,
             IoMode::Uring => {
@@ -544,6 +549,34 @@ impl Engine {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// Warns when media binds a loopback address and its port range overlaps
+/// the kernel's ephemeral ports: a peer on the same host and address that
+/// binds port 0 may land inside the range, and legatod refuses such SDP
+/// (and drops such datagrams) as a media loop.
+fn warn_ephemeral_overlap(config: &Config) {
+    if !config.media_address.is_loopback() {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") else {
+        return;
+    };
+    let mut bounds = text
+        .split_whitespace()
+        .filter_map(|v| v.parse::<u16>().ok());
+    if let (Some(low), Some(high)) = (bounds.next(), bounds.next())
+        && low <= config.port_max
+        && config.port_min <= high
+    {
+        tracing::warn!(
+            port_min = config.port_min,
+            port_max = config.port_max,
+            ephemeral_low = low,
+            ephemeral_high = high,
+            "the media port range overlaps the ephemeral ports on a loopback media address: local peers bound to port 0 there may be refused as media loops; bind them to another address (e.g. 127.0.0.2) or move the range"
+        );
     }
 }
 

@@ -48,7 +48,10 @@ impl Drop for PortLease {
     }
 }
 
-/// Free even ports of the range, least recently used first.
+/// Free even ports of the range, least recently used first. The order
+/// starts at a random pair, so a restarted daemon does not hand out the
+/// ports of the calls it just lost first: their peers may still be
+/// sending there (the latching policy keeps them out too).
 #[derive(Debug)]
 pub(crate) struct PortPool {
     address: IpAddr,
@@ -64,11 +67,12 @@ pub(crate) struct PortPool {
 impl PortPool {
     pub(crate) fn new(address: IpAddr, min: u16, max: u16, recv_buffer: usize) -> Self {
         let first = min + min % 2;
-        let free: VecDeque<u16> = (first..max)
+        let mut free: VecDeque<u16> = (first..max)
             .step_by(2)
             .filter(|p| p.checked_add(1).is_some_and(|q| q <= max))
             .collect();
         let total = free.len();
+        free.rotate_left(fastrand::usize(..total.max(1)));
         Self {
             address,
             free: Mutex::new(free),
@@ -148,15 +152,30 @@ impl PortPool {
 mod tests {
     use super::*;
 
+    /// An odd port `min` such that min+1..=min+4 are free now (other
+    /// processes on a shared machine hold random ports).
+    fn free_range() -> u16 {
+        (0..200u16)
+            .map(|i| 45_001 + 8 * i)
+            .find(|&min| {
+                let held: Vec<_> = (min + 1..=min + 4)
+                    .filter_map(|p| UdpSocket::bind(("127.0.0.1", p)).ok())
+                    .collect();
+                held.len() == 4
+            })
+            .expect("a free port range")
+    }
+
     #[test]
     fn pairs_are_even_odd_and_exhaust() {
+        let min = free_range();
         let pool = Arc::new(PortPool::new(
             "127.0.0.1".parse().unwrap(),
-            45_001,
-            45_006,
+            min,
+            min + 5,
             16 * 1024,
         ));
-        assert_eq!(pool.total(), 2); // 45002/3, 45004/5
+        assert_eq!(pool.total(), 2); // min+1/+2, min+3/+4
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
         assert_eq!(a.port % 2, 0);
@@ -186,5 +205,27 @@ mod tests {
             pool.release(port);
         }
         assert!(pool.allocate().is_some());
+    }
+
+    #[test]
+    fn order_starts_at_a_random_pair() {
+        // 500 pairs: two pools start at the same pair with probability
+        // 1/500; eight all starting at the same one, never in practice.
+        let firsts: Vec<u16> = (0..8)
+            .map(|_| {
+                let pool = PortPool::new("127.0.0.1".parse().unwrap(), 46_000, 46_999, 16 * 1024);
+                let mut free = pool.free.lock().unwrap();
+                let first = free[0];
+                // Least recently used order after the offset: consecutive pairs.
+                assert_eq!(free[1], if first == 46_998 { 46_000 } else { first + 2 });
+                free.clear();
+                first
+            })
+            .collect();
+        assert!(
+            firsts.iter().any(|&p| p != firsts[0]),
+            "every pool started at {}",
+            firsts[0]
+        );
     }
 }

@@ -25,7 +25,8 @@ use super::{
 };
 use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
 use crate::session::{
-    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, TimeoutAction,
+    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, OwnMedia,
+    TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -83,10 +84,18 @@ pub(super) fn run(
         }
     };
     let _ = ready.send(Ok(()));
+    let own_media = OwnMedia {
+        media_address: shared.config.media_address,
+        advertised_address: shared.config.advertised_address,
+        port_min: shared.config.port_min,
+        port_max: shared.config.port_max,
+    };
     let params = LegParams {
         rtp_timeout: shared.config.rtp_timeout,
         early_media_timeout: shared.config.early_media_timeout,
         relatch_after: shared.config.relatch_after,
+        probation_packets: shared.config.latch_probation_packets,
+        own_media,
         telephone_event: true,
         ptime: 20,
     };
@@ -126,6 +135,31 @@ struct LegSlot {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
     port: u16,
+    /// The address the RTP socket is connected to (`kernel_source_filter`).
+    peer: Option<SocketAddr>,
+}
+
+impl LegSlot {
+    /// Connects the RTP socket to the leg's settled source, or unconnects
+    /// it, when that changed (see `Leg::take_peer_change`). Rare: once
+    /// when the SDP address first sends, and on SDP changes.
+    fn sync_peer(&mut self, enabled: bool) {
+        let Some(peer) = self.leg.take_peer_change() else {
+            return;
+        };
+        let peer = peer.filter(|_| enabled);
+        if peer == self.peer || self.rtp.is_none() {
+            return;
+        }
+        match super::sys::connect_udp(self.rtp_fd, peer) {
+            Ok(()) => self.peer = peer,
+            Err(e) => tracing::debug!(
+                leg = %self.leg.id,
+                error = %e,
+                "cannot restrict the RTP socket to its peer; the leg filters in userspace"
+            ),
+        }
+    }
 }
 
 /// Slab of legs; slot numbers are stable while a leg exists.
@@ -295,6 +329,8 @@ impl Shard {
         let mut path = PacketPath {
             legs: &mut self.legs,
             events: &mut self.events,
+            own_media: self.params.own_media,
+            kernel_source_filter: self.shared.config.kernel_source_filter,
             clock: None,
         };
         let result = self.io.poll(&mut self.tx, timeout, &mut path);
@@ -623,7 +659,11 @@ impl Shard {
             rtp_fd,
             rtp_id: rtp,
             port: ports.port,
+            peer: None,
         });
+        if let Some(entry) = self.legs.get_mut(slot) {
+            entry.sync_peer(self.shared.config.kernel_source_filter);
+        }
         self.legs.by_id.insert(id.clone(), slot);
         if let Some(session) = self.sessions.get_mut(&session_id) {
             session.legs.push(slot);
@@ -643,6 +683,7 @@ impl Shard {
         let sdp = entry
             .leg
             .update(update, now, SystemTime::now(), &mut self.events)?;
+        entry.sync_peer(self.shared.config.kernel_source_filter);
         let view = self.legs.view(slot).ok_or_else(|| not_found(id))?;
         Ok((view, sdp))
     }
@@ -828,6 +869,10 @@ fn not_found(id: &str) -> EngineError {
 struct PacketPath<'a> {
     legs: &'a mut Legs,
     events: &'a mut ShardEvents,
+    /// legato's own sockets: datagrams from them are loops, dropped.
+    own_media: OwnMedia,
+    /// Connect RTP sockets to their settled source.
+    kernel_source_filter: bool,
     /// One clock read per poll: packets of one wake-up share it.
     clock: Option<Instant>,
 }
@@ -856,11 +901,39 @@ impl PacketHandler for PacketPath<'_> {
 
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue) {
         let now = *self.clock.get_or_insert_with(Instant::now);
-        handle_packet(self.legs, self.events, now, token, source, data, tx);
+        if self.own_media.contains(source) {
+            // One of legato's own sockets sent it: a media loop (an SDP
+            // pointing a leg at legato is refused, so this is an injected
+            // or spoofed packet). Dropped before it can be relayed again.
+            if let Some(entry) = self.legs.get_mut(token as u32) {
+                entry.leg.counters.loop_packets += 1;
+            }
+            return;
+        }
+        handle_packet(
+            self.legs,
+            self.events,
+            now,
+            token,
+            source,
+            data,
+            tx,
+            self.kernel_source_filter,
+        );
+    }
+
+    fn oversize(&mut self, token: u64) {
+        if let Some(entry) = self.legs.get_mut(token as u32) {
+            entry.leg.counters.oversize_packets += 1;
+        }
     }
 }
 
 /// The packet path: validate, account, and relay to every sink.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the packet path's inputs, passed by value to stay in registers"
+)]
 fn handle_packet(
     legs: &mut Legs,
     events: &mut ShardEvents,
@@ -869,6 +942,7 @@ fn handle_packet(
     source: SocketAddr,
     data: &[u8],
     tx: &mut TxQueue,
+    kernel_source_filter: bool,
 ) {
     let slot = token as u32;
     let Some(entry) = legs.get_mut(slot) else {
@@ -878,10 +952,10 @@ fn handle_packet(
         return;
     }
     if token & RTCP_BIT != 0 || (entry.leg.rtcp_mux() && is_rtcp(data)) {
-        if valid_rtcp(data) {
-            entry.leg.handle_rtcp();
-        } else {
+        if !valid_rtcp(data) {
             entry.leg.counters.malformed_packets += 1;
+        } else if entry.leg.accept_rtcp_source(source) {
+            entry.leg.handle_rtcp();
         }
         return;
     }
@@ -889,10 +963,11 @@ fn handle_packet(
         entry.leg.counters.malformed_packets += 1;
         return;
     };
-    let Some(kind) = entry
+    let accepted = entry
         .leg
-        .handle_rtp(now, source, &header, data.len(), events)
-    else {
+        .handle_rtp(now, source, &header, data.len(), events);
+    entry.sync_peer(kernel_source_filter);
+    let Some(kind) = accepted else {
         return;
     };
     let codec = entry.leg.codec();

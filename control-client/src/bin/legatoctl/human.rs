@@ -311,6 +311,13 @@ fn event_kind(kind: &proto::event::Kind) -> String {
         ),
         Kind::SessionDeleted(e) if e.reason.is_empty() => "SessionDeleted".to_owned(),
         Kind::SessionDeleted(e) => format!("SessionDeleted reason={:?}", e.reason),
+        Kind::MediaSourceChanged(e) => format!(
+            "MediaSourceChanged old={} new={} ssrc={} reason={}",
+            optional_address(e.old_address.as_ref()),
+            optional_address(e.new_address.as_ref()),
+            e.ssrc,
+            names::source_change_reason(e.reason)
+        ),
     }
 }
 
@@ -331,7 +338,8 @@ fn seconds(ms: u64) -> String {
 fn counters(c: &proto::LegCounters) -> String {
     format!(
         "rx={}pkt/{}B tx={}pkt/{}B rtcp_rx={} malformed={} unexpected_source={} \
-         unsupported_payload={} send_failures={} telephone_events_rx={} held_back={}",
+         unsupported_payload={} send_failures={} telephone_events_rx={} held_back={} \
+         source_switches={} probation={} oversize={} loop={} unsendable_payload={}",
         c.rtp_packets_received,
         c.rtp_bytes_received,
         c.rtp_packets_sent,
@@ -343,6 +351,11 @@ fn counters(c: &proto::LegCounters) -> String {
         c.send_failures,
         c.telephone_event_packets_received,
         c.held_back_packets,
+        c.source_switches,
+        c.probation_packets,
+        c.oversize_packets,
+        c.loop_packets,
+        c.unsendable_payload_packets,
     )
 }
 

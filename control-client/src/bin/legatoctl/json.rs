@@ -218,6 +218,15 @@ fn event_kind(kind: &proto::event::Kind) -> (&'static str, Value) {
             json!({ "count": e.count, "first_missing": e.first_missing }),
         ),
         Kind::SessionDeleted(e) => ("session_deleted", json!({ "reason": e.reason })),
+        Kind::MediaSourceChanged(e) => (
+            "media_source_changed",
+            json!({
+                "old_address": e.old_address.as_ref().map(address),
+                "new_address": e.new_address.as_ref().map(address),
+                "ssrc": e.ssrc,
+                "reason": names::source_change_reason(e.reason),
+            }),
+        ),
     }
 }
 
@@ -257,6 +266,11 @@ fn counters(counters: &proto::LegCounters) -> Value {
         "send_failures": counters.send_failures,
         "telephone_event_packets_received": counters.telephone_event_packets_received,
         "held_back_packets": counters.held_back_packets,
+        "source_switches": counters.source_switches,
+        "probation_packets": counters.probation_packets,
+        "oversize_packets": counters.oversize_packets,
+        "loop_packets": counters.loop_packets,
+        "unsendable_payload_packets": counters.unsendable_payload_packets,
     })
 }
 
