@@ -30,7 +30,7 @@ mod sdp;
 mod session;
 
 pub use config::{Config, FileConfig, IoMode, LogFormat};
-pub use control::serve;
+pub use control::{serve, serve_with_metrics};
 pub use engine::{Backend, Engine};
 
 /// Hot-path pieces exposed for the criterion benches and fuzzers. Not a

@@ -4,6 +4,7 @@
 
 mod convert;
 mod events;
+mod metrics;
 mod service;
 mod status;
 
@@ -40,6 +41,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_metrics(engine, listener, None, shutdown).await
+}
+
+/// [`serve`], plus the Prometheus endpoint (`GET /metrics`) on
+/// `metrics` when given.
+pub async fn serve_with_metrics(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let shared = engine.shared().clone();
     let hub = Arc::new(EventHub::new(
         shared.config.event_replay,
@@ -54,7 +66,22 @@ pub async fn serve(
     };
     let stopping = Arc::new(AtomicBool::new(false));
     let (closing_tx, closing_rx) = watch::channel(false);
-    let service = service::Service::new(engine.clone(), hub.clone(), stopping.clone(), closing_rx);
+    let control_metrics = Arc::new(metrics::ControlMetrics::new());
+    let metrics_task = metrics.map(|listener| {
+        let sources = Arc::new(metrics::Sources {
+            engine: engine.clone(),
+            hub: hub.clone(),
+            control: control_metrics.clone(),
+        });
+        tokio::spawn(metrics::serve(listener, sources))
+    });
+    let service = service::Service::new(
+        engine.clone(),
+        hub.clone(),
+        stopping.clone(),
+        closing_rx,
+        control_metrics.clone(),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -95,8 +122,14 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(MediaPlaneServer::new(service))
+        .add_service(metrics::Instrumented::new(
+            MediaPlaneServer::new(service),
+            control_metrics,
+        ))
         .serve_with_incoming_shutdown(incoming(listener), stop)
         .await?;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     Ok(())
 }

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use super::events::{EventHub, Filter, Subscription};
+use super::metrics::ControlMetrics;
 use super::status::unimplemented;
 use crate::config;
 use crate::engine::{Command, CreateLeg, Engine, Reply};
@@ -34,6 +35,7 @@ pub(crate) struct Service {
     hub: Arc<EventHub>,
     stopping: Arc<AtomicBool>,
     closing: watch::Receiver<bool>,
+    metrics: Arc<ControlMetrics>,
 }
 
 impl Service {
@@ -42,12 +44,14 @@ impl Service {
         hub: Arc<EventHub>,
         stopping: Arc<AtomicBool>,
         closing: watch::Receiver<bool>,
+        metrics: Arc<ControlMetrics>,
     ) -> Self {
         Self {
             engine,
             hub,
             stopping,
             closing,
+            metrics,
         }
     }
 
@@ -669,6 +673,7 @@ impl MediaPlane for Service {
             start,
             tx,
             self.closing.clone(),
+            self.metrics.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -694,7 +699,9 @@ async fn forward_events(
     start: u64,
     tx: mpsc::Sender<Result<pb::Event, Status>>,
     mut closing: watch::Receiver<bool>,
+    metrics: Arc<ControlMetrics>,
 ) {
+    let _counted = metrics.watcher();
     let mut live = subscription.live;
     // Sequence number of the last event this watcher saw (or skipped).
     let mut last = start.saturating_sub(1);
@@ -719,6 +726,7 @@ async fn forward_events(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(count)) => {
+                    metrics.watcher_dropped(count);
                     if tx.send(Ok(dropped_event(count, last + 1))).await.is_err() {
                         return;
                     }
@@ -798,6 +806,7 @@ mod tests {
             1,
             tx,
             closing,
+            Arc::new(ControlMetrics::new()),
         ));
         for _ in 0..50 {
             hub.publish(event("a"));

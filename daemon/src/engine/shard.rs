@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
 
+use super::metrics::ShardTotals;
 use super::sys::EventFd;
 use super::tx::TxQueue;
 use super::{
@@ -104,6 +105,7 @@ pub(super) fn run(
         params,
         running: true,
         sweep_cursor: 0,
+        totals: ShardTotals::new(),
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
     shard.run();
@@ -207,6 +209,8 @@ struct Shard {
     running: bool,
     /// Next slot the timer sweep checks.
     sweep_cursor: usize,
+    /// Counters of freed legs and I/O totals, for metrics.
+    totals: ShardTotals,
 }
 
 impl Shard {
@@ -252,9 +256,12 @@ impl Shard {
             clock: None,
         };
         let result = self.io.poll(&mut self.tx, timeout, &mut path);
-        if let Err(e) = result {
-            tracing::error!(shard = self.index, error = %e, "I/O backend poll failed");
-            std::thread::sleep(Duration::from_millis(10));
+        match result {
+            Ok(stats) => self.totals.io.add(&stats),
+            Err(e) => {
+                tracing::error!(shard = self.index, error = %e, "I/O backend poll failed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         self.release_closed_ports();
     }
@@ -350,6 +357,12 @@ impl Shard {
             Command::StopMedia { from, to, reply } => {
                 let _ = reply.send(self.stop_media(&from, &to));
             }
+            Command::Metrics { reply } => {
+                let legs = self.legs.slots.iter().flatten();
+                let legs = legs.map(|s| (s.leg.state(), &s.leg.counters));
+                let metrics = self.totals.snapshot(self.sessions.len(), legs, now);
+                let _ = reply.send(Ok(metrics));
+            }
             Command::Shutdown => self.shutdown(now),
         }
     }
@@ -394,6 +407,7 @@ impl Shard {
                 .get_mut(slot as usize)
                 .and_then(Option::take)
             {
+                self.totals.fold(&entry.leg.counters);
                 self.legs.by_id.remove(&entry.leg.id);
                 self.legs.free.push(slot);
             }

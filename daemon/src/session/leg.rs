@@ -329,6 +329,11 @@ impl Leg {
         self.state == LegState::Terminated
     }
 
+    /// The call state (for metrics).
+    pub(crate) fn state(&self) -> LegState {
+        self.state
+    }
+
     /// Reads the fields a relayed packet reads or writes and folds them
     /// into a meaningless value: the shard calls this for a whole batch of
     /// packets first, so their cache misses overlap.
