@@ -7,6 +7,7 @@
 //! touched once per RPC or per watcher, never per packet.
 
 mod http;
+mod kernel;
 mod rpc;
 
 use std::sync::Arc;
@@ -144,7 +145,23 @@ impl Sources {
                 Err(_) => return Err(format!("shard {index} did not answer in time")),
             }
         }
-        let registry = self.registry(&shards);
+        let config = &self.engine.shared().config;
+        let (address, ports) = (config.media_address, config.port_min..=config.port_max);
+        let kernel_drops =
+            tokio::task::spawn_blocking(move || kernel::receive_drops(address, ports))
+                .await
+                .ok()
+                .flatten();
+        let mut registry = self.registry(&shards);
+        if let Some(drops) = kernel_drops {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(drops).unwrap_or(i64::MAX));
+            registry.register(
+                "socket_receive_drops",
+                "Datagrams the kernel dropped because a media socket's receive buffer was full, summed over the media sockets open now (from /proc/net/udp; goes down when sockets close)",
+                gauge,
+            );
+        }
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry).map_err(|e| e.to_string())?;
         Ok(text)
