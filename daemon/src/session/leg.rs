@@ -102,7 +102,8 @@ pub(crate) struct LegUpdate {
     pub(crate) state: Option<LegState>,
 }
 
-/// Counters of a leg's media path.
+/// Counters of a leg's media path. Each one is a Prometheus metric
+/// through one line of `engine::metrics::LEG_COUNTERS`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Counters {
