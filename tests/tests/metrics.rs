@@ -169,12 +169,23 @@ async fn metrics_follow_a_bridged_call(io: Io) {
     })
     .await;
     drop(stream);
-    let probe = client.create_session(None).await.unwrap();
-    client.delete_session(&probe).await.unwrap();
-    let watched = scrape_until(&daemon, "no watcher", |s| {
-        s.value("legato_event_watchers", &[]) == 0.0
-    })
-    .await;
+    // Each probe session's SessionDeleted is an event the forwarder tries
+    // to send, failing once the server has dropped the stream.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let watched = loop {
+        let probe = client.create_session(None).await.unwrap();
+        client.delete_session(&probe).await.unwrap();
+        let s = daemon.scrape().await.unwrap();
+        if s.value("legato_event_watchers", &[]) == 0.0 {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher gauge stayed up:\n{}",
+            s.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(watched.value("legato_events_published_total", &[]) > events_before);
     assert!(
         rpcs(&watched, "WatchEvents", "Cancelled") + rpcs(&watched, "WatchEvents", "OK") >= 1.0
