@@ -71,7 +71,11 @@ async fn metrics_follow_a_bridged_call(io: Io) {
         ),
         2.0
     );
-    assert!(before.has("legato_socket_receive_drops"), "{}", before.text);
+    assert!(
+        before.has("legato_netns_udp_receive_buffer_errors_total"),
+        "{}",
+        before.text
+    );
     for shard in ["0", "1"] {
         assert!(before.has("legato_shard_cpu_seconds_total"));
         let u = before.value("legato_shard_loop_utilisation", &[("shard", shard)]);

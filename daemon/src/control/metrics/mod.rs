@@ -145,23 +145,20 @@ impl Sources {
                 Err(_) => return Err(format!("shard {index} did not answer in time")),
             }
         }
-        let config = &self.engine.shared().config;
-        let (address, ports) = (config.media_address, config.port_min..=config.port_max);
-        let kernel_drops =
-            tokio::task::spawn_blocking(move || kernel::receive_drops(address, ports))
-                .await
-                .ok()
-                .flatten();
         let mut registry = self.registry(&shards);
-        if let Some(drops) = kernel_drops {
-            let gauge = Gauge::<i64>::default();
-            gauge.set(i64::try_from(drops).unwrap_or(i64::MAX));
-            registry.register(
-                "socket_receive_drops",
-                "Datagrams the kernel dropped because a media socket's receive buffer was full, summed over the media sockets open now (from /proc/net/udp; goes down when sockets close)",
-                gauge,
-            );
+        // A few hundred bytes of procfs: read inline.
+        let (v4, v6) = kernel::udp_receive_buffer_errors();
+        let errors = Family::<Labels, Counter>::default();
+        for (family, value) in [("ipv4", v4), ("ipv6", v6)] {
+            if let Some(value) = value {
+                errors.get_or_create(&label("family", family)).inc_by(value);
+            }
         }
+        registry.register(
+            "netns_udp_receive_buffer_errors",
+            "Datagrams the kernel dropped because a UDP socket's receive buffer was full, over every UDP socket of legatod's network namespace (RcvbufErrors of /proc/net/snmp and snmp6)",
+            errors,
+        );
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry).map_err(|e| e.to_string())?;
         Ok(text)
