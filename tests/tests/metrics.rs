@@ -284,3 +284,53 @@ async fn leg_rpc_errors_are_counted_by_code() {
     assert_eq!(rpcs(&s, "CreateSession", "AlreadyExists"), 1.0);
     assert_eq!(rpcs(&s, "CreateLeg", "InvalidArgument"), 1.0);
 }
+
+/// Clients that connect and never send a request take the endpoint's few
+/// connection slots only until the header timeout (5 s); an oversized
+/// request head is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_cannot_hold_the_endpoint() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let daemon = daemon_or_skip!(with_metrics(Io::Epoll));
+    let addr = daemon.metrics.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // Within 15 s (header timeout 5 s, generous for a loaded machine) a
+    // scrape gets through again, while the idle connections stay open on
+    // the client side.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if daemon.scrape().await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle connections held the endpoint for 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The server closed the stalled connections.
+    for mut c in idle {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(15), c.read(&mut buf))
+            .await
+            .expect("a stalled connection is closed by the server")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let _ = big.write_all(head.as_bytes()).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), big.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 431"),
+        "{reply}"
+    );
+}
