@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Malformed requests are INVALID_ARGUMENT, not INTERNAL (see codec.rs).
+        .codec_path("crate::codec::LegatoCodec")
         .compile_fds(fds)?;
     Ok(())
 }

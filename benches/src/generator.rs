@@ -32,6 +32,12 @@ use nix::sys::time::TimeSpec;
 use crate::histogram::Histogram;
 use crate::wire::{self, PACKET_LEN};
 
+/// Address the generator's peers bind to: 127.0.0.2, not legatod's
+/// 127.0.0.1. Their ephemeral ports fall inside legatod's media range, and
+/// legatod refuses SDP (and drops datagrams) naming one of its own media
+/// ports on its own address as a media loop.
+pub const PEER_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
 /// Datagrams per `sendmmsg`: also bounds how long the last datagram of a
 /// batch waits after its time stamp (a few µs each).
 const SEND_BATCH: usize = 32;
@@ -246,7 +252,7 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Binds `sockets` sockets on 127.0.0.1 for `calls` calls.
+    /// Binds `sockets` sockets on [`PEER_ADDRESS`] for `calls` calls.
     pub fn new(calls: usize, sockets: usize) -> Result<Self> {
         if calls == 0 {
             bail!("no calls");
@@ -255,7 +261,7 @@ impl Generator {
         let mut bound = Vec::with_capacity(count);
         for _ in 0..count {
             let socket =
-                UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("binding a generator socket")?;
+                UdpSocket::bind((PEER_ADDRESS, 0)).context("binding a generator socket")?;
             socket.set_nonblocking(true)?;
             if setsockopt(&socket, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
                 let _ = setsockopt(&socket, sockopt::RcvBuf, &SOCKET_BUFFER);

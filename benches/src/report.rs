@@ -335,6 +335,14 @@ impl Report {
             if let Some(e) = &s.first_error {
                 out.push_str(&format!("first error: {e}\n"));
             }
+            if let (Some(cpu), Some(rss)) = (s.daemon_cpu_s, s.daemon_rss_kib) {
+                out.push_str(&format!(
+                    "legatod: {:.1} us CPU per setup, RSS {} KiB, after {} closed watchers\n",
+                    cpu * 1e6 / s.setups.max(1) as f64,
+                    rss,
+                    s.closed_watchers
+                ));
+            }
             out.push_str(&format!(
                 "{:<14} {:>8} {:>9} {:>9} {:>9}\n",
                 "rpc", "count", "p50 us", "p99 us", "max us"

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
-use legato_client::{Client, CreateLeg, UpdateLeg, proto};
+use legato_client::{Client, CreateLeg, EventFilter, UpdateLeg, proto};
 use serde::Serialize;
 
 use crate::histogram::Histogram;
@@ -69,6 +69,29 @@ pub struct SetupReport {
     pub setups_per_s: f64,
     /// Latency per RPC kind, then over all RPCs ("all") and per setup.
     pub rpc: Vec<RpcLatency>,
+    /// Filtered WatchEvents streams opened and closed before the run.
+    pub closed_watchers: usize,
+    /// legatod's CPU time over the run, s (each setup makes 7 events).
+    pub daemon_cpu_s: Option<f64>,
+    /// legatod's resident memory after the run, KiB.
+    pub daemon_rss_kib: Option<u64>,
+}
+
+/// Opens `n` WatchEvents streams filtered on sessions that never exist,
+/// 100 at a time, and closes them.
+pub async fn churn_watchers(client: &Client, n: usize) -> Result<()> {
+    let mut open = Vec::with_capacity(100);
+    for i in 0..n {
+        let filter = EventFilter::new().session(format!("never-{i}"));
+        open.push(client.watch_events(filter).await?);
+        if open.len() == 100 {
+            open.clear();
+        }
+    }
+    drop(open);
+    // Let the daemon see the last streams close.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Ok(())
 }
 
 #[derive(Debug, Default)]
@@ -188,5 +211,8 @@ pub async fn run(
         elapsed_s: elapsed,
         setups_per_s: ok as f64 / elapsed.max(1e-9),
         rpc,
+        closed_watchers: 0,
+        daemon_cpu_s: None,
+        daemon_rss_kib: None,
     })
 }

@@ -3,11 +3,13 @@
 use crate::Error;
 
 /// Turns `"127.0.0.1:50051"` or `"http://127.0.0.1:50051"` into the URI to
-/// dial, `"http://127.0.0.1:50051"`.
+/// dial, `"http://127.0.0.1:50051"`; with `tls`, a bare `host:port` becomes
+/// `"https://host:port"`.
 ///
-/// Only plain-text HTTP/2 is supported: an `https://` endpoint (or any other
-/// scheme) is refused instead of silently dialling without TLS.
-pub(crate) fn normalize(endpoint: &str) -> Result<String, Error> {
+/// The scheme must agree with `tls`: `https://` without TLS settings, or
+/// `http://` with them, is refused instead of silently dialling something
+/// other than what was asked for. Other schemes are refused too.
+pub(crate) fn normalize(endpoint: &str, tls: bool) -> Result<String, Error> {
     let invalid = |reason: &str| Error::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason: reason.to_owned(),
@@ -17,11 +19,25 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String, Error> {
         return Err(invalid("empty"));
     }
     let uri = match trimmed.split_once("://") {
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => trimmed.to_owned(),
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => {
+            if tls {
+                return Err(invalid(
+                    "TLS settings given for an http:// endpoint: use https://",
+                ));
+            }
+            trimmed.to_owned()
+        }
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
-            return Err(invalid("TLS is not supported, use http://"));
+            if !tls {
+                return Err(invalid(
+                    "https:// needs TLS settings (a CA certificate to trust)",
+                ));
+            }
+            // tonic recognises TLS endpoints by the lower-case scheme.
+            format!("https://{}", &trimmed["https://".len()..])
         }
         Some((scheme, _)) => return Err(invalid(&format!("unsupported scheme '{scheme}'"))),
+        None if tls => format!("https://{trimmed}"),
         None => format!("http://{trimmed}"),
     };
     let parsed: tonic::transport::Uri = uri.parse().map_err(|_| invalid("not a valid URI"))?;
@@ -62,7 +78,18 @@ mod tests {
             ("legatod", "http://legatod"),
         ];
         for (input, expected) in table {
-            match normalize(input) {
+            match normalize(input, false) {
+                Ok(uri) => assert_eq!(uri, expected, "{input:?}"),
+                Err(err) => panic!("{input:?} rejected: {err}"),
+            }
+        }
+        let tls = [
+            ("127.0.0.1:50051", "https://127.0.0.1:50051"),
+            ("https://localhost:50051/", "https://localhost:50051"),
+            ("HTTPS://[::1]:50051", "https://[::1]:50051"),
+        ];
+        for (input, expected) in tls {
+            match normalize(input, true) {
                 Ok(uri) => assert_eq!(uri, expected, "{input:?}"),
                 Err(err) => panic!("{input:?} rejected: {err}"),
             }
@@ -76,7 +103,7 @@ mod tests {
             ("   ", "empty"),
             (
                 "https://127.0.0.1:50051",
-                "TLS is not supported, use http://",
+                "https:// needs TLS settings (a CA certificate to trust)",
             ),
             ("unix:///run/legato.sock", "unsupported scheme 'unix'"),
             ("http://", "not a valid URI"),
@@ -87,7 +114,7 @@ mod tests {
             ("bad host:1", "not a valid URI"),
         ];
         for (input, reason) in table {
-            match normalize(input) {
+            match normalize(input, false) {
                 Ok(uri) => panic!("{input:?} accepted as {uri}"),
                 Err(Error::InvalidEndpoint {
                     endpoint,
@@ -98,6 +125,15 @@ mod tests {
                 }
                 Err(other) => panic!("{input:?}: unexpected error {other}"),
             }
+        }
+        match normalize("http://127.0.0.1:50051", true) {
+            Err(Error::InvalidEndpoint { reason, .. }) => {
+                assert_eq!(
+                    reason,
+                    "TLS settings given for an http:// endpoint: use https://"
+                );
+            }
+            other => panic!("http:// with TLS: {other:?}"),
         }
     }
 }

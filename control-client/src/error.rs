@@ -16,12 +16,21 @@ use std::{error::Error as StdError, fmt};
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The endpoint string is not a usable `http://host:port` address.
+    /// The endpoint string is not a usable `http://host:port` or
+    /// `https://host:port` address.
     #[error("invalid endpoint '{endpoint}': {reason}")]
     InvalidEndpoint {
         /// The endpoint as given by the caller.
         endpoint: String,
         /// Why it was rejected.
+        reason: String,
+    },
+    /// The TLS settings or the bearer token given to
+    /// [`ClientBuilder`](crate::ClientBuilder) are unusable (no CA, a file
+    /// that is not PEM, a token with spaces...). The token is never quoted.
+    #[error("invalid credentials: {reason}")]
+    InvalidCredentials {
+        /// What is wrong.
         reason: String,
     },
     /// The connection to the daemon could not be established.
@@ -53,10 +62,13 @@ impl Error {
     ///
     /// [`Error::Status`] returns its own code. A failed connection counts as
     /// [`Code::Unavailable`], a bad endpoint string as
-    /// [`Code::InvalidArgument`] and a malformed reply as [`Code::Internal`].
+    /// [`Code::InvalidArgument`], unusable TLS settings or token as
+    /// [`Code::InvalidArgument`] too, and a malformed reply as
+    /// [`Code::Internal`]. A token the daemon refuses is a
+    /// [`Code::Unauthenticated`] status.
     pub fn code(&self) -> Code {
         match self {
-            Self::InvalidEndpoint { .. } => Code::InvalidArgument,
+            Self::InvalidEndpoint { .. } | Self::InvalidCredentials { .. } => Code::InvalidArgument,
             Self::Connect { .. } => Code::Unavailable,
             Self::Status { code, .. } => *code,
             Self::MissingField(_) => Code::Internal,
@@ -74,10 +86,27 @@ impl Error {
 
     /// Converts a tonic status; kept crate-private so tonic stays out of the
     /// public API.
+    ///
+    /// A status made on the client side from a transport failure (e.g. a
+    /// TLS alert from a daemon that refused the client certificate) carries
+    /// its cause; the cause's text is appended so the message says what
+    /// happened instead of just "transport error".
     pub(crate) fn from_status(status: tonic::Status) -> Self {
+        let mut message = status.message().to_owned();
+        let mut source = StdError::source(&status);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !text.is_empty() && !message.contains(&text) {
+                if !message.is_empty() {
+                    message.push_str(": ");
+                }
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
         Self::Status {
             code: Code::from_tonic(status.code()),
-            message: status.message().to_owned(),
+            message,
         }
     }
 }
@@ -256,6 +285,24 @@ mod tests {
 
         let err = Error::from_status(tonic::Status::unimplemented(""));
         assert_eq!(err.to_string(), "UNIMPLEMENTED");
+    }
+
+    #[test]
+    fn transport_causes_are_kept() {
+        let mut status = tonic::Status::unknown("transport error");
+        status.set_source(std::sync::Arc::new(io_error(
+            "received fatal alert: UnknownCA",
+        )));
+        let err = Error::from_status(status);
+        assert_eq!(err.code(), Code::Unknown);
+        assert_eq!(
+            err.to_string(),
+            "UNKNOWN: transport error: received fatal alert: UnknownCA"
+        );
+    }
+
+    fn io_error(text: &str) -> std::io::Error {
+        std::io::Error::other(text.to_owned())
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! What it does not do: retry, time out calls, cache state or interpret
 //! SDP. Each method is one RPC; an `Ok` means the daemon made the change.
 //!
+//! A daemon with TLS, mutual TLS or bearer tokens is reached through
+//! [`Client::builder`] with [`Tls`] settings and a token; the token then
+//! goes with every call, event and audio streams included.
+//!
 //! # Example
 //!
 //! An incoming call answered by legato, then watched until it ends:
@@ -55,11 +59,13 @@
 #![warn(missing_docs)]
 
 mod client;
+mod connect;
 mod endpoint;
 mod error;
 mod params;
 
-pub use client::{AudioStream, Client, EventStream, LegAndSdp};
+pub use client::{AudioStream, Client, EventStream, LegAndSdp, Routed, SessionLimits};
+pub use connect::{ClientBuilder, Tls};
 pub use error::{Code, Error};
 /// The generated types of package `legato.v1` (requests, replies, [`Leg`],
 /// [`Event`] and their enums), from `legato-proto`.

@@ -2,7 +2,7 @@
 //! overridden by command-line flags, validated once into typed values.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -80,8 +80,14 @@ pub struct FileConfig {
     pub rtp_timeout_ms: Option<u64>,
     /// Early media ends after this many ms without answer.
     pub early_media_timeout_ms: Option<u64>,
-    /// Re-latch after the latched source is silent this many ms.
+    /// Another source may start probation after the latched one is silent
+    /// this many ms.
     pub relatch_after_ms: Option<u64>,
+    /// Consecutive in-sequence packets a source other than the SDP address
+    /// sends before legato latches to it.
+    pub latch_probation_packets: Option<u8>,
+    /// Connect a leg's RTP socket to its source once that is settled.
+    pub kernel_source_filter: Option<bool>,
     /// Events kept for WatchEvents resume.
     pub event_replay: Option<usize>,
     /// Live events buffered per watcher before it counts as lagging.
@@ -92,8 +98,26 @@ pub struct FileConfig {
     pub recv_buffers: Option<u32>,
     /// SCHED_FIFO priority of the shard threads (1-99); none: ordinary.
     pub realtime_priority: Option<u8>,
+    /// At shutdown, the most ms spent delivering the last events.
+    pub shutdown_drain_ms: Option<u64>,
+    /// Default session idle limit in ms (0: none).
+    pub session_idle_timeout_ms: Option<u64>,
+    /// Default session lifetime limit in ms (0: none).
+    pub session_max_duration_ms: Option<u64>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// PEM certificate chain of the gRPC listener; turns TLS on.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    pub tls_client_ca: Option<PathBuf>,
+    /// File of bearer tokens, one a line; when set, every RPC needs one.
+    pub auth_token_file: Option<PathBuf>,
+    /// The health service needs a token too.
+    pub health_requires_auth: Option<bool>,
+    /// Serve gRPC server reflection.
+    pub reflection: Option<bool>,
 }
 
 impl FileConfig {
@@ -123,12 +147,29 @@ impl FileConfig {
             rtp_timeout_ms: other.rtp_timeout_ms.or(self.rtp_timeout_ms),
             early_media_timeout_ms: other.early_media_timeout_ms.or(self.early_media_timeout_ms),
             relatch_after_ms: other.relatch_after_ms.or(self.relatch_after_ms),
+            latch_probation_packets: other
+                .latch_probation_packets
+                .or(self.latch_probation_packets),
+            kernel_source_filter: other.kernel_source_filter.or(self.kernel_source_filter),
             event_replay: other.event_replay.or(self.event_replay),
             event_watch_buffer: other.event_watch_buffer.or(self.event_watch_buffer),
             socket_recv_buffer: other.socket_recv_buffer.or(self.socket_recv_buffer),
             recv_buffers: other.recv_buffers.or(self.recv_buffers),
             realtime_priority: other.realtime_priority.or(self.realtime_priority),
+            shutdown_drain_ms: other.shutdown_drain_ms.or(self.shutdown_drain_ms),
+            session_idle_timeout_ms: other
+                .session_idle_timeout_ms
+                .or(self.session_idle_timeout_ms),
+            session_max_duration_ms: other
+                .session_max_duration_ms
+                .or(self.session_max_duration_ms),
             log_format: other.log_format.or(self.log_format),
+            tls_cert: other.tls_cert.or(self.tls_cert),
+            tls_key: other.tls_key.or(self.tls_key),
+            tls_client_ca: other.tls_client_ca.or(self.tls_client_ca),
+            auth_token_file: other.auth_token_file.or(self.auth_token_file),
+            health_requires_auth: other.health_requires_auth.or(self.health_requires_auth),
+            reflection: other.reflection.or(self.reflection),
         }
     }
 }
@@ -163,14 +204,41 @@ pub struct Config {
     pub(crate) codecs: Vec<CodecSpec>,
     /// Offer rtcp-mux on outgoing legs (default true).
     pub rtcp_mux: bool,
-    /// Never latch (default false: symmetric RTP latching on).
+    /// Never latch (default false: symmetric RTP latching on, with the
+    /// RTP-bleed protections described at `latch_probation_packets`).
     pub strict_source: bool,
     /// RtpStopped timeout (default 7 s, per the Call API).
     pub rtp_timeout: Duration,
     /// Early-media limit (default 60 s, per the Call API).
     pub early_media_timeout: Duration,
-    /// Re-latch silence (default 2 s).
+    /// How long the latched source must be silent before another source
+    /// may start its probation (default 2 s). Never applies to the SDP
+    /// address once it has sent: nothing displaces it.
     pub relatch_after: Duration,
+    /// Probation of a new RTP source (default 5 packets, 1-255): a source
+    /// other than the address in the remote SDP is learned (latched to,
+    /// and sent to) only after this many consecutive in-sequence packets
+    /// (one SSRC, sequence numbers +1 each) while the current source is
+    /// silent; those packets are dropped. The SDP address needs none and,
+    /// once it has sent, is never displaced. Five 20 ms packets cost a
+    /// NAT'd party 100 ms of audio at the start of the call (and after a
+    /// NAT rebinding); a stranger guessing the port must know nothing
+    /// more than a consistent SSRC/sequence, but can never displace a
+    /// party whose SDP address sends. 1 learns at the first packet.
+    pub latch_probation_packets: u8,
+    /// Once a leg's RTP source is settled for good (the SDP address has
+    /// sent, or from the start with strict source), connect the leg's RTP
+    /// socket to it (default true). The kernel then drops datagrams from
+    /// any other source on arrival, before they take room in the socket's
+    /// receive buffer: a junk flood on the leg's port costs the leg none of
+    /// its party's packets, whatever the buffer size, and no shard time.
+    /// Those datagrams are then not seen by legatod, so they are not in
+    /// the leg's `unexpected_source_packets` (the kernel counts them as UDP
+    /// "no port" errors, and answers with rate-limited ICMP port
+    /// unreachable). Until the source is settled (the SDP address has not
+    /// sent yet, or a NAT'd party learned by probation) the socket stays
+    /// open to every source and the receive buffer is the only protection.
+    pub kernel_source_filter: bool,
     /// Events retained for resume (default 65,536).
     pub event_replay: usize,
     /// Live events buffered per watcher before it gets EventsDropped
@@ -182,6 +250,11 @@ pub struct Config {
     /// 20 ms stream. That rides out scheduling hiccups, and under overload
     /// it bounds the queueing delay: older audio is useless to a call, so
     /// the kernel drops it instead of legatod relaying it seconds late.
+    /// A junk flood on a leg's port does not fill it once the leg's source
+    /// is settled (`kernel_source_filter`); before that (or for a NAT'd
+    /// party learned by probation) a flood competes with the party for this
+    /// buffer, and a larger one (256 KiB) trades the latency bound for
+    /// surviving it. Measured in benches/README.md ("Junk flood").
     pub socket_recv_buffer: usize,
     /// Receive buffers (2 KiB each) in each io_uring shard's provided-buffer
     /// ring (default 4,096; a power of two, 64 to 32,768). A loop turn can
@@ -195,8 +268,47 @@ pub struct Config {
     /// relays. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it legatod
     /// warns and runs at normal priority.
     pub realtime_priority: Option<u8>,
+    /// At SIGTERM, how long legatod keeps delivering the last events
+    /// (every leg's Disconnected/Failed) to WatchEvents clients before it
+    /// closes their connections and exits (default 3 s). A client that
+    /// stopped reading cannot hold the shutdown longer than this.
+    pub shutdown_drain: Duration,
+    /// Idle limit of sessions whose CreateSession does not set one
+    /// (default none): a session with no RPC naming it or its legs and no
+    /// RTP on its legs for this long is deleted. Cleans up after a
+    /// controller that crashed.
+    pub session_idle_timeout: Option<Duration>,
+    /// Lifetime limit of sessions whose CreateSession does not set one
+    /// (default none).
+    pub session_max_duration: Option<Duration>,
     /// Log format (default text).
     pub log_format: LogFormat,
+    /// TLS on the gRPC listener (default none: plain HTTP/2).
+    pub tls: Option<TlsFiles>,
+    /// File of accepted bearer tokens (default none: no token asked for).
+    /// Read at startup; see `control::auth` for its format.
+    pub auth_token_file: Option<PathBuf>,
+    /// Whether `grpc.health.v1.Health` needs a token too (default false:
+    /// load balancers and orchestrators probe it without credentials).
+    pub health_requires_auth: bool,
+    /// Whether gRPC server reflection is served (default true: grpcurl
+    /// and similar tools work without the .proto files). It describes the
+    /// API only, and is behind the token when one is configured.
+    pub reflection: bool,
+}
+
+/// Where the gRPC listener's TLS material lives. The files are read and
+/// checked once at startup (see `control::auth`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of that certificate.
+    pub key: PathBuf,
+    /// PEM bundle of the CAs that sign client certificates; when set, a
+    /// client without a certificate signed by one of them is refused
+    /// during the handshake (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -265,6 +377,11 @@ impl Config {
             rtp_timeout: ms(f.rtp_timeout_ms, 7_000, "rtp_timeout_ms")?,
             early_media_timeout: ms(f.early_media_timeout_ms, 60_000, "early_media_timeout_ms")?,
             relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
+            kernel_source_filter: f.kernel_source_filter.unwrap_or(true),
+            latch_probation_packets: match f.latch_probation_packets.unwrap_or(5) {
+                0 => return Err("latch_probation_packets must be 1 to 255".into()),
+                n => n,
+            },
             event_replay: f.event_replay.unwrap_or(65_536).clamp(16, 10_000_000),
             event_watch_buffer: f.event_watch_buffer.unwrap_or(8_192).clamp(16, 1_000_000),
             socket_recv_buffer: f
@@ -286,7 +403,46 @@ impl Config {
                     return Err(format!("realtime_priority = {p}: must be 1 to 99"));
                 }
             },
+            shutdown_drain: Duration::from_millis(
+                f.shutdown_drain_ms.unwrap_or(3_000).clamp(100, 600_000),
+            ),
+            session_idle_timeout: f
+                .session_idle_timeout_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
+            session_max_duration: f
+                .session_max_duration_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
             log_format: f.log_format.unwrap_or_default(),
+            tls: match (f.tls_cert, f.tls_key, f.tls_client_ca) {
+                (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None, None) => None,
+                (Some(_), None, _) => {
+                    return Err("tls_cert is set without tls_key: TLS needs both".into());
+                }
+                (None, Some(_), _) => {
+                    return Err("tls_key is set without tls_cert: TLS needs both".into());
+                }
+                (None, None, Some(_)) => {
+                    return Err("tls_client_ca needs TLS: set tls_cert and tls_key as well".into());
+                }
+            },
+            health_requires_auth: match (f.health_requires_auth, &f.auth_token_file) {
+                (Some(true), None) => {
+                    return Err(
+                        "health_requires_auth needs auth_token_file: without tokens there is nothing to require"
+                            .into(),
+                    );
+                }
+                (value, _) => value.unwrap_or(false),
+            },
+            auth_token_file: f.auth_token_file,
+            reflection: f.reflection.unwrap_or(true),
         })
     }
 }
@@ -331,6 +487,42 @@ mod tests {
         assert_eq!(c.recv_buffers, 4_096);
         assert_eq!(c.realtime_priority, None);
         assert_eq!(c.metrics_listen, None);
+        assert_eq!(c.latch_probation_packets, 5);
+        assert_eq!(c.relatch_after, Duration::from_secs(2));
+        assert_eq!(c.shutdown_drain, Duration::from_secs(3));
+        assert_eq!(c.session_idle_timeout, None);
+        assert_eq!(c.session_max_duration, None);
+        assert_eq!(c.tls, None);
+        assert_eq!(c.auth_token_file, None);
+        assert!(!c.health_requires_auth);
+        assert!(c.reflection);
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let c = Config::from_file(
+            toml::from_str(
+                "tls_cert = \"/etc/legato/cert.pem\"\ntls_key = \"/etc/legato/key.pem\"\nreflection = false\n",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, Path::new("/etc/legato/cert.pem"));
+        assert_eq!(tls.client_ca, None);
+        assert!(!c.reflection);
+        for (text, message) in [
+            ("tls_cert = \"c\"", "tls_cert is set without tls_key"),
+            ("tls_key = \"k\"", "tls_key is set without tls_cert"),
+            ("tls_client_ca = \"ca\"", "tls_client_ca needs TLS"),
+            (
+                "health_requires_auth = true",
+                "health_requires_auth needs auth_token_file",
+            ),
+        ] {
+            let err = Config::from_file(toml::from_str(text).unwrap()).unwrap_err();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]
@@ -362,6 +554,8 @@ mod tests {
             "recv_buffers = 32",
             "recv_buffers = 65536",
             "realtime_priority = 0",
+            "latch_probation_packets = 0",
+            "latch_probation_packets = 256",
             "realtime_priority = 100",
             "media_address = \"0.0.0.0\"",
             "bogus = 1",

@@ -29,8 +29,8 @@ mod rtp;
 mod sdp;
 mod session;
 
-pub use config::{Config, FileConfig, IoMode, LogFormat};
-pub use control::{serve, serve_with_metrics};
+pub use config::{Config, FileConfig, IoMode, LogFormat, TlsFiles};
+pub use control::{ControlSecurity, TokenStore, serve, serve_secured};
 pub use engine::{Backend, Engine};
 
 /// Hot-path pieces exposed for the criterion benches and fuzzers. Not a

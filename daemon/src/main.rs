@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use legato_daemon::{Config, Engine, FileConfig, IoMode, LogFormat};
+use legato_daemon::{Config, ControlSecurity, Engine, FileConfig, IoMode, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// legato media-plane daemon: RTP legs, bridging and events, driven over
@@ -59,6 +59,18 @@ struct Cli {
     /// Accept RTP only from the address in the remote SDP (no latching).
     #[arg(long)]
     strict_source: bool,
+    /// RTP from a source other than the SDP address is learned after this
+    /// many consecutive in-sequence packets (1-255) [default: 5].
+    #[arg(long)]
+    latch_probation_packets: Option<u8>,
+    /// Another source may start probation after the latched one is silent
+    /// this many ms [default: 2000].
+    #[arg(long)]
+    relatch_after_ms: Option<u64>,
+    /// Do not connect a leg's RTP socket to its settled source (the kernel
+    /// then delivers every source's datagrams and legatod filters them).
+    #[arg(long)]
+    no_kernel_source_filter: bool,
     /// RtpStopped after this many ms without RTP [default: 7000].
     #[arg(long)]
     rtp_timeout_ms: Option<u64>,
@@ -79,6 +91,39 @@ struct Cli {
     /// needs CAP_SYS_NICE [default: ordinary scheduling].
     #[arg(long)]
     realtime_priority: Option<u8>,
+    /// At SIGTERM, the most ms spent delivering the last events before
+    /// exiting [default: 3000].
+    #[arg(long)]
+    shutdown_drain_ms: Option<u64>,
+    /// Delete sessions idle (no RPC, no RTP) this many ms; 0: never
+    /// [default: 0]. CreateSession can set its own.
+    #[arg(long)]
+    session_idle_timeout_ms: Option<u64>,
+    /// Delete sessions this many ms after creation; 0: never [default: 0].
+    /// CreateSession can set its own.
+    #[arg(long)]
+    session_max_duration_ms: Option<u64>,
+    /// PEM certificate chain for the gRPC listener; turns TLS on (needs
+    /// --tls-key).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// PEM bundle of CAs whose client certificates are accepted; makes a
+    /// client certificate mandatory (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// File of bearer tokens, one a line (# comments); every RPC must carry
+    /// `authorization: Bearer <token>`. SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE")]
+    auth_token_file: Option<PathBuf>,
+    /// The health service needs a bearer token too.
+    #[arg(long)]
+    health_requires_auth: bool,
+    /// Do not serve gRPC server reflection.
+    #[arg(long)]
+    no_reflection: bool,
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
@@ -111,6 +156,9 @@ impl Cli {
             codecs: self.codecs.clone(),
             rtcp_mux: self.no_rtcp_mux.then_some(false),
             strict_source: self.strict_source.then_some(true),
+            latch_probation_packets: self.latch_probation_packets,
+            relatch_after_ms: self.relatch_after_ms,
+            kernel_source_filter: self.no_kernel_source_filter.then_some(false),
             rtp_timeout_ms: self.rtp_timeout_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,
@@ -118,6 +166,15 @@ impl Cli {
             socket_recv_buffer: self.socket_recv_buffer,
             recv_buffers: self.recv_buffers,
             realtime_priority: self.realtime_priority,
+            shutdown_drain_ms: self.shutdown_drain_ms,
+            session_idle_timeout_ms: self.session_idle_timeout_ms,
+            session_max_duration_ms: self.session_max_duration_ms,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            auth_token_file: self.auth_token_file.clone(),
+            health_requires_auth: self.health_requires_auth.then_some(true),
+            reflection: self.no_reflection.then_some(false),
             ..FileConfig::default()
         }
     }
@@ -142,11 +199,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_tracing(config.log_format);
+    // rustls takes its cryptography from whichever providers its crate
+    // features enable; name ring explicitly, so a dependency that enables a
+    // second provider cannot turn TLS setup into a run-time failure.
+    #[allow(
+        deprecated,
+        reason = "ring lacks post-quantum key exchange, but builds with only a C compiler (aws-lc-rs is the heavier build)"
+    )]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // TLS files and tokens are read now, so a bad file is a configuration
+    // error before anything listens.
+    let security = match ControlSecurity::load(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("legatod: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.check_config {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    init_tracing(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("legato-control")
@@ -159,7 +233,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, security)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -169,7 +243,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, security: ControlSecurity) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.grpc_listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.grpc_listen))?;
@@ -183,6 +257,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
+    for warning in security.exposure_warnings(grpc) {
+        tracing::warn!("{warning}");
+    }
+    if let Some(tokens) = security.tokens() {
+        tokio::spawn(reload_tokens_on_sighup(tokens.clone()));
+    }
     let engine = Arc::new(Engine::start(config.clone())?);
     tracing::info!(
         grpc = %grpc,
@@ -190,6 +270,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ports = %format!("{}-{}", config.port_min, config.port_max),
         shards = config.shards,
         backend = engine.backend().as_str(),
+        tls = security.is_tls(),
+        mutual_tls = security.is_mutual_tls(),
+        tokens = security.tokens().is_some(),
         "legatod ready"
     );
     if let Some(addr) = metrics_addr {
@@ -198,11 +281,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // One machine-readable line on stdout for scripts and tests.
     let metrics_field = metrics_addr.map_or_else(String::new, |a| format!(" metrics={a}"));
     println!(
-        "legatod ready grpc={grpc} backend={} shards={}{metrics_field}",
+        "legatod ready grpc={grpc} backend={} shards={}{}{metrics_field}",
         engine.backend().as_str(),
-        config.shards
+        config.shards,
+        if security.is_tls() { " tls=on" } else { "" }
     );
-    legato_daemon::serve_with_metrics(engine, listener, metrics, shutdown_signal()).await?;
+    legato_daemon::serve_secured(engine, listener, security, metrics, shutdown_signal()).await?;
     tracing::info!("legatod stopped");
     Ok(())
 }
@@ -221,6 +305,29 @@ async fn shutdown_signal() {
         }
         _ => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Re-reads the token file on each SIGHUP: how a token is rotated without
+/// a restart. A file that does not parse leaves the tokens in use.
+async fn reload_tokens_on_sighup(tokens: legato_daemon::TokenStore) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGHUP, token reload is off: {e}");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        match tokens.reload() {
+            Ok(count) => tracing::info!(
+                file = %tokens.path().display(),
+                tokens = count,
+                "SIGHUP: token file reloaded"
+            ),
+            Err(e) => tracing::error!("SIGHUP: {e}; the previous tokens stay in use"),
         }
     }
 }

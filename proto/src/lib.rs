@@ -7,6 +7,8 @@
 //! gRPC server reflection.
 #![forbid(unsafe_code)]
 
+pub mod codec;
+
 /// Generated types and service stubs of package `legato.v1`.
 pub mod v1 {
     #![allow(

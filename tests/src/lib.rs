@@ -72,11 +72,16 @@ fn workspace_binary(name: &str, env: &str, package: &str) -> Result<PathBuf> {
 }
 
 /// Each daemon started by one test process gets its own media port range,
-/// so parallel tests never compete for ports.
+/// so parallel tests never compete for ports. The ranges (10000-19999)
+/// stay below the kernel's ephemeral ports (32768 and up), where the test
+/// peers bind: legatod refuses SDP naming a port of its own range on its
+/// own address (a media loop), so a peer must never land inside it. They
+/// also stay below legato-loadgen's media ports (20000 and up), so tests
+/// and a benchmark can run side by side.
 fn next_port_range(pairs: u16) -> (u16, u16) {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     // Spread test processes apart by pid, then hand out blocks within one.
-    let base = 20_000 + (std::process::id() % 40) as u16 * 1_000;
+    let base = 10_000 + (std::process::id() % 9) as u16 * 1_000;
     let offset = NEXT.fetch_add(pairs * 2 + 2, Ordering::Relaxed) % 960;
     let min = base + offset;
     (min, min + pairs * 2 - 1)
@@ -91,6 +96,11 @@ pub struct Options {
     pub pairs: u16,
     /// Extra command-line flags.
     pub args: Vec<String>,
+    /// A fixed media port range instead of one picked for this daemon.
+    pub ports: Option<(u16, u16)>,
+    /// `--socket-recv-buffer`; `None`: 256 KiB (see [`Daemon::start`]),
+    /// `Some(0)`: the daemon's own default.
+    pub socket_recv_buffer: Option<usize>,
 }
 
 impl Options {
@@ -100,6 +110,8 @@ impl Options {
             io,
             pairs: 100,
             args: Vec::new(),
+            ports: None,
+            socket_recv_buffer: None,
         }
     }
 
@@ -129,13 +141,20 @@ impl Daemon {
     /// io_uring was asked for but the kernel does not allow it (the caller
     /// skips, saying so).
     pub fn start(options: Options) -> Result<Option<Self>> {
-        let ports = next_port_range(options.pairs);
+        let ports = options
+            .ports
+            .unwrap_or_else(|| next_port_range(options.pairs));
+        // The tests push one socket at 100 times a real stream's rate (5
+        // packets per ms): a larger buffer than the 16 KiB default keeps a
+        // debug build on a loaded machine from dropping them.
+        let recv_buffer = match options.socket_recv_buffer {
+            None => vec!["--socket-recv-buffer".to_owned(), "262144".to_owned()],
+            Some(0) => Vec::new(),
+            Some(n) => vec!["--socket-recv-buffer".to_owned(), n.to_string()],
+        };
         let mut child = Command::new(legatod_path()?)
             .args(["--grpc-listen", "127.0.0.1:0", "--shards", "2"])
-            // The tests push one socket at 100 times a real stream's rate
-            // (5 packets per ms): a larger buffer than the 16 KiB default
-            // keeps a debug build on a loaded machine from dropping them.
-            .args(["--socket-recv-buffer", "262144"])
+            .args(&recv_buffer)
             .args(["--io", options.io.flag()])
             .args(["--port-min", &ports.0.to_string()])
             .args(["--port-max", &ports.1.to_string()])
@@ -531,6 +550,7 @@ pub fn kind_name(e: &proto::Event) -> &'static str {
         Some(Kind::OffHold(_)) => "OffHold",
         Some(Kind::EventsDropped(_)) => "EventsDropped",
         Some(Kind::SessionDeleted(_)) => "SessionDeleted",
+        Some(Kind::MediaSourceChanged(_)) => "MediaSourceChanged",
         Some(_) => "Other",
         None => "None",
     }

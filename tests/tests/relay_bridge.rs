@@ -106,7 +106,10 @@ async fn bridge_both_ways(io: Io) {
         .send_media(c.leg_id.as_str(), b.leg_id.as_str())
         .await
         .unwrap();
-    assert_eq!(replaced.map(|r| r.id().to_owned()), Some(a.leg_id.clone()));
+    assert_eq!(
+        replaced.replaced.map(|r| r.id().to_owned()),
+        Some(a.leg_id.clone())
+    );
     let last = at_b.last().unwrap().0;
     let switched = std::thread::scope(|s| {
         let rb = s.spawn(|| receive_stream(&pb, 200));

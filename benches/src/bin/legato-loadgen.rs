@@ -127,6 +127,12 @@ struct Cli {
     /// Call setups for --setup-bench.
     #[arg(long, default_value_t = 5000)]
     setups: usize,
+    /// Before --setup-bench measures, open this many WatchEvents streams
+    /// filtered on sessions that never exist and close them again (what a
+    /// controller with one watcher per call leaves behind): their cost, if
+    /// any, shows as daemon CPU per setup.
+    #[arg(long, default_value_t = 0)]
+    closed_watchers: usize,
     /// Setups in flight for --setup-bench.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -250,17 +256,24 @@ fn main() -> Result<()> {
     };
     if cli.setup_bench {
         for io in backends(&cli) {
-            let result = with_legatod(&cli, &runtime, io, cli.setups / 2 + 16, |client, _, _| {
-                let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-                let mut r = runtime.block_on(setup::run(
-                    client,
-                    cli.setups,
-                    cli.concurrency,
-                    peer.local_addr()?,
-                ))?;
-                r.io = io.to_owned();
-                Ok(r)
-            })?;
+            let result =
+                with_legatod(&cli, &runtime, io, cli.setups / 2 + 16, |client, pid, _| {
+                    let peer = UdpSocket::bind((legato_benches::generator::PEER_ADDRESS, 0))?;
+                    runtime.block_on(setup::churn_watchers(client, cli.closed_watchers))?;
+                    let before = ProcSample::of(pid)?;
+                    let mut r = runtime.block_on(setup::run(
+                        client,
+                        cli.setups,
+                        cli.concurrency,
+                        peer.local_addr()?,
+                    ))?;
+                    let after = ProcSample::of(pid)?;
+                    r.io = io.to_owned();
+                    r.closed_watchers = cli.closed_watchers;
+                    r.daemon_cpu_s = Some(after.cpu_since(&before).best_s());
+                    r.daemon_rss_kib = Some(after.rss_kib);
+                    Ok(r)
+                })?;
             report.setup.push(result);
         }
     } else if cli.rounds > 1 {

@@ -7,7 +7,7 @@ use legato_proto::v1 as pb;
 
 use crate::engine::EngineEvent;
 use crate::sdp::MediaDirection;
-use crate::session::{Counters, EngineError, EventKind, LegState, LegView};
+use crate::session::{Counters, EngineError, EventKind, LegState, LegView, SourceChange};
 
 pub(crate) fn leg_state(state: LegState) -> pb::LegState {
     match state {
@@ -91,6 +91,12 @@ pub(crate) fn counters(c: &Counters) -> pb::LegCounters {
         unsupported_payload_packets: c.unsupported_payload_packets,
         send_failures: c.send_failures,
         telephone_event_packets_received: c.telephone_event_packets_received,
+        held_back_packets: c.held_back_packets,
+        source_switches: c.source_switches,
+        probation_packets: c.probation_packets,
+        oversize_packets: c.oversize_packets,
+        loop_packets: c.loop_packets,
+        unsendable_payload_packets: c.unsendable_payload_packets,
     }
 }
 
@@ -198,7 +204,24 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
         EventKind::OffHold { remote_direction } => Kind::OffHold(pb::OffHold {
             remote_direction: direction(*remote_direction).into(),
         }),
-        EventKind::SessionDeleted => Kind::SessionDeleted(pb::SessionDeleted {}),
+        EventKind::SessionDeleted { reason } => Kind::SessionDeleted(pb::SessionDeleted {
+            reason: reason.clone(),
+        }),
+        EventKind::MediaSourceChanged {
+            old,
+            new,
+            ssrc,
+            reason,
+        } => Kind::MediaSourceChanged(pb::MediaSourceChanged {
+            old_address: old.map(address),
+            new_address: Some(address(*new)),
+            ssrc: *ssrc,
+            reason: match reason {
+                SourceChange::SdpAddress => pb::MediaSourceChangeReason::SdpAddress,
+                SourceChange::Probation => pb::MediaSourceChangeReason::Probation,
+            }
+            .into(),
+        }),
     };
     pb::Event {
         sequence: 0,

@@ -1,9 +1,12 @@
 //! The gRPC control plane: the MediaPlane service, health, reflection and
 //! the event hub, on a small tokio runtime. It reaches sessions only by
-//! sending commands to the shard that owns them.
+//! sending commands to the shard that owns them. TLS and bearer tokens are
+//! set up in `auth`.
 
+mod auth;
 mod convert;
 mod events;
+mod limits;
 mod metrics;
 mod service;
 mod status;
@@ -17,8 +20,10 @@ use legato_proto::v1::media_plane_server::MediaPlaneServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::engine::Engine;
+pub use auth::{ControlSecurity, TokenStore};
 use events::EventHub;
 
 /// Accepted connections with Nagle's algorithm off: small gRPC replies
@@ -36,19 +41,31 @@ fn incoming(
 
 /// Serves the API on `listener` until `shutdown` resolves, then stops the
 /// engine (hanging up every leg), delivers the last events and returns.
+///
+/// TLS and tokens are loaded from the engine's configuration; see
+/// [`serve_secured`] to load them beforehand.
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_metrics(engine, listener, None, shutdown).await
+    let security = ControlSecurity::load(&engine.shared().config).map_err(anyhow::Error::msg)?;
+    serve_secured(engine, listener, security, None, shutdown).await
 }
 
-/// [`serve`], plus the Prometheus endpoint (`GET /metrics`) on
-/// `metrics` when given.
-pub async fn serve_with_metrics(
+/// [`serve`] with the TLS settings and tokens already loaded (legatod loads
+/// them before starting the engine, so bad files fail fast).
+///
+/// Every RPC of the MediaPlane service and of reflection needs a valid
+/// bearer token when a token file is configured; the health service needs
+/// one only with `health_requires_auth`.
+///
+/// With `metrics`, the Prometheus endpoint (`GET /metrics`) is served on
+/// that listener too.
+pub async fn serve_secured(
     engine: Arc<Engine>,
     listener: TcpListener,
+    security: ControlSecurity,
     metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -66,6 +83,9 @@ pub async fn serve_with_metrics(
     };
     let stopping = Arc::new(AtomicBool::new(false));
     let (closing_tx, closing_rx) = watch::channel(false);
+    // Told once the last events are published: the drain time starts.
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let drain_time = shared.config.shutdown_drain;
     let control_metrics = Arc::new(metrics::ControlMetrics::new());
     let metrics_task = metrics.map(|listener| {
         let sources = Arc::new(metrics::Sources {
@@ -87,18 +107,40 @@ pub async fn serve_with_metrics(
     health
         .set_serving::<MediaPlaneServer<service::Service>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let auth = security.authenticator();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = security.server_tls() {
+        builder = builder.tls_config(tls.clone())?;
+    }
+    let media_plane = MediaPlaneServer::new(service).max_decoding_message_size(limits::MAX_REQUEST);
+    // Outside the authenticator, so refused calls count too.
+    let mut router = builder.add_service(metrics::Instrumented::new(
+        InterceptedService::new(media_plane, auth.clone()),
+        control_metrics,
+    ));
+    router = if security.health_requires_auth() {
+        router.add_service(InterceptedService::new(health_service, auth.clone()))
+    } else {
+        router.add_service(health_service)
+    };
+    if security.reflection() {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(legato_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        router = router
+            .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+            .add_service(InterceptedService::new(reflection_v1alpha, auth));
+    }
 
     let stop = {
         let engine = engine.clone();
         let hub = hub.clone();
+        let drained = drained.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down: refusing new requests, hanging up legs");
@@ -113,21 +155,28 @@ pub async fn serve_with_metrics(
             let _ = tokio::task::spawn_blocking(move || pump.join()).await;
             events::drain(engine.shared(), &hub);
             let _ = closing_tx.send(true);
+            drained.notify_one();
             // Give watchers a moment to flush their last events.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
 
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(metrics::Instrumented::new(
-            MediaPlaneServer::new(service),
-            control_metrics,
-        ))
-        .serve_with_incoming_shutdown(incoming(listener), stop)
-        .await?;
+    let server = router.serve_with_incoming_shutdown(incoming(listener), stop);
+    // The graceful shutdown waits for every open stream to finish; a
+    // WatchEvents client that stopped reading would hold it forever. The
+    // drain time bounds it: what was not delivered by then is not.
+    tokio::select! {
+        result = server => result?,
+        () = async {
+            drained.notified().await;
+            tokio::time::sleep(drain_time).await;
+        } => {
+            tracing::warn!(
+                drain_ms = drain_time.as_millis() as u64,
+                "shutdown drain time over: closing connections that still hold undelivered events"
+            );
+        }
+    }
     if let Some(task) = metrics_task {
         task.abort();
     }

@@ -264,6 +264,7 @@ impl EpollIo {
                 let len = (self.rx.hdrs[k].msg_len as usize).min(RECV_BUF_SIZE);
                 if self.rx.hdrs[k].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                     stats.truncated += 1;
+                    handler.oversize(token);
                     continue;
                 }
                 let name = sockaddr_bytes(&self.rx.names[k]);

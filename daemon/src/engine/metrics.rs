@@ -97,6 +97,39 @@ pub(crate) const LEG_COUNTERS: &[LegCounterMetric] = &[
         Some(("reason", "send_failure")),
         |c| c.send_failures,
     ),
+    counter(
+        "packets_dropped",
+        DROPPED,
+        Some(("reason", "held_back")),
+        |c| c.held_back_packets,
+    ),
+    counter(
+        "packets_dropped",
+        DROPPED,
+        Some(("reason", "probation")),
+        |c| c.probation_packets,
+    ),
+    counter(
+        "packets_dropped",
+        DROPPED,
+        Some(("reason", "oversize")),
+        |c| c.oversize_packets,
+    ),
+    counter("packets_dropped", DROPPED, Some(("reason", "loop")), |c| {
+        c.loop_packets
+    }),
+    counter(
+        "packets_dropped",
+        DROPPED,
+        Some(("reason", "unsendable_payload")),
+        |c| c.unsendable_payload_packets,
+    ),
+    counter(
+        "source_switches",
+        "Times a leg's media source address changed (the SDP address taking over, or another source passing probation)",
+        None,
+        |c| c.source_switches,
+    ),
 ];
 
 /// Leg states in the order of [`ShardMetrics::legs_by_state`].

@@ -13,6 +13,7 @@
 //! oneshot channels and events through a bounded queue whose overflow is
 //! counted and later reported as EventsDropped.
 
+mod admission;
 mod bufring;
 mod epoll;
 mod metrics;
@@ -35,6 +36,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, IoMode};
 use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
+pub(crate) use admission::{Admitted, Limit};
 pub(crate) use metrics::{LEG_COUNTERS, LEG_STATES, ShardMetrics};
 pub(crate) use ports::{PortPair, PortPool};
 use sys::EventFd;
@@ -72,6 +74,10 @@ pub(crate) trait PacketHandler {
 
     /// One datagram received on the socket registered with `token`.
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue);
+
+    /// A datagram larger than the receive buffer arrived on the socket
+    /// registered with `token`; the kernel cut it, and it is dropped.
+    fn oversize(&mut self, token: u64);
 }
 
 /// Datagrams warmed together: enough to overlap the misses of a batch,
@@ -290,8 +296,21 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 pub(crate) struct CreateLeg {
     pub(crate) id: Arc<str>,
     pub(crate) ports: PortPair,
+    /// The leg's unit of `max_legs`.
+    pub(crate) admitted: Admitted,
     pub(crate) session: Arc<str>,
     pub(crate) request: LegRequest,
+}
+
+/// Optional limits that delete a session a controller forgot (a crashed
+/// controller leaves its sessions behind otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SessionLimits {
+    /// Deleted after this long without an RPC naming it or one of its legs
+    /// and without RTP received on any of its legs.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// Deleted this long after it was created, whatever happens.
+    pub(crate) max_duration: Option<Duration>,
 }
 
 /// Summary of a session.
@@ -300,6 +319,34 @@ pub(crate) struct SessionInfo {
     pub(crate) id: Arc<str>,
     pub(crate) legs: Vec<Arc<str>>,
     pub(crate) created_at: SystemTime,
+    pub(crate) limits: SessionLimits,
+    /// How long the session has been idle (see [`SessionLimits`]).
+    pub(crate) idle: Duration,
+}
+
+/// One page of a listing: items whose id sorts after `after`, at most
+/// `limit` of them, in id order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Page {
+    pub(crate) after: Option<Arc<str>>,
+    pub(crate) limit: usize,
+}
+
+impl Page {
+    /// Whether an item id belongs to the page's range.
+    pub(crate) fn admits(&self, id: &str) -> bool {
+        self.after.as_deref().is_none_or(|after| id > after)
+    }
+}
+
+/// The outcome of SendMedia.
+#[derive(Clone, Debug)]
+pub(crate) struct Routed {
+    /// The source the sink had before, if any.
+    pub(crate) replaced: Option<Arc<str>>,
+    /// Why nothing is forwarded to the sink now, if that is so (the sink
+    /// is not CONNECTED or in EARLY_MEDIA, or on hold).
+    pub(crate) held_back: Option<String>,
 }
 
 /// Work for a shard.
@@ -307,6 +354,9 @@ pub(crate) struct SessionInfo {
 pub(crate) enum Command {
     CreateSession {
         id: Arc<str>,
+        /// The session's unit of `max_sessions`.
+        admitted: Admitted,
+        limits: SessionLimits,
         reply: Reply<()>,
     },
     DeleteSession {
@@ -314,6 +364,7 @@ pub(crate) enum Command {
         reply: Reply<u32>,
     },
     ListSessions {
+        page: Page,
         reply: Reply<Vec<SessionInfo>>,
     },
     CreateLeg {
@@ -337,12 +388,13 @@ pub(crate) enum Command {
     },
     ListLegs {
         session: Option<Arc<str>>,
+        page: Page,
         reply: Reply<Vec<LegView>>,
     },
     SendMedia {
         from: Arc<str>,
         to: Arc<str>,
-        reply: Reply<Option<Arc<str>>>,
+        reply: Reply<Routed>,
     },
     StopMedia {
         from: Arc<str>,
@@ -361,7 +413,7 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) ports: PortPool,
+    pub(crate) ports: Arc<PortPool>,
     pub(crate) events: EventQueue,
     /// Legs holding sockets (not terminated).
     pub(crate) live_legs: AtomicUsize,
@@ -404,6 +456,7 @@ impl Engine {
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
         }
+        warn_ephemeral_overlap(&config);
         let backend = match config.io {
             IoMode::Epoll => Backend::Epoll,
             IoMode::Uring => {
@@ -424,12 +477,12 @@ impl Engine {
             },
         };
         let shared = Arc::new(Shared {
-            ports: PortPool::new(
+            ports: Arc::new(PortPool::new(
                 config.media_address,
                 config.port_min,
                 config.port_max,
                 config.socket_recv_buffer,
-            ),
+            )),
             events: EventQueue::new(),
             live_legs: AtomicUsize::new(0),
             sessions: AtomicUsize::new(0),
@@ -512,6 +565,34 @@ impl Engine {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+/// Warns when media binds a loopback address and its port range overlaps
+/// the kernel's ephemeral ports: a peer on the same host and address that
+/// binds port 0 may land inside the range, and legatod refuses such SDP
+/// (and drops such datagrams) as a media loop.
+fn warn_ephemeral_overlap(config: &Config) {
+    if !config.media_address.is_loopback() {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") else {
+        return;
+    };
+    let mut bounds = text
+        .split_whitespace()
+        .filter_map(|v| v.parse::<u16>().ok());
+    if let (Some(low), Some(high)) = (bounds.next(), bounds.next())
+        && low <= config.port_max
+        && config.port_min <= high
+    {
+        tracing::warn!(
+            port_min = config.port_min,
+            port_max = config.port_max,
+            ephemeral_low = low,
+            ephemeral_high = high,
+            "the media port range overlaps the ephemeral ports on a loopback media address: local peers bound to port 0 there may be refused as media loops; bind them to another address (e.g. 127.0.0.2) or move the range"
+        );
     }
 }
 

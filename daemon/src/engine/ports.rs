@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -18,9 +18,40 @@ pub(crate) struct PortPair {
     pub(crate) rtp: UdpSocket,
     pub(crate) rtcp: UdpSocket,
     pub(crate) port: u16,
+    /// Gives the pair back to the pool if it is dropped before a shard
+    /// took it over (a cancelled request, a refused leg).
+    pub(crate) lease: PortLease,
 }
 
-/// Free even ports of the range, least recently used first.
+/// The right to a port pair of the pool: dropping it gives the pair back,
+/// so no path (error, cancelled RPC, command dropped at shutdown) can lose
+/// a pair. A shard that keeps the pair's sockets calls [`PortLease::keep`]
+/// and later releases the pair itself once the sockets are closed.
+#[derive(Debug)]
+pub(crate) struct PortLease {
+    pool: Option<Arc<PortPool>>,
+    port: u16,
+}
+
+impl PortLease {
+    /// The shard owns the pair from now on.
+    pub(crate) fn keep(mut self) {
+        self.pool = None;
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.release(self.port);
+        }
+    }
+}
+
+/// Free even ports of the range, least recently used first. The order
+/// starts at a random pair, so a restarted daemon does not hand out the
+/// ports of the calls it just lost first: their peers may still be
+/// sending there (the latching policy keeps them out too).
 #[derive(Debug)]
 pub(crate) struct PortPool {
     address: IpAddr,
@@ -36,11 +67,12 @@ pub(crate) struct PortPool {
 impl PortPool {
     pub(crate) fn new(address: IpAddr, min: u16, max: u16, recv_buffer: usize) -> Self {
         let first = min + min % 2;
-        let free: VecDeque<u16> = (first..max)
+        let mut free: VecDeque<u16> = (first..max)
             .step_by(2)
             .filter(|p| p.checked_add(1).is_some_and(|q| q <= max))
             .collect();
         let total = free.len();
+        free.rotate_left(fastrand::usize(..total.max(1)));
         Self {
             address,
             free: Mutex::new(free),
@@ -58,7 +90,7 @@ impl PortPool {
 
     /// Binds the next free pair. Ports some other process holds are skipped
     /// (and retried later). `None` when no pair could be bound.
-    pub(crate) fn allocate(&self) -> Option<PortPair> {
+    pub(crate) fn allocate(self: &Arc<Self>) -> Option<PortPair> {
         let mut free = self.free.lock().ok()?;
         while let Some(port) = self.released.pop() {
             free.push_back(port);
@@ -66,7 +98,17 @@ impl PortPool {
         for _ in 0..free.len() {
             let port = free.pop_front()?;
             match (self.bind(port), self.bind(port + 1)) {
-                (Ok(rtp), Ok(rtcp)) => return Some(PortPair { rtp, rtcp, port }),
+                (Ok(rtp), Ok(rtcp)) => {
+                    return Some(PortPair {
+                        rtp,
+                        rtcp,
+                        port,
+                        lease: PortLease {
+                            pool: Some(self.clone()),
+                            port,
+                        },
+                    });
+                }
                 _ => free.push_back(port),
             }
         }
@@ -110,20 +152,80 @@ impl PortPool {
 mod tests {
     use super::*;
 
+    /// An odd port `min` such that min+1..=min+4 are free now (other
+    /// processes on a shared machine hold random ports).
+    fn free_range() -> u16 {
+        (0..200u16)
+            .map(|i| 45_001 + 8 * i)
+            .find(|&min| {
+                let held: Vec<_> = (min + 1..=min + 4)
+                    .filter_map(|p| UdpSocket::bind(("127.0.0.1", p)).ok())
+                    .collect();
+                held.len() == 4
+            })
+            .expect("a free port range")
+    }
+
     #[test]
     fn pairs_are_even_odd_and_exhaust() {
-        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 45_001, 45_006, 16 * 1024);
-        assert_eq!(pool.total(), 2); // 45002/3, 45004/5
+        let min = free_range();
+        let pool = Arc::new(PortPool::new(
+            "127.0.0.1".parse().unwrap(),
+            min,
+            min + 5,
+            16 * 1024,
+        ));
+        assert_eq!(pool.total(), 2); // min+1/+2, min+3/+4
         let a = pool.allocate().unwrap();
         let b = pool.allocate().unwrap();
         assert_eq!(a.port % 2, 0);
         assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port + 1);
         assert!(pool.allocate().is_none());
         let port = a.port;
+        // Dropping an unkept pair gives it back.
         drop(a);
-        pool.release(port);
         let c = pool.allocate().unwrap();
         assert_eq!(c.port, port);
-        drop((b, c));
+        // A kept pair stays out until released (as a shard does once the
+        // pair's sockets are closed).
+        let mut ports = Vec::new();
+        for pair in [b, c] {
+            let PortPair {
+                rtp,
+                rtcp,
+                port,
+                lease,
+            } = pair;
+            lease.keep();
+            drop((rtp, rtcp));
+            ports.push(port);
+        }
+        assert!(pool.allocate().is_none());
+        for port in ports {
+            pool.release(port);
+        }
+        assert!(pool.allocate().is_some());
+    }
+
+    #[test]
+    fn order_starts_at_a_random_pair() {
+        // 500 pairs: two pools start at the same pair with probability
+        // 1/500; eight all starting at the same one, never in practice.
+        let firsts: Vec<u16> = (0..8)
+            .map(|_| {
+                let pool = PortPool::new("127.0.0.1".parse().unwrap(), 46_000, 46_999, 16 * 1024);
+                let mut free = pool.free.lock().unwrap();
+                let first = free[0];
+                // Least recently used order after the offset: consecutive pairs.
+                assert_eq!(free[1], if first == 46_998 { 46_000 } else { first + 2 });
+                free.clear();
+                first
+            })
+            .collect();
+        assert!(
+            firsts.iter().any(|&p| p != firsts[0]),
+            "every pool started at {}",
+            firsts[0]
+        );
     }
 }

@@ -21,12 +21,13 @@ use super::metrics::ShardTotals;
 use super::sys::EventFd;
 use super::tx::TxQueue;
 use super::{
-    Backend, Command, CreateLeg, EngineEvent, Io, PacketHandler, SessionInfo, Shared, SockId,
-    WARM_BATCH, epoll, uring,
+    Admitted, Backend, Command, CreateLeg, EngineEvent, Io, PacketHandler, Page, Routed,
+    SessionInfo, SessionLimits, Shared, SockId, WARM_BATCH, epoll, uring,
 };
 use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
 use crate::session::{
-    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, TimeoutAction,
+    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, OwnMedia,
+    TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -37,6 +38,9 @@ use crate::session::{
 const TICK: Duration = Duration::from_millis(50);
 /// Ticks per full sweep of the leg table.
 const SWEEP_TICKS: usize = 5;
+/// Ticks between checks of the session idle/lifetime limits (1 s): they
+/// are minutes long, so a second late is nothing.
+const SESSION_CHECK_TICKS: u32 = 20;
 /// Commands taken per loop turn, so a burst of control work cannot starve
 /// packet processing for long.
 const COMMANDS_PER_TURN: usize = 256;
@@ -81,10 +85,18 @@ pub(super) fn run(
         }
     };
     let _ = ready.send(Ok(()));
+    let own_media = OwnMedia {
+        media_address: shared.config.media_address,
+        advertised_address: shared.config.advertised_address,
+        port_min: shared.config.port_min,
+        port_max: shared.config.port_max,
+    };
     let params = LegParams {
         rtp_timeout: shared.config.rtp_timeout,
         early_media_timeout: shared.config.early_media_timeout,
         relatch_after: shared.config.relatch_after,
+        probation_packets: shared.config.latch_probation_packets,
+        own_media,
         telephone_event: true,
         ptime: 20,
     };
@@ -105,6 +117,8 @@ pub(super) fn run(
         params,
         running: true,
         sweep_cursor: 0,
+        ticks: 0,
+        limited_sessions: 0,
         totals: ShardTotals::new(),
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
@@ -123,6 +137,31 @@ struct LegSlot {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
     port: u16,
+    /// The address the RTP socket is connected to (`kernel_source_filter`).
+    peer: Option<SocketAddr>,
+}
+
+impl LegSlot {
+    /// Connects the RTP socket to the leg's settled source, or unconnects
+    /// it, when that changed (see `Leg::take_peer_change`). Rare: once
+    /// when the SDP address first sends, and on SDP changes.
+    fn sync_peer(&mut self, enabled: bool) {
+        let Some(peer) = self.leg.take_peer_change() else {
+            return;
+        };
+        let peer = peer.filter(|_| enabled);
+        if peer == self.peer || self.rtp.is_none() {
+            return;
+        }
+        match super::sys::connect_udp(self.rtp_fd, peer) {
+            Ok(()) => self.peer = peer,
+            Err(e) => tracing::debug!(
+                leg = %self.leg.id,
+                error = %e,
+                "cannot restrict the RTP socket to its peer; the leg filters in userspace"
+            ),
+        }
+    }
 }
 
 /// Slab of legs; slot numbers are stable while a leg exists.
@@ -172,6 +211,43 @@ impl Legs {
 struct Session {
     legs: Vec<u32>,
     created_at: SystemTime,
+    limits: SessionLimits,
+    /// When it was created (monotonic), for `max_duration`.
+    started: Instant,
+    /// The last RPC naming it or one of its legs, for `idle_timeout`.
+    last_command: Instant,
+}
+
+impl Session {
+    /// When the session last showed a sign of life: an RPC, or RTP on one
+    /// of its legs.
+    fn last_activity(&self, legs: &Legs) -> Instant {
+        self.legs
+            .iter()
+            .filter_map(|&slot| legs.get(slot).and_then(|e| e.leg.last_rtp()))
+            .fold(self.last_command, Instant::max)
+    }
+
+    /// Why the session must be deleted now, if it must.
+    fn expired(&self, now: Instant, legs: &Legs) -> Option<String> {
+        if let Some(max) = self.limits.max_duration
+            && now.saturating_duration_since(self.started) >= max
+        {
+            return Some(format!(
+                "session lifetime limit reached ({} s)",
+                max.as_secs()
+            ));
+        }
+        if let Some(idle) = self.limits.idle_timeout
+            && now.saturating_duration_since(self.last_activity(legs)) >= idle
+        {
+            return Some(format!(
+                "session idle for {} s (no RPC and no RTP)",
+                idle.as_secs()
+            ));
+        }
+        None
+    }
 }
 
 /// Pushes events to the shared queue, stamped with wall-clock time.
@@ -209,6 +285,10 @@ struct Shard {
     running: bool,
     /// Next slot the timer sweep checks.
     sweep_cursor: usize,
+    /// Timer ticks so far.
+    ticks: u32,
+    /// Sessions with an idle or lifetime limit (none: no check at all).
+    limited_sessions: usize,
     /// Counters of freed legs and I/O totals, for metrics.
     totals: ShardTotals,
 }
@@ -253,6 +333,8 @@ impl Shard {
         let mut path = PacketPath {
             legs: &mut self.legs,
             events: &mut self.events,
+            own_media: self.params.own_media,
+            kernel_source_filter: self.shared.config.kernel_source_filter,
             clock: None,
         };
         let result = self.io.poll(&mut self.tx, timeout, &mut path);
@@ -283,6 +365,10 @@ impl Shard {
     }
 
     fn tick(&mut self, now: Instant) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.limited_sessions > 0 && self.ticks.is_multiple_of(SESSION_CHECK_TICKS) {
+            self.expire_sessions(now);
+        }
         let len = self.legs.slots.len();
         let start = self.sweep_cursor.min(len);
         let end = (start + len.div_ceil(SWEEP_TICKS)).min(len);
@@ -306,26 +392,69 @@ impl Shard {
         }
     }
 
+    /// Deletes the sessions whose idle or lifetime limit passed.
+    fn expire_sessions(&mut self, now: Instant) {
+        let expired: Vec<(Arc<str>, String)> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, s)| s.expired(now, &self.legs).map(|why| (id.clone(), why)))
+            .collect();
+        for (id, reason) in expired {
+            tracing::info!(shard = self.index, session = %id, %reason, "deleting session");
+            let _ = self.delete_session(&id, &reason, now);
+        }
+    }
+
+    /// Notes an RPC about the session owning leg slot `slot`.
+    fn touch_leg(&mut self, leg: &str, now: Instant) {
+        let Some(session) = self
+            .legs
+            .by_id
+            .get(leg)
+            .and_then(|&slot| self.legs.get(slot))
+            .map(|e| e.leg.session.clone())
+        else {
+            return;
+        };
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.last_command = now;
+        }
+    }
+
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
+        match &command {
+            Command::UpdateLeg { leg, .. }
+            | Command::HangupLeg { leg, .. }
+            | Command::GetLeg { leg, .. } => self.touch_leg(leg, now),
+            Command::SendMedia { from, to, .. } | Command::StopMedia { from, to, .. } => {
+                self.touch_leg(from, now);
+                self.touch_leg(to, now);
+            }
+            Command::ListLegs {
+                session: Some(session),
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(session) {
+                    s.last_command = now;
+                }
+            }
+            _ => {}
+        }
         match command {
-            Command::CreateSession { id, reply } => {
-                let _ = reply.send(self.create_session(id));
+            Command::CreateSession {
+                id,
+                admitted,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.create_session(id, admitted, limits, now));
             }
             Command::DeleteSession { id, reply } => {
-                let _ = reply.send(self.delete_session(&id, now));
+                let _ = reply.send(self.delete_session(&id, "session deleted", now));
             }
-            Command::ListSessions { reply } => {
-                let list = self
-                    .sessions
-                    .iter()
-                    .map(|(id, s)| SessionInfo {
-                        id: id.clone(),
-                        legs: s.legs.iter().filter_map(|&l| self.legs.name(l)).collect(),
-                        created_at: s.created_at,
-                    })
-                    .collect();
-                let _ = reply.send(Ok(list));
+            Command::ListSessions { page, reply } => {
+                let _ = reply.send(Ok(self.list_sessions(&page, now)));
             }
             Command::CreateLeg { leg, reply } => {
                 let _ = reply.send(self.create_leg(*leg, now));
@@ -348,8 +477,12 @@ impl Shard {
                     .and_then(|slot| self.legs.view(slot).ok_or_else(|| not_found(&leg)));
                 let _ = reply.send(result);
             }
-            Command::ListLegs { session, reply } => {
-                let _ = reply.send(self.list_legs(session.as_deref()));
+            Command::ListLegs {
+                session,
+                page,
+                reply,
+            } => {
+                let _ = reply.send(self.list_legs(session.as_deref(), &page));
             }
             Command::SendMedia { from, to, reply } => {
                 let _ = reply.send(self.send_media(&from, &to));
@@ -367,23 +500,55 @@ impl Shard {
         }
     }
 
-    fn create_session(&mut self, id: Arc<str>) -> Result<(), EngineError> {
+    fn create_session(
+        &mut self,
+        id: Arc<str>,
+        admitted: Admitted,
+        limits: SessionLimits,
+        now: Instant,
+    ) -> Result<(), EngineError> {
         if self.sessions.contains_key(&id) {
+            // `admitted` is dropped: the unit goes back.
             return Err(EngineError::AlreadyExists(format!(
                 "session '{id}' already exists"
             )));
+        }
+        admitted.keep();
+        if limits != SessionLimits::default() {
+            self.limited_sessions += 1;
         }
         self.sessions.insert(
             id,
             Session {
                 legs: Vec::new(),
                 created_at: SystemTime::now(),
+                limits,
+                started: now,
+                last_command: now,
             },
         );
         Ok(())
     }
 
-    fn delete_session(&mut self, id: &str, now: Instant) -> Result<u32, EngineError> {
+    fn list_sessions(&self, page: &Page, now: Instant) -> Vec<SessionInfo> {
+        let mut ids: Vec<&Arc<str>> = self.sessions.keys().filter(|id| page.admits(id)).collect();
+        ids.sort_unstable();
+        ids.truncate(page.limit);
+        ids.into_iter()
+            .filter_map(|id| {
+                let s = self.sessions.get(id)?;
+                Some(SessionInfo {
+                    id: id.clone(),
+                    legs: s.legs.iter().filter_map(|&l| self.legs.name(l)).collect(),
+                    created_at: s.created_at,
+                    limits: s.limits,
+                    idle: now.saturating_duration_since(s.last_activity(&self.legs)),
+                })
+            })
+            .collect()
+    }
+
+    fn delete_session(&mut self, id: &str, reason: &str, now: Instant) -> Result<u32, EngineError> {
         let Some((id, session)) = self.sessions.remove_entry(id) else {
             return Err(EngineError::NotFound(format!("no such session '{id}'")));
         };
@@ -391,10 +556,7 @@ impl Shard {
         for &slot in &session.legs {
             if let Some(entry) = self.legs.get_mut(slot)
                 && !entry.leg.is_terminated()
-                && entry
-                    .leg
-                    .hangup(0, "session deleted", now, &mut self.events)
-                    .is_ok()
+                && entry.leg.hangup(0, reason, now, &mut self.events).is_ok()
             {
                 terminated += 1;
                 self.teardown(slot);
@@ -412,31 +574,33 @@ impl Shard {
                 self.legs.free.push(slot);
             }
         }
-        self.events.emit(&id, None, EventKind::SessionDeleted);
+        if session.limits != SessionLimits::default() {
+            self.limited_sessions -= 1;
+        }
+        self.events.emit(
+            &id,
+            None,
+            EventKind::SessionDeleted {
+                reason: reason.to_owned(),
+            },
+        );
         self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
         Ok(terminated)
     }
 
+    /// Creates a leg. On any error the port pair and the leg's unit of
+    /// `max_legs` go back when `request` is dropped (their guards).
     fn create_leg(
         &mut self,
         request: CreateLeg,
         now: Instant,
     ) -> Result<(LegView, String), EngineError> {
-        let port = request.ports.port;
-        let result = self.try_create_leg(request, now);
-        if result.is_err() {
-            self.shared.ports.release(port);
-            self.shared.live_legs.fetch_sub(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn try_create_leg(
-        &mut self,
-        request: CreateLeg,
-        now: Instant,
-    ) -> Result<(LegView, String), EngineError> {
-        let CreateLeg { id, ports, .. } = request;
+        let CreateLeg {
+            id,
+            ports,
+            admitted,
+            ..
+        } = request;
         let Some((session_id, _)) = self.sessions.get_key_value(&*request.session) else {
             return Err(EngineError::NotFound(format!(
                 "no such session '{}'",
@@ -485,6 +649,7 @@ impl Shard {
                 )));
             }
         };
+        let lease = ports.lease;
         let rtcp = match self.io.add_socket(ports.rtcp, token | RTCP_BIT) {
             Ok(id) => id,
             Err(e) => {
@@ -497,6 +662,10 @@ impl Shard {
                 )));
             }
         };
+        // The leg exists: the shard releases the pair and the leg's unit
+        // in `teardown`.
+        lease.keep();
+        admitted.keep();
         self.legs.slots[slot as usize] = Some(LegSlot {
             leg,
             rtp: Some(rtp),
@@ -504,7 +673,11 @@ impl Shard {
             rtp_fd,
             rtp_id: rtp,
             port: ports.port,
+            peer: None,
         });
+        if let Some(entry) = self.legs.get_mut(slot) {
+            entry.sync_peer(self.shared.config.kernel_source_filter);
+        }
         self.legs.by_id.insert(id.clone(), slot);
         if let Some(session) = self.sessions.get_mut(&session_id) {
             session.legs.push(slot);
@@ -524,6 +697,7 @@ impl Shard {
         let sdp = entry
             .leg
             .update(update, now, SystemTime::now(), &mut self.events)?;
+        entry.sync_peer(self.shared.config.kernel_source_filter);
         let view = self.legs.view(slot).ok_or_else(|| not_found(id))?;
         Ok((view, sdp))
     }
@@ -542,26 +716,31 @@ impl Shard {
         self.legs.view(slot).ok_or_else(|| not_found(id))
     }
 
-    fn list_legs(&self, session: Option<&str>) -> Result<Vec<LegView>, EngineError> {
-        match session {
+    fn list_legs(&self, session: Option<&str>, page: &Page) -> Result<Vec<LegView>, EngineError> {
+        let mut slots: Vec<(&str, u32)> = match session {
             Some(id) => {
                 let session = self
                     .sessions
                     .get(id)
                     .ok_or_else(|| EngineError::NotFound(format!("no such session '{id}'")))?;
-                Ok(session
+                session
                     .legs
                     .iter()
-                    .filter_map(|&s| self.legs.view(s))
-                    .collect())
+                    .filter_map(|&s| self.legs.get(s).map(|e| (&*e.leg.id, s)))
+                    .collect()
             }
-            None => Ok((0..self.legs.slots.len() as u32)
-                .filter_map(|s| self.legs.view(s))
-                .collect()),
-        }
+            None => self.legs.by_id.iter().map(|(id, &s)| (&**id, s)).collect(),
+        };
+        slots.retain(|(id, _)| page.admits(id));
+        slots.sort_unstable();
+        slots.truncate(page.limit);
+        Ok(slots
+            .into_iter()
+            .filter_map(|(_, s)| self.legs.view(s))
+            .collect())
     }
 
-    fn send_media(&mut self, from: &str, to: &str) -> Result<Option<Arc<str>>, EngineError> {
+    fn send_media(&mut self, from: &str, to: &str) -> Result<Routed, EngineError> {
         let from_slot = self.legs.find(from)?;
         let to_slot = self.legs.find(to)?;
         if from_slot == to_slot {
@@ -600,9 +779,13 @@ impl Shard {
                 src_codec.name, src_codec.clock_rate, dst_codec.name, dst_codec.clock_rate
             )));
         }
+        let held_back = sink.leg.held_back_reason();
         let previous = sink.leg.source;
         if previous == Some(from_slot) {
-            return Ok(None);
+            return Ok(Routed {
+                replaced: None,
+                held_back,
+            });
         }
         let replaced = previous.and_then(|p| self.legs.name(p));
         if let Some(old) = previous
@@ -617,7 +800,10 @@ impl Shard {
         if let Some(source) = self.legs.get_mut(from_slot) {
             source.leg.sinks.push(to_slot);
         }
-        Ok(replaced)
+        Ok(Routed {
+            replaced,
+            held_back,
+        })
     }
 
     fn stop_media(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
@@ -697,6 +883,10 @@ fn not_found(id: &str) -> EngineError {
 struct PacketPath<'a> {
     legs: &'a mut Legs,
     events: &'a mut ShardEvents,
+    /// legato's own sockets: datagrams from them are loops, dropped.
+    own_media: OwnMedia,
+    /// Connect RTP sockets to their settled source.
+    kernel_source_filter: bool,
     /// One clock read per poll: packets of one wake-up share it.
     clock: Option<Instant>,
 }
@@ -725,11 +915,39 @@ impl PacketHandler for PacketPath<'_> {
 
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue) {
         let now = *self.clock.get_or_insert_with(Instant::now);
-        handle_packet(self.legs, self.events, now, token, source, data, tx);
+        if self.own_media.contains(source) {
+            // One of legato's own sockets sent it: a media loop (an SDP
+            // pointing a leg at legato is refused, so this is an injected
+            // or spoofed packet). Dropped before it can be relayed again.
+            if let Some(entry) = self.legs.get_mut(token as u32) {
+                entry.leg.counters.loop_packets += 1;
+            }
+            return;
+        }
+        handle_packet(
+            self.legs,
+            self.events,
+            now,
+            token,
+            source,
+            data,
+            tx,
+            self.kernel_source_filter,
+        );
+    }
+
+    fn oversize(&mut self, token: u64) {
+        if let Some(entry) = self.legs.get_mut(token as u32) {
+            entry.leg.counters.oversize_packets += 1;
+        }
     }
 }
 
 /// The packet path: validate, account, and relay to every sink.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the packet path's inputs, passed by value to stay in registers"
+)]
 fn handle_packet(
     legs: &mut Legs,
     events: &mut ShardEvents,
@@ -738,6 +956,7 @@ fn handle_packet(
     source: SocketAddr,
     data: &[u8],
     tx: &mut TxQueue,
+    kernel_source_filter: bool,
 ) {
     let slot = token as u32;
     let Some(entry) = legs.get_mut(slot) else {
@@ -747,10 +966,10 @@ fn handle_packet(
         return;
     }
     if token & RTCP_BIT != 0 || (entry.leg.rtcp_mux() && is_rtcp(data)) {
-        if valid_rtcp(data) {
-            entry.leg.handle_rtcp();
-        } else {
+        if !valid_rtcp(data) {
             entry.leg.counters.malformed_packets += 1;
+        } else if entry.leg.accept_rtcp_source(source) {
+            entry.leg.handle_rtcp();
         }
         return;
     }
@@ -758,10 +977,11 @@ fn handle_packet(
         entry.leg.counters.malformed_packets += 1;
         return;
     };
-    let Some(kind) = entry
+    let accepted = entry
         .leg
-        .handle_rtp(now, source, &header, data.len(), events)
-    else {
+        .handle_rtp(now, source, &header, data.len(), events);
+    entry.sync_peer(kernel_source_filter);
+    let Some(kind) = accepted else {
         return;
     };
     let codec = entry.leg.codec();

@@ -1,9 +1,9 @@
 //! Small syscall wrappers the engine needs beyond std: eventfd, the
-//! open-file limit, real-time scheduling, thread CPU time and sockaddr
-//! decoding.
+//! open-file limit, real-time scheduling, thread CPU time, connecting a
+//! UDP socket to its peer and sockaddr decoding.
 #![allow(
     unsafe_code,
-    reason = "eventfd creation, resource limits, scheduling policy and thread CPU clocks are raw syscalls; see SAFETY notes"
+    reason = "eventfd creation, resource limits, scheduling policy, thread CPU clocks and connect are raw syscalls; see SAFETY notes"
 )]
 
 use std::fs::File;
@@ -104,6 +104,74 @@ pub(crate) fn thread_cpu_time() -> io::Result<Duration> {
         return Err(io::Error::last_os_error());
     }
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// Connects UDP socket `fd` to `peer`, or with `None` dissolves its
+/// association. A connected UDP socket receives only from its peer: the
+/// kernel drops datagrams from anyone else before they take room in the
+/// socket's receive queue, so a flood from a stranger cannot squeeze the
+/// peer's packets out. Sends with an explicit destination still work.
+pub(crate) fn connect_udp(fd: RawFd, peer: Option<SocketAddr>) -> io::Result<()> {
+    let rc = match peer {
+        Some(SocketAddr::V4(a)) => {
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `sa` is a valid sockaddr_in for the duration of the
+            // call and the length passed is its size.
+            unsafe {
+                libc::connect(
+                    fd,
+                    (&raw const sa).cast(),
+                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        Some(SocketAddr::V6(a)) => {
+            let sa = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe {
+                libc::connect(
+                    fd,
+                    (&raw const sa).cast(),
+                    size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+        None => {
+            // connect(2): an address of family AF_UNSPEC dissolves a UDP
+            // socket's association.
+            let sa = libc::sockaddr {
+                sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+                sa_data: [0; 14],
+            };
+            // SAFETY: `sa` is a valid sockaddr for the duration of the call.
+            unsafe {
+                libc::connect(
+                    fd,
+                    &raw const sa,
+                    size_of::<libc::sockaddr>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Decodes a kernel `sockaddr_in`/`sockaddr_in6` from raw bytes.

@@ -489,6 +489,7 @@ impl RecvBatch {
             if let Ok(msg) = RecvMsgOut::parse(buf, recv_hdr) {
                 if msg.is_payload_truncated() {
                     stats.truncated += 1;
+                    handler.oversize(self.tokens[i]);
                 } else if let Some(src) = decode_sockaddr(msg.name_data()) {
                     stats.received += 1;
                     handler.packet(self.tokens[i], src, msg.payload_data(), tx);

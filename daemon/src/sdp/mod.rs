@@ -236,6 +236,16 @@ pub(crate) enum SdpError {
         /// What is wrong with it.
         message: String,
     },
+    /// A remote address legato must not send to (multicast, broadcast).
+    #[error("{what} {address} is {kind}: legato sends media to one unicast address")]
+    NotUnicast {
+        /// Which address (`connection address`, `a=rtcp address`).
+        what: &'static str,
+        /// The address.
+        address: IpAddr,
+        /// What is wrong with it.
+        kind: &'static str,
+    },
     /// The body exceeds [`MAX_SDP_BYTES`].
     #[error("sdp body exceeds {} bytes", MAX_SDP_BYTES)]
     TooLarge,

@@ -426,12 +426,14 @@ fn remote_transport(
             "connection address (c= line) for the audio stream",
         ))?;
     check_family(ip, local)?;
+    check_unicast(ip, "connection address", true)?;
     let rtp = SocketAddr::new(ip, media.port);
     let rtcp = if rtcp_mux {
         rtp
     } else if let Some((port, address)) = media.rtcp {
         let rtcp_ip = address.unwrap_or(ip);
         check_family(rtcp_ip, local)?;
+        check_unicast(rtcp_ip, "a=rtcp address", address.is_none())?;
         SocketAddr::new(rtcp_ip, port)
     } else {
         // RFC 3550 §11: the next port; 65535 has none, so keep the RTP port.
@@ -441,6 +443,28 @@ fn remote_transport(
         rtp,
         rtcp,
         on_hold_address: ip.is_unspecified(),
+    })
+}
+
+/// legato sends only to one party: multicast and broadcast addresses are
+/// refused, and so is an unspecified address unless it is the old hold
+/// convention (`c=` 0.0.0.0 or `::`, RFC 3264 §8.4), which legato never
+/// sends to.
+fn check_unicast(ip: IpAddr, what: &'static str, hold_allowed: bool) -> Result<(), SdpError> {
+    let ip = ip.to_canonical();
+    let kind = if ip.is_multicast() {
+        "a multicast address"
+    } else if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+        "the broadcast address"
+    } else if ip.is_unspecified() && !hold_allowed {
+        "unspecified"
+    } else {
+        return Ok(());
+    };
+    Err(SdpError::NotUnicast {
+        what,
+        address: ip,
+        kind,
     })
 }
 

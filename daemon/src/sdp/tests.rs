@@ -1411,3 +1411,46 @@ fn random_text_never_panics() {
         let _ = exercise(&text);
     }
 }
+
+#[test]
+fn multicast_and_broadcast_addresses_are_refused() {
+    let offer = |c: &str, extra: &str| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 203.0.113.1\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\n{extra}"
+        )
+    };
+    for (c, extra, fragment) in [
+        (
+            "233.252.0.1/127",
+            "",
+            "connection address 233.252.0.1 is a multicast address",
+        ),
+        ("224.0.0.1", "", "multicast"),
+        (
+            "255.255.255.255",
+            "",
+            "connection address 255.255.255.255 is the broadcast address",
+        ),
+        (
+            "203.0.113.1",
+            "a=rtcp:4001 IN IP4 239.1.1.1\r\n",
+            "a=rtcp address 239.1.1.1 is a multicast",
+        ),
+        (
+            "203.0.113.1",
+            "a=rtcp:4001 IN IP4 0.0.0.0\r\n",
+            "a=rtcp address 0.0.0.0 is unspecified",
+        ),
+    ] {
+        let error = answer_text(&offer(c, extra), &local()).unwrap_err();
+        assert!(
+            matches!(error, SdpError::NotUnicast { .. }),
+            "{c}: {error:?}"
+        );
+        assert!(error.to_string().contains(fragment), "{error}");
+    }
+    // The hold convention stays accepted.
+    let (negotiated, _) = answer_text(&offer("0.0.0.0", ""), &local()).unwrap();
+    assert!(negotiated.remote_on_hold_address);
+}

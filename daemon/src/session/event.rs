@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::sdp::{CodecSpec, MediaDirection};
 
 use super::LegState;
+use super::leg::SourceChange;
 
 /// What happened. Names follow the VoxEngine CallEvents.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +47,16 @@ pub(crate) enum EventKind {
     OffHold {
         remote_direction: MediaDirection,
     },
-    SessionDeleted,
+    SessionDeleted {
+        reason: String,
+    },
+    /// The leg's RTP source (and destination) changed (RTP latching).
+    MediaSourceChanged {
+        old: Option<SocketAddr>,
+        new: SocketAddr,
+        ssrc: u32,
+        reason: SourceChange,
+    },
 }
 
 /// Where state machines put their events.

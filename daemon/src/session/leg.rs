@@ -58,13 +58,65 @@ pub(crate) struct LegParams {
     pub(crate) rtp_timeout: Duration,
     /// Early media ends (code 408) after this long without an answer.
     pub(crate) early_media_timeout: Duration,
-    /// A latched leg re-latches to a new source address after the latched
-    /// one has been silent this long (NAT rebinding).
+    /// Another source may start probation only after the latched one has
+    /// been silent this long (NAT rebinding).
     pub(crate) relatch_after: Duration,
+    /// Consecutive in-sequence packets of one SSRC a source other than the
+    /// SDP address must send before legato learns it (at least 1).
+    pub(crate) probation_packets: u8,
+    /// legato's own media sockets: SDP pointing there is refused.
+    pub(crate) own_media: OwnMedia,
     /// Offer and accept RFC 4733 telephone-event.
     pub(crate) telephone_event: bool,
     /// Packetisation time written in SDP, in ms.
     pub(crate) ptime: u32,
+}
+
+/// legato's own media sockets: the media address (and the advertised one)
+/// with a port in the media range. SDP naming one is refused and datagrams
+/// from one are dropped, so a leg can never be pointed at legato itself
+/// (a media loop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OwnMedia {
+    pub(crate) media_address: IpAddr,
+    pub(crate) advertised_address: IpAddr,
+    pub(crate) port_min: u16,
+    pub(crate) port_max: u16,
+}
+
+impl OwnMedia {
+    /// Whether `addr` is (or may be) one of legato's own media sockets.
+    /// With a wildcard media address every loopback address counts too;
+    /// other addresses of the host's interfaces are not known here.
+    pub(crate) fn contains(&self, addr: SocketAddr) -> bool {
+        let port = addr.port();
+        if port < self.port_min || port > self.port_max {
+            return false;
+        }
+        let ip = addr.ip().to_canonical();
+        ip == self.media_address
+            || ip == self.advertised_address
+            || (self.media_address.is_unspecified() && ip.is_loopback())
+    }
+}
+
+/// Why a leg's media source changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceChange {
+    /// The address in the remote SDP sent.
+    SdpAddress,
+    /// Another source passed probation.
+    Probation,
+}
+
+/// A source that is not (yet) the leg's: how far it got through probation.
+#[derive(Clone, Copy, Debug, Default)]
+struct Probation {
+    source: Option<SocketAddr>,
+    ssrc: u32,
+    next_sequence: u16,
+    /// Consecutive in-sequence packets seen so far.
+    count: u8,
 }
 
 /// What a received RTP packet carries.
@@ -117,6 +169,15 @@ pub(crate) struct Counters {
     pub(crate) unsupported_payload_packets: u64,
     pub(crate) send_failures: u64,
     pub(crate) telephone_event_packets_received: u64,
+    /// Packets routed to this leg that it did not send because it may not
+    /// send now: not CONNECTED or in EARLY_MEDIA, on hold, or a direction
+    /// that does not send.
+    pub(crate) held_back_packets: u64,
+    pub(crate) source_switches: u64,
+    pub(crate) probation_packets: u64,
+    pub(crate) oversize_packets: u64,
+    pub(crate) loop_packets: u64,
+    pub(crate) unsendable_payload_packets: u64,
 }
 
 /// A snapshot of a leg for GetLeg/ListLegs.
@@ -180,10 +241,15 @@ pub(crate) struct Leg {
     first_packet_seen: bool,
     rtp_stopped: bool,
     on_hold: bool,
+    /// The address the RTP socket may be restricted to may have changed
+    /// (see [`Leg::take_peer_change`]).
+    peer_changed: bool,
     /// Slots of the legs that send this leg's received audio.
     pub(crate) sinks: SmallVec<[u32; 2]>,
     latched: Option<SocketAddr>,
     last_from_latched: Option<Instant>,
+    /// The SDP address has sent: it holds the latch until the SDP changes.
+    sdp_locked: bool,
     /// Reference point of RtpStopped: the last RTP packet, or when RTP
     /// became expected (connect, off hold).
     activity: Instant,
@@ -193,6 +259,8 @@ pub(crate) struct Leg {
     out: OutStream,
     media: Option<Negotiated>,
     pub(crate) counters: Counters,
+    /// A source trying to replace the latched one (see `accept_source`).
+    probation: Probation,
     // Control path.
     pub(crate) id: Arc<str>,
     pub(crate) session: Arc<str>,
@@ -274,6 +342,9 @@ impl Leg {
             strict_source: request.strict_source,
             latched: None,
             last_from_latched: None,
+            sdp_locked: false,
+            peer_changed: true,
+            probation: Probation::default(),
             on_hold: false,
             audio_started: false,
             first_packet_seen: false,
@@ -293,6 +364,7 @@ impl Leg {
             let offer = sdp::parse(&offer)?;
             let (negotiated, answer) =
                 sdp::answer(&offer, &leg.local_params(leg.local.sdp_version))?;
+            leg.check_remote(&negotiated)?;
             leg.media = Some(negotiated);
             answer
         } else {
@@ -442,6 +514,7 @@ impl Leg {
                 }
                 let offer = sdp::parse(text)?;
                 let (negotiated, answer) = sdp::answer(&offer, &self.local_params(next_version))?;
+                self.check_remote(&negotiated)?;
                 Ok((Some(negotiated), Some(answer), PendingChange::Keep))
             }
             (Some((false, text)), create_offer) => {
@@ -455,6 +528,7 @@ impl Leg {
                 let mut params = self.local_params(pending.version);
                 params.direction = pending.direction;
                 let negotiated = sdp::apply_answer(&answer, &params)?;
+                self.check_remote(&negotiated)?;
                 if create_offer {
                     let offer = sdp::build_offer(&self.local_params(next_version))?;
                     Ok((
@@ -484,6 +558,24 @@ impl Leg {
         }
     }
 
+    /// Refuses remote addresses that are legato's own media sockets: media
+    /// sent there would come back to legato and loop.
+    fn check_remote(&self, negotiated: &Negotiated) -> Result<(), EngineError> {
+        let own = &self.params.own_media;
+        for (what, addr) in [
+            ("RTP", negotiated.remote_rtp),
+            ("RTCP", negotiated.remote_rtcp),
+        ] {
+            if own.contains(addr) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "remote {what} address {addr} is one of legato's own media ports ({}-{}): the media would loop",
+                    own.port_min, own.port_max
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn check_transition(&self, target: LegState) -> Result<(), EngineError> {
         if target == LegState::Terminated {
             return Err(EngineError::InvalidArgument(
@@ -507,8 +599,12 @@ impl Leg {
             .as_ref()
             .is_none_or(|m| m.remote_rtp != negotiated.remote_rtp);
         if address_changed {
+            // A new SDP address: latching starts over (it wins at once when
+            // it sends; anything else goes through probation again).
             self.latched = None;
             self.last_from_latched = None;
+            self.sdp_locked = false;
+            self.probation = Probation::default();
         }
         let hold = negotiated.remote_on_hold_address
             || matches!(
@@ -521,6 +617,7 @@ impl Leg {
         });
         let remote_direction = negotiated.remote_direction;
         self.media = Some(negotiated);
+        self.peer_changed = true;
         if codec_changed {
             self.out.reset_source();
         }
@@ -713,9 +810,17 @@ impl Leg {
             self.counters.unsupported_payload_packets += 1;
             return None;
         };
+        // RFC 4733 §2.3: a telephone-event payload is 4-byte event blocks.
+        // (The event code is one byte: every value is representable, and
+        // codes legato does not know are relayed for the far end to judge.)
+        if kind == PacketKind::TelephoneEvent
+            && (header.payload_len == 0 || !header.payload_len.is_multiple_of(4))
+        {
+            self.counters.malformed_packets += 1;
+            return None;
+        }
         let expected = media.remote_rtp;
-        if !self.accept_source(now, source, expected) {
-            self.counters.unexpected_source_packets += 1;
+        if !self.accept_source(now, source, expected, header, events) {
             return None;
         }
         self.counters.rtp_packets_received += 1;
@@ -752,30 +857,166 @@ impl Leg {
         Some(kind)
     }
 
-    /// Symmetric RTP (latching): the first valid packet fixes the address
-    /// legato sends to; packets from elsewhere are dropped, unless the
-    /// latched source has been silent for `relatch_after` (NAT rebinding)
-    /// or come from the SDP address. With strict source only the SDP
-    /// address is accepted.
-    fn accept_source(&mut self, now: Instant, source: SocketAddr, expected: SocketAddr) -> bool {
+    /// Symmetric RTP latching, safe against "RTP bleed". Returns whether
+    /// the packet is accepted; a refused one is counted here.
+    ///
+    /// - With strict source only the SDP address is accepted.
+    /// - The SDP address always wins: its first packet makes it the source
+    ///   (and the destination), and from then on it is never displaced
+    ///   (until an SDP with another address arrives).
+    /// - Any other source is learned only after a probation: `probation_packets`
+    ///   consecutive in-sequence packets of one SSRC from it, while the
+    ///   current source (if any) has been silent for `relatch_after`. Its
+    ///   probation packets are dropped (counted), and a valid packet from the
+    ///   current source cancels the probation. This keeps NAT'd parties (whose
+    ///   SDP names an address they never send from) and NAT rebinding working.
+    ///
+    /// Every change of source is counted and reported (MediaSourceChanged).
+    /// The common case, a packet from the current source, costs one compare.
+    fn accept_source(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        expected: SocketAddr,
+        header: &RtpHeader,
+        events: &mut impl EventSink,
+    ) -> bool {
         if self.strict_source {
+            if source != expected {
+                self.counters.unexpected_source_packets += 1;
+            }
             return source == expected;
         }
-        let accept = match self.latched {
-            None => true,
-            Some(latched) if latched == source => true,
-            Some(_) => {
-                source == expected
-                    || self.last_from_latched.is_none_or(|t| {
-                        now.saturating_duration_since(t) >= self.params.relatch_after
-                    })
-            }
-        };
-        if accept {
-            self.latched = Some(source);
+        if self.latched == Some(source) {
             self.last_from_latched = Some(now);
+            if self.probation.count != 0 {
+                self.probation.count = 0;
+            }
+            return true;
         }
-        accept
+        if source == expected {
+            self.sdp_locked = true;
+            self.switch_source(now, source, header.ssrc, SourceChange::SdpAddress, events);
+            return true;
+        }
+        let current_active = self.latched.is_some()
+            && self
+                .last_from_latched
+                .is_some_and(|t| now.saturating_duration_since(t) < self.params.relatch_after);
+        if self.sdp_locked || current_active {
+            self.counters.unexpected_source_packets += 1;
+            return false;
+        }
+        let p = &mut self.probation;
+        if p.count > 0
+            && p.source == Some(source)
+            && p.ssrc == header.ssrc
+            && p.next_sequence == header.sequence
+        {
+            p.count = p.count.saturating_add(1);
+        } else {
+            *p = Probation {
+                source: Some(source),
+                ssrc: header.ssrc,
+                next_sequence: 0,
+                count: 1,
+            };
+        }
+        p.next_sequence = header.sequence.wrapping_add(1);
+        self.counters.probation_packets += 1;
+        if self.probation.count >= self.params.probation_packets.max(1) {
+            self.switch_source(now, source, header.ssrc, SourceChange::Probation, events);
+        }
+        // The packets of the probation itself are never relayed.
+        false
+    }
+
+    /// Makes `source` the leg's source (and destination), counting and
+    /// reporting the change when there was a different one or none.
+    fn switch_source(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        ssrc: u32,
+        reason: SourceChange,
+        events: &mut impl EventSink,
+    ) {
+        let old = self.latched.replace(source);
+        self.last_from_latched = Some(now);
+        self.probation = Probation::default();
+        if reason == SourceChange::SdpAddress {
+            self.peer_changed = true;
+        }
+        // The first packet from the SDP address changes nothing a peer
+        // sees: legato was sending there already.
+        if old.is_none() && reason == SourceChange::SdpAddress {
+            return;
+        }
+        self.counters.source_switches += 1;
+        events.emit(
+            &self.session,
+            Some(&self.id),
+            EventKind::MediaSourceChanged {
+                old,
+                new: source,
+                ssrc,
+                reason,
+            },
+        );
+    }
+
+    /// `Some(peer)` when the one address the RTP socket may receive from
+    /// could have changed since the last call; the shard then connects the
+    /// socket to `peer` (or, with `None`, unconnects it), so the kernel
+    /// drops everyone else's datagrams before they take room in the
+    /// socket's receive queue. Cheap when nothing changed: one flag.
+    pub(crate) fn take_peer_change(&mut self) -> Option<Option<SocketAddr>> {
+        if !self.peer_changed {
+            return None;
+        }
+        self.peer_changed = false;
+        Some(self.kernel_peer())
+    }
+
+    /// The address this leg accepts RTP from for good, if it is settled:
+    /// the SDP address once it has sent (nothing displaces it), or with
+    /// strict source from the start. `None` while latching is open, on an
+    /// old-style hold address, or terminated.
+    fn kernel_peer(&self) -> Option<SocketAddr> {
+        if self.is_terminated() {
+            return None;
+        }
+        let media = self.media.as_ref()?;
+        if media.remote_on_hold_address {
+            return None;
+        }
+        (self.strict_source || self.sdp_locked).then_some(media.remote_rtp)
+    }
+
+    /// Whether an RTCP datagram from `source` is acceptable: from the SDP's
+    /// RTCP or RTP address, the latched RTP source, or (NAT'd party without
+    /// rtcp-mux) the port after the latched one. With strict source only
+    /// the SDP's RTCP address (its RTP address with rtcp-mux). A refused
+    /// one is counted.
+    pub(crate) fn accept_rtcp_source(&mut self, source: SocketAddr) -> bool {
+        let Some(media) = self.media.as_ref() else {
+            self.counters.unexpected_source_packets += 1;
+            return false;
+        };
+        let ok = if self.strict_source {
+            source == media.remote_rtcp
+        } else {
+            source == media.remote_rtcp
+                || source == media.remote_rtp
+                || self.latched.is_some_and(|l| {
+                    l == source
+                        || (l.ip() == source.ip() && l.port().checked_add(1) == Some(source.port()))
+                })
+        };
+        if !ok {
+            self.counters.unexpected_source_packets += 1;
+        }
+        ok
     }
 
     /// Handles an RTCP datagram (already validated by the caller).
@@ -794,13 +1035,18 @@ impl Leg {
         codec: Option<CodecSpec>,
     ) -> Option<ForwardPlan> {
         if !matches!(self.state, LegState::EarlyMedia | LegState::Connected) {
+            self.counters.held_back_packets += 1;
             return None;
         }
-        let media = self.media.as_ref()?;
+        let Some(media) = self.media.as_ref() else {
+            self.counters.held_back_packets += 1;
+            return None;
+        };
         if media.remote_on_hold_address
             || !media.remote_direction.receives()
             || !media.local_direction.sends()
         {
+            self.counters.held_back_packets += 1;
             return None;
         }
         let payload_type = match kind {
@@ -808,12 +1054,12 @@ impl Leg {
             PacketKind::TelephoneEvent => match media.telephone_event_pt {
                 Some(pt) => pt,
                 None => {
-                    self.counters.unsupported_payload_packets += 1;
+                    self.counters.unsendable_payload_packets += 1;
                     return None;
                 }
             },
             PacketKind::Audio => {
-                self.counters.unsupported_payload_packets += 1;
+                self.counters.unsendable_payload_packets += 1;
                 return None;
             }
         };
@@ -828,6 +1074,38 @@ impl Leg {
             timestamp: r.timestamp,
             ssrc: self.out.ssrc,
         })
+    }
+
+    /// Why packets routed to this leg are not sent to its remote party now,
+    /// or `None` when they are.
+    pub(crate) fn held_back_reason(&self) -> Option<String> {
+        if !matches!(self.state, LegState::EarlyMedia | LegState::Connected) {
+            return Some(format!(
+                "leg '{}' is {}: media is held back until it is EARLY_MEDIA or CONNECTED",
+                self.id,
+                self.state.as_str()
+            ));
+        }
+        let media = self.media.as_ref()?;
+        if media.remote_on_hold_address || !media.remote_direction.receives() {
+            return Some(format!(
+                "leg '{}' is on hold (its remote party does not receive): media is held back until it is taken off hold",
+                self.id
+            ));
+        }
+        if !media.local_direction.sends() {
+            return Some(format!(
+                "leg '{}' has local direction {}: media is held back until it sends",
+                self.id,
+                media.local_direction.as_str()
+            ));
+        }
+        None
+    }
+
+    /// When RTP was last received, if ever.
+    pub(crate) fn last_rtp(&self) -> Option<Instant> {
+        self.last_rtp
     }
 
     /// Forgets the relayed stream's source mapping (route changed).

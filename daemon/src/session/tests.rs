@@ -48,6 +48,13 @@ fn params() -> LegParams {
         rtp_timeout: Duration::from_secs(7),
         early_media_timeout: Duration::from_secs(60),
         relatch_after: Duration::from_secs(2),
+        probation_packets: 5,
+        own_media: OwnMedia {
+            media_address: "127.0.0.1".parse().unwrap(),
+            advertised_address: "127.0.0.1".parse().unwrap(),
+            port_min: 30_000,
+            port_max: 30_999,
+        },
         telephone_event: true,
         ptime: 20,
     }
@@ -61,6 +68,10 @@ fn offer(port: u16, formats: &str, direction: &str) -> String {
 }
 
 fn incoming(id: &str, remote_port: u16, now: Instant) -> Leg {
+    incoming_with(id, remote_port, now, false)
+}
+
+fn incoming_with(id: &str, remote_port: u16, now: Instant, strict_source: bool) -> Leg {
     let (leg, answer) = Leg::new(
         NewLeg {
             id: id.into(),
@@ -71,7 +82,7 @@ fn incoming(id: &str, remote_port: u16, now: Instant) -> Leg {
                 remote_offer: Some(offer(remote_port, "0 8 101", "a=sendrecv")),
                 codecs: vec![PCMU, PCMA],
                 rtcp_mux: true,
-                strict_source: false,
+                strict_source,
                 local_direction: MediaDirection::SendRecv,
             },
             advertised: "127.0.0.1".parse().unwrap(),
@@ -245,4 +256,292 @@ fn failed_versus_disconnected() {
         Some((_, EventKind::Disconnected { code: 603, .. }))
     ));
     assert!(inc.hangup(0, "", now, &mut events).is_err());
+}
+
+/// RTP with sequence `seq` and SSRC `ssrc`, parsed.
+fn rtp(seq: u16, ssrc: u32) -> (Vec<u8>, RtpHeader) {
+    let mut p = packet(seq);
+    p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    let h = RtpHeader::parse(&p).unwrap();
+    (p, h)
+}
+
+type Events = Vec<(Option<Arc<str>>, EventKind)>;
+
+/// Feeds one packet from `from` at `t`; whether it was accepted.
+fn feed(leg: &mut Leg, t: Instant, from: &str, seq: u16, ssrc: u32, events: &mut Events) -> bool {
+    let (p, h) = rtp(seq, ssrc);
+    leg.handle_rtp(t, from.parse().unwrap(), &h, p.len(), events)
+        .is_some()
+}
+
+fn switches(events: &Events) -> Vec<(Option<SocketAddr>, SocketAddr, SourceChange)> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            EventKind::MediaSourceChanged {
+                old, new, reason, ..
+            } => Some((*old, *new, *reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn destination(leg: &mut Leg, t: Instant) -> SocketAddr {
+    let (_, h) = rtp(1, 1);
+    leg.plan_forward(t, 9, &h, leg::PacketKind::Audio, Some(PCMU))
+        .unwrap()
+        .destination
+}
+
+#[test]
+fn stranger_first_never_beats_the_sdp_address() {
+    let t0 = Instant::now();
+    let mut events = Events::new();
+    let mut a = incoming("a", 4000, t0);
+    connect(&mut a, t0, &mut events);
+    events.clear();
+    let sdp: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    // A stranger's first packets are probation: dropped, legato keeps
+    // sending to the SDP address.
+    for seq in 0..4 {
+        assert!(!feed(&mut a, t0, "10.9.9.9:5000", seq, 77, &mut events));
+    }
+    assert_eq!(a.counters.probation_packets, 4);
+    assert_eq!(destination(&mut a, t0), sdp);
+    // The SDP address sends: accepted at once, no switch (nothing a peer
+    // sees changes).
+    assert!(feed(&mut a, t0, "127.0.0.1:4000", 100, 1, &mut events));
+    assert_eq!(a.counters.source_switches, 0);
+    // The stranger can go on in sequence: it never gets through, not even
+    // after the party is silent for much longer than relatch_after.
+    for (i, seq) in (4..40).enumerate() {
+        let t = t0 + Duration::from_secs(10) + Duration::from_millis(20 * i as u64);
+        assert!(!feed(&mut a, t, "10.9.9.9:5000", seq, 77, &mut events));
+    }
+    assert_eq!(destination(&mut a, t0 + Duration::from_secs(11)), sdp);
+    assert_eq!(a.counters.unexpected_source_packets, 36);
+    assert!(switches(&events).is_empty());
+    assert_eq!(a.view(|_| None).latched_rtp, Some(sdp));
+}
+
+#[test]
+fn sdp_address_takes_over_from_a_learned_source() {
+    let t0 = Instant::now();
+    let mut events = Events::new();
+    let mut a = incoming("a", 4000, t0);
+    connect(&mut a, t0, &mut events);
+    events.clear();
+    let stranger: SocketAddr = "10.9.9.9:5000".parse().unwrap();
+    let sdp: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    // Five in-sequence packets: the stranger passes probation (as a NAT'd
+    // party would) and is sent to from then on.
+    for seq in 0..5 {
+        assert!(!feed(&mut a, t0, "10.9.9.9:5000", seq, 77, &mut events));
+    }
+    assert!(feed(&mut a, t0, "10.9.9.9:5000", 5, 77, &mut events));
+    assert_eq!(destination(&mut a, t0), stranger);
+    // The SDP address sends: it wins at once and for good.
+    assert!(feed(&mut a, t0, "127.0.0.1:4000", 1, 1, &mut events));
+    assert_eq!(destination(&mut a, t0), sdp);
+    assert!(!feed(&mut a, t0, "10.9.9.9:5000", 6, 77, &mut events));
+    assert_eq!(
+        switches(&events),
+        [
+            (None, stranger, SourceChange::Probation),
+            (Some(stranger), sdp, SourceChange::SdpAddress)
+        ]
+    );
+    assert_eq!(a.counters.source_switches, 2);
+    assert_eq!(a.counters.probation_packets, 5);
+    assert_eq!(a.counters.rtp_packets_received, 2);
+}
+
+#[test]
+fn natted_party_is_learned_and_relearned_only_by_probation() {
+    let t0 = Instant::now();
+    let mut events = Events::new();
+    // The SDP names a private address that never sends.
+    let mut a = incoming("a", 4000, t0);
+    connect(&mut a, t0, &mut events);
+    events.clear();
+    let nat: SocketAddr = "192.0.2.1:7000".parse().unwrap();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // Out of sequence or changing SSRC: probation starts over.
+    for (seq, ssrc) in [(0, 5), (1, 5), (3, 5), (4, 6), (5, 6)] {
+        assert!(!feed(
+            &mut a,
+            ms(0),
+            "192.0.2.1:7000",
+            seq,
+            ssrc,
+            &mut events
+        ));
+    }
+    assert!(switches(&events).is_empty());
+    for seq in 6..9 {
+        assert!(!feed(&mut a, ms(0), "192.0.2.1:7000", seq, 6, &mut events));
+    }
+    // The fifth in a row: learned.
+    assert_eq!(switches(&events), [(None, nat, SourceChange::Probation)]);
+    assert!(feed(&mut a, ms(20), "192.0.2.1:7000", 9, 6, &mut events));
+    // A stranger while the party talks: refused, no probation.
+    for seq in 0..10 {
+        assert!(!feed(&mut a, ms(40), "203.0.113.5:9", seq, 1, &mut events));
+    }
+    assert_eq!(a.counters.unexpected_source_packets, 10);
+    // The party pauses past relatch_after; a stranger starts probation,
+    // and the party's next packet cancels it.
+    for seq in 10..14 {
+        assert!(!feed(
+            &mut a,
+            ms(2_100),
+            "203.0.113.5:9",
+            seq,
+            1,
+            &mut events
+        ));
+    }
+    assert!(feed(
+        &mut a,
+        ms(2_120),
+        "192.0.2.1:7000",
+        10,
+        6,
+        &mut events
+    ));
+    assert!(!feed(
+        &mut a,
+        ms(2_140),
+        "203.0.113.5:9",
+        14,
+        1,
+        &mut events
+    ));
+    assert_eq!(destination(&mut a, ms(2_140)), nat);
+    // After another silence, a full probation moves the leg (NAT rebinding).
+    for seq in 20..25 {
+        assert!(!feed(
+            &mut a,
+            ms(5_000),
+            "192.0.2.1:7002",
+            seq,
+            6,
+            &mut events
+        ));
+    }
+    assert!(feed(
+        &mut a,
+        ms(5_020),
+        "192.0.2.1:7002",
+        25,
+        6,
+        &mut events
+    ));
+    assert_eq!(switches(&events).len(), 2);
+    assert_eq!(a.counters.source_switches, 2);
+}
+
+#[test]
+fn strict_source_accepts_only_the_sdp_address() {
+    let t0 = Instant::now();
+    let mut events = Events::new();
+    let mut a = incoming_with("a", 4000, t0, true);
+    connect(&mut a, t0, &mut events);
+    for seq in 0..20 {
+        assert!(!feed(&mut a, t0, "10.9.9.9:5000", seq, 77, &mut events));
+    }
+    assert!(feed(&mut a, t0, "127.0.0.1:4000", 1, 1, &mut events));
+    assert_eq!(a.counters.unexpected_source_packets, 20);
+    assert_eq!(a.counters.probation_packets, 0);
+}
+
+#[test]
+fn sdp_pointing_at_legato_is_refused() {
+    let now = Instant::now();
+    let mut events = Events::new();
+    let request = |port: u16| LegRequest {
+        incoming: true,
+        metadata: Metadata::default(),
+        remote_offer: Some(offer(port, "0", "a=sendrecv")),
+        codecs: vec![PCMU],
+        rtcp_mux: true,
+        strict_source: false,
+        local_direction: MediaDirection::SendRecv,
+    };
+    let new = |port: u16| {
+        Leg::new(
+            NewLeg {
+                id: "l".into(),
+                session: Arc::from("s"),
+                request: request(port),
+                advertised: "127.0.0.1".parse().unwrap(),
+                rtp_port: 30_000,
+                rtcp_port: 30_001,
+                seeds: [1, 2],
+            },
+            params(),
+            now,
+            SystemTime::now(),
+        )
+    };
+    for port in [30_000, 30_002, 30_998] {
+        let err = new(port).unwrap_err();
+        assert!(
+            matches!(&err, EngineError::InvalidArgument(m) if m.contains("loop")),
+            "{err:?}"
+        );
+    }
+    let mut leg = new(31_000).unwrap().0;
+    // And in a re-offer.
+    let update = LegUpdate {
+        remote_sdp: Some((true, offer(30_010, "0", "a=sendrecv"))),
+        ..LegUpdate::default()
+    };
+    assert!(matches!(
+        leg.update(update, now, SystemTime::now(), &mut events),
+        Err(EngineError::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn own_media_with_wildcard_bind() {
+    let own = OwnMedia {
+        media_address: "0.0.0.0".parse().unwrap(),
+        advertised_address: "198.51.100.7".parse().unwrap(),
+        port_min: 30_000,
+        port_max: 39_999,
+    };
+    for (addr, own_socket) in [
+        ("127.0.0.1:30000", true),
+        ("127.1.2.3:39999", true),
+        ("198.51.100.7:35000", true),
+        ("[::ffff:198.51.100.7]:35000", true),
+        ("198.51.100.7:40000", false),
+        ("198.51.100.8:35000", false),
+        ("127.0.0.1:29999", false),
+    ] {
+        assert_eq!(own.contains(addr.parse().unwrap()), own_socket, "{addr}");
+    }
+}
+
+#[test]
+fn telephone_event_payload_length_checked() {
+    let t0 = Instant::now();
+    let mut events = Events::new();
+    let mut a = incoming("a", 4000, t0);
+    connect(&mut a, t0, &mut events);
+    let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    for (len, ok) in [(0, false), (3, false), (4, true), (6, false), (8, true)] {
+        let mut p = vec![0x80, 101, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5];
+        p.extend(std::iter::repeat_n(0u8, len));
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!(
+            a.handle_rtp(t0, from, &h, p.len(), &mut events).is_some(),
+            ok,
+            "{len}-byte telephone-event payload"
+        );
+    }
+    assert_eq!(a.counters.malformed_packets, 3);
+    assert_eq!(a.counters.telephone_event_packets_received, 2);
 }

@@ -116,12 +116,24 @@ pub(crate) fn leg_details(leg: &proto::Leg) -> String {
     out
 }
 
-/// `session s1 created=2023-11-14T22:13:20Z legs=l1,l2`
-pub(crate) fn session_line(session: &proto::SessionInfo) -> String {
+/// `session s1 created=2023-11-14T22:13:20Z age=75s idle=3s legs=l1,l2`,
+/// with ` idle_limit=..` and ` max_duration=..` when the session has them;
+/// `now_ms` is the current time in ms since the Unix epoch.
+pub(crate) fn session_line(session: &proto::SessionInfo, now_ms: i64) -> String {
+    let mut limits = String::new();
+    if session.idle_timeout_ms > 0 {
+        let _ = write!(limits, " idle_limit={}", seconds(session.idle_timeout_ms));
+    }
+    if session.max_duration_ms > 0 {
+        let _ = write!(limits, " max_duration={}", seconds(session.max_duration_ms));
+    }
+    let age = u64::try_from(now_ms.saturating_sub(session.created_at_ms)).unwrap_or(0);
     format!(
-        "session {} created={} legs={}",
+        "session {} created={} age={} idle={}{limits} legs={}",
         session.session_id,
         time_ms(session.created_at_ms),
+        seconds(age),
+        seconds(session.idle_ms),
         if session.leg_ids.is_empty() {
             "-".to_owned()
         } else {
@@ -297,7 +309,15 @@ fn event_kind(kind: &proto::event::Kind) -> String {
             "EventsDropped count={} first_missing={}",
             e.count, e.first_missing
         ),
-        Kind::SessionDeleted(_) => "SessionDeleted".to_owned(),
+        Kind::SessionDeleted(e) if e.reason.is_empty() => "SessionDeleted".to_owned(),
+        Kind::SessionDeleted(e) => format!("SessionDeleted reason={:?}", e.reason),
+        Kind::MediaSourceChanged(e) => format!(
+            "MediaSourceChanged old={} new={} ssrc={} reason={}",
+            optional_address(e.old_address.as_ref()),
+            optional_address(e.new_address.as_ref()),
+            e.ssrc,
+            names::source_change_reason(e.reason)
+        ),
     }
 }
 
@@ -310,10 +330,16 @@ fn codec(codec: &proto::Codec) -> String {
     }
 }
 
+/// Whole seconds of a span in ms: `75s`.
+fn seconds(ms: u64) -> String {
+    format!("{}s", ms / 1000)
+}
+
 fn counters(c: &proto::LegCounters) -> String {
     format!(
         "rx={}pkt/{}B tx={}pkt/{}B rtcp_rx={} malformed={} unexpected_source={} \
-         unsupported_payload={} send_failures={} telephone_events_rx={}",
+         unsupported_payload={} send_failures={} telephone_events_rx={} held_back={} \
+         source_switches={} probation={} oversize={} loop={} unsendable_payload={}",
         c.rtp_packets_received,
         c.rtp_bytes_received,
         c.rtp_packets_sent,
@@ -324,6 +350,12 @@ fn counters(c: &proto::LegCounters) -> String {
         c.unsupported_payload_packets,
         c.send_failures,
         c.telephone_event_packets_received,
+        c.held_back_packets,
+        c.source_switches,
+        c.probation_packets,
+        c.oversize_packets,
+        c.loop_packets,
+        c.unsendable_payload_packets,
     )
 }
 
@@ -461,12 +493,14 @@ mod tests {
         let session_wide = proto::Event {
             sequence: 44,
             session_id: "s1".into(),
-            kind: Some(proto::event::Kind::SessionDeleted(proto::SessionDeleted {})),
+            kind: Some(proto::event::Kind::SessionDeleted(proto::SessionDeleted {
+                reason: "session deleted".into(),
+            })),
             ..proto::Event::default()
         };
         assert_eq!(
             event_line(&session_wide),
-            "#44 --:--:--.--- session=s1 SessionDeleted"
+            "#44 --:--:--.--- session=s1 SessionDeleted reason=\"session deleted\""
         );
     }
 
@@ -476,10 +510,22 @@ mod tests {
             session_id: "s1".into(),
             leg_ids: vec!["l1".into(), "l2".into()],
             created_at_ms: 1_700_000_000_000,
+            idle_timeout_ms: 0,
+            max_duration_ms: 0,
+            idle_ms: 3_400,
         };
         assert_eq!(
-            session_line(&session),
-            "session s1 created=2023-11-14T22:13:20Z legs=l1,l2"
+            session_line(&session, 1_700_000_075_500),
+            "session s1 created=2023-11-14T22:13:20Z age=75s idle=3s legs=l1,l2"
+        );
+        let limited = proto::SessionInfo {
+            idle_timeout_ms: 60_000,
+            max_duration_ms: 7_200_000,
+            ..session
+        };
+        assert_eq!(
+            session_line(&limited, 1_700_000_000_000),
+            "session s1 created=2023-11-14T22:13:20Z age=0s idle=3s idle_limit=60s max_duration=7200s legs=l1,l2"
         );
         assert_eq!(media_endpoint(&MediaEndpoint::from("l1")), "leg l1");
     }

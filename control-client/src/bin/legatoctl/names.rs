@@ -24,6 +24,11 @@ short_name!(leg_state, proto::LegState, "LEG_STATE_");
 short_name!(media_direction, proto::MediaDirection, "MEDIA_DIRECTION_");
 short_name!(client_type, proto::ClientType, "CLIENT_TYPE_");
 short_name!(tone_source, proto::ToneSource, "TONE_SOURCE_");
+short_name!(
+    source_change_reason,
+    proto::MediaSourceChangeReason,
+    "MEDIA_SOURCE_CHANGE_REASON_"
+);
 
 #[cfg(test)]
 mod tests {
