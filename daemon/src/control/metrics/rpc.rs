@@ -37,10 +37,12 @@ impl<S: NamedService> NamedService for Instrumented<S> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S> Service<Request<Body>> for Instrumented<S>
+impl<S, B> Service<Request<Body>> for Instrumented<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
     S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -61,10 +63,10 @@ where
             let (parts, body) = response.into_parts();
             if let Some(code) = status(&parts.headers) {
                 metrics.finished(&method, code);
-                return Ok(Response::from_parts(parts, body));
+                return Ok(Response::from_parts(parts, Body::new(body)));
             }
             let body = Watched {
-                inner: body,
+                inner: Box::pin(body),
                 pending: Some((metrics, method)),
             };
             Ok(Response::from_parts(parts, Body::new(body)))
@@ -80,13 +82,13 @@ fn status(headers: &HeaderMap) -> Option<tonic::Code> {
 }
 
 /// A response body that records the status from its trailers.
-struct Watched {
-    inner: Body,
+struct Watched<B> {
+    inner: Pin<Box<B>>,
     /// What to record, until recorded.
     pending: Option<(Arc<ControlMetrics>, Arc<str>)>,
 }
 
-impl Watched {
+impl<B> Watched<B> {
     fn record(&mut self, code: tonic::Code) {
         if let Some((metrics, method)) = self.pending.take() {
             metrics.finished(&method, code);
@@ -94,15 +96,15 @@ impl Watched {
     }
 }
 
-impl HttpBody for Watched {
+impl<B: HttpBody<Data = Bytes>> HttpBody for Watched<B> {
     type Data = Bytes;
-    type Error = tonic::Status;
+    type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let polled = self.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(code) = frame.trailers_ref().and_then(status) {
@@ -125,7 +127,7 @@ impl HttpBody for Watched {
     }
 }
 
-impl Drop for Watched {
+impl<B> Drop for Watched<B> {
     fn drop(&mut self) {
         self.record(tonic::Code::Cancelled);
     }
