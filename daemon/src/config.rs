@@ -52,6 +52,8 @@ pub enum LogFormat {
 pub struct FileConfig {
     /// gRPC listen address.
     pub grpc_listen: Option<SocketAddr>,
+    /// Prometheus metrics HTTP address (none: no endpoint).
+    pub metrics_listen: Option<SocketAddr>,
     /// Address media sockets bind to.
     pub media_address: Option<IpAddr>,
     /// Address written into SDP (public address behind NAT).
@@ -130,6 +132,7 @@ impl FileConfig {
     pub fn overlay(self, other: Self) -> Self {
         Self {
             grpc_listen: other.grpc_listen.or(self.grpc_listen),
+            metrics_listen: other.metrics_listen.or(self.metrics_listen),
             media_address: other.media_address.or(self.media_address),
             advertised_address: other.advertised_address.or(self.advertised_address),
             port_min: other.port_min.or(self.port_min),
@@ -176,6 +179,10 @@ impl FileConfig {
 pub struct Config {
     /// gRPC listen address (default 127.0.0.1:50051).
     pub grpc_listen: SocketAddr,
+    /// Address of the Prometheus endpoint, `GET /metrics` over plain HTTP
+    /// (default none: no endpoint). It has no authentication, so keep it
+    /// on loopback or a management network.
+    pub metrics_listen: Option<SocketAddr>,
     /// Address media sockets bind to (default 127.0.0.1).
     pub media_address: IpAddr,
     /// Address written into SDP (default: the media address).
@@ -355,6 +362,7 @@ impl Config {
             grpc_listen: f
                 .grpc_listen
                 .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 50_051))),
+            metrics_listen: f.metrics_listen,
             media_address,
             advertised_address,
             port_min,
@@ -478,6 +486,7 @@ mod tests {
         assert_eq!(c.io, IoMode::Auto);
         assert_eq!(c.recv_buffers, 4_096);
         assert_eq!(c.realtime_priority, None);
+        assert_eq!(c.metrics_listen, None);
         assert_eq!(c.latch_probation_packets, 5);
         assert_eq!(c.relatch_after, Duration::from_secs(2));
         assert_eq!(c.shutdown_drain, Duration::from_secs(3));
@@ -519,7 +528,7 @@ mod tests {
     #[test]
     fn file_and_overlay() {
         let f: FileConfig = toml::from_str(
-            "port_min = 40000\nport_max = 40009\nio = \"epoll\"\ncodecs = [\"pcma\"]\n",
+            "port_min = 40000\nport_max = 40009\nio = \"epoll\"\ncodecs = [\"pcma\"]\nmetrics_listen = \"127.0.0.1:9090\"\n",
         )
         .unwrap();
         let cli = FileConfig {
@@ -530,6 +539,7 @@ mod tests {
         assert_eq!((c.port_min, c.port_max), (40_000, 40_003));
         assert_eq!(c.io, IoMode::Epoll);
         assert_eq!(c.codecs[0].name, "PCMA");
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
     }
 
     #[test]

@@ -21,6 +21,10 @@ struct Cli {
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long)]
     grpc_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics (GET /metrics) on this address, e.g.
+    /// 127.0.0.1:9090 [default: off].
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Address media sockets bind to [default: 127.0.0.1].
     #[arg(long)]
     media_address: Option<IpAddr>,
@@ -140,6 +144,7 @@ impl Cli {
     fn overrides(&self) -> FileConfig {
         FileConfig {
             grpc_listen: self.grpc_listen,
+            metrics_listen: self.metrics_listen,
             media_address: self.media_address,
             advertised_address: self.advertised_address,
             port_min: self.port_min,
@@ -243,6 +248,15 @@ async fn run(config: Config, security: ControlSecurity) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.grpc_listen))?;
     let grpc = listener.local_addr()?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     for warning in security.exposure_warnings(grpc) {
         tracing::warn!("{warning}");
     }
@@ -261,14 +275,18 @@ async fn run(config: Config, security: ControlSecurity) -> anyhow::Result<()> {
         tokens = security.tokens().is_some(),
         "legatod ready"
     );
+    if let Some(addr) = metrics_addr {
+        tracing::info!(metrics = %addr, "Prometheus metrics at http://{addr}/metrics");
+    }
     // One machine-readable line on stdout for scripts and tests.
+    let metrics_field = metrics_addr.map_or_else(String::new, |a| format!(" metrics={a}"));
     println!(
-        "legatod ready grpc={grpc} backend={} shards={}{}",
+        "legatod ready grpc={grpc} backend={} shards={}{}{metrics_field}",
         engine.backend().as_str(),
         config.shards,
         if security.is_tls() { " tls=on" } else { "" }
     );
-    legato_daemon::serve_secured(engine, listener, security, shutdown_signal()).await?;
+    legato_daemon::serve_secured(engine, listener, security, metrics, shutdown_signal()).await?;
     tracing::info!("legatod stopped");
     Ok(())
 }

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use legato_client::{Client, proto};
 
+mod scrape;
+
+pub use scrape::{Scrape, http_get};
+
 /// The I/O backends the suite runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Io {
@@ -126,6 +130,8 @@ pub struct Daemon {
     pub grpc: SocketAddr,
     /// Backend it reported.
     pub backend: String,
+    /// Metrics address, when started with `--metrics-listen`.
+    pub metrics: Option<SocketAddr>,
     /// Media port range.
     pub ports: (u16, u16),
 }
@@ -205,10 +211,12 @@ impl Daemon {
         if backend != expected {
             bail!("asked for {expected}, legatod runs {backend}");
         }
+        let metrics = field("metrics=").map(|a| a.parse()).transpose()?;
         Ok(Some(Self {
             child: Some(child),
             grpc,
             backend,
+            metrics,
             ports,
         }))
     }
@@ -221,6 +229,15 @@ impl Daemon {
     /// gRPC endpoint URL.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.grpc)
+    }
+
+    /// Scrapes the metrics endpoint (the daemon must have been started
+    /// with `--metrics-listen`).
+    pub async fn scrape(&self) -> Result<Scrape> {
+        let addr = self
+            .metrics
+            .context("legatod was started without --metrics-listen")?;
+        Scrape::fetch(addr).await
     }
 
     /// A connected client.

@@ -68,6 +68,15 @@ impl EventHub {
         let _ = self.live.send(event);
     }
 
+    /// Events published so far (for metrics).
+    pub(crate) fn published(&self) -> u64 {
+        let state = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.next_sequence - 1
+    }
+
     /// Subscribes, replaying retained events from `from` (0: none).
     pub(crate) fn subscribe(&self, from: u64) -> Subscription {
         let state = match self.state.lock() {

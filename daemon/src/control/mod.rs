@@ -7,6 +7,7 @@ mod auth;
 mod convert;
 mod events;
 mod limits;
+mod metrics;
 mod service;
 mod status;
 
@@ -49,7 +50,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let security = ControlSecurity::load(&engine.shared().config).map_err(anyhow::Error::msg)?;
-    serve_secured(engine, listener, security, shutdown).await
+    serve_secured(engine, listener, security, None, shutdown).await
 }
 
 /// [`serve`] with the TLS settings and tokens already loaded (legatod loads
@@ -58,10 +59,14 @@ pub async fn serve(
 /// Every RPC of the MediaPlane service and of reflection needs a valid
 /// bearer token when a token file is configured; the health service needs
 /// one only with `health_requires_auth`.
+///
+/// With `metrics`, the Prometheus endpoint (`GET /metrics`) is served on
+/// that listener too.
 pub async fn serve_secured(
     engine: Arc<Engine>,
     listener: TcpListener,
     security: ControlSecurity,
+    metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shared = engine.shared().clone();
@@ -81,7 +86,22 @@ pub async fn serve_secured(
     // Told once the last events are published: the drain time starts.
     let drained = Arc::new(tokio::sync::Notify::new());
     let drain_time = shared.config.shutdown_drain;
-    let service = service::Service::new(engine.clone(), hub.clone(), stopping.clone(), closing_rx);
+    let control_metrics = Arc::new(metrics::ControlMetrics::new());
+    let metrics_task = metrics.map(|listener| {
+        let sources = Arc::new(metrics::Sources {
+            engine: engine.clone(),
+            hub: hub.clone(),
+            control: control_metrics.clone(),
+        });
+        tokio::spawn(metrics::serve(listener, sources))
+    });
+    let service = service::Service::new(
+        engine.clone(),
+        hub.clone(),
+        stopping.clone(),
+        closing_rx,
+        control_metrics.clone(),
+    );
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -93,7 +113,11 @@ pub async fn serve_secured(
         builder = builder.tls_config(tls.clone())?;
     }
     let media_plane = MediaPlaneServer::new(service).max_decoding_message_size(limits::MAX_REQUEST);
-    let mut router = builder.add_service(InterceptedService::new(media_plane, auth.clone()));
+    // Outside the authenticator, so refused calls count too.
+    let mut router = builder.add_service(metrics::Instrumented::new(
+        InterceptedService::new(media_plane, auth.clone()),
+        control_metrics,
+    ));
     router = if security.health_requires_auth() {
         router.add_service(InterceptedService::new(health_service, auth.clone()))
     } else {
@@ -152,6 +176,9 @@ pub async fn serve_secured(
                 "shutdown drain time over: closing connections that still hold undelivered events"
             );
         }
+    }
+    if let Some(task) = metrics_task {
+        task.abort();
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert;
 use super::events::{EventHub, Filter, Subscription};
 use super::limits::{self, quote};
+use super::metrics::ControlMetrics;
 use super::status::unimplemented;
 use crate::config;
 use crate::engine::{
@@ -33,6 +34,7 @@ pub(crate) struct Service {
     hub: Arc<EventHub>,
     stopping: Arc<AtomicBool>,
     closing: watch::Receiver<bool>,
+    metrics: Arc<ControlMetrics>,
 }
 
 impl Service {
@@ -41,12 +43,14 @@ impl Service {
         hub: Arc<EventHub>,
         stopping: Arc<AtomicBool>,
         closing: watch::Receiver<bool>,
+        metrics: Arc<ControlMetrics>,
     ) -> Self {
         Self {
             engine,
             hub,
             stopping,
             closing,
+            metrics,
         }
     }
 
@@ -778,6 +782,7 @@ impl MediaPlane for Service {
             start,
             tx,
             self.closing.clone(),
+            self.metrics.clone(),
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -808,7 +813,9 @@ async fn forward_events(
     start: u64,
     tx: mpsc::Sender<Result<pb::Event, Status>>,
     mut closing: watch::Receiver<bool>,
+    metrics: Arc<ControlMetrics>,
 ) {
+    let _counted = metrics.watcher();
     let mut live = subscription.live;
     // Sequence number of the last event this watcher saw (or skipped).
     let mut last = start.saturating_sub(1);
@@ -835,6 +842,7 @@ async fn forward_events(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(count)) => {
+                    metrics.watcher_dropped(count);
                     if tx.send(Ok(dropped_event(count, last + 1))).await.is_err() {
                         return;
                     }
@@ -914,6 +922,7 @@ mod tests {
             1,
             tx,
             closing,
+            Arc::new(ControlMetrics::new()),
         ));
         for _ in 0..50 {
             hub.publish(event("a"));

@@ -16,6 +16,7 @@
 mod admission;
 mod bufring;
 mod epoll;
+mod metrics;
 mod ports;
 mod shard;
 pub(crate) mod sys;
@@ -36,6 +37,7 @@ use crate::config::{Config, IoMode};
 use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
 pub(crate) use admission::{Admitted, Limit};
+pub(crate) use metrics::{LEG_COUNTERS, LEG_STATES, ShardMetrics};
 pub(crate) use ports::{PortPair, PortPool};
 use sys::EventFd;
 pub(crate) use tx::TxQueue;
@@ -233,6 +235,8 @@ pub(crate) struct EngineEvent {
 pub(crate) struct EventQueue {
     queue: ArrayQueue<EngineEvent>,
     dropped: AtomicU64,
+    /// Drops already taken by [`EventQueue::take_dropped`].
+    dropped_taken: AtomicU64,
     /// The thread that moves events to the hub; unparked when events wait.
     pump: std::sync::OnceLock<std::thread::Thread>,
 }
@@ -242,6 +246,7 @@ impl EventQueue {
         Self {
             queue: ArrayQueue::new(EVENT_QUEUE),
             dropped: AtomicU64::new(0),
+            dropped_taken: AtomicU64::new(0),
             pump: std::sync::OnceLock::new(),
         }
     }
@@ -271,7 +276,14 @@ impl EventQueue {
 
     /// Takes the count of events dropped since the last call.
     pub(crate) fn take_dropped(&self) -> u64 {
-        self.dropped.swap(0, Ordering::Relaxed)
+        let n = self.dropped.swap(0, Ordering::Relaxed);
+        self.dropped_taken.fetch_add(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Events dropped since the engine started (for metrics).
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped_taken.load(Ordering::Relaxed) + self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -388,6 +400,10 @@ pub(crate) enum Command {
         from: Arc<str>,
         to: Arc<str>,
         reply: Reply<()>,
+    },
+    /// Counters and gauges for a metrics scrape.
+    Metrics {
+        reply: Reply<ShardMetrics>,
     },
     /// Hang up every leg, close every socket and end the thread.
     Shutdown,

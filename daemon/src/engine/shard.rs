@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
 
+use super::metrics::ShardTotals;
 use super::sys::EventFd;
 use super::tx::TxQueue;
 use super::{
@@ -118,6 +119,7 @@ pub(super) fn run(
         sweep_cursor: 0,
         ticks: 0,
         limited_sessions: 0,
+        totals: ShardTotals::new(),
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
     shard.run();
@@ -287,6 +289,8 @@ struct Shard {
     ticks: u32,
     /// Sessions with an idle or lifetime limit (none: no check at all).
     limited_sessions: usize,
+    /// Counters of freed legs and I/O totals, for metrics.
+    totals: ShardTotals,
 }
 
 impl Shard {
@@ -334,9 +338,12 @@ impl Shard {
             clock: None,
         };
         let result = self.io.poll(&mut self.tx, timeout, &mut path);
-        if let Err(e) = result {
-            tracing::error!(shard = self.index, error = %e, "I/O backend poll failed");
-            std::thread::sleep(Duration::from_millis(10));
+        match result {
+            Ok(stats) => self.totals.io.add(&stats),
+            Err(e) => {
+                tracing::error!(shard = self.index, error = %e, "I/O backend poll failed");
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
         self.release_closed_ports();
     }
@@ -483,6 +490,12 @@ impl Shard {
             Command::StopMedia { from, to, reply } => {
                 let _ = reply.send(self.stop_media(&from, &to));
             }
+            Command::Metrics { reply } => {
+                let legs = self.legs.slots.iter().flatten();
+                let legs = legs.map(|s| (s.leg.state(), &s.leg.counters));
+                let metrics = self.totals.snapshot(self.sessions.len(), legs, now);
+                let _ = reply.send(Ok(metrics));
+            }
             Command::Shutdown => self.shutdown(now),
         }
     }
@@ -556,6 +569,7 @@ impl Shard {
                 .get_mut(slot as usize)
                 .and_then(Option::take)
             {
+                self.totals.fold(&entry.leg.counters);
                 self.legs.by_id.remove(&entry.leg.id);
                 self.legs.free.push(slot);
             }

@@ -1,15 +1,16 @@
 //! Small syscall wrappers the engine needs beyond std: eventfd, the
-//! open-file limit, real-time scheduling, connecting a UDP socket to its
-//! peer and sockaddr decoding.
+//! open-file limit, real-time scheduling, thread CPU time, connecting a
+//! UDP socket to its peer and sockaddr decoding.
 #![allow(
     unsafe_code,
-    reason = "eventfd creation, resource limits, scheduling policy and connect are raw syscalls; see SAFETY notes"
+    reason = "eventfd creation, resource limits, scheduling policy, thread CPU clocks and connect are raw syscalls; see SAFETY notes"
 )]
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 /// A non-blocking eventfd used to wake a thread or task.
 #[derive(Debug)]
@@ -88,6 +89,21 @@ pub(crate) fn set_realtime(priority: u8) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// CPU time the calling thread has used so far (user and system), from
+/// `CLOCK_THREAD_CPUTIME_ID`. A real syscall (not the vDSO), so shards read
+/// it when asked for metrics, never per loop turn.
+pub(crate) fn thread_cpu_time() -> io::Result<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime(2) writes one timespec into the struct we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// Connects UDP socket `fd` to `peer`, or with `None` dissolves its

@@ -154,7 +154,8 @@ pub(crate) struct LegUpdate {
     pub(crate) state: Option<LegState>,
 }
 
-/// Counters of a leg's media path.
+/// Counters of a leg's media path. Each one is a Prometheus metric
+/// through one line of `engine::metrics::LEG_COUNTERS`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Counters {
@@ -399,6 +400,11 @@ impl Leg {
 
     pub(crate) fn is_terminated(&self) -> bool {
         self.state == LegState::Terminated
+    }
+
+    /// The call state (for metrics).
+    pub(crate) fn state(&self) -> LegState {
+        self.state
     }
 
     /// Reads the fields a relayed packet reads or writes and folds them
