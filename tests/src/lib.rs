@@ -71,6 +71,22 @@ fn workspace_binary(name: &str, env: &str, package: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Runs legatoctl against `endpoint` with `args`; panics (with its
+/// stderr) unless it succeeds, and returns its stdout.
+pub fn legatoctl_ok(endpoint: &str, args: &[&str]) -> String {
+    let out = Command::new(legatoctl_path().expect("legatoctl"))
+        .args(["--endpoint", endpoint])
+        .args(args)
+        .output()
+        .expect("run legatoctl");
+    assert!(
+        out.status.success(),
+        "legatoctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Each daemon started by one test process gets its own media port range,
 /// so parallel tests never compete for ports. The ranges (10000-19999)
 /// stay below the kernel's ephemeral ports (32768 and up), where the test

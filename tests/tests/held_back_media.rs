@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use legato_client::{CreateLeg, UpdateLeg, proto};
 use legato_tests::{
-    Io, Options, Peer, Rtp, connected_leg, daemon_or_skip, legatoctl_path, local_rtp, payload,
+    Io, Options, Peer, Rtp, connected_leg, daemon_or_skip, legatoctl_ok, local_rtp, payload,
     per_backend,
 };
 
@@ -52,19 +52,8 @@ async fn media_to_a_ringing_leg_is_held_back_and_counted(io: Io) {
     assert_eq!(counters.rtp_packets_sent, 0);
 
     // legatoctl shows the count and warns on a new route.
-    let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(legatoctl_path().unwrap())
-            .args(["--endpoint", &daemon.endpoint()])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let endpoint = daemon.endpoint();
+    let ctl = |args: &[&str]| legatoctl_ok(&endpoint, args);
     let shown = ctl(&["leg", "get", &b.leg_id]);
     assert!(shown.contains("held_back=20"), "{shown}");
     let routed = ctl(&["media", "send", "--from", &a.leg_id, "--to", &b.leg_id]);

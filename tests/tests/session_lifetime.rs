@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use legato_client::{CreateLeg, EventFilter, SessionLimits, proto};
 use legato_tests::{
-    Io, Options, Peer, Rtp, connected_leg, daemon_or_skip, kind_name, legatoctl_path, local_rtp,
+    Io, Options, Peer, Rtp, connected_leg, daemon_or_skip, kind_name, legatoctl_ok, local_rtp,
     payload, wait_event,
 };
 
@@ -127,19 +127,8 @@ async fn rtp_keeps_a_session_alive_until_its_lifetime_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legatoctl_lists_age_and_limits() {
     let daemon = daemon_or_skip!(Options::new(Io::Epoll));
-    let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(legatoctl_path().unwrap())
-            .args(["--endpoint", &daemon.endpoint()])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let endpoint = daemon.endpoint();
+    let ctl = |args: &[&str]| legatoctl_ok(&endpoint, args);
     ctl(&["session", "create", "--id", "aged", "--idle-timeout", "600"]);
     ctl(&["session", "create", "--id", "plain"]);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
