@@ -100,6 +100,8 @@ pub struct FileConfig {
     pub realtime_priority: Option<u8>,
     /// At shutdown, the most ms spent delivering the last events.
     pub shutdown_drain_ms: Option<u64>,
+    /// Most WatchEvents streams open at once.
+    pub max_watchers: Option<usize>,
     /// Default session idle limit in ms (0: none).
     pub session_idle_timeout_ms: Option<u64>,
     /// Default session lifetime limit in ms (0: none).
@@ -157,6 +159,7 @@ impl FileConfig {
             recv_buffers: other.recv_buffers.or(self.recv_buffers),
             realtime_priority: other.realtime_priority.or(self.realtime_priority),
             shutdown_drain_ms: other.shutdown_drain_ms.or(self.shutdown_drain_ms),
+            max_watchers: other.max_watchers.or(self.max_watchers),
             session_idle_timeout_ms: other
                 .session_idle_timeout_ms
                 .or(self.session_idle_timeout_ms),
@@ -273,6 +276,10 @@ pub struct Config {
     /// closes their connections and exits (default 3 s). A client that
     /// stopped reading cannot hold the shutdown longer than this.
     pub shutdown_drain: Duration,
+    /// WatchEvents streams open at once (default 1,024); one more gets
+    /// RESOURCE_EXHAUSTED. Each holds a 1,024-event queue and, when it
+    /// asks for a replay, a copy of the retained window's references.
+    pub max_watchers: usize,
     /// Idle limit of sessions whose CreateSession does not set one
     /// (default none): a session with no RPC naming it or its legs and no
     /// RTP on its legs for this long is deleted. Cleans up after a
@@ -403,6 +410,7 @@ impl Config {
                     return Err(format!("realtime_priority = {p}: must be 1 to 99"));
                 }
             },
+            max_watchers: f.max_watchers.unwrap_or(1_024).clamp(1, 100_000),
             shutdown_drain: Duration::from_millis(
                 f.shutdown_drain_ms.unwrap_or(3_000).clamp(100, 600_000),
             ),
@@ -490,6 +498,7 @@ mod tests {
         assert_eq!(c.latch_probation_packets, 5);
         assert_eq!(c.relatch_after, Duration::from_secs(2));
         assert_eq!(c.shutdown_drain, Duration::from_secs(3));
+        assert_eq!(c.max_watchers, 1_024);
         assert_eq!(c.session_idle_timeout, None);
         assert_eq!(c.session_max_duration, None);
         assert_eq!(c.tls, None);

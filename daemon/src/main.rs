@@ -95,6 +95,9 @@ struct Cli {
     /// exiting [default: 3000].
     #[arg(long)]
     shutdown_drain_ms: Option<u64>,
+    /// Most WatchEvents streams open at once [default: 1024].
+    #[arg(long)]
+    max_watchers: Option<usize>,
     /// Delete sessions idle (no RPC, no RTP) this many ms; 0: never
     /// [default: 0]. CreateSession can set its own.
     #[arg(long)]
@@ -167,6 +170,7 @@ impl Cli {
             recv_buffers: self.recv_buffers,
             realtime_priority: self.realtime_priority,
             shutdown_drain_ms: self.shutdown_drain_ms,
+            max_watchers: self.max_watchers,
             session_idle_timeout_ms: self.session_idle_timeout_ms,
             session_max_duration_ms: self.session_max_duration_ms,
             tls_cert: self.tls_cert.clone(),

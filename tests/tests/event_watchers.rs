@@ -155,3 +155,36 @@ async fn sigterm_with_a_stalled_watcher_exits_within_the_drain_time() {
     // Drain 1 s, plus engine stop and process exit on a loaded machine.
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+/// A client cannot hold more than `max_watchers` streams; closing one
+/// frees its place at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_watchers_are_capped() {
+    let daemon = daemon_or_skip!(Options::new(Io::Epoll).arg("--max-watchers=20"));
+    let client = daemon.client().await.unwrap();
+    let mut open = Vec::new();
+    for _ in 0..20 {
+        open.push(client.watch_events(EventFilter::new()).await.unwrap());
+    }
+    let e = client.watch_events(EventFilter::new()).await.unwrap_err();
+    assert_eq!(e.code(), legato_client::Code::ResourceExhausted, "{e}");
+    assert!(e.to_string().contains("max_watchers"), "{e}");
+    open.pop();
+    // The place comes back as soon as legatod sees the stream close.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match client.watch_events(EventFilter::new()).await {
+            Ok(stream) => {
+                reopened = Some(stream);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(
+        reopened.is_some(),
+        "a closed stream's place never came back"
+    );
+    // Unary RPCs are not affected.
+    client.create_session(Some("still-works")).await.unwrap();
+}

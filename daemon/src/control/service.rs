@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::Stream;
 use legato_proto::v1 as pb;
@@ -35,6 +35,8 @@ pub(crate) struct Service {
     stopping: Arc<AtomicBool>,
     closing: watch::Receiver<bool>,
     metrics: Arc<ControlMetrics>,
+    /// WatchEvents streams open now.
+    watchers: Arc<AtomicUsize>,
 }
 
 impl Service {
@@ -51,6 +53,7 @@ impl Service {
             stopping,
             closing,
             metrics,
+            watchers: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -756,6 +759,7 @@ impl MediaPlane for Service {
         let req = request.into_inner();
         limits::at_most(&req.session_id, limits::MAX_ID_LEN, "session_id")?;
         limits::at_most(&req.leg_id, limits::LEG_ID_LEN, "leg_id")?;
+        let slot = WatcherSlot::take(&self.watchers, self.engine.shared().config.max_watchers)?;
         let filter = Filter {
             session: req.session_id,
             leg: req.leg_id,
@@ -775,15 +779,12 @@ impl MediaPlane for Service {
         }
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let start = from.max(subscription.oldest);
-        tokio::spawn(forward_events(
-            subscription,
-            filter,
-            gap,
-            start,
-            tx,
-            self.closing.clone(),
-            self.metrics.clone(),
-        ));
+        let (closing, metrics) = (self.closing.clone(), self.metrics.clone());
+        tokio::spawn(async move {
+            // Held for as long as the stream's task runs.
+            let _slot = slot;
+            forward_events(subscription, filter, gap, start, tx, closing, metrics).await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -860,6 +861,29 @@ async fn forward_events(
                 return;
             }
         }
+    }
+}
+
+/// One of the `max_watchers` WatchEvents streams open at once, given back
+/// when the stream's task ends.
+#[derive(Debug)]
+struct WatcherSlot(Arc<AtomicUsize>);
+
+impl WatcherSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Result<Self, Status> {
+        if open.fetch_add(1, Ordering::Relaxed) >= max {
+            open.fetch_sub(1, Ordering::Relaxed);
+            return Err(Status::resource_exhausted(format!(
+                "{max} WatchEvents streams are open (max_watchers): close one first"
+            )));
+        }
+        Ok(Self(open.clone()))
+    }
+}
+
+impl Drop for WatcherSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
