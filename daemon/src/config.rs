@@ -238,9 +238,12 @@ pub struct Config {
     /// Those datagrams are then not seen by legatod, so they are not in
     /// the leg's `unexpected_source_packets` (the kernel counts them as UDP
     /// "no port" errors, and answers with rate-limited ICMP port
-    /// unreachable). Until the source is settled (the SDP address has not
-    /// sent yet, or a NAT'd party learned by probation) the socket stays
-    /// open to every source and the receive buffer is the only protection.
+    /// unreachable). A NAT'd party learned by probation gets a classic BPF
+    /// socket filter instead while it sends (its address and the SDP
+    /// address only, IPv4), lifted while it is silent for `relatch_after`
+    /// so that a new NAT mapping can pass probation. Until a source is
+    /// learned the socket is open to every source and the receive buffer
+    /// is the only protection.
     pub kernel_source_filter: bool,
     /// Events retained for resume (default 65,536).
     pub event_replay: usize,

@@ -225,4 +225,79 @@ async fn measure_junk_flood() {
     }
 }
 
-per_backend!(junk_does_not_cost_legitimate_packets);
+/// The same flood on the leg of a NAT'd party: its SDP names an address
+/// that never sends, and its real source is learned by probation. From
+/// then on a socket filter lets only that source and the SDP address
+/// through, so the junk never reaches legatod and costs the party nothing;
+/// after a silence the filter is lifted again and a new NAT mapping is
+/// learned as before.
+async fn junk_on_a_natted_leg_costs_nothing(io: Io) {
+    let mut options = Options::new(io).arg("--relatch-after-ms=300");
+    options.socket_recv_buffer = Some(0);
+    let Some(daemon) = legato_tests::Daemon::start(options).unwrap() else {
+        return;
+    };
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let (ghost, natted, pb) = (
+        legato_tests::Peer::new().unwrap(),
+        legato_tests::Peer::new().unwrap(),
+        legato_tests::Peer::new().unwrap(),
+    );
+    let a = legato_tests::connected_leg(&client, &session, &ghost)
+        .await
+        .unwrap();
+    let b = legato_tests::connected_leg(&client, &session, &pb)
+        .await
+        .unwrap();
+    client
+        .send_media(a.leg_id.as_str(), b.leg_id.as_str())
+        .await
+        .unwrap();
+    let to = legato_tests::local_rtp(&a);
+    // Probation (5 packets, not relayed), then the first relayed one.
+    for seq in 0..6 {
+        legit(&natted, to, seq);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(count_received(&pb, 1), 1);
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    const JUNK: usize = 5_000;
+    const GOOD: u16 = 200;
+    let received = std::thread::scope(|s| {
+        let rx = s.spawn(|| count_received(&pb, usize::from(GOOD)));
+        let mut state = 0x2545_f491_u32;
+        let mut buf = [0u8; 172];
+        for i in 0..JUNK {
+            junk(&mut state, &mut buf);
+            let _ = stranger.send_to(&buf, to);
+            if i % 25 == 24 {
+                legit(&natted, to, (i / 25 + 6) as u16);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        rx.join().unwrap()
+    });
+    assert_eq!(received, usize::from(GOOD), "legitimate packets lost");
+    let counters = client.get_leg(&a.leg_id).await.unwrap().counters.unwrap();
+    assert_eq!(
+        counters.unexpected_source_packets, 0,
+        "junk reached legatod: {counters:?}"
+    );
+    // Silence past relatch_after (and a sweep): the NAT mapping changes
+    // and the new one is learned by probation.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let rebound = legato_tests::Peer::new().unwrap();
+    for seq in 300..306 {
+        legit(&rebound, to, seq);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(count_received(&pb, 1), 1, "new NAT mapping not learned");
+    let counters = client.get_leg(&a.leg_id).await.unwrap().counters.unwrap();
+    assert_eq!(counters.source_switches, 2, "{counters:?}");
+}
+
+per_backend!(
+    junk_does_not_cost_legitimate_packets,
+    junk_on_a_natted_leg_costs_nothing
+);

@@ -26,8 +26,8 @@ use super::{
 };
 use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
 use crate::session::{
-    EngineError, EventKind, EventSink, Leg, LegParams, LegUpdate, LegView, NewLeg, OwnMedia,
-    TimeoutAction,
+    EngineError, EventKind, EventSink, KernelFilter, Leg, LegParams, LegUpdate, LegView, NewLeg,
+    OwnMedia, TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -137,29 +137,57 @@ struct LegSlot {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
     port: u16,
-    /// The address the RTP socket is connected to (`kernel_source_filter`).
-    peer: Option<SocketAddr>,
+    /// What the kernel lets through to the RTP socket now
+    /// (`kernel_source_filter`).
+    filter: KernelFilter,
 }
 
 impl LegSlot {
-    /// Connects the RTP socket to the leg's settled source, or unconnects
-    /// it, when that changed (see `Leg::take_peer_change`). Rare: once
-    /// when the SDP address first sends, and on SDP changes.
+    /// Restricts the RTP socket to the sources the leg accepts, when that
+    /// changed (see `Leg::kernel_filter`): connected to a settled source,
+    /// a socket filter for a NAT'd party's learned address and its SDP
+    /// address, or open. Rare: when a source is settled or learned, when a
+    /// learned one falls silent or comes back, and on SDP changes.
     fn sync_peer(&mut self, enabled: bool) {
-        let Some(peer) = self.leg.take_peer_change() else {
+        let Some(wanted) = self.leg.take_peer_change() else {
             return;
         };
-        let peer = peer.filter(|_| enabled);
-        if peer == self.peer || self.rtp.is_none() {
+        let wanted = match wanted {
+            _ if !enabled => KernelFilter::Open,
+            // The socket filter is written for IPv4.
+            KernelFilter::Pair(SocketAddr::V4(_), SocketAddr::V4(_)) => wanted,
+            KernelFilter::Pair(..) => KernelFilter::Open,
+            other => other,
+        };
+        if wanted == self.filter || self.rtp.is_none() {
             return;
         }
-        match super::sys::connect_udp(self.rtp_fd, peer) {
-            Ok(()) => self.peer = peer,
-            Err(e) => tracing::debug!(
+        let fd = self.rtp_fd;
+        let result = (|| {
+            // Undo the current restriction, then apply the new one.
+            match self.filter {
+                KernelFilter::Open => {}
+                KernelFilter::Only(_) => super::sys::connect_udp(fd, None)?,
+                KernelFilter::Pair(..) => super::sys::filter_udp_sources(fd, None)?,
+            }
+            self.filter = KernelFilter::Open;
+            match wanted {
+                KernelFilter::Open => {}
+                KernelFilter::Only(peer) => super::sys::connect_udp(fd, Some(peer))?,
+                KernelFilter::Pair(SocketAddr::V4(a), SocketAddr::V4(b)) => {
+                    super::sys::filter_udp_sources(fd, Some(&[a, b]))?;
+                }
+                KernelFilter::Pair(..) => return Ok(()),
+            }
+            self.filter = wanted;
+            Ok::<(), io::Error>(())
+        })();
+        if let Err(e) = result {
+            tracing::debug!(
                 leg = %self.leg.id,
                 error = %e,
-                "cannot restrict the RTP socket to its peer; the leg filters in userspace"
-            ),
+                "cannot restrict the RTP socket's sources; the leg filters in userspace"
+            );
         }
     }
 }
@@ -380,8 +408,10 @@ impl Shard {
             if entry.leg.is_terminated() {
                 continue;
             }
-            if let TimeoutAction::Hangup { code, reason } =
-                entry.leg.handle_timeout(now, &mut self.events)
+            let action = entry.leg.handle_timeout(now, &mut self.events);
+            // A learned source that fell silent lifts its filter.
+            entry.sync_peer(self.shared.config.kernel_source_filter);
+            if let TimeoutAction::Hangup { code, reason } = action
                 && entry
                     .leg
                     .hangup(code, &reason, now, &mut self.events)
@@ -673,7 +703,7 @@ impl Shard {
             rtp_fd,
             rtp_id: rtp,
             port: ports.port,
-            peer: None,
+            filter: KernelFilter::Open,
         });
         if let Some(entry) = self.legs.get_mut(slot) {
             entry.sync_peer(self.shared.config.kernel_source_filter);

@@ -196,9 +196,136 @@ pub(crate) fn decode_sockaddr(name: &[u8]) -> Option<SocketAddr> {
     }
 }
 
+/// Lets only datagrams from `allowed` into UDP socket `fd` (IPv4), with a
+/// classic BPF socket filter, or with `None` removes the filter. Like a
+/// connected socket, the kernel then drops anyone else's datagrams before
+/// they take room in the receive queue, but for two sources: a NAT'd
+/// party's learned address and its SDP address, which must still be
+/// heard.
+///
+/// For a UDP socket the filter sees the datagram from its UDP header on
+/// (source port at offset 0); the IP header is reached through the
+/// kernel's `SKF_NET_OFF` base (IPv4 source address at offset 12).
+pub(crate) fn filter_udp_sources(fd: RawFd, allowed: Option<&[SocketAddrV4]>) -> io::Result<()> {
+    let Some(allowed) = allowed else {
+        // SO_DETACH_FILTER ignores its value, but SOL_SOCKET options
+        // must pass at least an int.
+        let unused: libc::c_int = 0;
+        // SAFETY: `unused` lives for the call and the length passed is its
+        // size; `fd` is a socket the caller owns.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_DETACH_FILTER,
+                (&raw const unused).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        return match rc {
+            0 => Ok(()),
+            _ => {
+                let e = io::Error::last_os_error();
+                // No filter attached: nothing to remove.
+                if e.raw_os_error() == Some(libc::ENOENT) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        };
+    };
+    let program = source_filter_program(allowed);
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `program`, which outlives the call (the
+    // kernel copies the program); the length passed is the struct's size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&raw const fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The classic BPF program of [`filter_udp_sources`]: for each allowed
+/// address, compare the source address, then the source port; accept the
+/// whole datagram on a match, drop it when none matches.
+fn source_filter_program(allowed: &[SocketAddrV4]) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let ip_source = (libc::SKF_NET_OFF + 12) as u32;
+    let mut program = Vec::with_capacity(5 * allowed.len() + 1);
+    for address in allowed {
+        program.extend([
+            op(LD_W_ABS, 0, 0, ip_source),
+            // Not this address: skip to the next entry (3 on).
+            op(JEQ_K, 0, 3, u32::from(*address.ip())),
+            op(LD_H_ABS, 0, 0, 0),
+            op(JEQ_K, 0, 1, u32::from(address.port())),
+            op(RET_K, 0, 0, u32::MAX),
+        ]);
+    }
+    program.push(op(RET_K, 0, 0, 0));
+    program
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The socket filter against the real kernel: only the two allowed
+    /// sources get through, and removing the filter opens the socket.
+    #[test]
+    fn source_filter_lets_two_sources_through() {
+        use std::net::UdpSocket;
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let [a, b, stranger] = std::array::from_fn(|_| UdpSocket::bind("127.0.0.1:0").unwrap());
+        let v4 = |s: &UdpSocket| match s.local_addr().unwrap() {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
+        };
+        let to = receiver.local_addr().unwrap();
+        filter_udp_sources(receiver.as_raw_fd(), Some(&[v4(&a), v4(&b)])).unwrap();
+        let receive_all = || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 16];
+            while let Ok((n, _)) = receiver.recv_from(&mut buf) {
+                got.push(buf[..n].to_vec());
+            }
+            got
+        };
+        stranger.send_to(b"stranger", to).unwrap();
+        a.send_to(b"a", to).unwrap();
+        stranger.send_to(b"stranger", to).unwrap();
+        b.send_to(b"b", to).unwrap();
+        assert_eq!(receive_all(), [b"a".to_vec(), b"b".to_vec()]);
+        // The same address on another port is someone else.
+        let same_ip_other_port = UdpSocket::bind("127.0.0.1:0").unwrap();
+        same_ip_other_port.send_to(b"other", to).unwrap();
+        assert!(receive_all().is_empty());
+        filter_udp_sources(receiver.as_raw_fd(), None).unwrap();
+        // Removing a filter that is not there is fine.
+        filter_udp_sources(receiver.as_raw_fd(), None).unwrap();
+        stranger.send_to(b"stranger", to).unwrap();
+        assert_eq!(receive_all(), [b"stranger".to_vec()]);
+    }
 
     #[test]
     fn eventfd_notify_and_drain() {

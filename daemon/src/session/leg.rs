@@ -137,6 +137,19 @@ pub(crate) struct ForwardPlan {
     pub(crate) ssrc: u32,
 }
 
+/// The sources the kernel lets through to a leg's RTP socket, so that a
+/// flood from anyone else is dropped before it takes room in the socket's
+/// receive queue (`kernel_source_filter`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KernelFilter {
+    /// Everyone (latching is open).
+    Open,
+    /// One address: the socket is connected to it.
+    Only(SocketAddr),
+    /// The SDP address and a source learned by probation.
+    Pair(SocketAddr, SocketAddr),
+}
+
 /// What the shard must do after a timeout check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum TimeoutAction {
@@ -250,6 +263,10 @@ pub(crate) struct Leg {
     last_from_latched: Option<Instant>,
     /// The SDP address has sent: it holds the latch until the SDP changes.
     sdp_locked: bool,
+    /// A source learned by probation (NAT) has been silent for
+    /// `relatch_after`: the kernel filter is lifted so that a new NAT
+    /// mapping can pass probation (see [`Leg::kernel_filter`]).
+    latched_quiet: bool,
     /// Reference point of RtpStopped: the last RTP packet, or when RTP
     /// became expected (connect, off hold).
     activity: Instant,
@@ -343,6 +360,7 @@ impl Leg {
             latched: None,
             last_from_latched: None,
             sdp_locked: false,
+            latched_quiet: false,
             peer_changed: true,
             probation: Probation::default(),
             on_hold: false,
@@ -603,6 +621,7 @@ impl Leg {
             // it sends; anything else goes through probation again).
             self.latched = None;
             self.last_from_latched = None;
+            self.latched_quiet = false;
             self.sdp_locked = false;
             self.probation = Probation::default();
         }
@@ -744,6 +763,16 @@ impl Leg {
         now: Instant,
         events: &mut impl EventSink,
     ) -> TimeoutAction {
+        if !self.latched_quiet
+            && !self.sdp_locked
+            && self.latched.is_some()
+            && self
+                .last_from_latched
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.params.relatch_after)
+        {
+            self.latched_quiet = true;
+            self.peer_changed = true;
+        }
         if let Some(deadline) = self.early_media_deadline
             && self.state == LegState::EarlyMedia
             && now >= deadline
@@ -889,6 +918,11 @@ impl Leg {
         }
         if self.latched == Some(source) {
             self.last_from_latched = Some(now);
+            if self.latched_quiet {
+                // The learned source is back: filter again.
+                self.latched_quiet = false;
+                self.peer_changed = true;
+            }
             if self.probation.count != 0 {
                 self.probation.count = 0;
             }
@@ -944,9 +978,8 @@ impl Leg {
         let old = self.latched.replace(source);
         self.last_from_latched = Some(now);
         self.probation = Probation::default();
-        if reason == SourceChange::SdpAddress {
-            self.peer_changed = true;
-        }
+        self.latched_quiet = false;
+        self.peer_changed = true;
         // The first packet from the SDP address changes nothing a peer
         // sees: legato was sending there already.
         if old.is_none() && reason == SourceChange::SdpAddress {
@@ -970,12 +1003,38 @@ impl Leg {
     /// socket to `peer` (or, with `None`, unconnects it), so the kernel
     /// drops everyone else's datagrams before they take room in the
     /// socket's receive queue. Cheap when nothing changed: one flag.
-    pub(crate) fn take_peer_change(&mut self) -> Option<Option<SocketAddr>> {
+    pub(crate) fn take_peer_change(&mut self) -> Option<KernelFilter> {
         if !self.peer_changed {
             return None;
         }
         self.peer_changed = false;
-        Some(self.kernel_peer())
+        Some(self.kernel_filter())
+    }
+
+    /// Which sources the kernel should let through to the RTP socket:
+    ///
+    /// - settled ([`Leg::kernel_peer`]): only that address (a connected
+    ///   socket);
+    /// - a source learned by probation (a NAT'd party) that is sending:
+    ///   that source and the SDP address (which always wins), through a
+    ///   socket filter; when the learned source falls silent for
+    ///   `relatch_after`, everything again, so a new NAT mapping can pass
+    ///   probation (a flood then meets no legitimate packets to push out);
+    /// - otherwise everything: latching is open.
+    pub(crate) fn kernel_filter(&self) -> KernelFilter {
+        if let Some(peer) = self.kernel_peer() {
+            return KernelFilter::Only(peer);
+        }
+        match (self.latched, self.media.as_ref()) {
+            (Some(learned), Some(media))
+                if !self.latched_quiet
+                    && !self.is_terminated()
+                    && !media.remote_on_hold_address =>
+            {
+                KernelFilter::Pair(media.remote_rtp, learned)
+            }
+            _ => KernelFilter::Open,
+        }
     }
 
     /// The address this leg accepts RTP from for good, if it is settled:

@@ -12,6 +12,6 @@ mod tests;
 pub(crate) use error::EngineError;
 pub(crate) use event::{EventKind, EventSink};
 pub(crate) use leg::{
-    Counters, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, Metadata, NewLeg, OwnMedia,
-    SourceChange, TimeoutAction,
+    Counters, KernelFilter, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, Metadata,
+    NewLeg, OwnMedia, SourceChange, TimeoutAction,
 };

@@ -545,3 +545,45 @@ fn telephone_event_payload_length_checked() {
     assert_eq!(a.counters.malformed_packets, 3);
     assert_eq!(a.counters.telephone_event_packets_received, 2);
 }
+
+/// What the kernel is told to let through as a leg's latching moves on:
+/// open while latching is open, the SDP address and the learned source
+/// while a NAT'd party talks, open again while it is silent (so a new
+/// mapping can pass probation), and only the SDP address once it sent.
+#[test]
+fn kernel_filter_follows_latching() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let mut events = Events::new();
+    let mut a = incoming("a", 4000, t0);
+    connect(&mut a, t0, &mut events);
+    let sdp: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let nat: SocketAddr = "192.0.2.1:7000".parse().unwrap();
+    assert_eq!(a.take_peer_change(), Some(KernelFilter::Open));
+    assert_eq!(a.take_peer_change(), None, "reported once");
+    for seq in 0..5 {
+        feed(&mut a, ms(0), "192.0.2.1:7000", seq, 6, &mut events);
+    }
+    assert_eq!(a.take_peer_change(), Some(KernelFilter::Pair(sdp, nat)));
+    assert!(feed(&mut a, ms(20), "192.0.2.1:7000", 5, 6, &mut events));
+    assert_eq!(a.take_peer_change(), None, "nothing per packet");
+    // Silent past relatch_after: the timer sweep opens the socket.
+    assert_eq!(
+        a.handle_timeout(ms(1_000), &mut events),
+        TimeoutAction::None
+    );
+    assert_eq!(a.take_peer_change(), None);
+    assert_eq!(
+        a.handle_timeout(ms(2_100), &mut events),
+        TimeoutAction::None
+    );
+    assert_eq!(a.take_peer_change(), Some(KernelFilter::Open));
+    // The party is back: filtered again.
+    assert!(feed(&mut a, ms(2_200), "192.0.2.1:7000", 6, 6, &mut events));
+    assert_eq!(a.take_peer_change(), Some(KernelFilter::Pair(sdp, nat)));
+    // The SDP address sends: it holds the leg, a connected socket.
+    assert!(feed(&mut a, ms(2_300), "127.0.0.1:4000", 0, 9, &mut events));
+    assert_eq!(a.take_peer_change(), Some(KernelFilter::Only(sdp)));
+    a.handle_timeout(ms(10_000), &mut events);
+    assert_eq!(a.take_peer_change(), None, "a settled leg stays closed");
+}
