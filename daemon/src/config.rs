@@ -579,4 +579,27 @@ mod tests {
             assert!(result.is_err(), "{text}");
         }
     }
+
+    /// Every key of the configuration file is in the README's
+    /// configuration table, so the documentation cannot fall behind.
+    #[test]
+    fn every_key_is_documented() {
+        let source = include_str!("config.rs");
+        let readme = include_str!("../../README.md");
+        let start = source.find("pub struct FileConfig").unwrap();
+        let end = start + source[start..].find("\n}\n").unwrap();
+        let keys: Vec<&str> = source[start..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub "))
+            .filter_map(|l| l.split(':').next())
+            .filter(|k| !k.contains(' '))
+            .collect();
+        assert!(keys.len() > 20, "{keys:?}");
+        for key in keys {
+            assert!(
+                readme.contains(&format!("`{key}`")),
+                "config key {key} is missing from README.md's configuration table"
+            );
+        }
+    }
 }
