@@ -150,3 +150,44 @@ async fn legatoctl_lists_age_and_limits() {
     let json = ctl(&["--json", "session", "list"]);
     assert!(json.contains("\"idle_timeout_ms\":600000"), "{json}");
 }
+
+/// A limit belongs to one session, not to its id: a session deleted and
+/// created again under the same id without a limit lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_does_not_outlive_its_session() {
+    let daemon = daemon_or_skip!(Options::new(Io::Epoll));
+    let client = daemon.client().await.unwrap();
+    let limits = SessionLimits {
+        idle_timeout: Some(Duration::from_millis(800)),
+        max_duration: None,
+    };
+    client
+        .create_session_with_limits(Some("reused"), limits)
+        .await
+        .unwrap();
+    // Many limited sessions are checked a slice per tick, all in time.
+    for i in 0..200 {
+        client
+            .create_session_with_limits(Some(&format!("bulk-{i}")), limits)
+            .await
+            .unwrap();
+    }
+    client.delete_session("reused").await.unwrap();
+    client.create_session(Some("reused")).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let left = client.list_sessions().await.unwrap();
+        if left.len() == 1 {
+            assert_eq!(left[0].session_id, "reused");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} sessions left",
+            left.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(client.list_sessions().await.unwrap().len(), 1);
+}

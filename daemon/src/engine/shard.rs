@@ -38,9 +38,10 @@ use crate::session::{
 const TICK: Duration = Duration::from_millis(50);
 /// Ticks per full sweep of the leg table.
 const SWEEP_TICKS: usize = 5;
-/// Ticks between checks of the session idle/lifetime limits (1 s): they
-/// are minutes long, so a second late is nothing.
-const SESSION_CHECK_TICKS: u32 = 20;
+/// Ticks per full check of the sessions with an idle or lifetime limit
+/// (1 s): each tick checks a slice of them, so many sessions never stall
+/// the packet path at once, and a limit fires at most a second late.
+const SESSION_CHECK_TICKS: usize = 20;
 /// Commands taken per loop turn, so a burst of control work cannot starve
 /// packet processing for long.
 const COMMANDS_PER_TURN: usize = 256;
@@ -117,8 +118,8 @@ pub(super) fn run(
         params,
         running: true,
         sweep_cursor: 0,
-        ticks: 0,
-        limited_sessions: 0,
+        limited: Vec::new(),
+        limited_cursor: 0,
         totals: ShardTotals::new(),
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
@@ -313,10 +314,12 @@ struct Shard {
     running: bool,
     /// Next slot the timer sweep checks.
     sweep_cursor: usize,
-    /// Timer ticks so far.
-    ticks: u32,
-    /// Sessions with an idle or lifetime limit (none: no check at all).
-    limited_sessions: usize,
+    /// Sessions with an idle or lifetime limit, with their start (a
+    /// deleted session's entry, or one of an older session of the same
+    /// id, is dropped when the check reaches it).
+    limited: Vec<(Arc<str>, Instant)>,
+    /// Next entry of `limited` the check reaches.
+    limited_cursor: usize,
     /// Counters of freed legs and I/O totals, for metrics.
     totals: ShardTotals,
 }
@@ -393,8 +396,7 @@ impl Shard {
     }
 
     fn tick(&mut self, now: Instant) {
-        self.ticks = self.ticks.wrapping_add(1);
-        if self.limited_sessions > 0 && self.ticks.is_multiple_of(SESSION_CHECK_TICKS) {
+        if !self.limited.is_empty() {
             self.expire_sessions(now);
         }
         let len = self.legs.slots.len();
@@ -422,16 +424,30 @@ impl Shard {
         }
     }
 
-    /// Deletes the sessions whose idle or lifetime limit passed.
+    /// Checks the next slice of the sessions with limits and deletes those
+    /// whose idle or lifetime limit passed.
     fn expire_sessions(&mut self, now: Instant) {
-        let expired: Vec<(Arc<str>, String)> = self
-            .sessions
-            .iter()
-            .filter_map(|(id, s)| s.expired(now, &self.legs).map(|why| (id.clone(), why)))
-            .collect();
-        for (id, reason) in expired {
-            tracing::info!(shard = self.index, session = %id, %reason, "deleting session");
-            let _ = self.delete_session(&id, &reason, now);
+        let mut budget = self.limited.len().div_ceil(SESSION_CHECK_TICKS);
+        while budget > 0 && !self.limited.is_empty() {
+            budget -= 1;
+            if self.limited_cursor >= self.limited.len() {
+                self.limited_cursor = 0;
+            }
+            let (id, started) = &self.limited[self.limited_cursor];
+            let verdict = match self.sessions.get(id) {
+                Some(s) if s.started == *started => s.expired(now, &self.legs).map(Some),
+                // Deleted, or an older session of this id.
+                _ => Some(None),
+            };
+            let Some(reason) = verdict else {
+                self.limited_cursor += 1;
+                continue;
+            };
+            let (id, _) = self.limited.swap_remove(self.limited_cursor);
+            if let Some(reason) = reason {
+                tracing::info!(shard = self.index, session = %id, %reason, "deleting session");
+                let _ = self.delete_session(&id, &reason, now);
+            }
         }
     }
 
@@ -545,7 +561,7 @@ impl Shard {
         }
         admitted.keep();
         if limits != SessionLimits::default() {
-            self.limited_sessions += 1;
+            self.limited.push((id.clone(), now));
         }
         self.sessions.insert(
             id,
@@ -603,9 +619,6 @@ impl Shard {
                 self.legs.by_id.remove(&entry.leg.id);
                 self.legs.free.push(slot);
             }
-        }
-        if session.limits != SessionLimits::default() {
-            self.limited_sessions -= 1;
         }
         self.events.emit(
             &id,
