@@ -102,6 +102,9 @@ pub struct FileConfig {
     pub shutdown_drain_ms: Option<u64>,
     /// Most WatchEvents streams open at once.
     pub max_watchers: Option<usize>,
+    /// HTTP/2 keepalive ping interval (and answer timeout) of gRPC
+    /// connections, in ms; 0: no pings.
+    pub grpc_keepalive_ms: Option<u64>,
     /// Default session idle limit in ms (0: none).
     pub session_idle_timeout_ms: Option<u64>,
     /// Default session lifetime limit in ms (0: none).
@@ -160,6 +163,7 @@ impl FileConfig {
             realtime_priority: other.realtime_priority.or(self.realtime_priority),
             shutdown_drain_ms: other.shutdown_drain_ms.or(self.shutdown_drain_ms),
             max_watchers: other.max_watchers.or(self.max_watchers),
+            grpc_keepalive_ms: other.grpc_keepalive_ms.or(self.grpc_keepalive_ms),
             session_idle_timeout_ms: other
                 .session_idle_timeout_ms
                 .or(self.session_idle_timeout_ms),
@@ -283,6 +287,13 @@ pub struct Config {
     /// RESOURCE_EXHAUSTED. Each holds a 1,024-event queue and, when it
     /// asks for a replay, a copy of the retained window's references.
     pub max_watchers: usize,
+    /// legatod pings every gRPC connection this often over HTTP/2 and
+    /// closes it when a ping is not answered within the same time (default
+    /// 20 s). A controller that died without closing its connection would
+    /// otherwise keep its WatchEvents streams (and their `max_watchers`
+    /// places) open until the kernel's TCP timeout, hours later. `None`:
+    /// no pings.
+    pub grpc_keepalive: Option<Duration>,
     /// Idle limit of sessions whose CreateSession does not set one
     /// (default none): a session with no RPC naming it or its legs and no
     /// RTP on its legs for this long is deleted. Cleans up after a
@@ -414,6 +425,10 @@ impl Config {
                 }
             },
             max_watchers: f.max_watchers.unwrap_or(1_024).clamp(1, 100_000),
+            grpc_keepalive: match f.grpc_keepalive_ms.unwrap_or(20_000) {
+                0 => None,
+                ms => Some(Duration::from_millis(ms.clamp(100, 3_600_000))),
+            },
             shutdown_drain: Duration::from_millis(
                 f.shutdown_drain_ms.unwrap_or(3_000).clamp(100, 600_000),
             ),
@@ -502,6 +517,7 @@ mod tests {
         assert_eq!(c.relatch_after, Duration::from_secs(2));
         assert_eq!(c.shutdown_drain, Duration::from_secs(3));
         assert_eq!(c.max_watchers, 1_024);
+        assert_eq!(c.grpc_keepalive, Some(Duration::from_secs(20)));
         assert_eq!(c.session_idle_timeout, None);
         assert_eq!(c.session_max_duration, None);
         assert_eq!(c.tls, None);

@@ -98,6 +98,10 @@ struct Cli {
     /// Most WatchEvents streams open at once [default: 1024].
     #[arg(long)]
     max_watchers: Option<usize>,
+    /// HTTP/2 keepalive ping interval and timeout of gRPC connections in
+    /// ms, to find dead controllers; 0: no pings [default: 20000].
+    #[arg(long)]
+    grpc_keepalive_ms: Option<u64>,
     /// Delete sessions idle (no RPC, no RTP) this many ms; 0: never
     /// [default: 0]. CreateSession can set its own.
     #[arg(long)]
@@ -171,6 +175,7 @@ impl Cli {
             realtime_priority: self.realtime_priority,
             shutdown_drain_ms: self.shutdown_drain_ms,
             max_watchers: self.max_watchers,
+            grpc_keepalive_ms: self.grpc_keepalive_ms,
             session_idle_timeout_ms: self.session_idle_timeout_ms,
             session_max_duration_ms: self.session_max_duration_ms,
             tls_cert: self.tls_cert.clone(),

@@ -188,3 +188,63 @@ async fn open_watchers_are_capped() {
     // Unary RPCs are not affected.
     client.create_session(Some("still-works")).await.unwrap();
 }
+
+/// A controller that dies without closing its connection (here: frozen
+/// with SIGSTOP, so it answers nothing, not even HTTP/2 pings) loses its
+/// WatchEvents stream after the keepalive time, not hours later when TCP
+/// gives up: its place under `max_watchers` comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_controller_loses_its_watcher() {
+    let daemon = daemon_or_skip!(
+        Options::new(Io::Epoll)
+            .arg("--max-watchers=1")
+            .arg("--grpc-keepalive-ms=500")
+    );
+    let script = r#"
+import sys, time, grpc
+channel = grpc.insecure_channel(sys.argv[1])
+watch = channel.unary_stream("/legato.v1.MediaPlane/WatchEvents",
+    request_serializer=lambda x: x, response_deserializer=lambda x: x)
+stream = watch(b"")
+stream.initial_metadata()
+print("open", flush=True)
+time.sleep(120)
+"#;
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", script, &daemon.grpc.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (scripts/test.sh installs grpcio)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(python.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "open");
+    let client = daemon.client().await.unwrap();
+    let e = client.watch_events(EventFilter::new()).await.unwrap_err();
+    assert_eq!(e.code(), legato_client::Code::ResourceExhausted, "{e}");
+    let pid = python.id().to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let started = Instant::now();
+    let mut reopened = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(stream) = client.watch_events(EventFilter::new()).await {
+            reopened = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = python.kill();
+    let _ = python.wait();
+    assert!(
+        reopened.is_some(),
+        "the frozen controller's stream was never released"
+    );
+    eprintln!("released {:?} after SIGSTOP", started.elapsed());
+}

@@ -108,7 +108,14 @@ pub async fn serve_secured(
         .set_serving::<MediaPlaneServer<service::Service>>()
         .await;
     let auth = security.authenticator();
-    let mut builder = tonic::transport::Server::builder();
+    // HTTP/2 pings find controllers that died without closing their
+    // connection (host crash, cable, NAT timeout): their streams, and the
+    // WatchEvents places they hold, are released when a ping goes
+    // unanswered.
+    let keepalive = shared.config.grpc_keepalive;
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(keepalive);
     if let Some(tls) = security.server_tls() {
         builder = builder.tls_config(tls.clone())?;
     }
