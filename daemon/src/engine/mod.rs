@@ -349,64 +349,104 @@ pub(crate) struct Routed {
     pub(crate) held_back: Option<String>,
 }
 
-/// Work for a shard.
+/// Work for a shard, grouped by concern: each group has its own handler
+/// on the shard, and a new RPC group adds a group here.
 #[derive(Debug)]
 pub(crate) enum Command {
-    CreateSession {
+    /// Sessions: create, delete, list.
+    Session(SessionCommand),
+    /// Legs: create, update, hang up, read, list.
+    Leg(LegCommand),
+    /// Routing between legs (SendMedia, StopMedia).
+    Route(RouteCommand),
+    /// Counters and gauges for a metrics scrape.
+    Metrics { reply: Reply<ShardMetrics> },
+    /// Hang up every leg, close every socket and end the thread.
+    Shutdown,
+}
+
+/// Session commands.
+#[derive(Debug)]
+pub(crate) enum SessionCommand {
+    Create {
         id: Arc<str>,
         /// The session's unit of `max_sessions`.
         admitted: Admitted,
         limits: SessionLimits,
         reply: Reply<()>,
     },
-    DeleteSession {
+    Delete {
         id: Arc<str>,
         reply: Reply<u32>,
     },
-    ListSessions {
+    List {
         page: Page,
         reply: Reply<Vec<SessionInfo>>,
     },
-    CreateLeg {
+}
+
+/// Leg commands.
+#[derive(Debug)]
+pub(crate) enum LegCommand {
+    Create {
         leg: Box<CreateLeg>,
         reply: Reply<(LegView, String)>,
     },
-    UpdateLeg {
+    Update {
         leg: Arc<str>,
         update: Box<LegUpdate>,
         reply: Reply<(LegView, Option<String>)>,
     },
-    HangupLeg {
+    Hangup {
         leg: Arc<str>,
         code: u16,
         reason: String,
         reply: Reply<LegView>,
     },
-    GetLeg {
+    Get {
         leg: Arc<str>,
         reply: Reply<LegView>,
     },
-    ListLegs {
+    List {
         session: Option<Arc<str>>,
         page: Page,
         reply: Reply<Vec<LegView>>,
     },
-    SendMedia {
+}
+
+/// Routing commands.
+#[derive(Debug)]
+pub(crate) enum RouteCommand {
+    /// SendMedia: `from`'s received audio becomes `to`'s source.
+    Send {
         from: Arc<str>,
         to: Arc<str>,
         reply: Reply<Routed>,
     },
-    StopMedia {
+    /// StopMedia.
+    Stop {
         from: Arc<str>,
         to: Arc<str>,
         reply: Reply<()>,
     },
-    /// Counters and gauges for a metrics scrape.
-    Metrics {
-        reply: Reply<ShardMetrics>,
-    },
-    /// Hang up every leg, close every socket and end the thread.
-    Shutdown,
+}
+
+impl From<SessionCommand> for Command {
+    fn from(c: SessionCommand) -> Self {
+        Self::Session(c)
+    }
+}
+
+impl From<LegCommand> for Command {
+    fn from(c: LegCommand) -> Self {
+        Self::Leg(c)
+    }
+}
+
+impl From<RouteCommand> for Command {
+    fn from(c: RouteCommand) -> Self {
+        Self::Route(c)
+    }
 }
 
 /// State shared between the control plane and the shards.

@@ -21,8 +21,9 @@ use super::metrics::ShardTotals;
 use super::sys::EventFd;
 use super::tx::TxQueue;
 use super::{
-    Admitted, Backend, Command, CreateLeg, EngineEvent, Io, PacketHandler, Page, Routed,
-    SessionInfo, SessionLimits, Shared, SockId, WARM_BATCH, epoll, uring,
+    Admitted, Backend, Command, CreateLeg, EngineEvent, Io, LegCommand, PacketHandler, Page,
+    RouteCommand, Routed, SessionCommand, SessionInfo, SessionLimits, Shared, SockId, WARM_BATCH,
+    epoll, uring,
 };
 use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
 use crate::session::{
@@ -469,73 +470,10 @@ impl Shard {
 
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
-        match &command {
-            Command::UpdateLeg { leg, .. }
-            | Command::HangupLeg { leg, .. }
-            | Command::GetLeg { leg, .. } => self.touch_leg(leg, now),
-            Command::SendMedia { from, to, .. } | Command::StopMedia { from, to, .. } => {
-                self.touch_leg(from, now);
-                self.touch_leg(to, now);
-            }
-            Command::ListLegs {
-                session: Some(session),
-                ..
-            } => {
-                if let Some(s) = self.sessions.get_mut(session) {
-                    s.last_command = now;
-                }
-            }
-            _ => {}
-        }
         match command {
-            Command::CreateSession {
-                id,
-                admitted,
-                limits,
-                reply,
-            } => {
-                let _ = reply.send(self.create_session(id, admitted, limits, now));
-            }
-            Command::DeleteSession { id, reply } => {
-                let _ = reply.send(self.delete_session(&id, "session deleted", now));
-            }
-            Command::ListSessions { page, reply } => {
-                let _ = reply.send(Ok(self.list_sessions(&page, now)));
-            }
-            Command::CreateLeg { leg, reply } => {
-                let _ = reply.send(self.create_leg(*leg, now));
-            }
-            Command::UpdateLeg { leg, update, reply } => {
-                let _ = reply.send(self.update_leg(&leg, *update, now));
-            }
-            Command::HangupLeg {
-                leg,
-                code,
-                reason,
-                reply,
-            } => {
-                let _ = reply.send(self.hangup_leg(&leg, code, &reason, now));
-            }
-            Command::GetLeg { leg, reply } => {
-                let result = self
-                    .legs
-                    .find(&leg)
-                    .and_then(|slot| self.legs.view(slot).ok_or_else(|| not_found(&leg)));
-                let _ = reply.send(result);
-            }
-            Command::ListLegs {
-                session,
-                page,
-                reply,
-            } => {
-                let _ = reply.send(self.list_legs(session.as_deref(), &page));
-            }
-            Command::SendMedia { from, to, reply } => {
-                let _ = reply.send(self.send_media(&from, &to));
-            }
-            Command::StopMedia { from, to, reply } => {
-                let _ = reply.send(self.stop_media(&from, &to));
-            }
+            Command::Session(c) => self.handle_session_command(c, now),
+            Command::Leg(c) => self.handle_leg_command(c, now),
+            Command::Route(c) => self.handle_route_command(c, now),
             Command::Metrics { reply } => {
                 let legs = self.legs.slots.iter().flatten();
                 let legs = legs.map(|s| (s.leg.state(), &s.leg.counters));
@@ -543,6 +481,89 @@ impl Shard {
                 let _ = reply.send(Ok(metrics));
             }
             Command::Shutdown => self.shutdown(now),
+        }
+    }
+
+    fn handle_session_command(&mut self, command: SessionCommand, now: Instant) {
+        match command {
+            SessionCommand::Create {
+                id,
+                admitted,
+                limits,
+                reply,
+            } => {
+                let _ = reply.send(self.create_session(id, admitted, limits, now));
+            }
+            SessionCommand::Delete { id, reply } => {
+                let _ = reply.send(self.delete_session(&id, "session deleted", now));
+            }
+            SessionCommand::List { page, reply } => {
+                let _ = reply.send(Ok(self.list_sessions(&page, now)));
+            }
+        }
+    }
+
+    /// Leg commands; each one naming a leg (or a session) counts as a sign
+    /// of life of its session (the idle limit).
+    fn handle_leg_command(&mut self, command: LegCommand, now: Instant) {
+        match &command {
+            LegCommand::Update { leg, .. }
+            | LegCommand::Hangup { leg, .. }
+            | LegCommand::Get { leg, .. } => self.touch_leg(leg, now),
+            LegCommand::List {
+                session: Some(session),
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(session) {
+                    s.last_command = now;
+                }
+            }
+            LegCommand::Create { .. } | LegCommand::List { session: None, .. } => {}
+        }
+        match command {
+            LegCommand::Create { leg, reply } => {
+                let _ = reply.send(self.create_leg(*leg, now));
+            }
+            LegCommand::Update { leg, update, reply } => {
+                let _ = reply.send(self.update_leg(&leg, *update, now));
+            }
+            LegCommand::Hangup {
+                leg,
+                code,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.hangup_leg(&leg, code, &reason, now));
+            }
+            LegCommand::Get { leg, reply } => {
+                let result = self
+                    .legs
+                    .find(&leg)
+                    .and_then(|slot| self.legs.view(slot).ok_or_else(|| not_found(&leg)));
+                let _ = reply.send(result);
+            }
+            LegCommand::List {
+                session,
+                page,
+                reply,
+            } => {
+                let _ = reply.send(self.list_legs(session.as_deref(), &page));
+            }
+        }
+    }
+
+    fn handle_route_command(&mut self, command: RouteCommand, now: Instant) {
+        match command {
+            RouteCommand::Send { from, to, reply } => {
+                self.touch_leg(&from, now);
+                self.touch_leg(&to, now);
+                let _ = reply.send(self.send_media(&from, &to));
+            }
+            RouteCommand::Stop { from, to, reply } => {
+                self.touch_leg(&from, now);
+                self.touch_leg(&to, now);
+                let _ = reply.send(self.stop_media(&from, &to));
+            }
         }
     }
 

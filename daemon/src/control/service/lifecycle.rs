@@ -10,7 +10,9 @@ use super::{Service, new_leg_id, required};
 use crate::config;
 use crate::control::convert;
 use crate::control::limits;
-use crate::engine::{Admitted, Command, CreateLeg, Limit, Page, SessionLimits, Shared};
+use crate::engine::{
+    Admitted, CreateLeg, LegCommand, Limit, Page, SessionCommand, SessionLimits, Shared,
+};
 use crate::session::{LegRequest, LegUpdate, Metadata};
 
 pub(super) async fn create_session(
@@ -32,7 +34,7 @@ pub(super) async fn create_session(
     // comes back when dropped, whatever happens to this call.
     let admitted = Admitted::take(shared, Limit::Sessions)?;
     let session: Arc<str> = id.as_str().into();
-    svc.call(svc.session_shard(&id), |reply| Command::CreateSession {
+    svc.call(svc.session_shard(&id), |reply| SessionCommand::Create {
         id: session,
         admitted,
         limits,
@@ -51,7 +53,7 @@ pub(super) async fn delete_session(
     limits::session_id(&id)?;
     let session: Arc<str> = id.as_str().into();
     let legs_terminated = svc
-        .call(svc.session_shard(&id), |reply| Command::DeleteSession {
+        .call(svc.session_shard(&id), |reply| SessionCommand::Delete {
             id: session,
             reply,
         })
@@ -67,7 +69,7 @@ pub(super) async fn list_sessions(
     let page = requested_page(req.page_size, req.page_token)?;
     let limit = page.limit - 1;
     let all = svc
-        .call_all(|reply| Command::ListSessions {
+        .call_all(|reply| SessionCommand::List {
             page: page.clone(),
             reply,
         })
@@ -191,7 +193,7 @@ pub(super) async fn create_leg(
         },
     };
     let (view, local_sdp) = svc
-        .call(shard, |reply| Command::CreateLeg {
+        .call(shard, |reply| LegCommand::Create {
             leg: Box::new(leg),
             reply,
         })
@@ -234,7 +236,7 @@ pub(super) async fn update_leg(
     };
     let leg: Arc<str> = req.leg_id.as_str().into();
     let (view, local_sdp) = svc
-        .call(shard, |reply| Command::UpdateLeg {
+        .call(shard, |reply| LegCommand::Update {
             leg,
             update: Box::new(update),
             reply,
@@ -261,7 +263,7 @@ pub(super) async fn hangup_leg(
     })?;
     let leg: Arc<str> = req.leg_id.as_str().into();
     let view = svc
-        .call(shard, |reply| Command::HangupLeg {
+        .call(shard, |reply| LegCommand::Hangup {
             leg,
             code,
             reason: req.reason,
@@ -281,7 +283,7 @@ pub(super) async fn get_leg(
     let shard = svc.leg_shard(required(&req.leg_id, "leg_id")?)?;
     let leg: Arc<str> = req.leg_id.as_str().into();
     let view = svc
-        .call(shard, |reply| Command::GetLeg { leg, reply })
+        .call(shard, |reply| LegCommand::Get { leg, reply })
         .await?;
     Ok(Response::new(pb::GetLegResponse {
         leg: Some(convert::leg(&view)),
@@ -296,7 +298,7 @@ pub(super) async fn list_legs(
     let page = requested_page(req.page_size, req.page_token)?;
     let limit = page.limit - 1;
     let views = if req.session_id.is_empty() {
-        svc.call_all(|reply| Command::ListLegs {
+        svc.call_all(|reply| LegCommand::List {
             session: None,
             page: page.clone(),
             reply,
@@ -306,7 +308,7 @@ pub(super) async fn list_legs(
         limits::session_id(&req.session_id)?;
         let session: Arc<str> = req.session_id.as_str().into();
         svc.call(svc.session_shard(&req.session_id), |reply| {
-            Command::ListLegs {
+            LegCommand::List {
                 session: Some(session),
                 page,
                 reply,

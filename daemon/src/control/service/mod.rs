@@ -25,7 +25,7 @@ use super::events::EventHub;
 use super::limits::quote;
 use super::metrics::ControlMetrics;
 use super::status::unimplemented;
-use crate::engine::{Command, Engine, Reply};
+use crate::engine::{Command, Engine, LegCommand, Reply};
 
 /// The MediaPlane implementation.
 #[derive(Debug, Clone)]
@@ -58,16 +58,16 @@ impl Service {
     }
 
     /// Sends a command to shard `shard` and awaits the reply.
-    async fn call<T>(
+    async fn call<T, C: Into<Command>>(
         &self,
         shard: usize,
-        make: impl FnOnce(Reply<T>) -> Command,
+        make: impl FnOnce(Reply<T>) -> C,
     ) -> Result<T, Status> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(Status::unavailable("legatod is shutting down"));
         }
         let (reply, rx) = oneshot::channel();
-        self.engine.send(shard, make(reply))?;
+        self.engine.send(shard, make(reply).into())?;
         match rx.await {
             Ok(result) => result.map_err(Status::from),
             Err(_) => Err(Status::unavailable("legatod is shutting down")),
@@ -75,7 +75,10 @@ impl Service {
     }
 
     /// Calls every shard and concatenates the results.
-    async fn call_all<T>(&self, make: impl Fn(Reply<Vec<T>>) -> Command) -> Result<Vec<T>, Status> {
+    async fn call_all<T, C: Into<Command>>(
+        &self,
+        make: impl Fn(Reply<Vec<T>>) -> C,
+    ) -> Result<Vec<T>, Status> {
         let mut all = Vec::new();
         for shard in 0..self.engine.shard_count() {
             all.extend(self.call(shard, &make).await?);
@@ -97,7 +100,7 @@ impl Service {
     async fn check_leg_exists(&self, leg: &str) -> Result<(), Status> {
         let shard = self.leg_shard(leg)?;
         let id: Arc<str> = leg.into();
-        self.call(shard, |reply| Command::GetLeg { leg: id, reply })
+        self.call(shard, |reply| LegCommand::Get { leg: id, reply })
             .await
             .map(drop)
     }

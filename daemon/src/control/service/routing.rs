@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use super::Service;
 use crate::control::limits::{self, quote};
 use crate::control::status::unimplemented;
-use crate::engine::Command;
+use crate::engine::RouteCommand;
 
 pub(super) async fn send_media(
     svc: &Service,
@@ -17,7 +17,7 @@ pub(super) async fn send_media(
     let to = leg_endpoint(req.to.as_ref(), "to")?;
     let shard = svc.route_shard(&from, &to).await?;
     let routed = svc
-        .call(shard, |reply| Command::SendMedia {
+        .call(shard, |reply| RouteCommand::Send {
             from: from.as_str().into(),
             to: to.as_str().into(),
             reply,
@@ -46,7 +46,7 @@ pub(super) async fn stop_media(
             "leg '{from}' is not sending media to leg '{to}'"
         )));
     }
-    svc.call(shard, |reply| Command::StopMedia {
+    svc.call(shard, |reply| RouteCommand::Stop {
         from: from.as_str().into(),
         to: to.as_str().into(),
         reply,
