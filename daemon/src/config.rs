@@ -194,7 +194,9 @@ pub struct Config {
     pub media_address: IpAddr,
     /// Address written into SDP (default: the media address).
     pub advertised_address: IpAddr,
-    /// Media port range, inclusive (default 30000-39999); each leg takes an
+    /// Media port range, inclusive (default 16384-32767: 8,192 pairs, below
+    /// Linux's ephemeral ports, so a peer on legato's own address that
+    /// binds port 0 is never mistaken for a media loop); each leg takes an
     /// even/odd pair (RTP, RTCP).
     pub port_min: u16,
     /// See `port_min`.
@@ -353,8 +355,8 @@ impl Config {
         if advertised_address.is_ipv4() != media_address.is_ipv4() {
             return Err("advertised_address and media_address must be the same IP family".into());
         }
-        let port_min = f.port_min.unwrap_or(30_000);
-        let port_max = f.port_max.unwrap_or(39_999);
+        let port_min = f.port_min.unwrap_or(16_384);
+        let port_max = f.port_max.unwrap_or(32_767);
         if port_min == 0 || port_min > port_max {
             return Err(format!("invalid port range {port_min}-{port_max}"));
         }
@@ -505,7 +507,7 @@ mod tests {
     fn defaults_match_the_readme() {
         let c = Config::default();
         assert_eq!(c.grpc_listen, "127.0.0.1:50051".parse().unwrap());
-        assert_eq!((c.port_min, c.port_max), (30_000, 39_999));
+        assert_eq!((c.port_min, c.port_max), (16_384, 32_767));
         assert_eq!(c.rtp_timeout, Duration::from_secs(7));
         assert_eq!(c.early_media_timeout, Duration::from_secs(60));
         assert_eq!(c.codecs.len(), 2);

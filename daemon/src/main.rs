@@ -32,10 +32,10 @@ struct Cli {
     /// [default: the media address].
     #[arg(long)]
     advertised_address: Option<IpAddr>,
-    /// Lowest media port [default: 30000].
+    /// Lowest media port [default: 16384].
     #[arg(long)]
     port_min: Option<u16>,
-    /// Highest media port [default: 39999].
+    /// Highest media port [default: 32767].
     #[arg(long)]
     port_max: Option<u16>,
     /// Engine shard threads; 0 = one per CPU [default: 0].

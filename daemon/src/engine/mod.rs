@@ -483,14 +483,17 @@ impl Engine {
     pub fn start(config: Config) -> io::Result<Self> {
         match sys::raise_fd_limit() {
             Ok(limit) => {
-                // Two sockets per leg, plus gRPC connections and the rest.
-                let needed = 2 * config.max_legs as u64 + 256;
+                // Two sockets per leg, plus gRPC connections and the rest;
+                // the port range caps the legs as much as max_legs does.
+                let pairs = usize::from(config.port_max - config.port_min) / 2 + 1;
+                let legs = config.max_legs.min(pairs);
+                let needed = 2 * legs as u64 + 256;
                 if limit < needed {
                     tracing::warn!(
                         limit,
                         needed,
-                        max_legs = config.max_legs,
-                        "open-file limit is below what max_legs needs; raise it (ulimit -n / LimitNOFILE)"
+                        legs,
+                        "open-file limit is below what max_legs (or the port range) needs; raise it (ulimit -n / LimitNOFILE)"
                     );
                 }
             }
