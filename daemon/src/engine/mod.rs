@@ -40,7 +40,7 @@ pub(crate) use admission::{Admitted, Limit};
 pub(crate) use metrics::{LEG_COUNTERS, LEG_STATES, ShardMetrics};
 pub(crate) use ports::{PortPair, PortPool};
 use sys::EventFd;
-pub(crate) use tx::TxQueue;
+pub(crate) use tx::{SendTo, TxQueue};
 
 /// Commands queued per shard before senders see RESOURCE_EXHAUSTED.
 const COMMAND_QUEUE: usize = 4096;
@@ -80,9 +80,7 @@ pub(crate) trait PacketHandler {
     fn oversize(&mut self, token: u64);
 }
 
-/// Datagrams warmed together: enough to overlap the misses of a batch,
-/// few enough that the first ones are still cached when handled.
-pub(crate) const WARM_BATCH: usize = 32;
+pub(crate) use crate::session::WARM_BATCH;
 
 /// A socket registered with a backend.
 #[derive(Debug)]

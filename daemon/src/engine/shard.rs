@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -19,16 +19,15 @@ use crossbeam_queue::ArrayQueue;
 
 use super::metrics::ShardTotals;
 use super::sys::EventFd;
-use super::tx::TxQueue;
 use super::{
     Admitted, Backend, Command, CreateLeg, EngineEvent, Io, LegCommand, PacketHandler, Page,
     RouteCommand, Routed, SessionCommand, SessionInfo, SessionLimits, Shared, SockId, WARM_BATCH,
     epoll, uring,
 };
-use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
+use super::{SendTo, TxQueue};
 use crate::session::{
-    EngineError, EventKind, EventSink, KernelFilter, Leg, LegParams, LegUpdate, LegView, NewLeg,
-    OwnMedia, TimeoutAction,
+    EngineError, EventKind, EventSink, KernelFilter, Leg, LegParams, LegSlot, LegUpdate, LegView,
+    NewLeg, OwnMedia, TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -128,14 +127,10 @@ pub(super) fn run(
     tracing::info!(shard = index, "shard stopped");
 }
 
-/// A leg and the sockets it owns. Aligned to a cache line, so the leg's
-/// hot fields (declared first) start one.
+/// What the shard keeps for a leg besides its send handle: its sockets
+/// (until torn down), its port pair and the kernel filter in force.
 #[derive(Debug)]
-#[repr(C, align(64))]
-struct LegSlot {
-    rtp_fd: RawFd,
-    rtp_id: SockId,
-    leg: Leg,
+struct LegIo {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
     port: u16,
@@ -144,7 +139,10 @@ struct LegSlot {
     filter: KernelFilter,
 }
 
-impl LegSlot {
+/// A shard's legs.
+type Legs = crate::session::Legs<SendTo, LegIo>;
+
+impl LegSlot<SendTo, LegIo> {
     /// Restricts the RTP socket to the sources the leg accepts, when that
     /// changed (see `Leg::kernel_filter`): connected to a settled source,
     /// a socket filter for a NAT'd party's learned address and its SDP
@@ -161,18 +159,18 @@ impl LegSlot {
             KernelFilter::Pair(..) => KernelFilter::Open,
             other => other,
         };
-        if wanted == self.filter || self.rtp.is_none() {
+        if wanted == self.io.filter || self.io.rtp.is_none() {
             return;
         }
-        let fd = self.rtp_fd;
+        let fd = self.send.fd;
         let result = (|| {
             // Undo the current restriction, then apply the new one.
-            match self.filter {
+            match self.io.filter {
                 KernelFilter::Open => {}
                 KernelFilter::Only(_) => super::sys::connect_udp(fd, None)?,
                 KernelFilter::Pair(..) => super::sys::filter_udp_sources(fd, None)?,
             }
-            self.filter = KernelFilter::Open;
+            self.io.filter = KernelFilter::Open;
             match wanted {
                 KernelFilter::Open => {}
                 KernelFilter::Only(peer) => super::sys::connect_udp(fd, Some(peer))?,
@@ -181,7 +179,7 @@ impl LegSlot {
                 }
                 KernelFilter::Pair(..) => return Ok(()),
             }
-            self.filter = wanted;
+            self.io.filter = wanted;
             Ok::<(), io::Error>(())
         })();
         if let Err(e) = result {
@@ -191,49 +189,6 @@ impl LegSlot {
                 "cannot restrict the RTP socket's sources; the leg filters in userspace"
             );
         }
-    }
-}
-
-/// Slab of legs; slot numbers are stable while a leg exists.
-#[derive(Debug, Default)]
-struct Legs {
-    slots: Vec<Option<LegSlot>>,
-    free: Vec<u32>,
-    by_id: HashMap<Arc<str>, u32>,
-}
-
-impl Legs {
-    fn get(&self, slot: u32) -> Option<&LegSlot> {
-        self.slots.get(slot as usize)?.as_ref()
-    }
-
-    fn get_mut(&mut self, slot: u32) -> Option<&mut LegSlot> {
-        self.slots.get_mut(slot as usize)?.as_mut()
-    }
-
-    fn find(&self, id: &str) -> Result<u32, EngineError> {
-        self.by_id
-            .get(id)
-            .copied()
-            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{id}'")))
-    }
-
-    fn next_slot(&mut self) -> u32 {
-        match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(None);
-                (self.slots.len() - 1) as u32
-            }
-        }
-    }
-
-    fn name(&self, slot: u32) -> Option<Arc<str>> {
-        self.get(slot).map(|s| s.leg.id.clone())
-    }
-
-    fn view(&self, slot: u32) -> Option<LegView> {
-        self.get(slot).map(|s| s.leg.view(|other| self.name(other)))
     }
 }
 
@@ -731,13 +686,17 @@ impl Shard {
         lease.keep();
         admitted.keep();
         self.legs.slots[slot as usize] = Some(LegSlot {
+            send: SendTo {
+                fd: rtp_fd,
+                id: rtp,
+            },
             leg,
-            rtp: Some(rtp),
-            rtcp: Some(rtcp),
-            rtp_fd,
-            rtp_id: rtp,
-            port: ports.port,
-            filter: KernelFilter::Open,
+            io: LegIo {
+                rtp: Some(rtp),
+                rtcp: Some(rtcp),
+                port: ports.port,
+                filter: KernelFilter::Open,
+            },
         });
         if let Some(entry) = self.legs.get_mut(slot) {
             entry.sync_peer(self.shared.config.kernel_source_filter);
@@ -899,8 +858,8 @@ impl Shard {
         };
         let source = entry.leg.source.take();
         let sinks = std::mem::take(&mut entry.leg.sinks);
-        let sockets = [entry.rtp.take(), entry.rtcp.take()];
-        let port = entry.port;
+        let sockets = [entry.io.rtp.take(), entry.io.rtcp.take()];
+        let port = entry.io.port;
         if let Some(source) = source
             && let Some(s) = self.legs.get_mut(source)
         {
@@ -957,24 +916,12 @@ struct PacketPath<'a> {
 
 impl PacketHandler for PacketPath<'_> {
     fn warm(&mut self, tokens: &[u64]) {
-        // Two passes of independent loads: the receiving legs (which
-        // name their sinks), then the sinks. Nothing here depends on the
-        // previous packet, so the CPU keeps many misses in flight.
+        let mut slots = [0u32; WARM_BATCH];
         let n = tokens.len().min(WARM_BATCH);
-        let mut sinks = [u32::MAX; WARM_BATCH];
-        let mut acc = 0u64;
-        for (sink, &token) in sinks.iter_mut().zip(&tokens[..n]) {
-            if let Some(entry) = self.legs.get(token as u32) {
-                acc ^= entry.leg.warm();
-                *sink = entry.leg.sinks.first().copied().unwrap_or(u32::MAX);
-            }
+        for (slot, &token) in slots.iter_mut().zip(&tokens[..n]) {
+            *slot = token as u32;
         }
-        for &sink in &sinks[..n] {
-            if let Some(entry) = self.legs.get(sink) {
-                acc ^= entry.leg.warm() ^ entry.rtp_fd as u64;
-            }
-        }
-        std::hint::black_box(acc);
+        crate::session::warm(self.legs, &slots[..n]);
     }
 
     fn packet(&mut self, token: u64, source: SocketAddr, data: &[u8], tx: &mut TxQueue) {
@@ -988,100 +935,26 @@ impl PacketHandler for PacketPath<'_> {
             }
             return;
         }
-        handle_packet(
+        let slot = token as u32;
+        crate::session::handle_packet(
             self.legs,
             self.events,
             now,
-            token,
+            slot,
+            token & RTCP_BIT != 0,
             source,
             data,
             tx,
-            self.kernel_source_filter,
         );
+        // The packet may have settled or brought back the leg's source.
+        if let Some(entry) = self.legs.get_mut(slot) {
+            entry.sync_peer(self.kernel_source_filter);
+        }
     }
 
     fn oversize(&mut self, token: u64) {
         if let Some(entry) = self.legs.get_mut(token as u32) {
             entry.leg.counters.oversize_packets += 1;
-        }
-    }
-}
-
-/// The packet path: validate, account, and relay to every sink.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the packet path's inputs, passed by value to stay in registers"
-)]
-fn handle_packet(
-    legs: &mut Legs,
-    events: &mut ShardEvents,
-    now: Instant,
-    token: u64,
-    source: SocketAddr,
-    data: &[u8],
-    tx: &mut TxQueue,
-    kernel_source_filter: bool,
-) {
-    let slot = token as u32;
-    let Some(entry) = legs.get_mut(slot) else {
-        return;
-    };
-    if entry.leg.is_terminated() {
-        return;
-    }
-    if token & RTCP_BIT != 0 || (entry.leg.rtcp_mux() && is_rtcp(data)) {
-        if !valid_rtcp(data) {
-            entry.leg.counters.malformed_packets += 1;
-        } else if entry.leg.accept_rtcp_source(source) {
-            entry.leg.handle_rtcp();
-        }
-        return;
-    }
-    let Some(header) = RtpHeader::parse(data) else {
-        entry.leg.counters.malformed_packets += 1;
-        return;
-    };
-    let accepted = entry
-        .leg
-        .handle_rtp(now, source, &header, data.len(), events);
-    entry.sync_peer(kernel_source_filter);
-    let Some(kind) = accepted else {
-        return;
-    };
-    let codec = entry.leg.codec();
-    let sinks = entry.leg.sinks.len();
-    for i in 0..sinks {
-        let Some(sink_slot) = legs.get(slot).and_then(|e| e.leg.sinks.get(i).copied()) else {
-            break;
-        };
-        let Some(sink) = legs.get_mut(sink_slot) else {
-            continue;
-        };
-        let Some(plan) = sink.leg.plan_forward(now, slot, &header, kind, codec) else {
-            continue;
-        };
-        let sent = tx.push(
-            sink.rtp_fd,
-            sink.rtp_id,
-            plan.destination,
-            data.len(),
-            |buf| {
-                buf.copy_from_slice(data);
-                rewrite_header(
-                    buf,
-                    plan.marker,
-                    plan.payload_type,
-                    plan.sequence,
-                    plan.timestamp,
-                    plan.ssrc,
-                );
-            },
-        );
-        if sent {
-            sink.leg.counters.rtp_packets_sent += 1;
-            sink.leg.counters.rtp_bytes_sent += data.len() as u64;
-        } else {
-            sink.leg.counters.send_failures += 1;
         }
     }
 }

@@ -212,3 +212,33 @@ impl TxQueue {
         self.free.push(index);
     }
 }
+/// The handle packets to a leg's remote party go out through: its RTP
+/// socket, as the backend knows it. Read on every relayed packet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendTo {
+    pub(crate) fd: RawFd,
+    pub(crate) id: SockId,
+}
+
+impl From<SendTo> for u64 {
+    /// Folded into the warm-up's meaningless value.
+    fn from(s: SendTo) -> Self {
+        s.fd as Self ^ Self::from(s.id.0)
+    }
+}
+
+/// The relay path sends through the queue: a leg's handle is its RTP
+/// socket.
+impl crate::session::Transmit for TxQueue {
+    type Handle = SendTo;
+
+    fn push(
+        &mut self,
+        handle: Self::Handle,
+        to: SocketAddr,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> bool {
+        Self::push(self, handle.fd, handle.id, to, len, fill)
+    }
+}

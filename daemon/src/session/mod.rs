@@ -5,6 +5,8 @@
 mod error;
 mod event;
 mod leg;
+mod legs;
+mod relay;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -13,5 +15,7 @@ pub(crate) use error::EngineError;
 pub(crate) use event::{EventKind, EventSink};
 pub(crate) use leg::{
     Counters, KernelFilter, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, Metadata,
-    NewLeg, OwnMedia, SourceChange, TimeoutAction,
+    NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,
 };
+pub(crate) use legs::{LegSlot, Legs};
+pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};

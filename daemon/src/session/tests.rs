@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 use crate::engine::TxQueue;
-use crate::rtp::{RtpHeader, rewrite_header};
+use crate::rtp::RtpHeader;
 use crate::sdp::{MediaDirection, PCMA, PCMU};
 
 /// Counts allocations made by the current thread while armed.
@@ -117,42 +117,36 @@ fn packet(seq: u16) -> Vec<u8> {
 
 #[test]
 fn relay_path_does_not_allocate() {
+    use crate::engine::{SendTo, SockId};
     let now = Instant::now();
     let mut events = Vec::with_capacity(64);
     let mut a = incoming("a", 4000, now);
     let mut b = incoming("b", 4002, now);
     connect(&mut a, now, &mut events);
     connect(&mut b, now, &mut events);
+    // The shard's own slab and relay path, a routed to b.
+    a.sinks.push(1);
+    b.source = Some(0);
+    let mut legs: Legs<SendTo, ()> = Legs::default();
+    for (slot, leg) in [a, b].into_iter().enumerate() {
+        let send = SendTo {
+            fd: 3,
+            id: SockId(slot as u32),
+        };
+        legs.slots.push(Some(LegSlot { send, leg, io: () }));
+    }
     let mut tx = TxQueue::new(64);
     let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
     let mut relay = |seq: u16, tx: &mut TxQueue, events: &mut Vec<_>| {
         let data = packet(seq);
         let t = now + Duration::from_millis(20 * u64::from(seq));
         ARMED.with(|a| a.set(true));
-        let header = RtpHeader::parse(&data).unwrap();
-        let kind = a.handle_rtp(t, from, &header, data.len(), events).unwrap();
-        let plan = b.plan_forward(t, 0, &header, kind, a.codec()).unwrap();
-        let pushed = tx.push(
-            3,
-            crate::engine::SockId(0),
-            plan.destination,
-            data.len(),
-            |buf| {
-                buf.copy_from_slice(&data);
-                rewrite_header(
-                    buf,
-                    plan.marker,
-                    plan.payload_type,
-                    plan.sequence,
-                    plan.timestamp,
-                    plan.ssrc,
-                );
-            },
-        );
+        warm(&legs, &[0]);
+        handle_packet(&mut legs, events, t, 0, false, from, &data, tx);
         ARMED.with(|a| a.set(false));
-        assert!(pushed);
         // What a backend does after handing the batch to the kernel.
         let ready = tx.take_ready();
+        assert_eq!(ready.len(), 1, "packet {seq} relayed");
         for &index in &ready {
             tx.release(index);
         }
@@ -170,6 +164,8 @@ fn relay_path_does_not_allocate() {
         0,
         "allocations on the relay path"
     );
+    let b = &legs.get(1).unwrap().leg;
+    assert_eq!(b.counters.rtp_packets_sent, 1_000);
 }
 
 #[test]
@@ -289,7 +285,7 @@ fn switches(events: &Events) -> Vec<(Option<SocketAddr>, SocketAddr, SourceChang
 
 fn destination(leg: &mut Leg, t: Instant) -> SocketAddr {
     let (_, h) = rtp(1, 1);
-    leg.plan_forward(t, 9, &h, leg::PacketKind::Audio, Some(PCMU))
+    leg.plan_forward(t, 9, &h, PacketKind::Audio, Some(PCMU))
         .unwrap()
         .destination
 }

@@ -1,0 +1,79 @@
+//! The slab of a shard's legs, each with the engine's handles for it.
+//! Slot numbers are stable while a leg exists: sockets carry them as their
+//! token, and routes (a leg's source and sinks) name legs by slot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{EngineError, Leg, LegView};
+
+/// A leg with what the engine keeps for it: `send`, the handle packets to
+/// the leg's remote party go out through (small and `Copy`, read on every
+/// relayed packet), and `io`, the engine's other bookkeeping (sockets,
+/// port, kernel filter), read on the control path only. Aligned to a cache
+/// line so the packet path's fields (`send`, then the leg's hot fields)
+/// start one.
+#[derive(Debug)]
+#[repr(C, align(64))]
+pub(crate) struct LegSlot<S, C> {
+    pub(crate) send: S,
+    pub(crate) leg: Leg,
+    pub(crate) io: C,
+}
+
+/// Slab of legs; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Legs<S, C> {
+    pub(crate) slots: Vec<Option<LegSlot<S, C>>>,
+    pub(crate) free: Vec<u32>,
+    pub(crate) by_id: HashMap<Arc<str>, u32>,
+}
+
+impl<S, C> Default for Legs<S, C> {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+        }
+    }
+}
+
+impl<S, C> Legs<S, C> {
+    pub(crate) fn get(&self, slot: u32) -> Option<&LegSlot<S, C>> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut LegSlot<S, C>> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    /// The slot of leg `id`.
+    pub(crate) fn find(&self, id: &str) -> Result<u32, EngineError> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{id}'")))
+    }
+
+    /// A free slot number (the slot stays empty until filled).
+    pub(crate) fn next_slot(&mut self) -> u32 {
+        match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// The id of the leg in `slot`.
+    pub(crate) fn name(&self, slot: u32) -> Option<Arc<str>> {
+        self.get(slot).map(|s| s.leg.id.clone())
+    }
+
+    /// A snapshot of the leg in `slot` for the control plane.
+    pub(crate) fn view(&self, slot: u32) -> Option<LegView> {
+        self.get(slot).map(|s| s.leg.view(|other| self.name(other)))
+    }
+}
