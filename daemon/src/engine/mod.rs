@@ -36,6 +36,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, IoMode};
 use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
+pub(crate) use crate::session::Routed;
 pub(crate) use admission::{Admitted, Limit};
 pub(crate) use metrics::{LEG_COUNTERS, LEG_STATES, ShardMetrics};
 pub(crate) use ports::{PortPair, PortPool};
@@ -335,16 +336,6 @@ impl Page {
     pub(crate) fn admits(&self, id: &str) -> bool {
         self.after.as_deref().is_none_or(|after| id > after)
     }
-}
-
-/// The outcome of SendMedia.
-#[derive(Clone, Debug)]
-pub(crate) struct Routed {
-    /// The source the sink had before, if any.
-    pub(crate) replaced: Option<Arc<str>>,
-    /// Why nothing is forwarded to the sink now, if that is so (the sink
-    /// is not CONNECTED or in EARLY_MEDIA, or on hold).
-    pub(crate) held_back: Option<String>,
 }
 
 /// Work for a shard, grouped by concern: each group has its own handler

@@ -764,91 +764,11 @@ impl Shard {
     }
 
     fn send_media(&mut self, from: &str, to: &str) -> Result<Routed, EngineError> {
-        let from_slot = self.legs.find(from)?;
-        let to_slot = self.legs.find(to)?;
-        if from_slot == to_slot {
-            return Err(EngineError::InvalidArgument(format!(
-                "leg '{from}' cannot send media to itself"
-            )));
-        }
-        let (Some(source), Some(sink)) = (self.legs.get(from_slot), self.legs.get(to_slot)) else {
-            return Err(not_found(from));
-        };
-        if source.leg.session != sink.leg.session {
-            return Err(EngineError::InvalidArgument(format!(
-                "legs '{from}' and '{to}' belong to different sessions"
-            )));
-        }
-        for (name, slot) in [(from, source), (to, sink)] {
-            if slot.leg.is_terminated() {
-                return Err(EngineError::FailedPrecondition(format!(
-                    "leg '{name}' is terminated"
-                )));
-            }
-        }
-        let (Some(src_codec), Some(dst_codec)) = (source.leg.codec(), sink.leg.codec()) else {
-            let missing = if source.leg.codec().is_none() {
-                from
-            } else {
-                to
-            };
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{missing}' has no negotiated media yet"
-            )));
-        };
-        if src_codec != dst_codec {
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{from}' uses {}/{} and leg '{to}' uses {}/{}: transcoding is not built yet, so both legs need the same codec",
-                src_codec.name, src_codec.clock_rate, dst_codec.name, dst_codec.clock_rate
-            )));
-        }
-        let held_back = sink.leg.held_back_reason();
-        let previous = sink.leg.source;
-        if previous == Some(from_slot) {
-            return Ok(Routed {
-                replaced: None,
-                held_back,
-            });
-        }
-        let replaced = previous.and_then(|p| self.legs.name(p));
-        if let Some(old) = previous
-            && let Some(old_entry) = self.legs.get_mut(old)
-        {
-            old_entry.leg.sinks.retain(|s| *s != to_slot);
-        }
-        if let Some(sink) = self.legs.get_mut(to_slot) {
-            sink.leg.source = Some(from_slot);
-            sink.leg.reset_out_source();
-        }
-        if let Some(source) = self.legs.get_mut(from_slot) {
-            source.leg.sinks.push(to_slot);
-        }
-        Ok(Routed {
-            replaced,
-            held_back,
-        })
+        self.legs.route(from, to)
     }
 
     fn stop_media(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
-        let from_slot = self.legs.find(from)?;
-        let to_slot = self.legs.find(to)?;
-        let is_source = self
-            .legs
-            .get(to_slot)
-            .is_some_and(|s| s.leg.source == Some(from_slot));
-        if !is_source {
-            return Err(EngineError::NotFound(format!(
-                "leg '{from}' is not sending media to leg '{to}'"
-            )));
-        }
-        if let Some(sink) = self.legs.get_mut(to_slot) {
-            sink.leg.source = None;
-            sink.leg.reset_out_source();
-        }
-        if let Some(source) = self.legs.get_mut(from_slot) {
-            source.leg.sinks.retain(|s| *s != to_slot);
-        }
-        Ok(())
+        self.legs.unroute(from, to)
     }
 
     /// Removes a terminated leg's routes and closes its sockets.
@@ -856,21 +776,9 @@ impl Shard {
         let Some(entry) = self.legs.get_mut(slot) else {
             return;
         };
-        let source = entry.leg.source.take();
-        let sinks = std::mem::take(&mut entry.leg.sinks);
         let sockets = [entry.io.rtp.take(), entry.io.rtcp.take()];
         let port = entry.io.port;
-        if let Some(source) = source
-            && let Some(s) = self.legs.get_mut(source)
-        {
-            s.leg.sinks.retain(|x| *x != slot);
-        }
-        for sink in sinks {
-            if let Some(s) = self.legs.get_mut(sink) {
-                s.leg.source = None;
-                s.leg.reset_out_source();
-            }
-        }
+        self.legs.detach(slot);
         let open = sockets.iter().flatten().count() as u8;
         for id in sockets.into_iter().flatten() {
             self.io.remove_socket(id, u64::from(port));

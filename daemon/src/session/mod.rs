@@ -7,6 +7,7 @@ mod event;
 mod leg;
 mod legs;
 mod relay;
+mod routing;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -19,3 +20,4 @@ pub(crate) use leg::{
 };
 pub(crate) use legs::{LegSlot, Legs};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};
+pub(crate) use routing::Routed;

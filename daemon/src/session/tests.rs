@@ -583,3 +583,50 @@ fn kernel_filter_follows_latching() {
     a.handle_timeout(ms(10_000), &mut events);
     assert_eq!(a.take_peer_change(), None, "a settled leg stays closed");
 }
+
+/// Routing without sockets: a new source replaces the old, StopMedia only
+/// removes an existing route, and a torn-down leg leaves no route behind.
+#[test]
+fn routes_replace_stop_and_detach() {
+    let now = Instant::now();
+    let mut events = Events::new();
+    let mut legs: Legs<(), ()> = Legs::default();
+    for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+        let mut leg = incoming(id, 4000 + 2 * i as u16, now);
+        connect(&mut leg, now, &mut events);
+        legs.by_id.insert(leg.id.clone(), i as u32);
+        legs.slots.push(Some(LegSlot {
+            send: (),
+            leg,
+            io: (),
+        }));
+    }
+    let sinks = |legs: &Legs<(), ()>, slot: u32| legs.get(slot).unwrap().leg.sinks.to_vec();
+    let source = |legs: &Legs<(), ()>, slot: u32| legs.get(slot).unwrap().leg.source;
+    assert_eq!(legs.route("a", "c").unwrap().replaced, None);
+    assert_eq!(legs.route("a", "c").unwrap().replaced, None, "idempotent");
+    assert_eq!(sinks(&legs, 0), [2]);
+    // b replaces a as c's source.
+    assert_eq!(legs.route("b", "c").unwrap().replaced.as_deref(), Some("a"));
+    assert!(sinks(&legs, 0).is_empty());
+    assert_eq!((sinks(&legs, 1), source(&legs, 2)), (vec![2], Some(1)));
+    assert!(matches!(
+        legs.unroute("a", "c"),
+        Err(EngineError::NotFound(_))
+    ));
+    assert!(matches!(
+        legs.route("c", "c"),
+        Err(EngineError::InvalidArgument(_))
+    ));
+    // c feeds a and b; tearing c down clears both ends of every route.
+    legs.route("c", "a").unwrap();
+    legs.route("c", "b").unwrap();
+    legs.detach(2);
+    for slot in 0..3 {
+        assert!(sinks(&legs, slot).is_empty(), "slot {slot}");
+        assert_eq!(source(&legs, slot), None, "slot {slot}");
+    }
+    legs.route("a", "b").unwrap();
+    legs.unroute("a", "b").unwrap();
+    assert_eq!(source(&legs, 1), None);
+}
