@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, IoMode};
 use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
-pub(crate) use crate::session::Routed;
+pub(crate) use crate::session::{Page, Routed, SessionInfo, SessionLimits};
 pub(crate) use admission::{Admitted, Limit};
 pub(crate) use metrics::{LEG_COUNTERS, LEG_STATES, ShardMetrics};
 pub(crate) use ports::{PortPair, PortPool};
@@ -299,43 +299,6 @@ pub(crate) struct CreateLeg {
     pub(crate) admitted: Admitted,
     pub(crate) session: Arc<str>,
     pub(crate) request: LegRequest,
-}
-
-/// Optional limits that delete a session a controller forgot (a crashed
-/// controller leaves its sessions behind otherwise).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SessionLimits {
-    /// Deleted after this long without an RPC naming it or one of its legs
-    /// and without RTP received on any of its legs.
-    pub(crate) idle_timeout: Option<Duration>,
-    /// Deleted this long after it was created, whatever happens.
-    pub(crate) max_duration: Option<Duration>,
-}
-
-/// Summary of a session.
-#[derive(Clone, Debug)]
-pub(crate) struct SessionInfo {
-    pub(crate) id: Arc<str>,
-    pub(crate) legs: Vec<Arc<str>>,
-    pub(crate) created_at: SystemTime,
-    pub(crate) limits: SessionLimits,
-    /// How long the session has been idle (see [`SessionLimits`]).
-    pub(crate) idle: Duration,
-}
-
-/// One page of a listing: items whose id sorts after `after`, at most
-/// `limit` of them, in id order.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Page {
-    pub(crate) after: Option<Arc<str>>,
-    pub(crate) limit: usize,
-}
-
-impl Page {
-    /// Whether an item id belongs to the page's range.
-    pub(crate) fn admits(&self, id: &str) -> bool {
-        self.after.as_deref().is_none_or(|after| id > after)
-    }
 }
 
 /// Work for a shard, grouped by concern: each group has its own handler

@@ -27,7 +27,7 @@ use super::{
 use super::{SendTo, TxQueue};
 use crate::session::{
     EngineError, EventKind, EventSink, KernelFilter, Leg, LegParams, LegSlot, LegUpdate, LegView,
-    NewLeg, OwnMedia, TimeoutAction,
+    NewLeg, OwnMedia, Sessions, TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -38,10 +38,6 @@ use crate::session::{
 const TICK: Duration = Duration::from_millis(50);
 /// Ticks per full sweep of the leg table.
 const SWEEP_TICKS: usize = 5;
-/// Ticks per full check of the sessions with an idle or lifetime limit
-/// (1 s): each tick checks a slice of them, so many sessions never stall
-/// the packet path at once, and a limit fires at most a second late.
-const SESSION_CHECK_TICKS: usize = 20;
 /// Commands taken per loop turn, so a burst of control work cannot starve
 /// packet processing for long.
 const COMMANDS_PER_TURN: usize = 256;
@@ -109,7 +105,7 @@ pub(super) fn run(
         tx: TxQueue::new(TX_SLOTS),
         commands,
         legs: Legs::default(),
-        sessions: HashMap::new(),
+        sessions: Sessions::default(),
         events: ShardEvents {
             shared: shared.clone(),
             produced: false,
@@ -118,8 +114,6 @@ pub(super) fn run(
         params,
         running: true,
         sweep_cursor: 0,
-        limited: Vec::new(),
-        limited_cursor: 0,
         totals: ShardTotals::new(),
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
@@ -192,49 +186,6 @@ impl LegSlot<SendTo, LegIo> {
     }
 }
 
-#[derive(Debug)]
-struct Session {
-    legs: Vec<u32>,
-    created_at: SystemTime,
-    limits: SessionLimits,
-    /// When it was created (monotonic), for `max_duration`.
-    started: Instant,
-    /// The last RPC naming it or one of its legs, for `idle_timeout`.
-    last_command: Instant,
-}
-
-impl Session {
-    /// When the session last showed a sign of life: an RPC, or RTP on one
-    /// of its legs.
-    fn last_activity(&self, legs: &Legs) -> Instant {
-        self.legs
-            .iter()
-            .filter_map(|&slot| legs.get(slot).and_then(|e| e.leg.last_rtp()))
-            .fold(self.last_command, Instant::max)
-    }
-
-    /// Why the session must be deleted now, if it must.
-    fn expired(&self, now: Instant, legs: &Legs) -> Option<String> {
-        if let Some(max) = self.limits.max_duration
-            && now.saturating_duration_since(self.started) >= max
-        {
-            return Some(format!(
-                "session lifetime limit reached ({} s)",
-                max.as_secs()
-            ));
-        }
-        if let Some(idle) = self.limits.idle_timeout
-            && now.saturating_duration_since(self.last_activity(legs)) >= idle
-        {
-            return Some(format!(
-                "session idle for {} s (no RPC and no RTP)",
-                idle.as_secs()
-            ));
-        }
-        None
-    }
-}
-
 /// Pushes events to the shared queue, stamped with wall-clock time.
 #[derive(Debug)]
 struct ShardEvents {
@@ -263,19 +214,13 @@ struct Shard {
     tx: TxQueue,
     commands: Arc<ArrayQueue<Command>>,
     legs: Legs,
-    sessions: HashMap<Arc<str>, Session>,
+    sessions: Sessions,
     events: ShardEvents,
     shared: Arc<Shared>,
     params: LegParams,
     running: bool,
     /// Next slot the timer sweep checks.
     sweep_cursor: usize,
-    /// Sessions with an idle or lifetime limit, with their start (a
-    /// deleted session's entry, or one of an older session of the same
-    /// id, is dropped when the check reaches it).
-    limited: Vec<(Arc<str>, Instant)>,
-    /// Next entry of `limited` the check reaches.
-    limited_cursor: usize,
     /// Counters of freed legs and I/O totals, for metrics.
     totals: ShardTotals,
 }
@@ -352,7 +297,7 @@ impl Shard {
     }
 
     fn tick(&mut self, now: Instant) {
-        if !self.limited.is_empty() {
+        if self.sessions.has_limits() {
             self.expire_sessions(now);
         }
         let len = self.legs.slots.len();
@@ -380,47 +325,18 @@ impl Shard {
         }
     }
 
-    /// Checks the next slice of the sessions with limits and deletes those
-    /// whose idle or lifetime limit passed.
+    /// Deletes the sessions whose idle or lifetime limit passed (a slice
+    /// of them is checked per tick).
     fn expire_sessions(&mut self, now: Instant) {
-        let mut budget = self.limited.len().div_ceil(SESSION_CHECK_TICKS);
-        while budget > 0 && !self.limited.is_empty() {
-            budget -= 1;
-            if self.limited_cursor >= self.limited.len() {
-                self.limited_cursor = 0;
-            }
-            let (id, started) = &self.limited[self.limited_cursor];
-            let verdict = match self.sessions.get(id) {
-                Some(s) if s.started == *started => s.expired(now, &self.legs).map(Some),
-                // Deleted, or an older session of this id.
-                _ => Some(None),
-            };
-            let Some(reason) = verdict else {
-                self.limited_cursor += 1;
-                continue;
-            };
-            let (id, _) = self.limited.swap_remove(self.limited_cursor);
-            if let Some(reason) = reason {
-                tracing::info!(shard = self.index, session = %id, %reason, "deleting session");
-                let _ = self.delete_session(&id, &reason, now);
-            }
+        for (id, reason) in self.sessions.expired(now, &self.legs) {
+            tracing::info!(shard = self.index, session = %id, %reason, "deleting session");
+            let _ = self.delete_session(&id, &reason, now);
         }
     }
 
-    /// Notes an RPC about the session owning leg slot `slot`.
+    /// Notes an RPC about leg `leg`'s session.
     fn touch_leg(&mut self, leg: &str, now: Instant) {
-        let Some(session) = self
-            .legs
-            .by_id
-            .get(leg)
-            .and_then(|&slot| self.legs.get(slot))
-            .map(|e| e.leg.session.clone())
-        else {
-            return;
-        };
-        if let Some(s) = self.sessions.get_mut(&session) {
-            s.last_command = now;
-        }
+        self.sessions.touch_leg(&self.legs, leg, now);
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -468,11 +384,7 @@ impl Shard {
             LegCommand::List {
                 session: Some(session),
                 ..
-            } => {
-                if let Some(s) = self.sessions.get_mut(session) {
-                    s.last_command = now;
-                }
-            }
+            } => self.sessions.touch(session, now),
             LegCommand::Create { .. } | LegCommand::List { session: None, .. } => {}
         }
         match command {
@@ -529,49 +441,18 @@ impl Shard {
         limits: SessionLimits,
         now: Instant,
     ) -> Result<(), EngineError> {
-        if self.sessions.contains_key(&id) {
-            // `admitted` is dropped: the unit goes back.
-            return Err(EngineError::AlreadyExists(format!(
-                "session '{id}' already exists"
-            )));
-        }
+        // On error `admitted` is dropped: the unit goes back.
+        self.sessions.create(id, limits, now, SystemTime::now())?;
         admitted.keep();
-        if limits != SessionLimits::default() {
-            self.limited.push((id.clone(), now));
-        }
-        self.sessions.insert(
-            id,
-            Session {
-                legs: Vec::new(),
-                created_at: SystemTime::now(),
-                limits,
-                started: now,
-                last_command: now,
-            },
-        );
         Ok(())
     }
 
     fn list_sessions(&self, page: &Page, now: Instant) -> Vec<SessionInfo> {
-        let mut ids: Vec<&Arc<str>> = self.sessions.keys().filter(|id| page.admits(id)).collect();
-        ids.sort_unstable();
-        ids.truncate(page.limit);
-        ids.into_iter()
-            .filter_map(|id| {
-                let s = self.sessions.get(id)?;
-                Some(SessionInfo {
-                    id: id.clone(),
-                    legs: s.legs.iter().filter_map(|&l| self.legs.name(l)).collect(),
-                    created_at: s.created_at,
-                    limits: s.limits,
-                    idle: now.saturating_duration_since(s.last_activity(&self.legs)),
-                })
-            })
-            .collect()
+        self.sessions.list(page, now, &self.legs)
     }
 
     fn delete_session(&mut self, id: &str, reason: &str, now: Instant) -> Result<u32, EngineError> {
-        let Some((id, session)) = self.sessions.remove_entry(id) else {
+        let Some((id, session)) = self.sessions.remove(id) else {
             return Err(EngineError::NotFound(format!("no such session '{id}'")));
         };
         let mut terminated = 0;
@@ -620,7 +501,7 @@ impl Shard {
             admitted,
             ..
         } = request;
-        let Some((session_id, _)) = self.sessions.get_key_value(&*request.session) else {
+        let Some(session_id) = self.sessions.key(&request.session) else {
             return Err(EngineError::NotFound(format!(
                 "no such session '{}'",
                 request.session
@@ -702,9 +583,7 @@ impl Shard {
             entry.sync_peer(self.shared.config.kernel_source_filter);
         }
         self.legs.by_id.insert(id.clone(), slot);
-        if let Some(session) = self.sessions.get_mut(&session_id) {
-            session.legs.push(slot);
-        }
+        self.sessions.add_leg(&session_id, slot);
         let view = self.legs.view(slot).ok_or_else(|| not_found(&id))?;
         Ok((view, sdp))
     }

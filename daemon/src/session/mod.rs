@@ -6,6 +6,7 @@ mod error;
 mod event;
 mod leg;
 mod legs;
+mod registry;
 mod relay;
 mod routing;
 mod stream;
@@ -19,5 +20,6 @@ pub(crate) use leg::{
     NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,
 };
 pub(crate) use legs::{LegSlot, Legs};
+pub(crate) use registry::{Page, SessionInfo, SessionLimits, Sessions};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};
 pub(crate) use routing::Routed;

@@ -630,3 +630,60 @@ fn routes_replace_stop_and_detach() {
     legs.unroute("a", "b").unwrap();
     assert_eq!(source(&legs, 1), None);
 }
+
+/// Session limits on a virtual clock: the idle limit fires within one
+/// round of checks, a touch postpones it, the lifetime limit fires however
+/// busy the session is, and a re-created id does not inherit a limit.
+#[test]
+fn session_limits_on_a_virtual_clock() {
+    let t0 = Instant::now();
+    let s = |n: u64| t0 + Duration::from_secs(n);
+    let wall = SystemTime::now();
+    let legs: Legs<(), ()> = Legs::default();
+    let mut sessions = Sessions::default();
+    let idle = SessionLimits {
+        idle_timeout: Some(Duration::from_secs(60)),
+        max_duration: None,
+    };
+    let lifetime = SessionLimits {
+        idle_timeout: None,
+        max_duration: Some(Duration::from_secs(100)),
+    };
+    sessions.create("idle".into(), idle, s(0), wall).unwrap();
+    sessions
+        .create("busy".into(), lifetime, s(0), wall)
+        .unwrap();
+    sessions
+        .create("plain".into(), SessionLimits::default(), s(0), wall)
+        .unwrap();
+    assert!(matches!(
+        sessions.create("idle".into(), idle, s(0), wall),
+        Err(EngineError::AlreadyExists(_))
+    ));
+    // Every check round (CHECK_ROUNDS calls) sees every limited session.
+    let round = |sessions: &mut Sessions, at: Instant| {
+        let mut all = Vec::new();
+        for _ in 0..registry::CHECK_ROUNDS {
+            all.extend(sessions.expired(at, &legs));
+        }
+        all.into_iter()
+            .map(|(id, _)| id.to_string())
+            .collect::<Vec<_>>()
+    };
+    sessions.touch("idle", s(30));
+    assert!(round(&mut sessions, s(80)).is_empty(), "touched at 30 s");
+    assert_eq!(round(&mut sessions, s(95)), ["idle"]);
+    sessions.remove("idle");
+    // Busy (touched all the time) still ends at its lifetime.
+    sessions.touch("busy", s(99));
+    assert!(round(&mut sessions, s(99)).is_empty());
+    assert_eq!(round(&mut sessions, s(100)), ["busy"]);
+    sessions.remove("busy");
+    // "idle" again, now without a limit: the old entry does not apply.
+    sessions
+        .create("idle".into(), SessionLimits::default(), s(200), wall)
+        .unwrap();
+    assert!(round(&mut sessions, s(10_000)).is_empty());
+    assert!(!sessions.has_limits());
+    assert_eq!(sessions.len(), 2);
+}
