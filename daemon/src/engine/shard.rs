@@ -21,8 +21,7 @@ use super::metrics::ShardTotals;
 use super::sys::EventFd;
 use super::{
     Admitted, Backend, Command, CreateLeg, EngineEvent, Io, LegCommand, PacketHandler, Page,
-    RouteCommand, Routed, SessionCommand, SessionInfo, SessionLimits, Shared, SockId, WARM_BATCH,
-    epoll, uring,
+    RouteCommand, SessionCommand, SessionLimits, Shared, SockId, WARM_BATCH, epoll, uring,
 };
 use super::{SendTo, TxQueue};
 use crate::session::{
@@ -334,11 +333,6 @@ impl Shard {
         }
     }
 
-    /// Notes an RPC about leg `leg`'s session.
-    fn touch_leg(&mut self, leg: &str, now: Instant) {
-        self.sessions.touch_leg(&self.legs, leg, now);
-    }
-
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
@@ -369,7 +363,7 @@ impl Shard {
                 let _ = reply.send(self.delete_session(&id, "session deleted", now));
             }
             SessionCommand::List { page, reply } => {
-                let _ = reply.send(Ok(self.list_sessions(&page, now)));
+                let _ = reply.send(Ok(self.sessions.list(&page, now, &self.legs)));
             }
         }
     }
@@ -380,7 +374,7 @@ impl Shard {
         match &command {
             LegCommand::Update { leg, .. }
             | LegCommand::Hangup { leg, .. }
-            | LegCommand::Get { leg, .. } => self.touch_leg(leg, now),
+            | LegCommand::Get { leg, .. } => self.sessions.touch_leg(&self.legs, leg, now),
             LegCommand::List {
                 session: Some(session),
                 ..
@@ -422,14 +416,14 @@ impl Shard {
     fn handle_route_command(&mut self, command: RouteCommand, now: Instant) {
         match command {
             RouteCommand::Send { from, to, reply } => {
-                self.touch_leg(&from, now);
-                self.touch_leg(&to, now);
-                let _ = reply.send(self.send_media(&from, &to));
+                self.sessions.touch_leg(&self.legs, &from, now);
+                self.sessions.touch_leg(&self.legs, &to, now);
+                let _ = reply.send(self.legs.route(&from, &to));
             }
             RouteCommand::Stop { from, to, reply } => {
-                self.touch_leg(&from, now);
-                self.touch_leg(&to, now);
-                let _ = reply.send(self.stop_media(&from, &to));
+                self.sessions.touch_leg(&self.legs, &from, now);
+                self.sessions.touch_leg(&self.legs, &to, now);
+                let _ = reply.send(self.legs.unroute(&from, &to));
             }
         }
     }
@@ -445,10 +439,6 @@ impl Shard {
         self.sessions.create(id, limits, now, SystemTime::now())?;
         admitted.keep();
         Ok(())
-    }
-
-    fn list_sessions(&self, page: &Page, now: Instant) -> Vec<SessionInfo> {
-        self.sessions.list(page, now, &self.legs)
     }
 
     fn delete_session(&mut self, id: &str, reason: &str, now: Instant) -> Result<u32, EngineError> {
@@ -640,14 +630,6 @@ impl Shard {
             .into_iter()
             .filter_map(|(_, s)| self.legs.view(s))
             .collect())
-    }
-
-    fn send_media(&mut self, from: &str, to: &str) -> Result<Routed, EngineError> {
-        self.legs.route(from, to)
-    }
-
-    fn stop_media(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
-        self.legs.unroute(from, to)
     }
 
     /// Removes a terminated leg's routes and closes its sockets.

@@ -212,6 +212,7 @@ impl TxQueue {
         self.free.push(index);
     }
 }
+
 /// The handle packets to a leg's remote party go out through: its RTP
 /// socket, as the backend knows it. Read on every relayed packet.
 #[derive(Clone, Copy, Debug)]
