@@ -295,9 +295,21 @@ impl Client {
         from: impl Into<MediaEndpoint>,
         to: impl Into<MediaEndpoint>,
     ) -> Result<Routed, Error> {
+        self.send_media_with_gain(from, to, 0.0).await
+    }
+
+    /// [`Client::send_media`] with a gain: a leg routed into a conference
+    /// talks at `gain_db` (-60..=12 dB) in the mix; other routes need 0.
+    pub async fn send_media_with_gain(
+        &self,
+        from: impl Into<MediaEndpoint>,
+        to: impl Into<MediaEndpoint>,
+        gain_db: f32,
+    ) -> Result<Routed, Error> {
         let request = proto::SendMediaRequest {
             from: Some(from.into().into_proto()),
             to: Some(to.into().into_proto()),
+            gain_db,
         };
         let reply = self
             .stub()

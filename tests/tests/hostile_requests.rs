@@ -192,6 +192,7 @@ async fn one(raw: &mut MediaPlaneClient<Channel>, g: &mut Gen, peer: &Peer) -> t
             .send_media(proto::SendMediaRequest {
                 from: g.endpoint(),
                 to: g.endpoint(),
+                gain_db: f32::from_bits(g.number() as u32),
             })
             .await
             .map(drop),

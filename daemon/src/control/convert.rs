@@ -7,7 +7,7 @@ use legato_proto::v1 as pb;
 
 use crate::engine::EngineEvent;
 use crate::sdp::MediaDirection;
-use crate::session::{Counters, EngineError, EventKind, LegState, LegView, SourceChange};
+use crate::session::{Counters, Endpoint, EngineError, EventKind, LegState, LegView, SourceChange};
 
 pub(crate) fn leg_state(state: LegState) -> pb::LegState {
     match state {
@@ -146,7 +146,15 @@ pub(crate) fn leg(v: &LegView) -> pb::Leg {
             .into(),
         local_direction: direction(v.local_direction).into(),
         on_hold: v.on_hold,
-        media_source_leg_id: v.source.as_deref().unwrap_or_default().to_owned(),
+        media_source_leg_id: match &v.source {
+            Some(Endpoint::Leg(id)) => id.to_string(),
+            _ => String::new(),
+        },
+        media_source_conference_id: match &v.source {
+            Some(Endpoint::Conference(id)) => id.to_string(),
+            _ => String::new(),
+        },
+        transcoding: v.transcoding,
         media_sink_leg_ids: v.sinks.iter().map(|s| s.to_string()).collect(),
         voice_active: false,
         created_at_ms: millis(v.created_at),

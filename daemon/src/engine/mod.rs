@@ -34,7 +34,7 @@ use crossbeam_queue::ArrayQueue;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, IoMode};
-use crate::session::{EngineError, EventKind, LegRequest, LegUpdate, LegView};
+use crate::session::{Endpoint, EngineError, EventKind, LegRequest, LegUpdate, LegView};
 
 pub(crate) use crate::session::{Page, Routed, SessionInfo, SessionLimits};
 pub(crate) use admission::{Admitted, Limit};
@@ -371,16 +371,26 @@ pub(crate) enum LegCommand {
 pub(crate) enum RouteCommand {
     /// SendMedia: `from`'s received audio becomes `to`'s source.
     Send {
-        from: Arc<str>,
-        to: Arc<str>,
+        from: Endpoint,
+        to: Endpoint,
+        /// A talker's gain in a conference, in dB.
+        gain_db: f32,
         reply: Reply<Routed>,
     },
     /// StopMedia.
     Stop {
-        from: Arc<str>,
-        to: Arc<str>,
+        from: Endpoint,
+        to: Endpoint,
         reply: Reply<()>,
     },
+    /// CreateConference: conference `id` in session `session`.
+    CreateConference {
+        id: Arc<str>,
+        session: Arc<str>,
+        reply: Reply<()>,
+    },
+    /// DeleteConference.
+    DeleteConference { id: Arc<str>, reply: Reply<()> },
 }
 
 impl From<SessionCommand> for Command {

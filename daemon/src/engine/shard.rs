@@ -25,8 +25,8 @@ use super::{
 };
 use super::{SendTo, TxQueue};
 use crate::session::{
-    EngineError, EventKind, EventSink, KernelFilter, Leg, LegParams, LegSlot, LegUpdate, LegView,
-    NewLeg, OwnMedia, Sessions, TimeoutAction,
+    Endpoint, EngineError, EventKind, EventSink, KernelFilter, Leg, LegMedia, LegParams, LegSlot,
+    LegUpdate, LegView, NewLeg, OwnMedia, Sessions, TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -103,7 +103,7 @@ pub(super) fn run(
         closed: Vec::new(),
         tx: TxQueue::new(TX_SLOTS),
         commands,
-        legs: Legs::default(),
+        legs: Legs::new(Instant::now()),
         sessions: Sessions::default(),
         events: ShardEvents {
             shared: shared.clone(),
@@ -227,11 +227,22 @@ struct Shard {
 impl Shard {
     fn run(&mut self) {
         let mut next_tick = Instant::now() + TICK;
+        let mut media_idle = true;
         while self.running {
             let now = Instant::now();
             if now >= next_tick {
                 self.tick(now);
                 next_tick = now + TICK;
+            }
+            if self.legs.has_media_work() {
+                if media_idle {
+                    // Nothing ran while idle: nothing to catch up on.
+                    self.legs.clock.resume(now);
+                    media_idle = false;
+                }
+                self.media_ticks(now);
+            } else {
+                media_idle = true;
             }
             for _ in 0..COMMANDS_PER_TURN {
                 let Some(command) = self.commands.pop() else {
@@ -243,7 +254,11 @@ impl Shard {
             if !self.running {
                 break;
             }
-            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let mut deadline = next_tick;
+            if self.legs.has_media_work() {
+                deadline = deadline.min(self.legs.clock.next_deadline());
+            }
+            let timeout = deadline.saturating_duration_since(Instant::now());
             self.poll(timeout);
         }
         // Flush the last sends and close sockets still retiring.
@@ -292,6 +307,13 @@ impl Shard {
                     self.shared.ports.release_closed(port);
                 }
             }
+        }
+    }
+
+    /// Runs the media clock's due ticks (a bounded number after a stall).
+    fn media_ticks(&mut self, now: Instant) {
+        while let Some(tick) = self.legs.clock.due(now) {
+            self.legs.media_tick(tick, now, &mut self.tx);
         }
     }
 
@@ -415,15 +437,61 @@ impl Shard {
 
     fn handle_route_command(&mut self, command: RouteCommand, now: Instant) {
         match command {
-            RouteCommand::Send { from, to, reply } => {
-                self.sessions.touch_leg(&self.legs, &from, now);
-                self.sessions.touch_leg(&self.legs, &to, now);
-                let _ = reply.send(self.legs.route(&from, &to));
+            RouteCommand::Send {
+                from,
+                to,
+                gain_db,
+                reply,
+            } => {
+                self.touch_endpoints(&from, &to, now);
+                let _ = reply.send(self.legs.route(&from, &to, gain_db));
             }
             RouteCommand::Stop { from, to, reply } => {
-                self.sessions.touch_leg(&self.legs, &from, now);
-                self.sessions.touch_leg(&self.legs, &to, now);
+                self.touch_endpoints(&from, &to, now);
                 let _ = reply.send(self.legs.unroute(&from, &to));
+            }
+            RouteCommand::CreateConference { id, session, reply } => {
+                self.sessions.touch(&session, now);
+                let result = match self.sessions.key(&session) {
+                    Some(key) => self.legs.create_conference(id, key.clone()),
+                    None => Err(EngineError::NotFound(format!(
+                        "no such session '{session}'"
+                    ))),
+                };
+                let _ = reply.send(result);
+            }
+            RouteCommand::DeleteConference { id, reply } => {
+                let session = self
+                    .legs
+                    .find_conference(&id)
+                    .ok()
+                    .and_then(|c| self.legs.conference(c))
+                    .map(|c| c.session.clone());
+                if let Some(session) = session {
+                    self.sessions.touch(&session, now);
+                }
+                let _ = reply.send(self.legs.delete_conference(&id));
+            }
+        }
+    }
+
+    /// A route names legs or conferences: each is a sign of life of its
+    /// session.
+    fn touch_endpoints(&mut self, from: &Endpoint, to: &Endpoint, now: Instant) {
+        for endpoint in [from, to] {
+            match endpoint {
+                Endpoint::Leg(id) => self.sessions.touch_leg(&self.legs, id, now),
+                Endpoint::Conference(id) => {
+                    let session = self
+                        .legs
+                        .find_conference(id)
+                        .ok()
+                        .and_then(|c| self.legs.conference(c))
+                        .map(|c| c.session.clone());
+                    if let Some(session) = session {
+                        self.sessions.touch(&session, now);
+                    }
+                }
             }
         }
     }
@@ -467,6 +535,7 @@ impl Shard {
                 self.legs.free.push(slot);
             }
         }
+        self.legs.delete_session_conferences(&id);
         self.events.emit(
             &id,
             None,
@@ -561,6 +630,7 @@ impl Shard {
                 fd: rtp_fd,
                 id: rtp,
             },
+            media: LegMedia::default(),
             leg,
             io: LegIo {
                 rtp: Some(rtp),

@@ -15,6 +15,7 @@ use crate::sdp::{self, CodecSpec, LocalParams, MediaDirection, Negotiated};
 
 use smallvec::SmallVec;
 
+use super::media::{Endpoint, GENERATED, Source};
 use super::stream::OutStream;
 use super::{EngineError, EventKind, EventSink};
 
@@ -211,8 +212,10 @@ pub(crate) struct LegView {
     pub(crate) remote_direction: Option<MediaDirection>,
     pub(crate) local_direction: MediaDirection,
     pub(crate) on_hold: bool,
-    pub(crate) source: Option<Arc<str>>,
+    pub(crate) source: Option<Endpoint>,
     pub(crate) sinks: Vec<Arc<str>>,
+    /// The source reaches the leg through the PCM path.
+    pub(crate) transcoding: bool,
     pub(crate) created_at: SystemTime,
     pub(crate) connected_at: Option<SystemTime>,
     pub(crate) counters: Counters,
@@ -257,8 +260,13 @@ pub(crate) struct Leg {
     /// The address the RTP socket may be restricted to may have changed
     /// (see [`Leg::take_peer_change`]).
     peer_changed: bool,
-    /// Slots of the legs that send this leg's received audio.
+    /// Slots of the legs that send this leg's received audio (relayed or
+    /// through the PCM path).
     pub(crate) sinks: SmallVec<[u32; 2]>,
+    /// Whether this leg's source is relayed packet by packet (same codec
+    /// and packet duration); otherwise the PCM path feeds it. Set by
+    /// `Legs::replan`.
+    pub(crate) relayed: bool,
     latched: Option<SocketAddr>,
     last_from_latched: Option<Instant>,
     /// The SDP address has sent: it holds the latch until the SDP changes.
@@ -290,8 +298,8 @@ pub(crate) struct Leg {
     connected: Option<(Instant, SystemTime)>,
     local: LocalSide,
     pending_offer: Option<PendingOffer>,
-    /// Slot of the leg whose audio this leg sends (its single source).
-    pub(crate) source: Option<u32>,
+    /// What this leg sends to its remote party (its single source).
+    pub(crate) source: Option<Source>,
 }
 
 /// What the controller asked for when creating a leg.
@@ -373,6 +381,7 @@ impl Leg {
             counters: Counters::default(),
             source: None,
             sinks: SmallVec::new(),
+            relayed: false,
             out: OutStream::new(b as u32, (b >> 32) as u16, (b >> 48) as u32 * 7919),
         };
         let sdp = if request.incoming {
@@ -450,6 +459,28 @@ impl Leg {
     /// Negotiated codec, once SDP negotiation completed.
     pub(crate) fn codec(&self) -> Option<CodecSpec> {
         self.media.as_ref().map(|m| m.codec)
+    }
+
+    /// The packet duration (ms) legato sends to the remote party: what its
+    /// SDP asked for, else legato's own.
+    pub(crate) fn send_ptime(&self) -> u32 {
+        self.media
+            .as_ref()
+            .and_then(|m| m.ptime)
+            .unwrap_or(self.params.ptime)
+            .clamp(10, 60)
+    }
+
+    /// The packet duration (ms) the remote party is expected to send: the
+    /// same as it asked for (most devices send what they ask to receive).
+    pub(crate) fn receive_ptime(&self) -> u32 {
+        self.send_ptime()
+    }
+
+    /// The clock rate of the negotiated telephone events, if any.
+    pub(crate) fn telephone_event_rate(&self) -> Option<u32> {
+        let media = self.media.as_ref()?;
+        media.telephone_event_pt.map(|_| media.codec.clock_rate)
     }
 
     /// Whether RTP and RTCP share the RTP port.
@@ -1084,8 +1115,36 @@ impl Leg {
     }
 
     /// Plans sending a packet relayed from source slot `source` with codec
-    /// `codec`. Returns `None` (and counts why) when this leg cannot send it.
+    /// `codec`. Returns `None` (and counts why) when this leg cannot send it,
+    /// and `None` without counting when its source goes through the PCM
+    /// path instead (the packet then reaches it decoded).
     pub(crate) fn plan_forward(
+        &mut self,
+        now: Instant,
+        source: u32,
+        header: &RtpHeader,
+        kind: PacketKind,
+        codec: Option<CodecSpec>,
+    ) -> Option<ForwardPlan> {
+        if !self.relayed {
+            return None;
+        }
+        self.plan_send(now, source, header, kind, codec)
+    }
+
+    /// Plans sending a packet the PCM path made for this leg (in its own
+    /// codec); `header` carries the generated stream's numbering.
+    pub(crate) fn plan_generated(
+        &mut self,
+        now: Instant,
+        header: &RtpHeader,
+        kind: PacketKind,
+    ) -> Option<ForwardPlan> {
+        let codec = self.codec();
+        self.plan_send(now, GENERATED, header, kind, codec)
+    }
+
+    fn plan_send(
         &mut self,
         now: Instant,
         source: u32,
@@ -1172,8 +1231,13 @@ impl Leg {
         self.out.reset_source();
     }
 
-    /// A snapshot for the control plane; `names` resolves slots to leg ids.
-    pub(crate) fn view(&self, names: impl Fn(u32) -> Option<Arc<str>>) -> LegView {
+    /// A snapshot for the control plane; `source` names the leg's source,
+    /// `names` resolves slots to leg ids.
+    pub(crate) fn view(
+        &self,
+        source: Option<Endpoint>,
+        names: impl Fn(u32) -> Option<Arc<str>>,
+    ) -> LegView {
         let rtcp_mux = self.rtcp_mux();
         LegView {
             id: self.id.clone(),
@@ -1195,7 +1259,8 @@ impl Leg {
             remote_direction: self.media.as_ref().map(|m| m.remote_direction),
             local_direction: self.local.direction,
             on_hold: self.on_hold,
-            source: self.source.and_then(&names),
+            transcoding: self.source.is_some() && !self.relayed,
+            source,
             sinks: self.sinks.iter().filter_map(|&s| names(s)).collect(),
             created_at: self.created_at,
             connected_at: self.connected.map(|(_, w)| w),

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
+use super::media::{Conference, Endpoint, LegMedia, MAX_FRAME, MediaClock, Schedule, Source};
 use super::{EngineError, Leg, LegView};
 
 /// A leg with what the engine keeps for it: `send`, the handle packets to
@@ -17,29 +19,57 @@ use super::{EngineError, Leg, LegView};
 #[repr(C, align(64))]
 pub(crate) struct LegSlot<S, C> {
     pub(crate) send: S,
+    /// The PCM path's receive and send sides, when the leg has them (the
+    /// packet path checks `media.rx`).
+    pub(crate) media: LegMedia,
     pub(crate) leg: Leg,
     pub(crate) io: C,
 }
 
-/// Slab of legs; see the module docs.
+/// Slab of legs, with the conferences they may join and the media clock
+/// that ticks their PCM path; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Legs<S, C> {
     pub(crate) slots: Vec<Option<LegSlot<S, C>>>,
     pub(crate) free: Vec<u32>,
     pub(crate) by_id: HashMap<Arc<str>, u32>,
+    pub(crate) conferences: Vec<Option<Conference>>,
+    pub(crate) conference_ids: HashMap<Arc<str>, u32>,
+    /// What the media clock ticks (see `Legs::replan`).
+    pub(crate) schedule: Schedule,
+    pub(crate) clock: MediaClock,
+    /// One frame copied from a source before its sink is borrowed.
+    pub(crate) scratch: Box<[i16; MAX_FRAME]>,
 }
 
-impl<S, C> Default for Legs<S, C> {
-    fn default() -> Self {
+impl<S, C> Legs<S, C> {
+    /// No legs yet; the media clock starts at `epoch`.
+    pub(crate) fn new(epoch: Instant) -> Self {
         Self {
             slots: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
+            conferences: Vec::new(),
+            conference_ids: HashMap::new(),
+            schedule: Schedule::default(),
+            clock: MediaClock::new(epoch),
+            scratch: Box::new([0; MAX_FRAME]),
         }
     }
-}
 
-impl<S, C> Legs<S, C> {
+    /// The conference in slot `c`.
+    pub(crate) fn conference(&self, c: u32) -> Option<&Conference> {
+        self.conferences.get(c as usize)?.as_ref()
+    }
+
+    /// The slot of conference `id`.
+    pub(crate) fn find_conference(&self, id: &str) -> Result<u32, EngineError> {
+        self.conference_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| EngineError::NotFound(format!("no such conference '{id}'")))
+    }
+
     pub(crate) fn get(&self, slot: u32) -> Option<&LegSlot<S, C>> {
         self.slots.get(slot as usize)?.as_ref()
     }
@@ -74,6 +104,14 @@ impl<S, C> Legs<S, C> {
 
     /// A snapshot of the leg in `slot` for the control plane.
     pub(crate) fn view(&self, slot: u32) -> Option<LegView> {
-        self.get(slot).map(|s| s.leg.view(|other| self.name(other)))
+        let entry = self.get(slot)?;
+        let source = match entry.leg.source {
+            Some(Source::Leg(s)) => self.name(s).map(Endpoint::Leg),
+            Some(Source::Conference(c)) => self
+                .conference(c)
+                .map(|c| Endpoint::Conference(c.id.clone())),
+            None => None,
+        };
+        Some(entry.leg.view(source, |other| self.name(other)))
     }
 }

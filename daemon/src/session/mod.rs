@@ -6,6 +6,7 @@ mod error;
 mod event;
 mod leg;
 mod legs;
+mod media;
 mod registry;
 mod relay;
 mod routing;
@@ -20,6 +21,7 @@ pub(crate) use leg::{
     NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,
 };
 pub(crate) use legs::{LegSlot, Legs};
+pub(crate) use media::{Endpoint, LegMedia};
 pub(crate) use registry::{Page, SessionInfo, SessionLimits, Sessions};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};
 pub(crate) use routing::Routed;

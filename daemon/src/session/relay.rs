@@ -74,6 +74,7 @@ pub(crate) fn handle_packet<S: Copy, C, T: Transmit<Handle = S>>(
     data: &[u8],
     tx: &mut T,
 ) {
+    let clock = legs.clock;
     let Some(entry) = legs.get_mut(slot) else {
         return;
     };
@@ -98,6 +99,33 @@ pub(crate) fn handle_packet<S: Copy, C, T: Transmit<Handle = S>>(
     else {
         return;
     };
+    if let Some(rx) = entry.media.rx.as_deref_mut() {
+        // The PCM path needs it too: into the jitter buffer.
+        let payload = data
+            .get(header.payload_offset..header.payload_offset + header.payload_len)
+            .unwrap_or_default();
+        match kind {
+            PacketKind::Audio => {
+                let arrival = clock.time(now, rx.rtp_rate().hz());
+                rx.push(
+                    arrival,
+                    clock.ticks(),
+                    header.ssrc,
+                    header.sequence,
+                    header.timestamp,
+                    payload,
+                );
+            }
+            PacketKind::TelephoneEvent => {
+                let rate = entry
+                    .leg
+                    .telephone_event_rate()
+                    .unwrap_or_else(|| rx.rtp_rate().hz());
+                let at = clock.time(now, rate);
+                rx.push_event(at, rate, header.timestamp, header.marker, payload);
+            }
+        }
+    }
     relay(legs, now, slot, &header, kind, data, tx);
 }
 

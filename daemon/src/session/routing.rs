@@ -1,26 +1,108 @@
-//! Routing between legs (Call.sendMediaTo / stopMediaTo): a source may
-//! feed any number of sinks, a sink has exactly one source, and a new one
-//! replaces the old. Routes are kept as slots on both ends (`Leg::source`,
-//! `Leg::sinks`) so the relay path follows them without a lookup.
+//! Routing (Call.sendMediaTo / stopMediaTo) between legs and conferences:
+//! a leg's received audio may feed any number of sinks, a sink leg has
+//! exactly one source (a leg or a conference), and a new one replaces the
+//! old. A leg routed into a conference talks in it; a conference routed
+//! into a leg makes the leg listen to it. Routes are kept as slots on both
+//! ends (`Leg::source`, `Leg::sinks`, conference members) so the media
+//! paths follow them without a lookup; after each change `Legs::replan`
+//! decides relay or PCM path.
 
 use std::sync::Arc;
 
+use legato_dsp::mix::Gain;
+
 use super::EngineError;
 use super::legs::Legs;
+use super::media::{Conference, Endpoint, MAX_CONFERENCES, MAX_MEMBERS, Source};
 
 /// The outcome of SendMedia.
 #[derive(Clone, Debug)]
 pub(crate) struct Routed {
     /// The source the sink had before, if any.
-    pub(crate) replaced: Option<Arc<str>>,
+    pub(crate) replaced: Option<Endpoint>,
     /// Why nothing is forwarded to the sink now, if that is so (the sink
     /// is not CONNECTED or in EARLY_MEDIA, or on hold).
     pub(crate) held_back: Option<String>,
 }
 
-impl<S, C> Legs<S, C> {
-    /// SendMedia: makes leg `from`'s received audio the source of `to`.
-    pub(crate) fn route(&mut self, from: &str, to: &str) -> Result<Routed, EngineError> {
+impl<S: Copy, C> Legs<S, C> {
+    /// SendMedia: makes `from`'s audio the source of `to` (a leg), or makes
+    /// leg `from` talk in conference `to` with `gain_db`.
+    pub(crate) fn route(
+        &mut self,
+        from: &Endpoint,
+        to: &Endpoint,
+        gain_db: f32,
+    ) -> Result<Routed, EngineError> {
+        let routed = match (from, to) {
+            (Endpoint::Leg(from), Endpoint::Leg(to)) => self.route_legs(from, to)?,
+            (Endpoint::Leg(from), Endpoint::Conference(to)) => self.join(from, to, gain_db)?,
+            (Endpoint::Conference(from), Endpoint::Leg(to)) => self.listen(from, to)?,
+            (Endpoint::Conference(from), Endpoint::Conference(to)) => {
+                return Err(EngineError::InvalidArgument(if from == to {
+                    format!("conference '{from}' cannot send media to itself")
+                } else {
+                    format!(
+                        "conference '{from}' cannot send media to conference '{to}': route a leg between them"
+                    )
+                }));
+            }
+        };
+        self.replan();
+        Ok(routed)
+    }
+
+    /// StopMedia: `from` stops being `to`'s source (or leg `from` stops
+    /// talking in conference `to`).
+    pub(crate) fn unroute(&mut self, from: &Endpoint, to: &Endpoint) -> Result<(), EngineError> {
+        match (from, to) {
+            (Endpoint::Leg(from), Endpoint::Leg(to)) => {
+                let from_slot = self.find(from)?;
+                let to_slot = self.find(to)?;
+                if self.source_of(to_slot) != Some(Source::Leg(from_slot)) {
+                    return Err(EngineError::NotFound(format!(
+                        "leg '{from}' is not sending media to leg '{to}'"
+                    )));
+                }
+                self.clear_source(to_slot);
+            }
+            (Endpoint::Leg(from), Endpoint::Conference(to)) => {
+                let leg = self.find(from)?;
+                let c = self.find_conference(to)?;
+                let left = self.conferences[c as usize]
+                    .as_mut()
+                    .is_some_and(|conf| conf.leave(leg, true));
+                if !left {
+                    return Err(EngineError::NotFound(format!(
+                        "leg '{from}' is not sending media to conference '{to}'"
+                    )));
+                }
+            }
+            (Endpoint::Conference(from), Endpoint::Leg(to)) => {
+                let c = self.find_conference(from)?;
+                let leg = self.find(to)?;
+                if self.source_of(leg) != Some(Source::Conference(c)) {
+                    return Err(EngineError::NotFound(format!(
+                        "conference '{from}' is not sending media to leg '{to}'"
+                    )));
+                }
+                self.clear_source(leg);
+            }
+            (Endpoint::Conference(from), Endpoint::Conference(to)) => {
+                return Err(EngineError::NotFound(format!(
+                    "conference '{from}' is not sending media to conference '{to}'"
+                )));
+            }
+        }
+        self.replan();
+        Ok(())
+    }
+
+    fn source_of(&self, slot: u32) -> Option<Source> {
+        self.get(slot).and_then(|e| e.leg.source)
+    }
+
+    fn route_legs(&mut self, from: &str, to: &str) -> Result<Routed, EngineError> {
         let from_slot = self.find(from)?;
         let to_slot = self.find(to)?;
         if from_slot == to_slot {
@@ -42,39 +124,22 @@ impl<S, C> Legs<S, C> {
                     "leg '{name}' is terminated"
                 )));
             }
-        }
-        let (Some(src_codec), Some(dst_codec)) = (source.leg.codec(), sink.leg.codec()) else {
-            let missing = if source.leg.codec().is_none() {
-                from
-            } else {
-                to
-            };
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{missing}' has no negotiated media yet"
-            )));
-        };
-        if src_codec != dst_codec {
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{from}' uses {}/{} and leg '{to}' uses {}/{}: transcoding is not built yet, so both legs need the same codec",
-                src_codec.name, src_codec.clock_rate, dst_codec.name, dst_codec.clock_rate
-            )));
+            if slot.leg.codec().is_none() {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "leg '{name}' has no negotiated media yet"
+                )));
+            }
         }
         let held_back = sink.leg.held_back_reason();
-        let previous = sink.leg.source;
-        if previous == Some(from_slot) {
+        if self.source_of(to_slot) == Some(Source::Leg(from_slot)) {
             return Ok(Routed {
                 replaced: None,
                 held_back,
             });
         }
-        let replaced = previous.and_then(|p| self.name(p));
-        if let Some(old) = previous
-            && let Some(old_entry) = self.get_mut(old)
-        {
-            old_entry.leg.sinks.retain(|s| *s != to_slot);
-        }
+        let replaced = self.clear_source(to_slot);
         if let Some(sink) = self.get_mut(to_slot) {
-            sink.leg.source = Some(from_slot);
+            sink.leg.source = Some(Source::Leg(from_slot));
             sink.leg.reset_out_source();
         }
         if let Some(source) = self.get_mut(from_slot) {
@@ -86,46 +151,196 @@ impl<S, C> Legs<S, C> {
         })
     }
 
-    /// StopMedia: `from` stops being `to`'s source.
-    pub(crate) fn unroute(&mut self, from: &str, to: &str) -> Result<(), EngineError> {
-        let from_slot = self.find(from)?;
-        let to_slot = self.find(to)?;
-        let is_source = self
-            .get(to_slot)
-            .is_some_and(|s| s.leg.source == Some(from_slot));
-        if !is_source {
+    /// Leg `leg` talks in conference `conference`.
+    fn join(&mut self, leg: &str, conference: &str, gain_db: f32) -> Result<Routed, EngineError> {
+        let slot = self.find(leg)?;
+        let c = self.find_conference(conference)?;
+        self.check_member(slot, c, leg, conference)?;
+        let Some(conf) = self.conferences[c as usize].as_mut() else {
             return Err(EngineError::NotFound(format!(
-                "leg '{from}' is not sending media to leg '{to}'"
+                "no such conference '{conference}'"
+            )));
+        };
+        if !conf.join(slot, true) {
+            return Err(EngineError::ResourceExhausted(format!(
+                "conference '{conference}' has {MAX_MEMBERS} members already"
             )));
         }
-        if let Some(sink) = self.get_mut(to_slot) {
-            sink.leg.source = None;
-            sink.leg.reset_out_source();
+        conf.set_gain(slot, Gain::from_db(gain_db));
+        Ok(Routed {
+            replaced: None,
+            held_back: None,
+        })
+    }
+
+    /// Leg `leg` hears conference `conference` (its new source).
+    fn listen(&mut self, conference: &str, leg: &str) -> Result<Routed, EngineError> {
+        let c = self.find_conference(conference)?;
+        let slot = self.find(leg)?;
+        self.check_member(slot, c, leg, conference)?;
+        let held_back = self.get(slot).and_then(|e| e.leg.held_back_reason());
+        if self.source_of(slot) == Some(Source::Conference(c)) {
+            return Ok(Routed {
+                replaced: None,
+                held_back,
+            });
         }
-        if let Some(source) = self.get_mut(from_slot) {
-            source.leg.sinks.retain(|s| *s != to_slot);
+        if self
+            .conference(c)
+            .is_some_and(|conf| conf.len() >= MAX_MEMBERS && !conf.legs().any(|l| l == slot))
+        {
+            return Err(EngineError::ResourceExhausted(format!(
+                "conference '{conference}' has {MAX_MEMBERS} members already"
+            )));
+        }
+        let replaced = self.clear_source(slot);
+        if let Some(conf) = self.conferences[c as usize].as_mut() {
+            conf.join(slot, false);
+        }
+        if let Some(entry) = self.get_mut(slot) {
+            entry.leg.source = Some(Source::Conference(c));
+            entry.leg.reset_out_source();
+        }
+        Ok(Routed {
+            replaced,
+            held_back,
+        })
+    }
+
+    fn check_member(
+        &self,
+        slot: u32,
+        c: u32,
+        leg: &str,
+        conference: &str,
+    ) -> Result<(), EngineError> {
+        let (Some(entry), Some(conf)) = (self.get(slot), self.conference(c)) else {
+            return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+        };
+        if entry.leg.session != conf.session {
+            return Err(EngineError::InvalidArgument(format!(
+                "leg '{leg}' and conference '{conference}' belong to different sessions"
+            )));
+        }
+        if entry.leg.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' is terminated"
+            )));
+        }
+        if entry.leg.codec().is_none() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' has no negotiated media yet"
+            )));
         }
         Ok(())
     }
 
+    /// Removes the source of leg `slot`, returning what it was.
+    fn clear_source(&mut self, slot: u32) -> Option<Endpoint> {
+        let source = self.get_mut(slot)?.leg.source.take()?;
+        if let Some(entry) = self.get_mut(slot) {
+            entry.leg.reset_out_source();
+        }
+        match source {
+            Source::Leg(from) => {
+                let name = self.name(from);
+                if let Some(entry) = self.get_mut(from) {
+                    entry.leg.sinks.retain(|s| *s != slot);
+                }
+                name.map(Endpoint::Leg)
+            }
+            Source::Conference(c) => {
+                let conf = self.conferences.get_mut(c as usize)?.as_mut()?;
+                conf.leave(slot, false);
+                Some(Endpoint::Conference(conf.id.clone()))
+            }
+        }
+    }
+
     /// Removes every route of the leg in `slot` (it is being torn down):
-    /// its source stops feeding it, and its sinks lose their source.
+    /// its source stops feeding it, its sinks lose their source, and it
+    /// leaves every conference.
     pub(crate) fn detach(&mut self, slot: u32) {
+        self.clear_source(slot);
         let Some(entry) = self.get_mut(slot) else {
             return;
         };
-        let source = entry.leg.source.take();
         let sinks = std::mem::take(&mut entry.leg.sinks);
-        if let Some(source) = source
-            && let Some(s) = self.get_mut(source)
-        {
-            s.leg.sinks.retain(|x| *x != slot);
-        }
         for sink in sinks {
             if let Some(s) = self.get_mut(sink) {
                 s.leg.source = None;
                 s.leg.reset_out_source();
             }
+        }
+        for conf in self.conferences.iter_mut().flatten() {
+            conf.remove(slot);
+        }
+        self.replan();
+    }
+
+    /// CreateConference: a new, empty conference of `session`.
+    pub(crate) fn create_conference(
+        &mut self,
+        id: Arc<str>,
+        session: Arc<str>,
+    ) -> Result<(), EngineError> {
+        if self.conference_ids.contains_key(&id) {
+            return Err(EngineError::AlreadyExists(format!(
+                "conference '{id}' already exists"
+            )));
+        }
+        if self.conference_ids.len() >= MAX_CONFERENCES {
+            return Err(EngineError::ResourceExhausted(format!(
+                "this shard holds {MAX_CONFERENCES} conferences already"
+            )));
+        }
+        let slot = match self.conferences.iter().position(Option::is_none) {
+            Some(slot) => slot,
+            None => {
+                self.conferences.push(None);
+                self.conferences.len() - 1
+            }
+        };
+        self.conferences[slot] = Some(Conference::new(id.clone(), session));
+        self.conference_ids.insert(id, slot as u32);
+        Ok(())
+    }
+
+    /// DeleteConference: its listeners lose their source, its talkers
+    /// stop talking in it.
+    pub(crate) fn delete_conference(&mut self, id: &str) -> Result<(), EngineError> {
+        let c = self.find_conference(id)?;
+        self.remove_conference(c);
+        Ok(())
+    }
+
+    fn remove_conference(&mut self, c: u32) {
+        let Some(conf) = self.conferences.get_mut(c as usize).and_then(Option::take) else {
+            return;
+        };
+        self.conference_ids.remove(&conf.id);
+        for leg in conf.legs() {
+            if let Some(entry) = self.get_mut(leg)
+                && entry.leg.source == Some(Source::Conference(c))
+            {
+                entry.leg.source = None;
+                entry.leg.reset_out_source();
+            }
+        }
+        self.replan();
+    }
+
+    /// Deletes the conferences of session `session` (it is being deleted).
+    pub(crate) fn delete_session_conferences(&mut self, session: &str) {
+        let doomed: Vec<u32> = self
+            .conferences
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_ref().is_some_and(|c| &*c.session == session))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for c in doomed {
+            self.remove_conference(c);
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::media::Source;
 use super::*;
 use crate::engine::TxQueue;
 use crate::rtp::RtpHeader;
@@ -126,14 +127,20 @@ fn relay_path_does_not_allocate() {
     connect(&mut b, now, &mut events);
     // The shard's own slab and relay path, a routed to b.
     a.sinks.push(1);
-    b.source = Some(0);
-    let mut legs: Legs<SendTo, ()> = Legs::default();
+    b.source = Some(Source::Leg(0));
+    b.relayed = true;
+    let mut legs: Legs<SendTo, ()> = Legs::new(now);
     for (slot, leg) in [a, b].into_iter().enumerate() {
         let send = SendTo {
             fd: 3,
             id: SockId(slot as u32),
         };
-        legs.slots.push(Some(LegSlot { send, leg, io: () }));
+        legs.slots.push(Some(LegSlot {
+            send,
+            media: LegMedia::default(),
+            leg,
+            io: (),
+        }));
     }
     let mut tx = TxQueue::new(64);
     let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
@@ -285,7 +292,7 @@ fn switches(events: &Events) -> Vec<(Option<SocketAddr>, SocketAddr, SourceChang
 
 fn destination(leg: &mut Leg, t: Instant) -> SocketAddr {
     let (_, h) = rtp(1, 1);
-    leg.plan_forward(t, 9, &h, PacketKind::Audio, Some(PCMU))
+    leg.plan_generated(t, &h, PacketKind::Audio)
         .unwrap()
         .destination
 }
@@ -318,7 +325,7 @@ fn stranger_first_never_beats_the_sdp_address() {
     assert_eq!(destination(&mut a, t0 + Duration::from_secs(11)), sdp);
     assert_eq!(a.counters.unexpected_source_packets, 36);
     assert!(switches(&events).is_empty());
-    assert_eq!(a.view(|_| None).latched_rtp, Some(sdp));
+    assert_eq!(a.view(None, |_| None).latched_rtp, Some(sdp));
 }
 
 #[test]
@@ -590,44 +597,59 @@ fn kernel_filter_follows_latching() {
 fn routes_replace_stop_and_detach() {
     let now = Instant::now();
     let mut events = Events::new();
-    let mut legs: Legs<(), ()> = Legs::default();
+    let mut legs: Legs<(), ()> = Legs::new(now);
     for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
         let mut leg = incoming(id, 4000 + 2 * i as u16, now);
         connect(&mut leg, now, &mut events);
         legs.by_id.insert(leg.id.clone(), i as u32);
         legs.slots.push(Some(LegSlot {
             send: (),
+            media: LegMedia::default(),
             leg,
             io: (),
         }));
     }
+    let leg = |id: &str| Endpoint::Leg(id.into());
     let sinks = |legs: &Legs<(), ()>, slot: u32| legs.get(slot).unwrap().leg.sinks.to_vec();
     let source = |legs: &Legs<(), ()>, slot: u32| legs.get(slot).unwrap().leg.source;
-    assert_eq!(legs.route("a", "c").unwrap().replaced, None);
-    assert_eq!(legs.route("a", "c").unwrap().replaced, None, "idempotent");
+    assert_eq!(
+        legs.route(&leg("a"), &leg("c"), 0.0).unwrap().replaced,
+        None
+    );
+    assert_eq!(
+        legs.route(&leg("a"), &leg("c"), 0.0).unwrap().replaced,
+        None,
+        "idempotent"
+    );
     assert_eq!(sinks(&legs, 0), [2]);
     // b replaces a as c's source.
-    assert_eq!(legs.route("b", "c").unwrap().replaced.as_deref(), Some("a"));
+    assert_eq!(
+        legs.route(&leg("b"), &leg("c"), 0.0).unwrap().replaced,
+        Some(leg("a"))
+    );
     assert!(sinks(&legs, 0).is_empty());
-    assert_eq!((sinks(&legs, 1), source(&legs, 2)), (vec![2], Some(1)));
+    assert_eq!(
+        (sinks(&legs, 1), source(&legs, 2)),
+        (vec![2], Some(Source::Leg(1)))
+    );
     assert!(matches!(
-        legs.unroute("a", "c"),
+        legs.unroute(&leg("a"), &leg("c")),
         Err(EngineError::NotFound(_))
     ));
     assert!(matches!(
-        legs.route("c", "c"),
+        legs.route(&leg("c"), &leg("c"), 0.0),
         Err(EngineError::InvalidArgument(_))
     ));
     // c feeds a and b; tearing c down clears both ends of every route.
-    legs.route("c", "a").unwrap();
-    legs.route("c", "b").unwrap();
+    legs.route(&leg("c"), &leg("a"), 0.0).unwrap();
+    legs.route(&leg("c"), &leg("b"), 0.0).unwrap();
     legs.detach(2);
     for slot in 0..3 {
         assert!(sinks(&legs, slot).is_empty(), "slot {slot}");
         assert_eq!(source(&legs, slot), None, "slot {slot}");
     }
-    legs.route("a", "b").unwrap();
-    legs.unroute("a", "b").unwrap();
+    legs.route(&leg("a"), &leg("b"), 0.0).unwrap();
+    legs.unroute(&leg("a"), &leg("b")).unwrap();
     assert_eq!(source(&legs, 1), None);
 }
 
@@ -639,7 +661,7 @@ fn session_limits_on_a_virtual_clock() {
     let t0 = Instant::now();
     let s = |n: u64| t0 + Duration::from_secs(n);
     let wall = SystemTime::now();
-    let legs: Legs<(), ()> = Legs::default();
+    let legs: Legs<(), ()> = Legs::new(t0);
     let mut sessions = Sessions::default();
     let idle = SessionLimits {
         idle_timeout: Some(Duration::from_secs(60)),

@@ -31,6 +31,12 @@ pub(crate) fn leg_line(leg: &proto::Leg) -> String {
     if !leg.media_source_leg_id.is_empty() {
         let _ = write!(line, " source={}", leg.media_source_leg_id);
     }
+    if !leg.media_source_conference_id.is_empty() {
+        let _ = write!(line, " conference={}", leg.media_source_conference_id);
+    }
+    if leg.transcoding {
+        line.push_str(" transcoding");
+    }
     if !leg.media_sink_leg_ids.is_empty() {
         let _ = write!(line, " sinks={}", leg.media_sink_leg_ids.join(","));
     }
@@ -94,13 +100,19 @@ pub(crate) fn leg_details(leg: &proto::Leg) -> String {
     row(
         "routing",
         format!(
-            "source={} sinks={}",
+            "source={}{} sinks={}{}",
             optional_text(&leg.media_source_leg_id),
+            if leg.media_source_conference_id.is_empty() {
+                String::new()
+            } else {
+                format!(" conference={}", leg.media_source_conference_id)
+            },
             if leg.media_sink_leg_ids.is_empty() {
                 "-".to_owned()
             } else {
                 leg.media_sink_leg_ids.join(",")
             },
+            if leg.transcoding { " (transcoding)" } else { "" },
         ),
     );
     row("voice-active", yes_no(leg.voice_active).to_owned());

@@ -29,6 +29,8 @@ pub(crate) fn leg(leg: &proto::Leg) -> Value {
         "on_hold": leg.on_hold,
         "media_source_leg_id": leg.media_source_leg_id,
         "media_sink_leg_ids": leg.media_sink_leg_ids,
+        "media_source_conference_id": leg.media_source_conference_id,
+        "transcoding": leg.transcoding,
         "voice_active": leg.voice_active,
         "created_at_ms": leg.created_at_ms,
         "connected_at_ms": leg.connected_at_ms,
@@ -297,7 +299,7 @@ mod tests {
         let Value::Object(object) = &value else {
             panic!("not an object: {value}");
         };
-        assert_eq!(object.len(), 23, "one key per Leg field");
+        assert_eq!(object.len(), 25, "one key per Leg field");
         assert_eq!(value["leg_id"], "l1");
         assert_eq!(value["session_id"], "s1");
         assert_eq!(value["state"], "CONNECTED");

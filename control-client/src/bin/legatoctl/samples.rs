@@ -58,6 +58,8 @@ pub(crate) fn leg() -> proto::Leg {
         }),
         description: "incoming call from +15551234567".into(),
         termination_code: 0,
+        media_source_conference_id: String::new(),
+        transcoding: false,
     }
 }
 

@@ -104,23 +104,6 @@ impl Service {
             .await
             .map(drop)
     }
-
-    /// The two legs of a route, on one shard; NOT_FOUND when either does
-    /// not exist, INVALID_ARGUMENT when they are in different sessions.
-    async fn route_shard(&self, from: &str, to: &str) -> Result<usize, Status> {
-        let shard = self.leg_shard(from)?;
-        let to_shard = self.leg_shard(to)?;
-        if to_shard != shard {
-            // Different shards mean different sessions, but an unknown id
-            // is the more useful answer when one of them does not exist.
-            self.check_leg_exists(from).await?;
-            self.check_leg_exists(to).await?;
-            return Err(Status::invalid_argument(format!(
-                "legs '{from}' and '{to}' belong to different sessions"
-            )));
-        }
-        Ok(shard)
-    }
 }
 
 /// The shard that owns a session: FNV-1a of its id.
@@ -231,16 +214,16 @@ impl MediaPlane for Service {
 
     async fn create_conference(
         &self,
-        _request: Request<pb::CreateConferenceRequest>,
+        request: Request<pb::CreateConferenceRequest>,
     ) -> Result<Response<pb::CreateConferenceResponse>, Status> {
-        Err(unimplemented("CreateConference", "conference mixing"))
+        routing::create_conference(self, request).await
     }
 
     async fn delete_conference(
         &self,
-        _request: Request<pb::DeleteConferenceRequest>,
+        request: Request<pb::DeleteConferenceRequest>,
     ) -> Result<Response<pb::DeleteConferenceResponse>, Status> {
-        Err(unimplemented("DeleteConference", "conference mixing"))
+        routing::delete_conference(self, request).await
     }
 
     async fn start_playback(

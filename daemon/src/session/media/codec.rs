@@ -1,0 +1,129 @@
+//! The codecs of the PCM path: one encoder or decoder per leg direction,
+//! chosen from the negotiated [`CodecSpec`], over legato-dsp's codecs.
+
+use legato_dsp::codec::g711::{G711, Law};
+use legato_dsp::codec::g722::{G722Decoder, G722Encoder};
+use legato_dsp::codec::opus::{OpusApplication, OpusDecoder, OpusEncoder};
+use legato_dsp::codec::{CodecError, Decoder as _, Encoder as _};
+use legato_dsp::time::ClockRate;
+
+use crate::sdp::CodecSpec;
+
+/// Which audio codec a negotiated [`CodecSpec`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CodecKind {
+    Pcmu,
+    Pcma,
+    G722,
+    Opus,
+}
+
+impl CodecKind {
+    /// The kind of `spec`, or `None` for a codec the PCM path cannot code.
+    pub(crate) fn of(spec: &CodecSpec) -> Option<Self> {
+        let name = spec.name;
+        if name.eq_ignore_ascii_case("PCMU") {
+            Some(Self::Pcmu)
+        } else if name.eq_ignore_ascii_case("PCMA") {
+            Some(Self::Pcma)
+        } else if name.eq_ignore_ascii_case("G722") {
+            Some(Self::G722)
+        } else if name.eq_ignore_ascii_case("opus") {
+            Some(Self::Opus)
+        } else {
+            None
+        }
+    }
+
+    /// The rate of the PCM the codec codes (G.722 codes 16 kHz audio on an
+    /// 8 kHz RTP clock, RFC 3551 §4.5.2).
+    pub(crate) fn audio_rate(self) -> ClockRate {
+        match self {
+            Self::Pcmu | Self::Pcma => ClockRate::HZ_8000,
+            Self::G722 => ClockRate::HZ_16000,
+            Self::Opus => ClockRate::HZ_48000,
+        }
+    }
+
+    /// Audio samples per RTP timestamp unit numerator/denominator: RTP
+    /// units = samples × num / den.
+    pub(crate) fn rtp_per_sample(self) -> (u32, u32) {
+        match self {
+            Self::G722 => (1, 2),
+            _ => (1, 1),
+        }
+    }
+}
+
+/// Opus bit rate legato encodes at (RFC 7587 §3.1.1: 24-32 kbit/s is
+/// fullband speech quality); lowered to the peer's maxaveragebitrate.
+pub(crate) const OPUS_BITRATE: u32 = 32_000;
+
+/// A decoder for one received stream.
+#[derive(Debug)]
+pub(crate) enum AudioDecoder {
+    G711(Box<G711>),
+    G722(Box<G722Decoder>),
+    Opus(Box<OpusDecoder>),
+}
+
+impl AudioDecoder {
+    pub(crate) fn new(kind: CodecKind) -> Result<Self, CodecError> {
+        Ok(match kind {
+            CodecKind::Pcmu => Self::G711(Box::new(G711::new(Law::Ulaw))),
+            CodecKind::Pcma => Self::G711(Box::new(G711::new(Law::Alaw))),
+            CodecKind::G722 => Self::G722(Box::default()),
+            CodecKind::Opus => Self::Opus(Box::new(OpusDecoder::new(ClockRate::HZ_48000)?)),
+        })
+    }
+
+    /// Decodes one payload into `out`, returning the samples written.
+    pub(crate) fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(c) => c.decode(payload, out),
+            Self::G722(c) => c.decode(payload, out),
+            Self::Opus(c) => c.decode(payload, out),
+        }
+    }
+
+    /// Fills `out` (one lost frame) with concealment.
+    pub(crate) fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(c) => c.conceal(out),
+            Self::G722(c) => c.conceal(out),
+            Self::Opus(c) => c.conceal(out),
+        }
+    }
+}
+
+/// An encoder for one sent stream.
+#[derive(Debug)]
+pub(crate) enum AudioEncoder {
+    G711(Box<G711>),
+    G722(Box<G722Encoder>),
+    Opus(Box<OpusEncoder>),
+}
+
+impl AudioEncoder {
+    pub(crate) fn new(kind: CodecKind, bitrate: u32) -> Result<Self, CodecError> {
+        Ok(match kind {
+            CodecKind::Pcmu => Self::G711(Box::new(G711::new(Law::Ulaw))),
+            CodecKind::Pcma => Self::G711(Box::new(G711::new(Law::Alaw))),
+            CodecKind::G722 => Self::G722(Box::default()),
+            CodecKind::Opus => Self::Opus(Box::new(OpusEncoder::new(
+                ClockRate::HZ_48000,
+                OpusApplication::Voip,
+                bitrate,
+            )?)),
+        })
+    }
+
+    /// Encodes one packet's worth of `pcm` into `out`.
+    pub(crate) fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(c) => c.encode(pcm, out),
+            Self::G722(c) => c.encode(pcm, out),
+            Self::Opus(c) => c.encode(pcm, out),
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The receive side of a leg on the PCM path: received RTP goes through the
+//! adaptive jitter buffer and the decoder (with concealment) into one 20 ms
+//! frame of PCM per media-clock tick, at the codec's audio rate.
+//!
+//! Packets may last 10 to 60 ms (any multiple of 10): decoded audio goes
+//! through a small FIFO and each tick takes 20 ms from it, popping the
+//! jitter buffer as often as needed, so the buffer is popped once per
+//! packet duration on average. Each pop is made at the media time its audio
+//! will be heard, which keeps the buffer's playout arithmetic exact.
+//!
+//! RFC 4733 telephone events are turned into key presses here
+//! ([`DigitBus`]) so that sinks on the PCM path can re-send them in their
+//! own payload type and clock rate, or as in-band tones.
+
+use legato_dsp::jitter::{JitterBuffer, JitterConfig, Playout};
+use legato_dsp::rfc4733::{DigitEvent, EventReceiver};
+use legato_dsp::time::ClockRate;
+
+use super::codec::{AudioDecoder, CodecKind};
+use super::{FRAME_MS, MAX_FRAME, frame_len};
+use crate::sdp::CodecSpec;
+
+/// Longest packet the receive side plays, in ms.
+pub(crate) const MAX_PACKET_MS: u32 = 60;
+/// FIFO capacity: one longest packet plus one tick, at 48 kHz.
+const FIFO: usize = (MAX_PACKET_MS as usize + FRAME_MS as usize) * 48;
+/// Consecutive packets of a new duration before the jitter buffer is set up
+/// for it (a single odd packet is dropped instead).
+const RESIZE_AFTER: u8 = 3;
+/// Ticks between two jitter-buffer resizes at most (one per second), so a
+/// peer alternating packet durations cannot make the shard allocate often.
+const RESIZE_EVERY_TICKS: u64 = 50;
+/// A key press without packets for this long has ended (RFC 4733 §2.5.1.4
+/// leaves it to the receiver; 500 ms is well above the 50 ms update rate).
+const DIGIT_TIMEOUT_MS: u64 = 500;
+
+/// Key presses of the source, for sinks to follow: each press gets a new
+/// `id`; `ended` turns true once with its total duration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DigitBus {
+    /// Increments with each new press (0: none yet).
+    pub(crate) id: u32,
+    /// RFC 4733 event code of the current or last press.
+    pub(crate) event: u8,
+    /// Whether the current press has ended.
+    pub(crate) ended: bool,
+    /// Its duration in ms, once ended.
+    pub(crate) duration_ms: u32,
+}
+
+/// Counters of a receive side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RxCounters {
+    pub(crate) decoded_frames: u64,
+    pub(crate) concealed_frames: u64,
+    pub(crate) decode_errors: u64,
+    /// Packets whose duration could not be played (not 10-60 ms in steps
+    /// of 10, or a one-off change of duration).
+    pub(crate) odd_duration_packets: u64,
+    pub(crate) jitter_resizes: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct PcmIn {
+    kind: CodecKind,
+    /// What it was set up for: codec and expected packet duration (ms).
+    format: (CodecSpec, u32),
+    /// RTP clock rate of the stream.
+    rtp_rate: ClockRate,
+    jitter: JitterBuffer,
+    /// Packet duration the jitter buffer is set up for, in RTP units.
+    packet_rtp: u32,
+    /// A different duration seen on consecutive packets.
+    candidate: (u32, u8),
+    last_resize_tick: u64,
+    decoder: AudioDecoder,
+    fifo: Box<[i16; FIFO]>,
+    fifo_len: usize,
+    /// This tick's frame (at the codec's audio rate).
+    frame: Box<[i16; MAX_FRAME]>,
+    /// Whether `frame` holds audio of this stream (not silence for lack of
+    /// packets).
+    active: bool,
+    events: EventReceiver,
+    events_rate: u32,
+    digits: DigitBus,
+    pub(crate) counters: RxCounters,
+}
+
+impl PcmIn {
+    /// A receive side for `codec`, expecting packets of `ptime_ms`.
+    pub(crate) fn new(codec: &CodecSpec, ptime_ms: u32) -> Option<Self> {
+        let kind = CodecKind::of(codec)?;
+        let rtp_rate = ClockRate::new(codec.clock_rate)?;
+        let ptime = ptime_ms.clamp(10, MAX_PACKET_MS) / 10 * 10;
+        let jitter = JitterBuffer::new(JitterConfig::new(rtp_rate, ptime)).ok()?;
+        Some(Self {
+            kind,
+            format: (*codec, ptime_ms),
+            rtp_rate,
+            jitter,
+            packet_rtp: rtp_rate.samples_in_ms(ptime),
+            candidate: (0, 0),
+            last_resize_tick: 0,
+            decoder: AudioDecoder::new(kind).ok()?,
+            fifo: Box::new([0; FIFO]),
+            fifo_len: 0,
+            frame: Box::new([0; MAX_FRAME]),
+            active: false,
+            events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
+            events_rate: rtp_rate.hz(),
+            digits: DigitBus::default(),
+            counters: RxCounters::default(),
+        })
+    }
+
+    /// What it was set up for: codec and expected packet duration (ms).
+    pub(crate) fn format(&self) -> (CodecSpec, u32) {
+        self.format
+    }
+
+    /// The stream's RTP clock rate.
+    pub(crate) fn rtp_rate(&self) -> ClockRate {
+        self.rtp_rate
+    }
+
+    /// The rate of [`PcmIn::frame`].
+    pub(crate) fn audio_rate(&self) -> ClockRate {
+        self.kind.audio_rate()
+    }
+
+    /// This tick's 20 ms of audio.
+    pub(crate) fn frame(&self) -> &[i16] {
+        &self.frame[..frame_len(self.audio_rate())]
+    }
+
+    /// Whether this tick's frame carries the stream's audio.
+    pub(crate) fn is_active(&self) -> bool {
+        self.active
+    }
+
+    /// The source's key presses.
+    pub(crate) fn digits(&self) -> DigitBus {
+        self.digits
+    }
+
+    /// The jitter buffer (for statistics).
+    #[allow(dead_code, reason = "read by GetStatistics, wired next")]
+    pub(crate) fn jitter(&self) -> &JitterBuffer {
+        &self.jitter
+    }
+
+    /// Takes one received audio packet; `arrival` is its receive time on
+    /// the media clock in RTP units (see `MediaClock::rtp_time`), `tick`
+    /// the current tick number.
+    pub(crate) fn push(
+        &mut self,
+        arrival: u64,
+        tick: u64,
+        ssrc: u32,
+        sequence: u16,
+        timestamp: u32,
+        payload: &[u8],
+    ) {
+        let Some(duration) = packet_duration(self.kind, payload) else {
+            self.counters.decode_errors += 1;
+            return;
+        };
+        if duration != self.packet_rtp && !self.follow_duration(duration, tick) {
+            self.counters.odd_duration_packets += 1;
+            return;
+        }
+        if self
+            .jitter
+            .push(arrival, ssrc, sequence, timestamp, payload)
+            .is_err()
+        {
+            self.counters.decode_errors += 1;
+        }
+    }
+
+    /// Whether packets of `duration` RTP units can be played now, setting
+    /// the jitter buffer up for them when they have become the norm.
+    fn follow_duration(&mut self, duration: u32, tick: u64) -> bool {
+        let ms = duration * 1000 / self.rtp_rate.hz();
+        let playable = (10..=MAX_PACKET_MS).contains(&ms)
+            && ms.is_multiple_of(10)
+            && self.rtp_rate.samples_in_ms(ms) == duration;
+        if !playable {
+            return false;
+        }
+        if self.candidate.0 == duration {
+            self.candidate.1 = self.candidate.1.saturating_add(1);
+        } else {
+            self.candidate = (duration, 1);
+        }
+        if self.candidate.1 < RESIZE_AFTER
+            || tick.saturating_sub(self.last_resize_tick) < RESIZE_EVERY_TICKS
+                && self.counters.jitter_resizes > 0
+        {
+            return false;
+        }
+        let Ok(jitter) = JitterBuffer::new(JitterConfig::new(self.rtp_rate, ms)) else {
+            return false;
+        };
+        // A new packet duration: rare (a re-INVITE or a peer changing its
+        // mind), so allocating here is fine.
+        self.jitter = jitter;
+        self.packet_rtp = duration;
+        self.last_resize_tick = tick;
+        self.counters.jitter_resizes += 1;
+        true
+    }
+
+    /// Takes one received telephone-event packet (RFC 4733); `now` is the
+    /// media clock in RTP units of the event's clock `rate`.
+    pub(crate) fn push_event(
+        &mut self,
+        now: u64,
+        rate: u32,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) {
+        if rate != self.events_rate {
+            self.events_rate = rate;
+            self.events = EventReceiver::new(u64::from(rate) * DIGIT_TIMEOUT_MS / 1000);
+        }
+        if self
+            .events
+            .handle_packet(now, timestamp, marker, payload)
+            .is_err()
+        {
+            self.counters.decode_errors += 1;
+        }
+        self.drain_events();
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.events.poll_event() {
+            match event {
+                DigitEvent::Begin { event, .. } => {
+                    self.digits = DigitBus {
+                        id: self.digits.id.wrapping_add(1).max(1),
+                        event,
+                        ended: false,
+                        duration_ms: 0,
+                    };
+                }
+                DigitEvent::End { duration, .. } => {
+                    let ms = duration.saturating_mul(1000) / u64::from(self.events_rate.max(1));
+                    self.digits.ended = true;
+                    self.digits.duration_ms = u32::try_from(ms).unwrap_or(u32::MAX);
+                }
+            }
+        }
+    }
+
+    /// Produces this tick's frame. `now` is the tick's media time in RTP
+    /// units of the stream; `events_now` the same in the telephone-event
+    /// clock.
+    pub(crate) fn tick(&mut self, now: u64, events_now: u64) {
+        self.events.handle_timeout(events_now);
+        self.drain_events();
+        let rate = self.audio_rate();
+        let want = frame_len(rate);
+        let (num, den) = self.kind.rtp_per_sample();
+        let packet_samples = (self.packet_rtp * den / num) as usize;
+        let mut active = false;
+        let leftover = self.fifo_len > 0;
+        while self.fifo_len < want {
+            // The media time at which the popped audio will be heard.
+            let at = now + (self.fifo_len as u64 * u64::from(num) / u64::from(den));
+            let start = self.fifo_len;
+            let end = start + packet_samples;
+            if end > FIFO {
+                break;
+            }
+            let out = &mut self.fifo[start..end];
+            let produced = match self.jitter.pop(at) {
+                Playout::Packet { payload, .. } => match self.decoder.decode(payload, out) {
+                    Ok(n) if n == packet_samples => {
+                        self.counters.decoded_frames += 1;
+                        active = true;
+                        n
+                    }
+                    _ => {
+                        // Malformed (e.g. random bytes as Opus) or of a
+                        // length the jitter buffer did not expect: conceal.
+                        self.counters.decode_errors += 1;
+                        self.counters.concealed_frames += 1;
+                        self.decoder.conceal(out).unwrap_or_else(|_| {
+                            out.fill(0);
+                            packet_samples
+                        })
+                    }
+                },
+                Playout::Conceal => {
+                    self.counters.concealed_frames += 1;
+                    active = true;
+                    self.decoder.conceal(out).unwrap_or_else(|_| {
+                        out.fill(0);
+                        packet_samples
+                    })
+                }
+                Playout::Empty => {
+                    out.fill(0);
+                    packet_samples
+                }
+            };
+            self.fifo_len = start + produced.min(packet_samples);
+        }
+        let n = want.min(self.fifo_len);
+        self.frame[..n].copy_from_slice(&self.fifo[..n]);
+        self.frame[n..want].fill(0);
+        self.fifo.copy_within(n..self.fifo_len, 0);
+        self.fifo_len -= n;
+        self.active = active || (leftover && self.active);
+    }
+}
+
+/// How long an audio payload lasts, in RTP units, or `None` when it is not
+/// a valid payload of `kind`.
+pub(crate) fn packet_duration(kind: CodecKind, payload: &[u8]) -> Option<u32> {
+    let n = payload.len() as u32;
+    match kind {
+        CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 if n > 0 => Some(n),
+        CodecKind::Opus => opus_duration(payload),
+        _ => None,
+    }
+}
+
+/// Duration of an Opus packet at 48 kHz from its TOC byte (RFC 6716 §3.1).
+fn opus_duration(payload: &[u8]) -> Option<u32> {
+    let toc = *payload.first()?;
+    let config = toc >> 3;
+    // Frame size in 48 kHz samples per configuration (RFC 6716 table 2).
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*payload.get(1)? & 0x3f),
+    };
+    let total = frame * frames;
+    // RFC 6716 §3.2.5: at most 120 ms per packet.
+    (frames > 0 && total <= 5760).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::PCMU;
+
+    #[test]
+    fn opus_durations_from_toc() {
+        // config 1 (SILK NB 20 ms), code 0.
+        assert_eq!(opus_duration(&[1 << 3]), Some(960));
+        // config 31 (CELT FB 20 ms), code 1: two frames.
+        assert_eq!(opus_duration(&[31 << 3 | 1]), Some(1920));
+        // code 3 with 0 frames, or 120 ms exceeded: invalid.
+        assert_eq!(opus_duration(&[31 << 3 | 3, 0]), None);
+        assert_eq!(opus_duration(&[3 << 3 | 3, 3]), None);
+        assert_eq!(opus_duration(&[]), None);
+    }
+
+    #[test]
+    fn thirty_ms_packets_become_twenty_ms_frames() {
+        let mut rx = PcmIn::new(&PCMU, 30).unwrap();
+        // A 30 ms sender: one packet per 240 units; ticks every 160.
+        let mut sent = 0u32;
+        let mut frames = 0;
+        for tick in 0..300u64 {
+            let now = tick * 160;
+            while u64::from(sent) * 240 <= now {
+                let payload = [0x80u8; 240];
+                rx.push(now, tick, 1, sent as u16, sent * 240, &payload);
+                sent += 1;
+            }
+            rx.tick(now, now);
+            assert_eq!(rx.frame().len(), 160);
+            if rx.is_active() {
+                frames += 1;
+            }
+        }
+        assert!(frames > 280, "{frames}");
+        assert_eq!(rx.counters.odd_duration_packets, 0);
+        assert!(rx.counters.concealed_frames < 5, "{:?}", rx.counters);
+    }
+
+    #[test]
+    fn odd_packets_are_dropped_and_a_new_duration_is_followed() {
+        let mut rx = PcmIn::new(&PCMU, 20).unwrap();
+        rx.push(0, 0, 1, 0, 0, &[0u8; 7]);
+        assert_eq!(rx.counters.odd_duration_packets, 1);
+        for i in 0..5u16 {
+            rx.push(u64::from(i) * 240, 0, 1, i, u32::from(i) * 240, &[0u8; 240]);
+        }
+        assert_eq!(rx.counters.jitter_resizes, 1);
+    }
+}

@@ -1,0 +1,366 @@
+//! The send side of a leg on the PCM path: on each media-clock tick it
+//! takes 20 ms of audio from its source (at the source's rate), resamples
+//! it to the codec's rate, and encodes and packetises it in the leg's
+//! packet duration (10 to 60 ms: a FIFO between the 20 ms ticks and the
+//! packets). Key presses of the source go out as RFC 4733 events in the
+//! leg's own telephone-event payload type and clock rate, or, when the peer
+//! negotiated none, as in-band DTMF tones.
+//!
+//! Packets are numbered here on a stream of their own (sequence and
+//! timestamp from zero, advancing with media time); the leg's `OutStream`
+//! maps them into its one outgoing stream, exactly as it maps relayed
+//! packets, so a peer sees one SSRC and continuous numbering whichever path
+//! feeds it.
+
+use legato_dsp::dtmf::{Digit, DtmfGenerator, DtmfGeneratorConfig};
+use legato_dsp::resample::Resampler;
+use legato_dsp::rfc4733::EventSender;
+use legato_dsp::time::ClockRate;
+
+use super::codec::{AudioEncoder, CodecKind};
+use super::pcm_in::{DigitBus, MAX_PACKET_MS};
+use super::{FRAME_MS, MAX_FRAME, frame_len};
+use crate::sdp::CodecSpec;
+
+/// FIFO capacity: one longest packet plus one tick, at 48 kHz.
+const FIFO: usize = (MAX_PACKET_MS as usize + FRAME_MS as usize) * 48;
+/// Largest encoded payload.
+pub(crate) const MAX_PAYLOAD: usize = 1275;
+/// RFC 4733 updates every 50 ms (§2.5.1.2 suggests 50 ms).
+const EVENT_INTERVAL_MS: u32 = 50;
+/// Power level of the events legato sends, -dBm0 (RFC 4733 §2.3.4).
+const EVENT_VOLUME: u8 = 10;
+/// Longest key press legato re-sends, so a source whose end packets are
+/// lost cannot hold a digit forever (the receiver's timeout ends it first).
+const MAX_DIGIT_MS: u32 = 8000;
+/// Duration of an in-band digit that had not ended when it started, and
+/// of the pause after it (ITU-T Q.24 asks for at least 40 ms of each).
+const INBAND_DIGIT_MS: u32 = 100;
+
+/// What a generated packet carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Generated {
+    Audio,
+    TelephoneEvent,
+}
+
+/// One packet for the leg to send.
+#[derive(Debug)]
+pub(crate) struct OutPacket<'a> {
+    pub(crate) kind: Generated,
+    pub(crate) marker: bool,
+    pub(crate) sequence: u16,
+    pub(crate) timestamp: u32,
+    pub(crate) payload: &'a [u8],
+}
+
+/// Counters of a send side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TxCounters {
+    pub(crate) encoded_frames: u64,
+    pub(crate) encode_errors: u64,
+    pub(crate) events_sent: u64,
+    pub(crate) inband_digits: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct PcmOut {
+    kind: CodecKind,
+    /// Packet duration in audio samples and in RTP units.
+    packet_samples: usize,
+    packet_rtp: u32,
+    encoder: AudioEncoder,
+    /// Resampler from the source's rate, when it differs.
+    resampler: Option<(ClockRate, Resampler)>,
+    fifo: Box<[i16; FIFO]>,
+    fifo_len: usize,
+    scratch: Box<[i16; MAX_FRAME]>,
+    payload: Box<[u8; MAX_PAYLOAD]>,
+    sequence: u16,
+    timestamp: u32,
+    /// The peer's telephone-event clock rate, when it negotiated events.
+    events_rate: Option<u32>,
+    events: EventSender,
+    /// An event being sent: ends when the source's press ends.
+    event_on: bool,
+    inband: DtmfGenerator,
+    /// Upsampler of the 8 kHz in-band tones for wideband codecs.
+    inband_resampler: Option<Resampler>,
+    /// The last key press of the source acted on.
+    digit_id: u32,
+    pub(crate) counters: TxCounters,
+}
+
+impl PcmOut {
+    /// A send side for `codec`, sending packets of `ptime_ms`, with
+    /// telephone events at `events_rate` (None: in-band DTMF).
+    pub(crate) fn new(
+        codec: &CodecSpec,
+        ptime_ms: u32,
+        events_rate: Option<u32>,
+        bitrate: u32,
+    ) -> Option<Self> {
+        let kind = CodecKind::of(codec)?;
+        let rate = kind.audio_rate();
+        // The Opus encoder codes 20 ms frames.
+        let ptime = match kind {
+            CodecKind::Opus => FRAME_MS,
+            _ => ptime_ms.clamp(10, MAX_PACKET_MS) / 10 * 10,
+        };
+        let packet_samples = rate.samples_in_ms(ptime) as usize;
+        let (num, den) = kind.rtp_per_sample();
+        let events_interval = events_rate.map_or(400, |r| r * EVENT_INTERVAL_MS / 1000);
+        let inband_resampler = if rate == ClockRate::HZ_8000 || events_rate.is_some() {
+            None
+        } else {
+            Some(Resampler::new(ClockRate::HZ_8000, rate, FRAME_MS).ok()?)
+        };
+        Some(Self {
+            kind,
+            packet_samples,
+            packet_rtp: packet_samples as u32 * num / den,
+            encoder: AudioEncoder::new(kind, bitrate).ok()?,
+            resampler: None,
+            fifo: Box::new([0; FIFO]),
+            fifo_len: 0,
+            scratch: Box::new([0; MAX_FRAME]),
+            payload: Box::new([0; MAX_PAYLOAD]),
+            sequence: 0,
+            timestamp: 0,
+            events_rate,
+            events: EventSender::new(events_interval.max(1), EVENT_VOLUME).ok()?,
+            event_on: false,
+            inband: DtmfGenerator::new(
+                DtmfGeneratorConfig::default().with_durations_ms(INBAND_DIGIT_MS, INBAND_DIGIT_MS),
+            )
+            .ok()?,
+            inband_resampler,
+            digit_id: 0,
+            counters: TxCounters::default(),
+        })
+    }
+
+    /// Prepares for a source whose frames come at `rate` (allocates a
+    /// resampler when the rate is new: a routing change, not a tick).
+    pub(crate) fn set_input_rate(&mut self, rate: ClockRate) {
+        let own = self.kind.audio_rate();
+        if rate == own {
+            self.resampler = None;
+        } else if self.resampler.as_ref().is_none_or(|(r, _)| *r != rate) {
+            self.resampler = Resampler::new(rate, own, FRAME_MS).ok().map(|r| (rate, r));
+        }
+    }
+
+    /// Starts following a new source's key presses from `digits` (presses
+    /// already under way are not re-sent).
+    pub(crate) fn follow_digits(&mut self, digits: DigitBus) {
+        self.digit_id = digits.id;
+    }
+
+    /// One tick: `input` is the source's 20 ms frame at `input_rate`
+    /// (`None`: silence), `digits` the source's key presses. Each packet
+    /// due goes to `emit`.
+    pub(crate) fn tick(
+        &mut self,
+        input: Option<(&[i16], ClockRate)>,
+        digits: DigitBus,
+        mut emit: impl FnMut(OutPacket<'_>),
+    ) {
+        let rate = self.kind.audio_rate();
+        let n = frame_len(rate);
+        if self.fifo_len + n > FIFO {
+            // Cannot happen: each tick drains whole packets. Keep the
+            // newest audio rather than overrun.
+            self.fifo_len = 0;
+        }
+        let dst = &mut self.fifo[self.fifo_len..self.fifo_len + n];
+        match input {
+            Some((frame, r)) if r == rate && frame.len() == n => dst.copy_from_slice(frame),
+            Some((frame, r)) => match &mut self.resampler {
+                Some((from, resampler)) if *from == r => {
+                    if resampler.process(frame, dst).is_err() {
+                        dst.fill(0);
+                    }
+                }
+                _ => dst.fill(0),
+            },
+            None => dst.fill(0),
+        }
+        self.follow(digits);
+        if !self.inband.is_idle() {
+            self.mix_inband(n);
+        }
+        self.fifo_len += n;
+        while self.fifo_len >= self.packet_samples {
+            self.send_packet(&mut emit);
+        }
+    }
+
+    /// Acts on a new or ended key press of the source.
+    fn follow(&mut self, digits: DigitBus) {
+        if digits.id != self.digit_id {
+            self.digit_id = digits.id;
+            if digits.id == 0 {
+                return;
+            }
+            match self.events_rate {
+                Some(rate) => {
+                    let max = u64::from(rate) * u64::from(MAX_DIGIT_MS) / 1000;
+                    // A new press replaces one still being sent.
+                    if self.events.is_active() {
+                        self.events.stop(u64::from(self.timestamp));
+                    }
+                    if self
+                        .events
+                        .start(digits.event, max, u64::from(self.timestamp), self.timestamp)
+                        .is_ok()
+                    {
+                        self.event_on = true;
+                        self.counters.events_sent += 1;
+                    }
+                }
+                None => {
+                    if let Some(digit) = Digit::from_event_code(digits.event)
+                        && self.inband.push(digit).is_ok()
+                    {
+                        self.counters.inband_digits += 1;
+                    }
+                }
+            }
+        }
+        if digits.ended && self.event_on {
+            self.event_on = false;
+            self.events.stop(u64::from(self.timestamp));
+        }
+    }
+
+    /// Replaces the frame just queued with the in-band tones.
+    fn mix_inband(&mut self, n: usize) {
+        let start = self.fifo_len;
+        match &mut self.inband_resampler {
+            None => {
+                self.inband.fill(&mut self.fifo[start..start + n]);
+            }
+            Some(up) => {
+                let narrow = &mut self.scratch[..frame_len(ClockRate::HZ_8000)];
+                self.inband.fill(narrow);
+                if up
+                    .process(narrow, &mut self.fifo[start..start + n])
+                    .is_err()
+                {
+                    self.fifo[start..start + n].fill(0);
+                }
+            }
+        }
+    }
+
+    fn send_packet(&mut self, emit: &mut impl FnMut(OutPacket<'_>)) {
+        let samples = self.packet_samples;
+        let now = u64::from(self.timestamp);
+        if self.events.is_active() {
+            // RFC 4733 §2.5.1.1: no audio packets while an event is sent;
+            // its packets carry the event's start timestamp.
+            while let Some(packet) = self.events.poll(now) {
+                let bytes = packet.payload.to_bytes();
+                self.payload[..4].copy_from_slice(&bytes);
+                emit(OutPacket {
+                    kind: Generated::TelephoneEvent,
+                    marker: packet.marker,
+                    sequence: self.sequence,
+                    timestamp: packet.timestamp,
+                    payload: &self.payload[..4],
+                });
+                self.sequence = self.sequence.wrapping_add(1);
+            }
+        } else {
+            match self
+                .encoder
+                .encode(&self.fifo[..samples], &mut self.payload[..])
+            {
+                Ok(len) => {
+                    self.counters.encoded_frames += 1;
+                    emit(OutPacket {
+                        kind: Generated::Audio,
+                        marker: false,
+                        sequence: self.sequence,
+                        timestamp: self.timestamp,
+                        payload: &self.payload[..len],
+                    });
+                    self.sequence = self.sequence.wrapping_add(1);
+                }
+                Err(_) => self.counters.encode_errors += 1,
+            }
+        }
+        self.fifo.copy_within(samples..self.fifo_len, 0);
+        self.fifo_len -= samples;
+        self.timestamp = self.timestamp.wrapping_add(self.packet_rtp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::{PCMA, PCMU};
+
+    #[test]
+    fn thirty_ms_packets_from_twenty_ms_ticks() {
+        let mut tx = PcmOut::new(&PCMA, 30, Some(8000), 0).unwrap();
+        let frame = [1000i16; 160];
+        let mut packets = Vec::new();
+        for _ in 0..30 {
+            tx.tick(
+                Some((&frame, ClockRate::HZ_8000)),
+                DigitBus::default(),
+                |p| {
+                    packets.push((p.sequence, p.timestamp, p.payload.len()));
+                },
+            );
+        }
+        assert_eq!(packets.len(), 20);
+        for (i, &(seq, ts, len)) in packets.iter().enumerate() {
+            assert_eq!((seq, ts, len), (i as u16, i as u32 * 240, 240));
+        }
+    }
+
+    #[test]
+    fn a_key_press_becomes_events_or_tones() {
+        let frame = [0i16; 160];
+        let press = |id, ended| DigitBus {
+            id,
+            event: 5,
+            ended,
+            duration_ms: if ended { 120 } else { 0 },
+        };
+        // With telephone-event: marker first, same timestamp, three ends.
+        let mut tx = PcmOut::new(&PCMU, 20, Some(8000), 0).unwrap();
+        let mut events = Vec::new();
+        for tick in 0..20 {
+            let digits = press(1, tick >= 6);
+            tx.tick(Some((&frame, ClockRate::HZ_8000)), digits, |p| {
+                if p.kind == Generated::TelephoneEvent {
+                    events.push((p.marker, p.timestamp, p.payload[1] & 0x80 != 0));
+                }
+            });
+        }
+        assert!(events[0].0);
+        assert!(events.iter().all(|e| e.1 == events[0].1));
+        assert_eq!(events.iter().filter(|e| e.2).count(), 3);
+        // Without: the audio carries the tones.
+        let mut tx = PcmOut::new(&PCMU, 20, None, 0).unwrap();
+        let mut loud = 0;
+        for tick in 0..20 {
+            tx.tick(
+                Some((&frame, ClockRate::HZ_8000)),
+                press(1, tick >= 6),
+                |p| {
+                    if p.payload.iter().any(|&b| b != 0xff && b != 0x7f) {
+                        loud += 1;
+                    }
+                },
+            );
+        }
+        assert_eq!(tx.counters.inband_digits, 1);
+        assert!((4..=6).contains(&loud), "{loud}");
+    }
+}

