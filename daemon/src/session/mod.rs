@@ -7,6 +7,8 @@ mod event;
 mod leg;
 mod legs;
 mod media;
+#[cfg(test)]
+mod media_tests;
 mod registry;
 mod relay;
 mod routing;

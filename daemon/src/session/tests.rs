@@ -16,9 +16,9 @@ use crate::sdp::{MediaDirection, PCMA, PCMU};
 /// Counts allocations made by the current thread while armed.
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+pub(super) static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
-    static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(super) static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 // SAFETY: forwards every call to the system allocator unchanged.
@@ -30,6 +30,11 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if ARMED.with(std::cell::Cell::get) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ARMED.with(|a| a.set(false));
+            if std::env::var_os("ALLOC_TRACE").is_some() {
+                eprintln!("{}", std::backtrace::Backtrace::force_capture());
+            }
+            ARMED.with(|a| a.set(true));
         }
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
@@ -44,7 +49,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn params() -> LegParams {
+pub(super) fn params() -> LegParams {
     LegParams {
         rtp_timeout: Duration::from_secs(7),
         early_media_timeout: Duration::from_secs(60),
@@ -100,7 +105,11 @@ fn incoming_with(id: &str, remote_port: u16, now: Instant, strict_source: bool) 
     leg
 }
 
-fn connect(leg: &mut Leg, now: Instant, events: &mut Vec<(Option<Arc<str>>, EventKind)>) {
+pub(super) fn connect(
+    leg: &mut Leg,
+    now: Instant,
+    events: &mut Vec<(Option<Arc<str>>, EventKind)>,
+) {
     let update = LegUpdate {
         state: Some(LegState::Connected),
         ..LegUpdate::default()
@@ -269,7 +278,7 @@ fn rtp(seq: u16, ssrc: u32) -> (Vec<u8>, RtpHeader) {
     (p, h)
 }
 
-type Events = Vec<(Option<Arc<str>>, EventKind)>;
+pub(super) type Events = Vec<(Option<Arc<str>>, EventKind)>;
 
 /// Feeds one packet from `from` at `t`; whether it was accepted.
 fn feed(leg: &mut Leg, t: Instant, from: &str, seq: u16, ssrc: u32, events: &mut Events) -> bool {

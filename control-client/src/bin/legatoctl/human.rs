@@ -112,7 +112,11 @@ pub(crate) fn leg_details(leg: &proto::Leg) -> String {
             } else {
                 leg.media_sink_leg_ids.join(",")
             },
-            if leg.transcoding { " (transcoding)" } else { "" },
+            if leg.transcoding {
+                " (transcoding)"
+            } else {
+                ""
+            },
         ),
     );
     row("voice-active", yes_no(leg.voice_active).to_owned());
