@@ -206,6 +206,24 @@ async fn oversize_strings_are_invalid_argument() {
                 ..proto::CreateLegRequest::default()
             },
         ),
+        (
+            "ptime_ms = 25",
+            proto::CreateLegRequest {
+                session_id: session.clone(),
+                direction: proto::Direction::Outgoing.into(),
+                ptime_ms: 25,
+                ..proto::CreateLegRequest::default()
+            },
+        ),
+        (
+            "ptime_ms = 4294967295",
+            proto::CreateLegRequest {
+                session_id: session.clone(),
+                direction: proto::Direction::Outgoing.into(),
+                ptime_ms: u32::MAX,
+                ..proto::CreateLegRequest::default()
+            },
+        ),
     ];
     for (field, request) in requests {
         let status = raw.create_leg(request).await.unwrap_err();

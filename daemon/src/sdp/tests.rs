@@ -5,14 +5,6 @@ use super::*;
 const LOCAL_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const LOCAL_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
 
-/// Test-only Opus entry, to exercise dynamic payload types before the table has one.
-const OPUS: CodecSpec = CodecSpec {
-    name: "opus",
-    static_pt: None,
-    clock_rate: 48000,
-    channels: 2,
-};
-
 fn local() -> LocalParams<'static> {
     LocalParams {
         address: LOCAL_V4,
@@ -247,8 +239,14 @@ fn answers_asterisk_offer() {
             rtcp_mux: false,
             remote_direction: MediaDirection::SendRecv,
             local_direction: MediaDirection::SendRecv,
-            ptime: Some(20),
+            send_ptime_ms: 20,
+            recv_ptime_ms: 20,
+            telephone_event_rate: Some(8000),
+            receive_formats: ReceiveFormats::one(0, PCMU),
+            remote_ptime: Some(20),
+            remote_maxptime: Some(150),
             remote_on_hold_address: false,
+            opus: None,
         }
     );
     assert_eq!(
@@ -263,6 +261,7 @@ fn answers_asterisk_offer() {
          a=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\n\
          a=ptime:20\r\n\
+         a=maxptime:60\r\n\
          a=rtcp:30001\r\n\
          a=sendrecv\r\n"
     );
@@ -391,7 +390,7 @@ fn answers_real_world_offers() {
         assert_eq!(negotiated.remote_rtp, case.rtp, "{}", case.name);
         assert_eq!(negotiated.remote_rtcp, case.rtcp, "{}", case.name);
         assert_eq!(negotiated.rtcp_mux, case.rtcp_mux, "{}", case.name);
-        assert_eq!(negotiated.ptime, case.ptime, "{}", case.name);
+        assert_eq!(negotiated.remote_ptime, case.ptime, "{}", case.name);
         assert!(
             text.contains(&format!("{}\r\n", case.m_line)),
             "{}: {text}",
@@ -716,7 +715,8 @@ fn rtpmap_channels_and_session_level_ptime() {
     assert_eq!(sdp.media[0].rtpmap(97).map(|map| map.channels), Some(1));
     let (negotiated, _) = answer(&sdp, &local()).unwrap();
     assert_eq!((negotiated.codec, negotiated.payload_type), (PCMA, 97));
-    assert_eq!(negotiated.ptime, Some(40));
+    assert_eq!(negotiated.remote_ptime, Some(40));
+    assert_eq!(negotiated.send_ptime_ms, 40);
 }
 
 #[test]
@@ -880,6 +880,7 @@ fn offer_text() {
          a=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\n\
          a=ptime:20\r\n\
+         a=maxptime:60\r\n\
          a=rtcp:30001\r\n\
          a=rtcp-mux\r\n\
          a=sendrecv\r\n"
@@ -904,6 +905,7 @@ fn offer_text() {
          t=0 0\r\n\
          m=audio 30000 RTP/AVP 8\r\n\
          a=rtpmap:8 PCMA/8000\r\n\
+         a=maxptime:60\r\n\
          a=rtcp:30001\r\n\
          a=sendonly\r\n"
     );
@@ -915,8 +917,10 @@ fn offer_dynamic_payload_types() {
     let dynamic: Vec<CodecSpec> = (0..8)
         .map(|n| CodecSpec {
             name: "X-TEST",
+            kind: CodecKind::Pcmu,
             static_pt: None,
             clock_rate: 8000 + n,
+            audio_rate: 8000 + n,
             channels: 1,
         })
         .collect();
@@ -924,11 +928,12 @@ fn offer_dynamic_payload_types() {
     codecs.extend_from_slice(&dynamic);
     let text = build_offer(&LocalParams {
         codecs: &codecs,
+        telephone_event: false,
         ..local()
     })
     .unwrap();
     assert!(
-        text.contains("m=audio 30000 RTP/AVP 0 96 97 98 99 100 102 103 104 105 101\r\n"),
+        text.contains("m=audio 30000 RTP/AVP 0 96 97 98 99 100 102 103 104 105\r\n"),
         "{text}"
     );
     assert!(text.contains("a=rtpmap:96 opus/48000/2\r\n"));
@@ -938,8 +943,10 @@ fn offer_dynamic_payload_types() {
     let many: Vec<CodecSpec> = (0..32)
         .map(|n| CodecSpec {
             name: "X-TEST",
+            kind: CodecKind::Pcmu,
             static_pt: None,
             clock_rate: 8000 + n,
+            audio_rate: 8000 + n,
             channels: 1,
         })
         .collect();
@@ -1056,7 +1063,8 @@ fn offer_answer_round_trip() {
                 ..bob_v4
             },
             OPUS,
-            Some(101),
+            // telephone-event/48000, after opus at 96 (101 is /8000's).
+            Some(97),
             true,
             SendRecv,
             SendRecv,
@@ -1103,7 +1111,15 @@ fn offer_answer_round_trip() {
         assert_eq!(at_bob.remote_direction, alice_direction);
         assert_eq!(at_bob.local_direction, bob_direction);
         assert_eq!(at_alice.remote_direction, bob_direction);
-        assert_eq!((at_bob.ptime, at_alice.ptime), (Some(20), Some(20)));
+        assert_eq!(
+            (at_bob.remote_ptime, at_alice.remote_ptime),
+            (Some(20), Some(20))
+        );
+        assert_eq!((at_bob.send_ptime_ms, at_alice.send_ptime_ms), (20, 20));
+        assert_eq!(
+            (at_bob.remote_maxptime, at_alice.remote_maxptime),
+            (Some(60), Some(60))
+        );
         assert_eq!((at_bob.media_index, at_alice.media_index), (0, 0));
         assert!(!at_bob.remote_on_hold_address && !at_alice.remote_on_hold_address);
     }
@@ -1120,7 +1136,7 @@ fn apply_answer_cases() {
 
     // Renumbered dynamic payload types: send with the answer's, receive ours.
     let negotiated = apply(
-        "m=audio 5000 RTP/AVP 111 110\r\na=rtpmap:111 OPUS/48000/2\r\na=rtpmap:110 telephone-event/8000\r\n\
+        "m=audio 5000 RTP/AVP 111 110\r\na=rtpmap:111 OPUS/48000/2\r\na=rtpmap:110 telephone-event/48000\r\n\
          a=rtcp-mux\r\na=recvonly\r\n",
     )
     .unwrap();
@@ -1134,8 +1150,9 @@ fn apply_answer_cases() {
             negotiated.telephone_event_pt,
             negotiated.local_telephone_event_pt
         ),
-        (Some(110), Some(101))
+        (Some(110), Some(97))
     );
+    assert_eq!(negotiated.telephone_event_rate, Some(48000));
     assert!(negotiated.rtcp_mux);
     assert_eq!(negotiated.remote_rtcp, v4(203, 0, 113, 1, 5000));
     assert_eq!(negotiated.remote_direction, MediaDirection::RecvOnly);
