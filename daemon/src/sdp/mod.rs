@@ -6,12 +6,61 @@
 //! - [`parse()`] turns an SDP body into an [`Sdp`] holding only what a media
 //!   plane needs: origin, connection addresses, `m=` lines, `a=rtpmap`,
 //!   `a=fmtp`, direction attributes, `a=rtcp` (RFC 3605), `a=rtcp-mux`
-//!   (RFC 5761) and `a=ptime`. Lines it does not need (`b=`, `k=`, `t=`,
-//!   unknown attributes, unknown line types) are skipped, never rejected.
+//!   (RFC 5761), `a=ptime` and `a=maxptime`. Lines it does not need (`b=`,
+//!   `k=`, `t=`, unknown attributes, unknown line types) are skipped, never
+//!   rejected.
 //! - [`answer`] answers a remote offer for one audio stream (RFC 3264 §6) and
 //!   reports the outcome as a [`Negotiated`].
 //! - [`build_offer`] writes legato's own offer; [`apply_answer`] reads the
 //!   remote answer to it.
+//!
+//! # Codecs
+//!
+//! [`SUPPORTED_CODECS`]: PCMU (PT 0) and PCMA (PT 8) (RFC 3551 §4.5.14),
+//! G.722 (PT 9, `G722/8000`: RFC 3551 §4.5.2 keeps an 8000 Hz RTP clock
+//! although the audio is 16 kHz) and Opus (`opus/48000/2`, a dynamic PT,
+//! RFC 7587). Each [`CodecSpec`] carries a [`CodecKind`] for the engine to
+//! match on, the RTP `clock_rate` (timestamps, events) and the `audio_rate`
+//! its decoder produces. A static payload type without `a=rtpmap` denotes
+//! its RFC 3551 codec; a dynamic one needs an `a=rtpmap`.
+//!
+//! # Opus parameters
+//!
+//! legato writes `useinbandfec=1;usedtx=0;stereo=0;sprop-stereo=0;
+//! maxplaybackrate=48000;maxaveragebitrate=32000` ([`OPUS_MAX_AVERAGE_BITRATE`])
+//! in its offers and answers, and reads the remote's into [`OpusParams`]
+//! (defaults without an fmtp). Unknown parameters and unreadable values are
+//! ignored, never errors (RFC 4566 §6). `stereo=1` from the remote is
+//! accepted, but legato sends mono: RFC 7587 §7.1 makes `stereo` a receiver
+//! preference, and every Opus decoder plays a mono stream.
+//!
+//! # Telephone events
+//!
+//! RFC 4733 §7.1.1 wants `telephone-event` at the clock rate of the audio it
+//! accompanies. legato's offer has one per codec clock rate: `/8000` at PT 101
+//! (G.711, G.722) and `/48000` at a dynamic PT when Opus is offered. An answer
+//! takes only the `telephone-event` whose rate equals the chosen codec's RTP
+//! clock (8000 for G.722, not 16000); one of another rate is not negotiated.
+//!
+//! # Packet durations
+//!
+//! An SDP's `a=ptime` is the packet duration its writer wants to receive, and
+//! `a=maxptime` the longest it accepts (RFC 4566 §6); both are hints. legato
+//! writes its own `a=ptime` (per leg, default 20) and `a=maxptime:60`, and
+//! sends [`Negotiated::send_ptime_ms`]: the remote's `a=ptime` (else its own)
+//! clamped into 10..=60 ms and rounded to a multiple of 10, capped by the
+//! remote's `a=maxptime` (itself clamped into 10..=60 and rounded down), and
+//! for Opus the nearest of 10, 20, 40 or 60 ms within that cap. So
+//! `a=ptime:7`, `a=ptime:1000` or `a=maxptime:5` are clamped, never refused;
+//! `a=ptime:0` or an unreadable value counts as absent.
+//!
+//! # Payload type switching
+//!
+//! RFC 3264 §7 lets an answerer keep several of the offered codecs and send
+//! any of them. [`Negotiated::receive_formats`] lists every (legato payload
+//! type, codec) the remote may send: just the chosen codec when legato
+//! answers (its answer names one), every offered codec the remote kept when
+//! legato offered, the chosen one first. What legato sends never switches.
 //!
 //! # What it does not do
 //!
