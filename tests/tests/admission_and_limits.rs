@@ -237,6 +237,18 @@ async fn oversize_strings_are_invalid_argument() {
     // Nothing was created by the refused requests.
     assert_eq!(client.list_legs(Some(&session)).await.unwrap().len(), 1);
 
+    // A valid per-leg ptime_ms is what the leg's SDP asks for; 0 is the
+    // daemon's default (20).
+    for (ptime_ms, line) in [(40, "a=ptime:40\r\n"), (0, "a=ptime:20\r\n")] {
+        let created = client
+            .create_leg(CreateLeg::outgoing(&session).ptime_ms(ptime_ms))
+            .await
+            .unwrap();
+        assert!(created.local_sdp.contains(line), "{}", created.local_sdp);
+        assert!(created.local_sdp.contains("a=maxptime:60\r\n"));
+        client.hangup_leg(&created.leg.leg_id, 0, "").await.unwrap();
+    }
+
     // Ids: a 1 MB made-up id is NOT_FOUND with a short message, never an
     // echo too large for the client to read.
     let huge_id = "f".repeat(1_000_000);
