@@ -29,6 +29,7 @@ pub struct CreateLeg {
     rtcp_mux: Option<bool>,
     strict_source: Option<bool>,
     local_direction: Option<proto::MediaDirection>,
+    ptime_ms: u32,
 }
 
 impl CreateLeg {
@@ -53,6 +54,7 @@ impl CreateLeg {
             rtcp_mux: None,
             strict_source: None,
             local_direction: None,
+            ptime_ms: 0,
         }
     }
 
@@ -139,6 +141,14 @@ impl CreateLeg {
         self
     }
 
+    /// Packet duration legato asks to receive (`a=ptime`), in ms: 10, 20,
+    /// 30, 40, 50 or 60 (default: the daemon's `ptime_ms`).
+    #[must_use]
+    pub fn ptime_ms(mut self, ms: u32) -> Self {
+        self.ptime_ms = ms;
+        self
+    }
+
     /// The session the leg will belong to.
     pub fn session_id(&self) -> &str {
         &self.session_id
@@ -167,6 +177,7 @@ impl CreateLeg {
                 .local_direction
                 .unwrap_or(proto::MediaDirection::Unspecified)
                 .into(),
+            ptime_ms: self.ptime_ms,
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct FileConfig {
     pub max_sessions: Option<usize>,
     /// Codec preference, by SDP encoding name.
     pub codecs: Option<Vec<String>>,
+    /// Packet duration legs ask for in their SDP, in ms.
+    pub ptime_ms: Option<u32>,
     /// Offer rtcp-mux on outgoing legs.
     pub rtcp_mux: Option<bool>,
     /// Never latch to a source other than the SDP address.
@@ -147,6 +149,7 @@ impl FileConfig {
             max_legs: other.max_legs.or(self.max_legs),
             max_sessions: other.max_sessions.or(self.max_sessions),
             codecs: other.codecs.or(self.codecs),
+            ptime_ms: other.ptime_ms.or(self.ptime_ms),
             rtcp_mux: other.rtcp_mux.or(self.rtcp_mux),
             strict_source: other.strict_source.or(self.strict_source),
             rtp_timeout_ms: other.rtp_timeout_ms.or(self.rtp_timeout_ms),
@@ -209,8 +212,12 @@ pub struct Config {
     pub max_legs: usize,
     /// Most sessions alive at once (default 20,000).
     pub max_sessions: usize,
-    /// Codec preference (default PCMU, PCMA).
+    /// Codec preference (default PCMU, PCMA, G722, opus).
     pub(crate) codecs: Vec<CodecSpec>,
+    /// Packet duration (`a=ptime`) a leg asks for when its CreateLeg does
+    /// not name one, in ms: 10, 20, 30, 40, 50 or 60 (default 20). What
+    /// legato sends follows the remote's `a=ptime` instead.
+    pub ptime_ms: u32,
     /// Offer rtcp-mux on outgoing legs (default true).
     pub rtcp_mux: bool,
     /// Never latch (default false: symmetric RTP latching on, with the
@@ -371,10 +378,17 @@ impl Config {
             n if n > 256 => return Err(format!("shards = {n}: at most 256")),
             n => n,
         };
-        let codec_names = f
-            .codecs
-            .unwrap_or_else(|| vec!["PCMU".to_owned(), "PCMA".to_owned()]);
+        let codec_names = f.codecs.unwrap_or_else(|| {
+            sdp::DEFAULT_CODEC_NAMES
+                .iter()
+                .map(|&name| name.to_owned())
+                .collect()
+        });
         let codecs = parse_codecs(&codec_names)?;
+        let ptime_ms = match f.ptime_ms {
+            None => sdp::DEFAULT_PTIME_MS,
+            Some(ms) => check_ptime(ms).map_err(|e| format!("ptime_ms = {ms}: {e}"))?,
+        };
         let ms = |v: Option<u64>, default: u64, name: &str| -> Result<Duration, String> {
             match v.unwrap_or(default) {
                 0 => Err(format!("{name} must be above 0")),
@@ -395,6 +409,7 @@ impl Config {
             max_legs: f.max_legs.unwrap_or(20_000).max(1),
             max_sessions: f.max_sessions.unwrap_or(20_000).max(1),
             codecs,
+            ptime_ms,
             rtcp_mux: f.rtcp_mux.unwrap_or(true),
             strict_source: f.strict_source.unwrap_or(false),
             rtp_timeout: ms(f.rtp_timeout_ms, 7_000, "rtp_timeout_ms")?,
@@ -475,6 +490,16 @@ impl Config {
     }
 }
 
+/// Checks a requested packet duration (configuration or CreateLeg): 10, 20,
+/// 30, 40, 50 or 60 ms; the error says so.
+pub(crate) fn check_ptime(ms: u32) -> Result<u32, &'static str> {
+    if sdp::is_valid_ptime(ms) {
+        Ok(ms)
+    } else {
+        Err("must be one of 10, 20, 30, 40, 50, 60 (ms)")
+    }
+}
+
 /// Resolves codec names to codecs legato supports, keeping the order.
 pub(crate) fn parse_codecs(names: &[String]) -> Result<Vec<CodecSpec>, String> {
     if names.is_empty() {
@@ -510,7 +535,12 @@ mod tests {
         assert_eq!((c.port_min, c.port_max), (16_384, 32_767));
         assert_eq!(c.rtp_timeout, Duration::from_secs(7));
         assert_eq!(c.early_media_timeout, Duration::from_secs(60));
-        assert_eq!(c.codecs.len(), 2);
+        assert_eq!(
+            c.codecs,
+            [sdp::PCMU, sdp::PCMA, sdp::G722, sdp::OPUS],
+            "PCMU, PCMA, G722, opus"
+        );
+        assert_eq!(c.ptime_ms, 20);
         assert_eq!(c.io, IoMode::Auto);
         assert_eq!(c.recv_buffers, 4_096);
         assert_eq!(c.realtime_priority, None);
@@ -569,6 +599,7 @@ mod tests {
         assert_eq!((c.port_min, c.port_max), (40_000, 40_003));
         assert_eq!(c.io, IoMode::Epoll);
         assert_eq!(c.codecs[0].name, "PCMA");
+        assert_eq!(c.ptime_ms, 20);
         assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
     }
 
@@ -578,6 +609,10 @@ mod tests {
             "port_min = 5\nport_max = 4",
             "port_min = 7\nport_max = 8",
             "codecs = [\"G729\"]",
+            "ptime_ms = 0",
+            "ptime_ms = 25",
+            "ptime_ms = 70",
+            "ptime_ms = 5",
             "codecs = []",
             "rtp_timeout_ms = 0",
             "recv_buffers = 1000",
@@ -596,6 +631,32 @@ mod tests {
                 .and_then(Config::from_file);
             assert!(result.is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn codec_names_and_ptime() {
+        let c = Config::from_file(
+            toml::from_str("codecs = [\"OPUS\", \"g722\", \"Opus\"]\nptime_ms = 40\n").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.codecs, [sdp::OPUS, sdp::G722]);
+        assert_eq!(c.ptime_ms, 40);
+        for ms in [10, 20, 30, 40, 50, 60] {
+            assert_eq!(check_ptime(ms), Ok(ms));
+        }
+        for ms in [0, 1, 15, 61, 70, 120, u32::MAX] {
+            assert!(check_ptime(ms).is_err(), "{ms}");
+        }
+        let err = Config::from_file(toml::from_str("ptime_ms = 25").unwrap()).unwrap_err();
+        assert_eq!(
+            err,
+            "ptime_ms = 25: must be one of 10, 20, 30, 40, 50, 60 (ms)"
+        );
+        let err = Config::from_file(toml::from_str("codecs = [\"G729\"]").unwrap()).unwrap_err();
+        assert_eq!(
+            err,
+            "unknown codec 'G729' (supported: PCMU, PCMA, G722, opus)"
+        );
     }
 
     /// Every key of the configuration file is in the README's

@@ -50,9 +50,12 @@ struct Cli {
     /// Most sessions alive at once [default: 20000].
     #[arg(long)]
     max_sessions: Option<usize>,
-    /// Codec preference, comma separated [default: PCMU,PCMA].
+    /// Codec preference, comma separated [default: PCMU,PCMA,G722,opus].
     #[arg(long, value_delimiter = ',')]
     codecs: Option<Vec<String>>,
+    /// Packet duration legs ask for (a=ptime), ms: 10, 20, ..., 60 [default: 20].
+    #[arg(long)]
+    ptime_ms: Option<u32>,
     /// Do not offer rtcp-mux on outgoing legs.
     #[arg(long)]
     no_rtcp_mux: bool,
@@ -161,6 +164,7 @@ impl Cli {
             max_legs: self.max_legs,
             max_sessions: self.max_sessions,
             codecs: self.codecs.clone(),
+            ptime_ms: self.ptime_ms,
             rtcp_mux: self.no_rtcp_mux.then_some(false),
             strict_source: self.strict_source.then_some(true),
             latch_probation_packets: self.latch_probation_packets,

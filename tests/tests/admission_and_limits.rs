@@ -206,6 +206,24 @@ async fn oversize_strings_are_invalid_argument() {
                 ..proto::CreateLegRequest::default()
             },
         ),
+        (
+            "ptime_ms = 25",
+            proto::CreateLegRequest {
+                session_id: session.clone(),
+                direction: proto::Direction::Outgoing.into(),
+                ptime_ms: 25,
+                ..proto::CreateLegRequest::default()
+            },
+        ),
+        (
+            "ptime_ms = 4294967295",
+            proto::CreateLegRequest {
+                session_id: session.clone(),
+                direction: proto::Direction::Outgoing.into(),
+                ptime_ms: u32::MAX,
+                ..proto::CreateLegRequest::default()
+            },
+        ),
     ];
     for (field, request) in requests {
         let status = raw.create_leg(request).await.unwrap_err();
@@ -218,6 +236,18 @@ async fn oversize_strings_are_invalid_argument() {
     }
     // Nothing was created by the refused requests.
     assert_eq!(client.list_legs(Some(&session)).await.unwrap().len(), 1);
+
+    // A valid per-leg ptime_ms is what the leg's SDP asks for; 0 is the
+    // daemon's default (20).
+    for (ptime_ms, line) in [(40, "a=ptime:40\r\n"), (0, "a=ptime:20\r\n")] {
+        let created = client
+            .create_leg(CreateLeg::outgoing(&session).ptime_ms(ptime_ms))
+            .await
+            .unwrap();
+        assert!(created.local_sdp.contains(line), "{}", created.local_sdp);
+        assert!(created.local_sdp.contains("a=maxptime:60\r\n"));
+        client.hangup_leg(&created.leg.leg_id, 0, "").await.unwrap();
+    }
 
     // Ids: a 1 MB made-up id is NOT_FOUND with a short message, never an
     // echo too large for the client to read.

@@ -147,6 +147,10 @@ async fn one(raw: &mut MediaPlaneClient<Channel>, g: &mut Gen, peer: &Peer) -> t
                 rtcp_mux: g.rng.bool().then(|| g.rng.bool()),
                 strict_source: g.rng.bool().then(|| g.rng.bool()),
                 local_direction: g.enumeration(),
+                ptime_ms: g
+                    .rng
+                    .choice([0, 7, 10, 20, 25, 60, 1000, u32::MAX])
+                    .unwrap_or(0),
             })
             .await
             .map(|r| {

@@ -94,7 +94,6 @@ pub(super) fn run(
         probation_packets: shared.config.latch_probation_packets,
         own_media,
         telephone_event: true,
-        ptime: 20,
     };
     let mut shard = Shard {
         index,

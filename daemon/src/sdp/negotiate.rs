@@ -3,10 +3,12 @@
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 
+use super::opus::{OpusParams, write_local_fmtp};
 use super::parse::{Media, RtpMap, Sdp};
 use super::{
-    CodecSpec, DEFAULT_TELEPHONE_EVENT_PT, MediaDirection, SdpError, TELEPHONE_EVENT,
-    TELEPHONE_EVENT_CLOCK_RATE, TELEPHONE_EVENTS_OFFERED, address_type, clip,
+    CodecKind, CodecSpec, DEFAULT_PTIME_MS, DEFAULT_TELEPHONE_EVENT_PT, MAX_PTIME_MS, MIN_PTIME_MS,
+    MediaDirection, OPUS_FRAME_MS, SUPPORTED_CODECS, SdpError, TELEPHONE_EVENT,
+    TELEPHONE_EVENTS_OFFERED, address_type, clip,
 };
 
 /// Everything negotiation decided for the leg's audio stream.
@@ -20,9 +22,11 @@ pub(crate) struct Negotiated {
     /// Payload type for `codec` in legato's own SDP, i.e. on the RTP legato receives.
     /// Equal to `payload_type` except when an answerer renumbered a dynamic payload type.
     pub(crate) local_payload_type: u8,
-    /// Remote's payload type for `telephone-event/8000` (RFC 4733) when both sides have it.
+    /// Remote's payload type for `telephone-event` at `telephone_event_rate`
+    /// (RFC 4733), when both sides have it: what legato sends events with.
     pub(crate) telephone_event_pt: Option<u8>,
-    /// Payload type for `telephone-event/8000` in legato's own SDP, when negotiated.
+    /// Payload type for `telephone-event` at `telephone_event_rate` in legato's
+    /// own SDP (the events legato receives), when negotiated.
     pub(crate) local_telephone_event_pt: Option<u8>,
     /// RTP and RTCP share one port (RFC 5761): both sides signalled `a=rtcp-mux`.
     pub(crate) rtcp_mux: bool,
@@ -35,15 +39,116 @@ pub(crate) struct Negotiated {
     pub(crate) local_direction: MediaDirection,
     /// Where to send RTP: `c=` (media level over session level) and the `m=` port.
     pub(crate) remote_rtp: SocketAddr,
-    /// The chosen codec.
+    /// The codec legato sends (and, first of all, expects to receive).
     pub(crate) codec: CodecSpec,
-    /// Remote's `a=ptime` (how long the packets it wants to receive are), if any.
-    pub(crate) ptime: Option<u32>,
+    /// How much audio each packet legato sends carries, in ms: the remote's
+    /// `a=ptime` (else legato's own), made a multiple of 10 within 10..=60,
+    /// never above the remote's `a=maxptime`, and for Opus one of
+    /// [`OPUS_FRAME_MS`]. See the module docs.
+    pub(crate) send_ptime_ms: u32,
+    /// The packet duration legato asked for in its own `a=ptime`, in ms (20
+    /// when it wrote none). The remote may send other durations; the receive
+    /// path must follow the packets, not this.
+    pub(crate) recv_ptime_ms: u32,
+    /// Clock rate of the negotiated `telephone-event` (RFC 4733 §7.1.1): always
+    /// `codec.clock_rate` (8000 for G.711 and G.722, 48000 for Opus), `None`
+    /// without telephone events.
+    pub(crate) telephone_event_rate: Option<u32>,
+    /// Every format the remote may send legato according to the exchange, as
+    /// (legato's payload type, codec); the first is `local_payload_type` and
+    /// `codec`. More than one only when legato offered and the remote answered
+    /// several of its codecs (RFC 3264 §7): the remote may then switch between
+    /// them mid-call, and the receive path should follow.
+    pub(crate) receive_formats: ReceiveFormats,
+    /// Remote's `a=ptime` (media level, else session level, else the Opus
+    /// fmtp `ptime`) as written, if any.
+    pub(crate) remote_ptime: Option<u32>,
+    /// Remote's `a=maxptime` (media level, else session level, else the Opus
+    /// fmtp `maxptime`) as written, if any.
+    pub(crate) remote_maxptime: Option<u32>,
     /// Index of legato's audio stream among the `m=` lines (same in offer and answer).
     pub(crate) media_index: usize,
     /// Where to send RTCP: `a=rtcp` (RFC 3605) if given, else the RTP port + 1;
     /// equal to `remote_rtp` when `rtcp_mux` (or when the RTP port is 65535).
     pub(crate) remote_rtcp: SocketAddr,
+    /// The remote's Opus `a=fmtp` (defaults without one) when Opus is among
+    /// the negotiated formats (`codec` or `receive_formats`), else `None`.
+    pub(crate) opus: Option<OpusParams>,
+}
+
+/// Most entries in [`ReceiveFormats`]: one per supported codec, since legato
+/// offers each codec once.
+pub(crate) const MAX_RECEIVE_FORMATS: usize = 4;
+
+const _: () = assert!(SUPPORTED_CODECS.len() <= MAX_RECEIVE_FORMATS);
+
+/// The (legato's payload type, codec) pairs the remote may send, in order,
+/// without duplicate payload types; a fixed-size `Copy` value, so cloning a
+/// [`Negotiated`] never allocates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReceiveFormats {
+    entries: [Option<(u8, CodecSpec)>; MAX_RECEIVE_FORMATS],
+    len: u8,
+}
+
+impl ReceiveFormats {
+    /// Just one format.
+    pub(crate) fn one(pt: u8, codec: CodecSpec) -> Self {
+        let mut formats = Self::default();
+        formats.push(pt, codec);
+        formats
+    }
+
+    /// Appends a format; returns false (and changes nothing) when `pt` is
+    /// already listed or all [`MAX_RECEIVE_FORMATS`] places are taken.
+    pub(crate) fn push(&mut self, pt: u8, codec: CodecSpec) -> bool {
+        let len = usize::from(self.len);
+        if len == MAX_RECEIVE_FORMATS || self.codec_for(pt).is_some() {
+            return false;
+        }
+        self.entries[len] = Some((pt, codec));
+        self.len += 1;
+        true
+    }
+
+    /// The codec legato receives with payload type `pt`, if it is listed.
+    pub(crate) fn codec_for(&self, pt: u8) -> Option<CodecSpec> {
+        self.iter()
+            .find(|(listed, _)| *listed == pt)
+            .map(|(_, codec)| codec)
+    }
+
+    /// The formats in order, the negotiated one first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u8, CodecSpec)> + '_ {
+        self.entries.iter().flatten().copied()
+    }
+
+    /// The negotiated format.
+    #[allow(
+        dead_code,
+        reason = "for the transcoding engine, which lands separately"
+    )]
+    pub(crate) fn first(&self) -> Option<(u8, CodecSpec)> {
+        self.entries[0]
+    }
+
+    /// How many formats are listed.
+    #[allow(
+        dead_code,
+        reason = "for the transcoding engine, which lands separately"
+    )]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether no format is listed (never so in a [`Negotiated`]).
+    #[allow(
+        dead_code,
+        reason = "for the transcoding engine, which lands separately"
+    )]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// What legato puts in its own SDP.
@@ -61,20 +166,25 @@ pub(crate) struct LocalParams<'a> {
     pub(crate) direction: MediaDirection,
     /// Codecs in legato's preference order.
     pub(crate) codecs: &'a [CodecSpec],
-    /// Offer, or accept, RFC 4733 `telephone-event/8000`.
+    /// Offer, or accept, RFC 4733 `telephone-event` at the clock rate of each
+    /// codec (8000 and, with Opus, 48000).
     pub(crate) telephone_event: bool,
     /// Session id for the `o=` line.
     pub(crate) session_id: u64,
     /// Session version for the `o=` line; the caller increments it for each new SDP.
     pub(crate) version: u64,
-    /// `a=ptime` in milliseconds (20 is usual); 0 leaves the attribute out.
+    /// `a=ptime` in milliseconds: the packet duration legato asks to receive,
+    /// one of 10, 20, ..., 60 (see [`super::is_valid_ptime`]); 0 leaves the
+    /// attribute out and counts as [`DEFAULT_PTIME_MS`].
     pub(crate) ptime: u32,
 }
 
 /// Writes legato's offer: one `audio` `RTP/AVP` stream with every codec in
 /// `local.codecs` (static payload types where RFC 3551 defines one, else
-/// dynamic from 96 up, skipping 101), `telephone-event/8000` at 101 with
-/// `a=fmtp:101 0-16` when enabled, `a=ptime`, `a=rtcp`, `a=rtcp-mux` when
+/// dynamic from 96 up, skipping 101) and legato's Opus `a=fmtp`; when enabled,
+/// `telephone-event` at each codec clock rate (`/8000` at 101 with
+/// `a=fmtp:101 0-16`, others at the next free dynamic payload type, left out
+/// if none is free); `a=ptime`, `a=maxptime:60`, `a=rtcp`, `a=rtcp-mux` when
 /// enabled, and the direction. Lines end with CRLF.
 ///
 /// Fails with [`SdpError::InvalidLocalParams`] when `local.codecs` is empty,
@@ -82,30 +192,24 @@ pub(crate) struct LocalParams<'a> {
 pub(crate) fn build_offer(local: &LocalParams<'_>) -> Result<String, SdpError> {
     check_ports(local)?;
     let formats = offer_formats(local)?;
-    let mut out = String::with_capacity(512);
+    let mut out = String::with_capacity(640);
     write_session(&mut out, local);
 
     let mut m_line = format!("m=audio {} RTP/AVP", local.rtp_port);
-    for (pt, _) in &formats {
+    for (pt, _) in &formats.codecs {
         push_str(&mut m_line, format_args!(" {pt}"));
     }
-    if local.telephone_event {
-        push_str(&mut m_line, format_args!(" {DEFAULT_TELEPHONE_EVENT_PT}"));
+    for (pt, _) in &formats.telephone_events {
+        push_str(&mut m_line, format_args!(" {pt}"));
     }
     push_line(&mut out, format_args!("{m_line}"));
-    for (pt, codec) in &formats {
+    for (pt, codec) in &formats.codecs {
         write_rtpmap(&mut out, *pt, codec);
     }
-    if local.telephone_event {
-        write_telephone_event(
-            &mut out,
-            DEFAULT_TELEPHONE_EVENT_PT,
-            Some(TELEPHONE_EVENTS_OFFERED),
-        );
+    for &(pt, rate) in &formats.telephone_events {
+        write_telephone_event(&mut out, pt, rate, Some(TELEPHONE_EVENTS_OFFERED));
     }
-    if local.ptime > 0 {
-        push_line(&mut out, format_args!("a=ptime:{}", local.ptime));
-    }
+    write_ptime(&mut out, local);
     // Always advertised: it is where RTCP goes if the answerer declines rtcp-mux.
     push_line(&mut out, format_args!("a=rtcp:{}", local.rtcp_port));
     if local.rtcp_mux {
@@ -121,8 +225,9 @@ pub(crate) fn build_offer(local: &LocalParams<'_>) -> Result<String, SdpError> {
 /// `RTP/AVPF` transport and a codec in common; every other stream is declined
 /// with port 0. The codec is the first of `local.codecs` the stream offers
 /// (static payload types 0-95 may lack `a=rtpmap`, dynamic ones need it); the
-/// answer keeps the offer's payload type numbers and lists only that codec,
-/// plus `telephone-event/8000` when both sides want it.
+/// answer keeps the offer's payload type numbers and lists only that codec
+/// (with legato's Opus `a=fmtp` for Opus), plus the offered `telephone-event`
+/// whose clock rate is the codec's when both sides want it.
 ///
 /// Errors: [`SdpError::NoAcceptableMedia`] saying why no stream fits,
 /// [`SdpError::Missing`] without a connection address,
@@ -139,16 +244,18 @@ pub(crate) fn answer(
     let rtcp_mux = media.rtcp_mux && local.rtcp_mux;
     let remote = remote_transport(offer, media, local.address, rtcp_mux)?;
     let telephone_event = if local.telephone_event {
-        media
-            .payload_types()
-            .find(|&pt| media.rtpmap(pt).is_some_and(is_telephone_event))
+        media.payload_types().find(|&pt| {
+            media
+                .rtpmap(pt)
+                .is_some_and(|map| is_telephone_event(map, chosen.codec.clock_rate))
+        })
     } else {
         None
     };
     let remote_direction = media.direction.or(offer.direction).unwrap_or_default();
     let local_direction = local.direction.intersect(remote_direction.reversed());
 
-    let mut out = String::with_capacity(512);
+    let mut out = String::with_capacity(640);
     write_session(&mut out, local);
     for (index, offered) in offer.media.iter().enumerate() {
         if index != chosen.index {
@@ -170,11 +277,9 @@ pub(crate) fn answer(
         push_line(&mut out, format_args!("{m_line}"));
         write_rtpmap(&mut out, chosen.pt, &chosen.codec);
         if let Some(pt) = telephone_event {
-            write_telephone_event(&mut out, pt, media.fmtp(pt));
+            write_telephone_event(&mut out, pt, chosen.codec.clock_rate, media.fmtp(pt));
         }
-        if local.ptime > 0 {
-            push_line(&mut out, format_args!("a=ptime:{}", local.ptime));
-        }
+        write_ptime(&mut out, local);
         if rtcp_mux {
             push_line(&mut out, format_args!("a=rtcp-mux"));
         } else {
@@ -183,6 +288,9 @@ pub(crate) fn answer(
         push_line(&mut out, format_args!("a={}", local_direction.as_str()));
     }
 
+    let opus = (chosen.codec.kind == CodecKind::Opus)
+        .then(|| OpusParams::parse(media.fmtp(chosen.pt).unwrap_or("")));
+    let ptime = Ptime::of(offer, media, opus.as_ref(), &chosen.codec, local);
     let negotiated = Negotiated {
         media_index: chosen.index,
         codec: chosen.codec,
@@ -190,13 +298,19 @@ pub(crate) fn answer(
         local_payload_type: chosen.pt,
         telephone_event_pt: telephone_event,
         local_telephone_event_pt: telephone_event,
+        telephone_event_rate: telephone_event.map(|_| chosen.codec.clock_rate),
         remote_rtp: remote.rtp,
         remote_rtcp: remote.rtcp,
         rtcp_mux,
         remote_direction,
         local_direction,
-        ptime: media.ptime.or(offer.ptime),
+        send_ptime_ms: ptime.send,
+        recv_ptime_ms: ptime.recv,
+        remote_ptime: ptime.remote,
+        remote_maxptime: ptime.remote_max,
+        receive_formats: ReceiveFormats::one(chosen.pt, chosen.codec),
         remote_on_hold_address: remote.on_hold_address,
+        opus,
     };
     Ok((negotiated, out))
 }
@@ -205,9 +319,11 @@ pub(crate) fn answer(
 ///
 /// Uses the answer's first `audio` stream: port 0 is [`SdpError::Rejected`];
 /// the codec is the first answered format that legato offered, recognised by
-/// `a=rtpmap` or, without one, by legato's payload type number. Telephone
-/// events and rtcp-mux count only when legato offered them. Direction
-/// consistency is not enforced, only reported.
+/// `a=rtpmap` or, without one, by legato's payload type number; every other
+/// answered format legato offered goes into `receive_formats` too. Telephone
+/// events count only when legato offered them at the codec's clock rate, and
+/// rtcp-mux only when legato offered it. Direction consistency is not
+/// enforced, only reported.
 pub(crate) fn apply_answer(
     answer: &Sdp,
     offered: &LocalParams<'_>,
@@ -232,40 +348,133 @@ pub(crate) fn apply_answer(
             clip(&media.proto)
         )));
     }
-    let Some((payload_type, local_payload_type, codec)) = media.payload_types().find_map(|pt| {
-        answered_codec(media, pt, &offered_formats).map(|(local_pt, codec)| (pt, local_pt, codec))
-    }) else {
+    let mut chosen: Option<(u8, u8, CodecSpec)> = None;
+    let mut receive_formats = ReceiveFormats::default();
+    let mut remote_opus_pt = None;
+    for pt in media.payload_types() {
+        let Some((local_pt, codec)) = answered_codec(media, pt, &offered_formats.codecs) else {
+            continue;
+        };
+        if receive_formats.push(local_pt, codec) && codec.kind == CodecKind::Opus {
+            remote_opus_pt = Some(pt);
+        }
+        chosen.get_or_insert((pt, local_pt, codec));
+    }
+    let Some((payload_type, local_payload_type, codec)) = chosen else {
         return Err(SdpError::NoAcceptableMedia(format!(
             "answer has no codec legato offered (answered: {}; offered: {})",
             describe_formats(media),
-            codec_names(offered_formats.iter().map(|(_, codec)| codec)),
+            codec_names(offered_formats.codecs.iter().map(|(_, codec)| codec)),
         )));
     };
-    let telephone_event_pt = if offered.telephone_event {
+    let local_telephone_event_pt = offered_formats
+        .telephone_events
+        .iter()
+        .find(|(_, rate)| *rate == codec.clock_rate)
+        .map(|(pt, _)| *pt);
+    let telephone_event_pt = local_telephone_event_pt.and_then(|local_pt| {
         media.payload_types().find(|&pt| match media.rtpmap(pt) {
-            Some(map) => is_telephone_event(map),
-            None => pt == DEFAULT_TELEPHONE_EVENT_PT,
+            Some(map) => is_telephone_event(map, codec.clock_rate),
+            None => pt == local_pt,
         })
-    } else {
-        None
-    };
+    });
     let rtcp_mux = media.rtcp_mux && offered.rtcp_mux;
     let remote = remote_transport(answer, media, offered.address, rtcp_mux)?;
+    let opus = remote_opus_pt.map(|pt| OpusParams::parse(media.fmtp(pt).unwrap_or("")));
+    let ptime = Ptime::of(answer, media, opus.as_ref(), &codec, offered);
     Ok(Negotiated {
         media_index,
         codec,
         payload_type,
         local_payload_type,
         telephone_event_pt,
-        local_telephone_event_pt: telephone_event_pt.map(|_| DEFAULT_TELEPHONE_EVENT_PT),
+        local_telephone_event_pt: telephone_event_pt.and(local_telephone_event_pt),
+        telephone_event_rate: telephone_event_pt.map(|_| codec.clock_rate),
         remote_rtp: remote.rtp,
         remote_rtcp: remote.rtcp,
         rtcp_mux,
         remote_direction: media.direction.or(answer.direction).unwrap_or_default(),
         local_direction: offered.direction,
-        ptime: media.ptime.or(answer.ptime),
+        send_ptime_ms: ptime.send,
+        recv_ptime_ms: ptime.recv,
+        remote_ptime: ptime.remote,
+        remote_maxptime: ptime.remote_max,
+        receive_formats,
         remote_on_hold_address: remote.on_hold_address,
+        opus,
     })
+}
+
+/// Packet durations decided by an exchange, in ms.
+struct Ptime {
+    /// What legato sends.
+    send: u32,
+    /// What legato asked for.
+    recv: u32,
+    /// The remote's `a=ptime` as written.
+    remote: Option<u32>,
+    /// The remote's `a=maxptime` as written.
+    remote_max: Option<u32>,
+}
+
+impl Ptime {
+    /// Reads the remote's `a=ptime` and `a=maxptime` (media level, session
+    /// level, then the Opus fmtp spelling) and decides the durations.
+    fn of(
+        sdp: &Sdp,
+        media: &Media,
+        opus: Option<&OpusParams>,
+        codec: &CodecSpec,
+        local: &LocalParams<'_>,
+    ) -> Self {
+        let remote = media
+            .ptime
+            .or(sdp.ptime)
+            .or_else(|| opus.and_then(|opus| opus.ptime));
+        let remote_max = media
+            .maxptime
+            .or(sdp.maxptime)
+            .or_else(|| opus.and_then(|opus| opus.maxptime));
+        let recv = local_ptime(local);
+        Self {
+            send: send_ptime(remote.unwrap_or(recv), remote_max, codec.kind),
+            recv,
+            remote,
+            remote_max,
+        }
+    }
+}
+
+/// The packet duration legato asks for: `local.ptime`, or the default for 0.
+fn local_ptime(local: &LocalParams<'_>) -> u32 {
+    if local.ptime == 0 {
+        DEFAULT_PTIME_MS
+    } else {
+        local.ptime
+    }
+}
+
+/// The packet duration legato sends, from the one wanted and the remote's
+/// `a=maxptime`, both mere hints (RFC 4566 §6) so never errors: `wanted` is
+/// clamped into 10..=60 and rounded to the nearest multiple of 10 (halves up);
+/// `maxptime` is clamped into 10..=60 and rounded down to a multiple of 10,
+/// and caps the result. Opus then takes the nearest frame size of
+/// [`OPUS_FRAME_MS`] within the cap (the longer one on a tie).
+pub(super) fn send_ptime(wanted: u32, maxptime: Option<u32>, kind: CodecKind) -> u32 {
+    let cap = maxptime.map_or(MAX_PTIME_MS, |max| {
+        max.clamp(MIN_PTIME_MS, MAX_PTIME_MS) / 10 * 10
+    });
+    let ms = (wanted.clamp(MIN_PTIME_MS, MAX_PTIME_MS) + 5) / 10 * 10;
+    let ms = ms.min(cap);
+    if kind != CodecKind::Opus {
+        return ms;
+    }
+    OPUS_FRAME_MS
+        .iter()
+        .copied()
+        .filter(|&frame| frame <= cap)
+        .min_by_key(|&frame| (frame.abs_diff(ms), std::cmp::Reverse(frame)))
+        .unwrap_or(MIN_PTIME_MS)
 }
 
 /// The offered audio stream legato answers, and how.
@@ -361,40 +570,73 @@ fn answered_codec(media: &Media, pt: u8, offered: &[(u8, CodecSpec)]) -> Option<
     }
 }
 
-fn is_telephone_event(map: &RtpMap) -> bool {
-    map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT)
-        && map.clock_rate == TELEPHONE_EVENT_CLOCK_RATE
+/// Whether `map` is `telephone-event` at `clock_rate`.
+fn is_telephone_event(map: &RtpMap, clock_rate: u32) -> bool {
+    map.encoding.eq_ignore_ascii_case(TELEPHONE_EVENT) && map.clock_rate == clock_rate
 }
 
-/// Payload types for legato's offer, in preference order, without duplicates.
-fn offer_formats(local: &LocalParams<'_>) -> Result<Vec<(u8, CodecSpec)>, SdpError> {
-    let mut formats: Vec<(u8, CodecSpec)> = Vec::with_capacity(local.codecs.len());
+/// Payload types of legato's offer.
+struct OfferFormats {
+    /// Codecs in preference order, without duplicates.
+    codecs: Vec<(u8, CodecSpec)>,
+    /// `telephone-event` payload types and clock rates, one per codec clock
+    /// rate (when enabled).
+    telephone_events: Vec<(u8, u32)>,
+}
+
+/// Payload types for legato's offer: codecs first (static ones where RFC 3551
+/// has one, dynamic from 96 skipping 101), then `telephone-event` per codec
+/// clock rate, 8000 at 101, other rates at the next free dynamic type (a rate
+/// with none free goes without events).
+fn offer_formats(local: &LocalParams<'_>) -> Result<OfferFormats, SdpError> {
+    let mut codecs: Vec<(u8, CodecSpec)> = Vec::with_capacity(local.codecs.len());
     let mut next_dynamic = FIRST_DYNAMIC_PT;
+    let mut take_dynamic = || {
+        if next_dynamic == DEFAULT_TELEPHONE_EVENT_PT {
+            next_dynamic += 1;
+        }
+        if next_dynamic > LAST_DYNAMIC_PT {
+            return None;
+        }
+        next_dynamic += 1;
+        Some(next_dynamic - 1)
+    };
     for codec in local.codecs {
-        if formats.iter().any(|(_, known)| known == codec) {
+        if codecs.iter().any(|(_, known)| known == codec) {
             continue;
         }
         let pt = match codec.static_pt {
             Some(pt) => pt,
-            None => {
-                if next_dynamic == DEFAULT_TELEPHONE_EVENT_PT {
-                    next_dynamic += 1;
-                }
-                if next_dynamic > LAST_DYNAMIC_PT {
-                    return Err(SdpError::InvalidLocalParams(
-                        "more dynamic codecs than free payload types",
-                    ));
-                }
-                next_dynamic += 1;
-                next_dynamic - 1
-            }
+            None => take_dynamic().ok_or(SdpError::InvalidLocalParams(
+                "more dynamic codecs than free payload types",
+            ))?,
         };
-        formats.push((pt, *codec));
+        codecs.push((pt, *codec));
     }
-    if formats.is_empty() {
+    if codecs.is_empty() {
         return Err(SdpError::InvalidLocalParams("no codecs"));
     }
-    Ok(formats)
+    let mut telephone_events: Vec<(u8, u32)> = Vec::new();
+    if local.telephone_event {
+        for (_, codec) in &codecs {
+            let rate = codec.clock_rate;
+            if telephone_events.iter().any(|(_, known)| *known == rate) {
+                continue;
+            }
+            let pt = if rate == TELEPHONE_EVENT_8000 {
+                Some(DEFAULT_TELEPHONE_EVENT_PT)
+            } else {
+                take_dynamic()
+            };
+            if let Some(pt) = pt {
+                telephone_events.push((pt, rate));
+            }
+        }
+    }
+    Ok(OfferFormats {
+        codecs,
+        telephone_events,
+    })
 }
 
 /// Port 0 in legato's own SDP would decline the stream; that is not what the caller means.
@@ -495,6 +737,7 @@ fn write_session(out: &mut String, local: &LocalParams<'_>) {
     push_line(out, format_args!("t=0 0"));
 }
 
+/// `a=rtpmap` for a codec, and legato's `a=fmtp` for Opus.
 fn write_rtpmap(out: &mut String, pt: u8, codec: &CodecSpec) {
     if codec.channels == 1 {
         push_line(
@@ -510,12 +753,25 @@ fn write_rtpmap(out: &mut String, pt: u8, codec: &CodecSpec) {
             ),
         );
     }
+    if codec.kind == CodecKind::Opus {
+        push_str(out, format_args!("a=fmtp:{pt} "));
+        write_local_fmtp(out);
+        out.push_str("\r\n");
+    }
 }
 
-fn write_telephone_event(out: &mut String, pt: u8, fmtp: Option<&str>) {
+/// `a=ptime` (unless 0) and `a=maxptime`.
+fn write_ptime(out: &mut String, local: &LocalParams<'_>) {
+    if local.ptime > 0 {
+        push_line(out, format_args!("a=ptime:{}", local.ptime));
+    }
+    push_line(out, format_args!("a=maxptime:{MAX_PTIME_MS}"));
+}
+
+fn write_telephone_event(out: &mut String, pt: u8, clock_rate: u32, fmtp: Option<&str>) {
     push_line(
         out,
-        format_args!("a=rtpmap:{pt} {TELEPHONE_EVENT}/{TELEPHONE_EVENT_CLOCK_RATE}"),
+        format_args!("a=rtpmap:{pt} {TELEPHONE_EVENT}/{clock_rate}"),
     );
     if let Some(params) = fmtp.filter(|params| !params.is_empty()) {
         push_line(out, format_args!("a=fmtp:{pt} {params}"));
@@ -603,6 +859,9 @@ fn push_str(out: &mut String, args: fmt::Arguments<'_>) {
     // Writing into a String cannot fail.
     let _ = out.write_fmt(args);
 }
+
+/// The `telephone-event` clock rate that gets [`DEFAULT_TELEPHONE_EVENT_PT`].
+const TELEPHONE_EVENT_8000: u32 = 8000;
 
 /// First dynamic RTP payload type (RFC 3551 §3).
 const FIRST_DYNAMIC_PT: u8 = 96;

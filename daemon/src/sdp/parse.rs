@@ -21,6 +21,8 @@ pub(crate) struct Sdp {
     pub(crate) direction: Option<MediaDirection>,
     /// Session-level `a=ptime` (not in RFC 4566 but sent by some equipment).
     pub(crate) ptime: Option<u32>,
+    /// Session-level `a=maxptime`, like `ptime`.
+    pub(crate) maxptime: Option<u32>,
     /// The `m=` sections in order.
     pub(crate) media: Vec<Media>,
 }
@@ -65,6 +67,8 @@ pub(crate) struct Media {
     pub(crate) rtcp_mux: bool,
     /// `a=ptime` in milliseconds.
     pub(crate) ptime: Option<u32>,
+    /// `a=maxptime` in milliseconds (RFC 4566 §6).
+    pub(crate) maxptime: Option<u32>,
 }
 
 impl Media {
@@ -135,7 +139,8 @@ pub(crate) struct RtpMap {
 /// Requires `v=0` first, then `o=` and `s=`; validates `c=`, `m=`, `a=rtpmap`,
 /// `a=fmtp` and `a=rtcp`. Direction attributes and `c=` may appear at session
 /// and media level; when one level repeats a direction attribute the last
-/// wins, when it repeats `c=` the first wins. A malformed `a=ptime` is ignored.
+/// wins, when it repeats `c=` the first wins. A malformed or zero `a=ptime` or
+/// `a=maxptime` is ignored: both are hints (RFC 4566 §6).
 pub(crate) fn parse(text: &str) -> Result<Sdp, SdpError> {
     if text.len() > MAX_SDP_BYTES {
         return Err(SdpError::TooLarge);
@@ -198,6 +203,7 @@ struct Builder {
     connection: Option<IpAddr>,
     direction: Option<MediaDirection>,
     ptime: Option<u32>,
+    maxptime: Option<u32>,
     media: Vec<Media>,
 }
 
@@ -255,6 +261,8 @@ impl Builder {
         let Some(media) = self.media.last_mut() else {
             if name.eq_ignore_ascii_case("ptime") {
                 self.ptime = argument.and_then(parse_ptime);
+            } else if name.eq_ignore_ascii_case("maxptime") {
+                self.maxptime = argument.and_then(parse_ptime);
             }
             // Other session-level attributes (rtpmap, rtcp-mux...) are media-level only.
             return Ok(());
@@ -273,6 +281,8 @@ impl Builder {
             media.rtcp_mux = true;
         } else if name.eq_ignore_ascii_case("ptime") {
             media.ptime = argument.and_then(parse_ptime);
+        } else if name.eq_ignore_ascii_case("maxptime") {
+            media.maxptime = argument.and_then(parse_ptime);
         }
         Ok(())
     }
@@ -295,6 +305,7 @@ impl Builder {
             connection: self.connection,
             direction: self.direction,
             ptime: self.ptime,
+            maxptime: self.maxptime,
             media: self.media,
         })
     }
@@ -431,6 +442,7 @@ fn parse_media(number: usize, value: &str) -> Result<Media, SdpError> {
         rtcp: None,
         rtcp_mux: false,
         ptime: None,
+        maxptime: None,
     };
     if media.is_rtp()
         && let Some(bad) = media
@@ -547,7 +559,8 @@ fn parse_rtcp(number: usize, argument: Option<&str>) -> Result<(u16, Option<IpAd
     Ok((port, address))
 }
 
-/// A positive `a=ptime` value; anything else counts as absent.
+/// A positive `a=ptime` or `a=maxptime` value in whole ms; anything else
+/// (zero, fractions, signs, overflow) counts as absent.
 fn parse_ptime(value: &str) -> Option<u32> {
     parse_decimal::<u32>(value).filter(|&ptime| ptime > 0)
 }
@@ -558,7 +571,7 @@ pub(super) fn parse_payload_type(text: &str) -> Option<u8> {
 }
 
 /// Plain ASCII decimal digits only (no sign, no spaces) that fit in `T`.
-fn parse_decimal<T: FromStr>(text: &str) -> Option<T> {
+pub(super) fn parse_decimal<T: FromStr>(text: &str) -> Option<T> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -5,14 +5,6 @@ use super::*;
 const LOCAL_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const LOCAL_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
 
-/// Test-only Opus entry, to exercise dynamic payload types before the table has one.
-const OPUS: CodecSpec = CodecSpec {
-    name: "opus",
-    static_pt: None,
-    clock_rate: 48000,
-    channels: 2,
-};
-
 fn local() -> LocalParams<'static> {
     LocalParams {
         address: LOCAL_V4,
@@ -247,8 +239,14 @@ fn answers_asterisk_offer() {
             rtcp_mux: false,
             remote_direction: MediaDirection::SendRecv,
             local_direction: MediaDirection::SendRecv,
-            ptime: Some(20),
+            send_ptime_ms: 20,
+            recv_ptime_ms: 20,
+            telephone_event_rate: Some(8000),
+            receive_formats: ReceiveFormats::one(0, PCMU),
+            remote_ptime: Some(20),
+            remote_maxptime: Some(150),
             remote_on_hold_address: false,
+            opus: None,
         }
     );
     assert_eq!(
@@ -263,6 +261,7 @@ fn answers_asterisk_offer() {
          a=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\n\
          a=ptime:20\r\n\
+         a=maxptime:60\r\n\
          a=rtcp:30001\r\n\
          a=sendrecv\r\n"
     );
@@ -391,7 +390,7 @@ fn answers_real_world_offers() {
         assert_eq!(negotiated.remote_rtp, case.rtp, "{}", case.name);
         assert_eq!(negotiated.remote_rtcp, case.rtcp, "{}", case.name);
         assert_eq!(negotiated.rtcp_mux, case.rtcp_mux, "{}", case.name);
-        assert_eq!(negotiated.ptime, case.ptime, "{}", case.name);
+        assert_eq!(negotiated.remote_ptime, case.ptime, "{}", case.name);
         assert!(
             text.contains(&format!("{}\r\n", case.m_line)),
             "{}: {text}",
@@ -716,7 +715,8 @@ fn rtpmap_channels_and_session_level_ptime() {
     assert_eq!(sdp.media[0].rtpmap(97).map(|map| map.channels), Some(1));
     let (negotiated, _) = answer(&sdp, &local()).unwrap();
     assert_eq!((negotiated.codec, negotiated.payload_type), (PCMA, 97));
-    assert_eq!(negotiated.ptime, Some(40));
+    assert_eq!(negotiated.remote_ptime, Some(40));
+    assert_eq!(negotiated.send_ptime_ms, 40);
 }
 
 #[test]
@@ -880,6 +880,7 @@ fn offer_text() {
          a=rtpmap:101 telephone-event/8000\r\n\
          a=fmtp:101 0-16\r\n\
          a=ptime:20\r\n\
+         a=maxptime:60\r\n\
          a=rtcp:30001\r\n\
          a=rtcp-mux\r\n\
          a=sendrecv\r\n"
@@ -904,6 +905,7 @@ fn offer_text() {
          t=0 0\r\n\
          m=audio 30000 RTP/AVP 8\r\n\
          a=rtpmap:8 PCMA/8000\r\n\
+         a=maxptime:60\r\n\
          a=rtcp:30001\r\n\
          a=sendonly\r\n"
     );
@@ -915,8 +917,10 @@ fn offer_dynamic_payload_types() {
     let dynamic: Vec<CodecSpec> = (0..8)
         .map(|n| CodecSpec {
             name: "X-TEST",
+            kind: CodecKind::Pcmu,
             static_pt: None,
             clock_rate: 8000 + n,
+            audio_rate: 8000 + n,
             channels: 1,
         })
         .collect();
@@ -924,11 +928,12 @@ fn offer_dynamic_payload_types() {
     codecs.extend_from_slice(&dynamic);
     let text = build_offer(&LocalParams {
         codecs: &codecs,
+        telephone_event: false,
         ..local()
     })
     .unwrap();
     assert!(
-        text.contains("m=audio 30000 RTP/AVP 0 96 97 98 99 100 102 103 104 105 101\r\n"),
+        text.contains("m=audio 30000 RTP/AVP 0 96 97 98 99 100 102 103 104 105\r\n"),
         "{text}"
     );
     assert!(text.contains("a=rtpmap:96 opus/48000/2\r\n"));
@@ -938,8 +943,10 @@ fn offer_dynamic_payload_types() {
     let many: Vec<CodecSpec> = (0..32)
         .map(|n| CodecSpec {
             name: "X-TEST",
+            kind: CodecKind::Pcmu,
             static_pt: None,
             clock_rate: 8000 + n,
+            audio_rate: 8000 + n,
             channels: 1,
         })
         .collect();
@@ -1056,7 +1063,8 @@ fn offer_answer_round_trip() {
                 ..bob_v4
             },
             OPUS,
-            Some(101),
+            // telephone-event/48000, after opus at 96 (101 is /8000's).
+            Some(97),
             true,
             SendRecv,
             SendRecv,
@@ -1103,7 +1111,15 @@ fn offer_answer_round_trip() {
         assert_eq!(at_bob.remote_direction, alice_direction);
         assert_eq!(at_bob.local_direction, bob_direction);
         assert_eq!(at_alice.remote_direction, bob_direction);
-        assert_eq!((at_bob.ptime, at_alice.ptime), (Some(20), Some(20)));
+        assert_eq!(
+            (at_bob.remote_ptime, at_alice.remote_ptime),
+            (Some(20), Some(20))
+        );
+        assert_eq!((at_bob.send_ptime_ms, at_alice.send_ptime_ms), (20, 20));
+        assert_eq!(
+            (at_bob.remote_maxptime, at_alice.remote_maxptime),
+            (Some(60), Some(60))
+        );
         assert_eq!((at_bob.media_index, at_alice.media_index), (0, 0));
         assert!(!at_bob.remote_on_hold_address && !at_alice.remote_on_hold_address);
     }
@@ -1120,7 +1136,7 @@ fn apply_answer_cases() {
 
     // Renumbered dynamic payload types: send with the answer's, receive ours.
     let negotiated = apply(
-        "m=audio 5000 RTP/AVP 111 110\r\na=rtpmap:111 OPUS/48000/2\r\na=rtpmap:110 telephone-event/8000\r\n\
+        "m=audio 5000 RTP/AVP 111 110\r\na=rtpmap:111 OPUS/48000/2\r\na=rtpmap:110 telephone-event/48000\r\n\
          a=rtcp-mux\r\na=recvonly\r\n",
     )
     .unwrap();
@@ -1134,8 +1150,9 @@ fn apply_answer_cases() {
             negotiated.telephone_event_pt,
             negotiated.local_telephone_event_pt
         ),
-        (Some(110), Some(101))
+        (Some(110), Some(97))
     );
+    assert_eq!(negotiated.telephone_event_rate, Some(48000));
     assert!(negotiated.rtcp_mux);
     assert_eq!(negotiated.remote_rtcp, v4(203, 0, 113, 1, 5000));
     assert_eq!(negotiated.remote_direction, MediaDirection::RecvOnly);
@@ -1253,6 +1270,12 @@ const TOKENS: &[&str] = &[
     "a=sendonly",
     "a=inactive",
     "a=ptime:",
+    "a=maxptime:",
+    "a=rtpmap:96 opus/48000/2",
+    "a=rtpmap:97 telephone-event/48000",
+    "a=fmtp:96 stereo=1;maxaveragebitrate=",
+    "useinbandfec=1;",
+    "a=rtpmap:9 G722/8000",
     "c=IN IP4 0.0.0.0",
     "c=IN IP6 ::1",
     "c=IN IP4 ",
@@ -1344,8 +1367,14 @@ fn exercise(text: &str) -> usize {
         codecs: &[PCMA, OPUS, PCMU],
         ..local()
     };
-    for params in [local(), v6] {
+    let all = LocalParams {
+        codecs: &[OPUS, G722, PCMU, PCMA],
+        ptime: 30,
+        ..local()
+    };
+    for params in [local(), v6, all] {
         if let Ok((negotiated, answer_text)) = answer(&sdp, &params) {
+            check_negotiated(&negotiated);
             // Every line legato writes is clean and CRLF-terminated.
             assert!(answer_text.ends_with("\r\n"));
             for line in answer_text.trim_end_matches("\r\n").split("\r\n") {
@@ -1363,9 +1392,30 @@ fn exercise(text: &str) -> usize {
             assert_eq!(ours.payload_types().next(), Some(negotiated.payload_type));
             answers += 1;
         }
-        let _ = apply_answer(&sdp, &params);
+        if let Ok(negotiated) = apply_answer(&sdp, &params) {
+            check_negotiated(&negotiated);
+        }
     }
     answers
+}
+
+/// What must hold of every negotiation, whatever the input.
+fn check_negotiated(negotiated: &Negotiated) {
+    assert!(is_valid_ptime(negotiated.send_ptime_ms), "{negotiated:?}");
+    if negotiated.codec.kind == CodecKind::Opus {
+        assert!(OPUS_FRAME_MS.contains(&negotiated.send_ptime_ms));
+        assert!(negotiated.opus.is_some());
+    }
+    assert_eq!(
+        negotiated.receive_formats.first(),
+        Some((negotiated.local_payload_type, negotiated.codec))
+    );
+    assert_eq!(
+        negotiated.telephone_event_rate,
+        negotiated
+            .telephone_event_pt
+            .map(|_| negotiated.codec.clock_rate)
+    );
 }
 
 #[test]
@@ -1453,4 +1503,644 @@ fn multicast_and_broadcast_addresses_are_refused() {
     // The hold convention stays accepted.
     let (negotiated, _) = answer_text(&offer("0.0.0.0", ""), &local()).unwrap();
     assert!(negotiated.remote_on_hold_address);
+}
+
+// ---- G.722, Opus, telephone-event rates, ptime, payload type switching ----
+
+const SESSION: &str =
+    "v=0\r\no=- 1 1 IN IP4 203.0.113.1\r\ns=-\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n";
+
+/// An offer of one audio stream with the given `m=` formats and attribute lines.
+fn offer_of(formats: &str, attributes: &str) -> String {
+    format!("{SESSION}m=audio 4000 RTP/AVP {formats}\r\n{attributes}")
+}
+
+const DEFAULT_CODECS: &[CodecSpec] = &[PCMU, PCMA, G722, OPUS];
+
+/// legato's Opus fmtp parameters as written.
+const LEGATO_OPUS_FMTP: &str =
+    "useinbandfec=1;usedtx=0;stereo=0;sprop-stereo=0;maxplaybackrate=48000;maxaveragebitrate=32000";
+
+#[test]
+fn new_codecs_lookup() {
+    assert_eq!(SUPPORTED_CODECS, DEFAULT_CODECS);
+    for name in ["G722", "g722"] {
+        assert_eq!(codec_by_name(name), Some(G722));
+    }
+    for name in ["opus", "OPUS", "Opus"] {
+        assert_eq!(codec_by_name(name), Some(OPUS));
+    }
+    assert_eq!(codec_by_name("G.722"), None);
+    assert_eq!(codec_by_name("opus/48000/2"), None);
+    // (codec, kind, static PT, RTP clock, audio rate, channels)
+    let table = [
+        (PCMU, CodecKind::Pcmu, Some(0), 8000, 8000, 1),
+        (PCMA, CodecKind::Pcma, Some(8), 8000, 8000, 1),
+        (G722, CodecKind::G722, Some(9), 8000, 16000, 1),
+        (OPUS, CodecKind::Opus, None, 48000, 48000, 2),
+    ];
+    for (codec, kind, pt, clock, audio, channels) in table {
+        assert_eq!(
+            (
+                codec.kind,
+                codec.static_pt,
+                codec.clock_rate,
+                codec.audio_rate,
+                codec.channels
+            ),
+            (kind, pt, clock, audio, channels),
+            "{}",
+            codec.name
+        );
+    }
+    assert_eq!(
+        DEFAULT_CODEC_NAMES
+            .iter()
+            .map(|name| codec_by_name(name).unwrap())
+            .collect::<Vec<_>>(),
+        DEFAULT_CODECS
+    );
+    assert!(OPUS.matches("OPUS", 48000, 2));
+    assert!(!OPUS.matches("opus", 48000, 1));
+    assert!(G722.matches("g722", 8000, 1));
+    assert!(!G722.matches("G722", 16000, 1));
+}
+
+#[test]
+fn offer_with_every_codec() {
+    let text = build_offer(&LocalParams {
+        codecs: DEFAULT_CODECS,
+        ..local()
+    })
+    .unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "v=0\r\n\
+             o=legato 42 1 IN IP4 192.0.2.1\r\n\
+             s=legato\r\n\
+             c=IN IP4 192.0.2.1\r\n\
+             t=0 0\r\n\
+             m=audio 30000 RTP/AVP 0 8 9 96 101 97\r\n\
+             a=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:9 G722/8000\r\n\
+             a=rtpmap:96 opus/48000/2\r\n\
+             a=fmtp:96 {LEGATO_OPUS_FMTP}\r\n\
+             a=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-16\r\n\
+             a=rtpmap:97 telephone-event/48000\r\n\
+             a=fmtp:97 0-16\r\n\
+             a=ptime:20\r\n\
+             a=maxptime:60\r\n\
+             a=rtcp:30001\r\n\
+             a=rtcp-mux\r\n\
+             a=sendrecv\r\n"
+        )
+    );
+    // Opus alone: events only at its clock rate, no /8000.
+    let text = build_offer(&LocalParams {
+        codecs: &[OPUS],
+        ptime: 40,
+        ..local()
+    })
+    .unwrap();
+    assert!(text.contains("m=audio 30000 RTP/AVP 96 97\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:97 telephone-event/48000\r\n"));
+    assert!(!text.contains("/8000"));
+    assert!(text.contains("a=ptime:40\r\na=maxptime:60\r\n"));
+    // G.711 and G.722 share the /8000 events.
+    let text = build_offer(&LocalParams {
+        codecs: &[G722, PCMA],
+        ..local()
+    })
+    .unwrap();
+    assert!(text.contains("m=audio 30000 RTP/AVP 9 8 101\r\n"), "{text}");
+    assert_eq!(text.matches("telephone-event").count(), 1);
+    // The offer parses back to what was meant.
+    let sdp = parse(
+        &build_offer(&LocalParams {
+            codecs: DEFAULT_CODECS,
+            ..local()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let media = &sdp.media[0];
+    assert_eq!(media.ptime, Some(20));
+    assert_eq!(media.maxptime, Some(60));
+    assert_eq!(media.fmtp(96), Some(LEGATO_OPUS_FMTP));
+    assert_eq!(
+        OpusParams::parse(LEGATO_OPUS_FMTP),
+        OpusParams {
+            useinbandfec: true,
+            maxplaybackrate: Some(48000),
+            maxaveragebitrate: Some(OPUS_MAX_AVERAGE_BITRATE),
+            ..OpusParams::default()
+        }
+    );
+}
+
+#[test]
+fn answers_g722() {
+    let g722_first = LocalParams {
+        codecs: &[G722, PCMU],
+        ..local()
+    };
+    // FreeSWITCH offers G722 first with an rtpmap.
+    let (negotiated, text) = answer_text(FREESWITCH, &g722_first).unwrap();
+    assert_eq!((negotiated.codec, negotiated.payload_type), (G722, 9));
+    assert_eq!(negotiated.codec.audio_rate, 16000);
+    // Events at the RTP clock of G.722, 8000, not its audio rate.
+    assert_eq!(negotiated.telephone_event_pt, Some(101));
+    assert_eq!(negotiated.telephone_event_rate, Some(8000));
+    assert_eq!(negotiated.opus, None);
+    assert!(text.contains("m=audio 30000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\n"));
+
+    // Static PT 9 without rtpmap is G.722 (RFC 3551 §6).
+    let offer = offer_of("9 101", "a=rtpmap:101 telephone-event/8000\r\n");
+    let (negotiated, text) = answer_text(&offer, &g722_first).unwrap();
+    assert_eq!((negotiated.codec, negotiated.payload_type), (G722, 9));
+    assert_eq!(negotiated.telephone_event_pt, Some(101));
+    assert!(text.contains("a=rtpmap:9 G722/8000\r\n"), "{text}");
+
+    // Events offered only at 16000 (G.722's audio rate) do not fit its 8000 clock.
+    let offer = offer_of("9 100", "a=rtpmap:100 telephone-event/16000\r\n");
+    let (negotiated, text) = answer_text(&offer, &g722_first).unwrap();
+    assert_eq!(negotiated.codec, G722);
+    assert_eq!(negotiated.telephone_event_pt, None);
+    assert_eq!(negotiated.telephone_event_rate, None);
+    assert!(!text.contains("telephone-event"), "{text}");
+    assert!(text.contains("m=audio 30000 RTP/AVP 9\r\n"), "{text}");
+
+    // G722/16000 is not G.722 as RFC 3551 registers it.
+    let offer = offer_of("96", "a=rtpmap:96 G722/16000\r\n");
+    assert!(no_acceptable(answer_text(&offer, &g722_first)).contains("G722/16000"));
+}
+
+#[test]
+fn answers_opus() {
+    let opus_first = LocalParams {
+        codecs: DEFAULT_CODECS,
+        ..local()
+    };
+    let opus_preferred = LocalParams {
+        codecs: &[OPUS, PCMU],
+        ..local()
+    };
+    // Default preference keeps G.711 first.
+    let (negotiated, _) = answer_text(FREESWITCH, &opus_first).unwrap();
+    assert_eq!(negotiated.codec, PCMU);
+    assert_eq!(negotiated.opus, None);
+
+    // FreeSWITCH: opus at 102 with fmtp; events only at 8000, so none for Opus.
+    let (negotiated, text) = answer_text(FREESWITCH, &opus_preferred).unwrap();
+    assert_eq!((negotiated.codec, negotiated.payload_type), (OPUS, 102));
+    assert_eq!(negotiated.local_payload_type, 102);
+    assert_eq!(negotiated.telephone_event_pt, None);
+    assert_eq!(
+        negotiated.opus,
+        Some(OpusParams {
+            useinbandfec: true,
+            maxaveragebitrate: Some(30000),
+            maxplaybackrate: Some(48000),
+            ptime: Some(20),
+            ..OpusParams::default()
+        })
+    );
+    assert_eq!(
+        negotiated.receive_formats.iter().collect::<Vec<_>>(),
+        [(102, OPUS)]
+    );
+    assert!(
+        text.contains(&format!(
+            "m=audio 30000 RTP/AVP 102\r\na=rtpmap:102 opus/48000/2\r\na=fmtp:102 {LEGATO_OPUS_FMTP}\r\n"
+        )),
+        "{text}"
+    );
+
+    // Linphone: opus at 96 and telephone-event/48000 at 101 (besides /16000 and /8000).
+    let (negotiated, text) = answer_text(
+        LINPHONE_V6,
+        &LocalParams {
+            address: LOCAL_V6,
+            ..opus_preferred
+        },
+    )
+    .unwrap();
+    assert_eq!((negotiated.codec, negotiated.payload_type), (OPUS, 96));
+    assert_eq!(
+        (
+            negotiated.telephone_event_pt,
+            negotiated.local_telephone_event_pt,
+            negotiated.telephone_event_rate
+        ),
+        (Some(101), Some(101), Some(48000))
+    );
+    assert!(text.contains("m=audio 30000 RTP/AVP 96 101\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:101 telephone-event/48000\r\n"));
+    assert!(!text.contains("/16000") && !text.contains("telephone-event/8000"));
+    assert_eq!(
+        negotiated.opus,
+        Some(OpusParams {
+            useinbandfec: true,
+            ..OpusParams::default()
+        })
+    );
+
+    // Opus without any fmtp: RFC 7587 defaults.
+    let offer = offer_of("111", "a=rtpmap:111 opus/48000/2\r\n");
+    let (negotiated, _) = answer_text(&offer, &opus_preferred).unwrap();
+    assert_eq!(negotiated.opus, Some(OpusParams::default()));
+    assert_eq!(negotiated.send_ptime_ms, 20);
+
+    // stereo=1: accepted, legato still asks for and sends mono.
+    let offer = offer_of(
+        "111",
+        "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 stereo=1; sprop-stereo=1\r\n",
+    );
+    let (negotiated, text) = answer_text(&offer, &opus_preferred).unwrap();
+    let opus = negotiated.opus.unwrap();
+    assert!(opus.stereo && opus.sprop_stereo);
+    assert!(text.contains("stereo=0;sprop-stereo=0"), "{text}");
+}
+
+#[test]
+fn opus_fmtp_is_read_leniently() {
+    // (fmtp text, expected)
+    let cases = [
+        ("", OpusParams::default()),
+        (
+            "minptime=10;useinbandfec=1",
+            OpusParams {
+                minptime: Some(10),
+                useinbandfec: true,
+                ..OpusParams::default()
+            },
+        ),
+        (
+            " USEINBANDFEC = 1 ; UseDtx=1;CBR=1;x-unknown=7;foo;=;;bar=",
+            OpusParams {
+                useinbandfec: true,
+                usedtx: true,
+                cbr: true,
+                ..OpusParams::default()
+            },
+        ),
+        (
+            // Malformed and out-of-range values keep the default.
+            "maxaveragebitrate=abc;maxplaybackrate=-1;stereo=yes;usedtx=2;ptime=0;minptime=1.5",
+            OpusParams::default(),
+        ),
+        (
+            "maxaveragebitrate=99999999999999999999;sprop-maxcapturerate=4294967296",
+            OpusParams::default(),
+        ),
+        ("maxaveragebitrate=5999", OpusParams::default()),
+        ("maxaveragebitrate=510001", OpusParams::default()),
+        (
+            "maxaveragebitrate=6000;maxplaybackrate=96000;sprop-maxcapturerate=4000",
+            OpusParams {
+                maxaveragebitrate: Some(6000),
+                maxplaybackrate: Some(48000),
+                sprop_maxcapturerate: Some(8000),
+                ..OpusParams::default()
+            },
+        ),
+        (
+            // Repeats: the last readable value counts.
+            "stereo=1;stereo=0;maxaveragebitrate=20000;maxaveragebitrate=zz;ptime=40;maxptime=120",
+            OpusParams {
+                maxaveragebitrate: Some(20000),
+                ptime: Some(40),
+                maxptime: Some(120),
+                ..OpusParams::default()
+            },
+        ),
+        (
+            "stereo=1;sprop-stereo=1;é=1;😀;maxplaybackrate=16000",
+            OpusParams {
+                stereo: true,
+                sprop_stereo: true,
+                maxplaybackrate: Some(16000),
+                ..OpusParams::default()
+            },
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(OpusParams::parse(text), expected, "{text:?}");
+    }
+    // Through an SDP: unknown parameters do not disturb negotiation.
+    let offer = offer_of(
+        "111 0",
+        "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 x-vendor=\"a;b\";maxaveragebitrate=abc;usedtx=1\r\n",
+    );
+    let (negotiated, _) = answer_text(
+        &offer,
+        &LocalParams {
+            codecs: &[OPUS],
+            ..local()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        negotiated.opus,
+        Some(OpusParams {
+            usedtx: true,
+            ..OpusParams::default()
+        })
+    );
+}
+
+#[test]
+fn send_ptime_rules() {
+    use CodecKind::*;
+    // (wanted, remote maxptime, codec kind, sent)
+    let table = [
+        (20, None, Pcmu, 20),
+        (30, None, Pcma, 30),
+        (7, None, Pcmu, 10),
+        (0, None, Pcmu, 10),
+        (1, None, G722, 10),
+        (14, None, Pcmu, 10),
+        (15, None, Pcmu, 20),
+        (25, None, Pcmu, 30),
+        (55, None, Pcmu, 60),
+        (1000, None, Pcmu, 60),
+        (u32::MAX, None, Pcmu, 60),
+        (20, Some(5), Pcmu, 10),
+        (40, Some(25), Pcmu, 20),
+        (40, Some(150), Pcmu, 40),
+        (60, Some(u32::MAX), G722, 60),
+        (30, Some(0), Pcmu, 10),
+        // Opus: 10, 20, 40 or 60, the longer one on a tie, within maxptime.
+        (20, None, Opus, 20),
+        (7, None, Opus, 10),
+        (30, None, Opus, 40),
+        (30, Some(30), Opus, 20),
+        (50, None, Opus, 60),
+        (50, Some(50), Opus, 40),
+        (60, Some(59), Opus, 40),
+        (1000, None, Opus, 60),
+        (40, Some(5), Opus, 10),
+    ];
+    for (wanted, maxptime, kind, sent) in table {
+        assert_eq!(
+            negotiate::send_ptime(wanted, maxptime, kind),
+            sent,
+            "{wanted} ms, maxptime {maxptime:?}, {kind:?}"
+        );
+    }
+}
+
+#[test]
+fn ptime_from_the_remote_sdp() {
+    let pcmu = local();
+    let opus = LocalParams {
+        codecs: &[OPUS],
+        ..local()
+    };
+    // (offer attributes, legato's parameters, remote ptime, remote maxptime, sent)
+    let cases = [
+        ("a=ptime:30\r\n", &pcmu, Some(30), None, 30),
+        ("a=ptime:7\r\n", &pcmu, Some(7), None, 10),
+        ("a=ptime:0\r\n", &pcmu, None, None, 20),
+        ("a=ptime:1000\r\n", &pcmu, Some(1000), None, 60),
+        (
+            "a=ptime:20\r\na=maxptime:5\r\n",
+            &pcmu,
+            Some(20),
+            Some(5),
+            10,
+        ),
+        ("a=ptime:20.5\r\na=maxptime:x\r\n", &pcmu, None, None, 20),
+        ("a=ptime:30\r\n", &opus, Some(30), None, 40),
+        (
+            "a=ptime:30\r\na=maxptime:30\r\n",
+            &opus,
+            Some(30),
+            Some(30),
+            20,
+        ),
+        // The Opus fmtp spelling counts when a=ptime/a=maxptime are absent.
+        (
+            "a=fmtp:111 ptime=40;maxptime=60\r\n",
+            &opus,
+            Some(40),
+            Some(60),
+            40,
+        ),
+        (
+            "a=ptime:10\r\na=fmtp:111 ptime=40\r\n",
+            &opus,
+            Some(10),
+            None,
+            10,
+        ),
+    ];
+    for (attributes, params, remote, remote_max, sent) in cases {
+        let offer = offer_of(
+            "0 111",
+            &format!("a=rtpmap:111 opus/48000/2\r\n{attributes}"),
+        );
+        let (negotiated, _) = answer_text(&offer, params).unwrap();
+        assert_eq!(
+            (
+                negotiated.remote_ptime,
+                negotiated.remote_maxptime,
+                negotiated.send_ptime_ms,
+                negotiated.recv_ptime_ms
+            ),
+            (remote, remote_max, sent, 20),
+            "{attributes:?} with {:?}",
+            params.codecs
+        );
+    }
+    // Session-level a=maxptime counts like a=ptime.
+    let offer = format!("{SESSION}a=maxptime:20\r\nm=audio 4000 RTP/AVP 0\r\na=ptime:40\r\n");
+    let (negotiated, _) = answer_text(&offer, &pcmu).unwrap();
+    assert_eq!(
+        (negotiated.remote_maxptime, negotiated.send_ptime_ms),
+        (Some(20), 20)
+    );
+    // legato's own request: written and reported; 0 writes none and means 20.
+    let (negotiated, text) = answer_text(
+        ASTERISK,
+        &LocalParams {
+            ptime: 30,
+            ..local()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (negotiated.recv_ptime_ms, negotiated.send_ptime_ms),
+        (30, 20)
+    );
+    assert!(text.contains("a=ptime:30\r\na=maxptime:60\r\n"), "{text}");
+    let (negotiated, text) = answer_text(
+        CISCO,
+        &LocalParams {
+            ptime: 0,
+            ..local()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (negotiated.recv_ptime_ms, negotiated.send_ptime_ms),
+        (20, 30)
+    );
+    assert!(!text.contains("a=ptime") && text.contains("a=maxptime:60\r\n"));
+    // Without a remote a=ptime legato sends what it asked for itself.
+    let offer = offer_of("0", "");
+    let (negotiated, _) = answer_text(
+        &offer,
+        &LocalParams {
+            ptime: 40,
+            ..local()
+        },
+    )
+    .unwrap();
+    assert_eq!(negotiated.send_ptime_ms, 40);
+}
+
+#[test]
+fn receive_formats_follow_the_answer() {
+    let alice = LocalParams {
+        codecs: DEFAULT_CODECS,
+        ..local()
+    };
+    let apply = |media: &str| apply_answer(&parse(&format!("{SESSION}{media}")).unwrap(), &alice);
+
+    // The answerer kept four of legato's codecs: it may switch between them.
+    let negotiated = apply(
+        "m=audio 5000 RTP/AVP 8 0 111 9 18 101\r\na=rtpmap:111 opus/48000/2\r\n\
+         a=fmtp:111 stereo=1\r\na=rtpmap:18 G729/8000\r\n",
+    )
+    .unwrap();
+    assert_eq!((negotiated.codec, negotiated.payload_type), (PCMA, 8));
+    assert_eq!(
+        negotiated.receive_formats.iter().collect::<Vec<_>>(),
+        [(8, PCMA), (0, PCMU), (96, OPUS), (9, G722)]
+    );
+    assert_eq!(negotiated.receive_formats.len(), 4);
+    assert_eq!(negotiated.receive_formats.codec_for(96), Some(OPUS));
+    assert_eq!(negotiated.receive_formats.codec_for(111), None);
+    assert_eq!(negotiated.receive_formats.codec_for(18), None);
+    // 101 without rtpmap: legato's telephone-event/8000, matching PCMA's clock.
+    assert_eq!(
+        (
+            negotiated.telephone_event_pt,
+            negotiated.local_telephone_event_pt,
+            negotiated.telephone_event_rate
+        ),
+        (Some(101), Some(101), Some(8000))
+    );
+    // Opus is among the formats: its parameters are there for a switch.
+    assert_eq!(
+        negotiated.opus,
+        Some(OpusParams {
+            stereo: true,
+            ..OpusParams::default()
+        })
+    );
+
+    // One codec under two numbers: listed once, under legato's number.
+    let negotiated = apply("m=audio 5000 RTP/AVP 0 112\r\na=rtpmap:112 PCMU/8000\r\n").unwrap();
+    assert_eq!(
+        negotiated.receive_formats.iter().collect::<Vec<_>>(),
+        [(0, PCMU)]
+    );
+    assert_eq!(negotiated.opus, None);
+
+    // Opus chosen: telephone-event/48000 answered under the answerer's number;
+    // /8000 is not taken for Opus.
+    let negotiated = apply(
+        "m=audio 5000 RTP/AVP 111 110 101\r\na=rtpmap:111 opus/48000/2\r\n\
+         a=rtpmap:110 telephone-event/48000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    )
+    .unwrap();
+    assert_eq!(negotiated.codec, OPUS);
+    assert_eq!(
+        (
+            negotiated.telephone_event_pt,
+            negotiated.local_telephone_event_pt,
+            negotiated.telephone_event_rate
+        ),
+        (Some(110), Some(97), Some(48000))
+    );
+    let negotiated = apply(
+        "m=audio 5000 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n",
+    )
+    .unwrap();
+    assert_eq!(negotiated.telephone_event_pt, None);
+    // Legato's /48000 number without rtpmap does not count for PCMU.
+    let negotiated = apply("m=audio 5000 RTP/AVP 0 97\r\n").unwrap();
+    assert_eq!(negotiated.telephone_event_pt, None);
+
+    // When legato answers, only the chosen codec may come.
+    let (negotiated, _) = answer_text(FREESWITCH, &alice).unwrap();
+    assert_eq!(
+        negotiated.receive_formats.iter().collect::<Vec<_>>(),
+        [(0, PCMU)]
+    );
+
+    // The container is bounded and refuses duplicates.
+    let mut formats = ReceiveFormats::default();
+    assert!(formats.is_empty() && formats.first().is_none());
+    for (pt, codec) in [(0, PCMU), (8, PCMA), (9, G722), (96, OPUS)] {
+        assert!(formats.push(pt, codec));
+    }
+    assert!(!formats.push(97, PCMU));
+    assert!(!formats.push(0, PCMA));
+    assert_eq!(formats.len(), MAX_RECEIVE_FORMATS);
+}
+
+/// (alice's codecs, bob's codecs, codec, telephone-event PT at alice, its rate)
+type Trip = (
+    &'static [CodecSpec],
+    &'static [CodecSpec],
+    CodecSpec,
+    Option<u8>,
+    u32,
+);
+
+#[test]
+fn round_trips_with_new_codecs() {
+    let bob = |codecs: &'static [CodecSpec]| LocalParams {
+        address: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2)),
+        rtp_port: 40000,
+        rtcp_port: 40001,
+        codecs,
+        ..local()
+    };
+    // (alice's codecs, bob's codecs, codec, te PT at alice, te rate)
+    let cases: [Trip; 4] = [
+        (DEFAULT_CODECS, DEFAULT_CODECS, PCMU, Some(101), 8000),
+        (DEFAULT_CODECS, &[G722], G722, Some(101), 8000),
+        (DEFAULT_CODECS, &[OPUS], OPUS, Some(97), 48000),
+        (&[OPUS], &[OPUS, PCMU], OPUS, Some(97), 48000),
+    ];
+    for (alice_codecs, bob_codecs, codec, te, rate) in cases {
+        let alice = LocalParams {
+            codecs: alice_codecs,
+            ..local()
+        };
+        let offer = build_offer(&alice).unwrap();
+        let (at_bob, answer_text) = answer(&parse(&offer).unwrap(), &bob(bob_codecs)).unwrap();
+        let at_alice = apply_answer(&parse(&answer_text).unwrap(), &alice).unwrap();
+        for negotiated in [&at_bob, &at_alice] {
+            assert_eq!(negotiated.codec, codec, "{answer_text}");
+            assert_eq!(negotiated.telephone_event_pt, te, "{answer_text}");
+            assert_eq!(negotiated.telephone_event_rate, Some(rate));
+            assert_eq!(negotiated.send_ptime_ms, 20);
+            assert_eq!(negotiated.remote_maxptime, Some(60));
+            assert_eq!(negotiated.receive_formats.len(), 1);
+        }
+        if codec == OPUS {
+            // Each side reads the other's legato fmtp.
+            let expected = Some(OpusParams::parse(LEGATO_OPUS_FMTP));
+            assert_eq!((at_bob.opus, at_alice.opus), (expected, expected));
+        }
+    }
 }

@@ -69,8 +69,6 @@ pub(crate) struct LegParams {
     pub(crate) own_media: OwnMedia,
     /// Offer and accept RFC 4733 telephone-event.
     pub(crate) telephone_event: bool,
-    /// Packetisation time written in SDP, in ms.
-    pub(crate) ptime: u32,
 }
 
 /// legato's own media sockets: the media address (and the advertised one)
@@ -232,6 +230,8 @@ struct LocalSide {
     codecs: Vec<CodecSpec>,
     rtcp_mux: bool,
     direction: MediaDirection,
+    /// `a=ptime` legato writes, in ms.
+    ptime: u32,
     sdp_session_id: u64,
     sdp_version: u64,
 }
@@ -314,6 +314,8 @@ pub(crate) struct LegRequest {
     pub(crate) rtcp_mux: bool,
     pub(crate) strict_source: bool,
     pub(crate) local_direction: MediaDirection,
+    /// Packet duration to ask for (`a=ptime`), in ms: 10, 20, ..., 60.
+    pub(crate) ptime: u32,
 }
 
 /// Arguments of [`Leg::new`]: the request plus what the engine assigned.
@@ -348,6 +350,7 @@ impl Leg {
             codecs: request.codecs,
             rtcp_mux: request.rtcp_mux,
             direction: request.local_direction,
+            ptime: request.ptime,
             sdp_session_id: a >> 1,
             sdp_version: 1,
         };
@@ -421,7 +424,7 @@ impl Leg {
             telephone_event: self.params.telephone_event,
             session_id: self.local.sdp_session_id,
             version,
-            ptime: self.params.ptime,
+            ptime: self.local.ptime,
         }
     }
 

@@ -62,7 +62,6 @@ pub(super) fn params() -> LegParams {
             port_max: 30_999,
         },
         telephone_event: true,
-        ptime: 20,
     }
 }
 
@@ -90,6 +89,7 @@ fn incoming_with(id: &str, remote_port: u16, now: Instant, strict_source: bool) 
                 rtcp_mux: true,
                 strict_source,
                 local_direction: MediaDirection::SendRecv,
+                ptime: 20,
             },
             advertised: "127.0.0.1".parse().unwrap(),
             rtp_port: 30_000,
@@ -244,6 +244,7 @@ fn failed_versus_disconnected() {
                 rtcp_mux: true,
                 strict_source: false,
                 local_direction: MediaDirection::SendRecv,
+                ptime: 20,
             },
             advertised: "127.0.0.1".parse().unwrap(),
             rtp_port: 30_002,
@@ -480,6 +481,7 @@ fn sdp_pointing_at_legato_is_refused() {
         rtcp_mux: true,
         strict_source: false,
         local_direction: MediaDirection::SendRecv,
+        ptime: 20,
     };
     let new = |port: u16| {
         Leg::new(

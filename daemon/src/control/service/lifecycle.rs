@@ -159,6 +159,11 @@ pub(super) async fn create_leg(
         config::parse_codecs(&req.codecs).map_err(Status::invalid_argument)?
     };
     let local_direction = convert::requested_direction(req.local_direction)?.unwrap_or_default();
+    let ptime = match req.ptime_ms {
+        0 => shared.config.ptime_ms,
+        ms => config::check_ptime(ms)
+            .map_err(|e| Status::invalid_argument(format!("ptime_ms = {ms}: {e}")))?,
+    };
     // Both guards travel with the command; dropped anywhere on the way
     // (an error, this call cancelled), they give their unit back.
     let admitted = Admitted::take(shared, Limit::Legs)?;
@@ -190,6 +195,7 @@ pub(super) async fn create_leg(
             rtcp_mux: req.rtcp_mux.unwrap_or(shared.config.rtcp_mux),
             strict_source: req.strict_source.unwrap_or(shared.config.strict_source),
             local_direction,
+            ptime,
         },
     };
     let (view, local_sdp) = svc
