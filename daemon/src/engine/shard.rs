@@ -659,6 +659,8 @@ impl Shard {
             .leg
             .update(update, now, SystemTime::now(), &mut self.events)?;
         entry.sync_peer(self.shared.config.kernel_source_filter);
+        // Codecs or packet durations may have changed: relay or PCM path.
+        self.legs.replan();
         let view = self.legs.view(slot).ok_or_else(|| not_found(id))?;
         Ok((view, sdp))
     }
@@ -784,9 +786,13 @@ impl PacketHandler for PacketPath<'_> {
             data,
             tx,
         );
-        // The packet may have settled or brought back the leg's source.
+        // The packet may have settled or brought back the leg's source, or
+        // switched its format (rare: at most once a second per leg).
         if let Some(entry) = self.legs.get_mut(slot) {
             entry.sync_peer(self.kernel_source_filter);
+            if entry.leg.take_format_change() {
+                self.legs.replan();
+            }
         }
     }
 

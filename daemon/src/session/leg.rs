@@ -19,6 +19,10 @@ use super::media::{Endpoint, GENERATED, Source};
 use super::stream::OutStream;
 use super::{EngineError, EventKind, EventSink};
 
+/// A peer switching between negotiated formats is followed at most this
+/// often (each switch re-plans the shard's media paths).
+const FORMAT_SWITCH_EVERY: Duration = Duration::from_secs(1);
+
 /// Call state as in the VoxEngine Call API, plus EARLY_MEDIA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum LegState {
@@ -263,6 +267,9 @@ pub(crate) struct Leg {
     /// Slots of the legs that send this leg's received audio (relayed or
     /// through the PCM path).
     pub(crate) sinks: SmallVec<[u32; 2]>,
+    /// Payload type of the audio format being received: the fast check of
+    /// every packet.
+    receive_pt: u8,
     /// Whether this leg's source is relayed packet by packet (same codec
     /// and packet duration); otherwise the PCM path feeds it. Set by
     /// `Legs::replan`.
@@ -300,6 +307,10 @@ pub(crate) struct Leg {
     pending_offer: Option<PendingOffer>,
     /// What this leg sends to its remote party (its single source).
     pub(crate) source: Option<Source>,
+    /// The format the peer switched to, if it did (see `follow_format`).
+    receive_codec: Option<CodecSpec>,
+    last_format_switch: Option<Instant>,
+    format_changed: bool,
 }
 
 /// What the controller asked for when creating a leg.
@@ -385,6 +396,10 @@ impl Leg {
             source: None,
             sinks: SmallVec::new(),
             relayed: false,
+            receive_pt: u8::MAX,
+            receive_codec: None,
+            last_format_switch: None,
+            format_changed: false,
             out: OutStream::new(b as u32, (b >> 32) as u16, (b >> 48) as u32 * 7919),
         };
         let sdp = if request.incoming {
@@ -395,6 +410,7 @@ impl Leg {
             let (negotiated, answer) =
                 sdp::answer(&offer, &leg.local_params(leg.local.sdp_version))?;
             leg.check_remote(&negotiated)?;
+            leg.receive_pt = negotiated.local_payload_type;
             leg.media = Some(negotiated);
             answer
         } else {
@@ -469,9 +485,7 @@ impl Leg {
     pub(crate) fn send_ptime(&self) -> u32 {
         self.media
             .as_ref()
-            .and_then(|m| m.ptime)
-            .unwrap_or(self.params.ptime)
-            .clamp(10, 60)
+            .map_or(self.local.ptime, |m| m.send_ptime_ms)
     }
 
     /// The packet duration (ms) the remote party is expected to send: the
@@ -482,8 +496,7 @@ impl Leg {
 
     /// The clock rate of the negotiated telephone events, if any.
     pub(crate) fn telephone_event_rate(&self) -> Option<u32> {
-        let media = self.media.as_ref()?;
-        media.telephone_event_pt.map(|_| media.codec.clock_rate)
+        self.media.as_ref()?.telephone_event_rate
     }
 
     /// Whether RTP and RTCP share the RTP port.
@@ -669,6 +682,8 @@ impl Leg {
             m.codec != negotiated.codec || m.payload_type != negotiated.payload_type
         });
         let remote_direction = negotiated.remote_direction;
+        self.receive_pt = negotiated.local_payload_type;
+        self.receive_codec = None;
         self.media = Some(negotiated);
         self.peer_changed = true;
         if codec_changed {
@@ -864,15 +879,15 @@ impl Leg {
         // The remote sends with the numbers legato put in its SDP (RFC 3264
         // §5.1); accept its own numbering too, as many devices use it.
         let pt = header.payload_type;
-        let kind = if pt == media.local_payload_type || pt == media.payload_type {
+        let kind = if pt == self.receive_pt {
             PacketKind::Audio
         } else if Some(pt) == media.local_telephone_event_pt || Some(pt) == media.telephone_event_pt
         {
             PacketKind::TelephoneEvent
         } else {
-            self.counters.unsupported_payload_packets += 1;
-            return None;
+            self.follow_format(now, pt)?
         };
+        let media = self.media.as_ref()?;
         // RFC 4733 §2.3: a telephone-event payload is 4-byte event blocks.
         // (The event code is one byte: every value is representable, and
         // codes legato does not know are relayed for the far end to judge.)
@@ -918,6 +933,57 @@ impl Leg {
         self.last_rtp = Some(now);
         self.activity = now;
         Some(kind)
+    }
+
+    /// A packet whose payload type is not the one being received: the same
+    /// format under the other side's number, a switch to another format of
+    /// the exchange (RFC 3264 §5.1 lets the peer send any it answered
+    /// with), or one never negotiated (counted and dropped). A switch is
+    /// followed at most once per [`FORMAT_SWITCH_EVERY`]; its first packet
+    /// is dropped while the shard re-plans the leg's media path
+    /// ([`Leg::take_format_change`]).
+    fn follow_format(&mut self, now: Instant, pt: u8) -> Option<PacketKind> {
+        let media = self.media.as_ref()?;
+        let codec = if pt == media.local_payload_type || pt == media.payload_type {
+            media.codec
+        } else if let Some(codec) = media.receive_formats.codec_for(pt) {
+            codec
+        } else {
+            self.counters.unsupported_payload_packets += 1;
+            return None;
+        };
+        if codec == self.receive_codec() {
+            self.receive_pt = pt;
+            return Some(PacketKind::Audio);
+        }
+        if self
+            .last_format_switch
+            .is_some_and(|t| now.saturating_duration_since(t) < FORMAT_SWITCH_EVERY)
+        {
+            self.counters.unsupported_payload_packets += 1;
+            return None;
+        }
+        self.receive_pt = pt;
+        self.receive_codec = Some(codec);
+        self.last_format_switch = Some(now);
+        self.format_changed = true;
+        None
+    }
+
+    /// Whether the peer switched to another negotiated format since the
+    /// last call (the shard then re-plans the media path).
+    pub(crate) fn take_format_change(&mut self) -> bool {
+        std::mem::take(&mut self.format_changed)
+    }
+
+    /// The codec the peer currently sends (the negotiated one until it
+    /// switches to another format of the exchange).
+    pub(crate) fn receive_codec(&self) -> CodecSpec {
+        match (self.receive_codec, self.media.as_ref()) {
+            (Some(codec), _) => codec,
+            (None, Some(media)) => media.codec,
+            (None, None) => sdp::PCMU,
+        }
     }
 
     /// Symmetric RTP latching, safe against "RTP bleed". Returns whether

@@ -57,6 +57,7 @@ impl Harness {
                         rtcp_mux: true,
                         strict_source: false,
                         local_direction: MediaDirection::SendRecv,
+                        ptime: 20,
                     },
                     advertised: "127.0.0.1".parse().unwrap(),
                     rtp_port: 30_000 + 2 * i as u16,

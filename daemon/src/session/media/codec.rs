@@ -7,51 +7,24 @@ use legato_dsp::codec::opus::{OpusApplication, OpusDecoder, OpusEncoder};
 use legato_dsp::codec::{CodecError, Decoder as _, Encoder as _};
 use legato_dsp::time::ClockRate;
 
-use crate::sdp::CodecSpec;
+pub(crate) use crate::sdp::CodecKind;
 
-/// Which audio codec a negotiated [`CodecSpec`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CodecKind {
-    Pcmu,
-    Pcma,
-    G722,
-    Opus,
+/// The rate of the PCM `kind` codes (G.722 codes 16 kHz audio on an 8 kHz
+/// RTP clock, RFC 3551 §4.5.2).
+pub(crate) fn audio_rate(kind: CodecKind) -> ClockRate {
+    match kind {
+        CodecKind::Pcmu | CodecKind::Pcma => ClockRate::HZ_8000,
+        CodecKind::G722 => ClockRate::HZ_16000,
+        CodecKind::Opus => ClockRate::HZ_48000,
+    }
 }
 
-impl CodecKind {
-    /// The kind of `spec`, or `None` for a codec the PCM path cannot code.
-    pub(crate) fn of(spec: &CodecSpec) -> Option<Self> {
-        let name = spec.name;
-        if name.eq_ignore_ascii_case("PCMU") {
-            Some(Self::Pcmu)
-        } else if name.eq_ignore_ascii_case("PCMA") {
-            Some(Self::Pcma)
-        } else if name.eq_ignore_ascii_case("G722") {
-            Some(Self::G722)
-        } else if name.eq_ignore_ascii_case("opus") {
-            Some(Self::Opus)
-        } else {
-            None
-        }
-    }
-
-    /// The rate of the PCM the codec codes (G.722 codes 16 kHz audio on an
-    /// 8 kHz RTP clock, RFC 3551 §4.5.2).
-    pub(crate) fn audio_rate(self) -> ClockRate {
-        match self {
-            Self::Pcmu | Self::Pcma => ClockRate::HZ_8000,
-            Self::G722 => ClockRate::HZ_16000,
-            Self::Opus => ClockRate::HZ_48000,
-        }
-    }
-
-    /// Audio samples per RTP timestamp unit numerator/denominator: RTP
-    /// units = samples × num / den.
-    pub(crate) fn rtp_per_sample(self) -> (u32, u32) {
-        match self {
-            Self::G722 => (1, 2),
-            _ => (1, 1),
-        }
+/// RTP timestamp units per audio sample of `kind`, as a fraction
+/// (numerator, denominator).
+pub(crate) fn rtp_per_sample(kind: CodecKind) -> (u32, u32) {
+    match kind {
+        CodecKind::G722 => (1, 2),
+        _ => (1, 1),
     }
 }
 

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use legato_dsp::time::ClockRate;
 
-pub(crate) use codec::{CodecKind, OPUS_BITRATE};
+pub(crate) use codec::{OPUS_BITRATE, audio_rate};
 pub(crate) use conference::{Conference, MAX_MEMBERS};
 pub(crate) use pcm_in::PcmIn;
 pub(crate) use pcm_out::{Generated, PcmOut};

@@ -16,7 +16,7 @@ use legato_dsp::jitter::{JitterBuffer, JitterConfig, Playout};
 use legato_dsp::rfc4733::{DigitEvent, EventReceiver};
 use legato_dsp::time::ClockRate;
 
-use super::codec::{AudioDecoder, CodecKind};
+use super::codec::{AudioDecoder, CodecKind, audio_rate, rtp_per_sample};
 use super::{FRAME_MS, MAX_FRAME, frame_len};
 use crate::sdp::CodecSpec;
 
@@ -91,7 +91,7 @@ pub(crate) struct PcmIn {
 impl PcmIn {
     /// A receive side for `codec`, expecting packets of `ptime_ms`.
     pub(crate) fn new(codec: &CodecSpec, ptime_ms: u32) -> Option<Self> {
-        let kind = CodecKind::of(codec)?;
+        let kind = codec.kind;
         let rtp_rate = ClockRate::new(codec.clock_rate)?;
         let ptime = ptime_ms.clamp(10, MAX_PACKET_MS) / 10 * 10;
         let jitter = JitterBuffer::new(JitterConfig::new(rtp_rate, ptime)).ok()?;
@@ -127,7 +127,7 @@ impl PcmIn {
 
     /// The rate of [`PcmIn::frame`].
     pub(crate) fn audio_rate(&self) -> ClockRate {
-        self.kind.audio_rate()
+        audio_rate(self.kind)
     }
 
     /// This tick's 20 ms of audio.
@@ -265,7 +265,7 @@ impl PcmIn {
         self.drain_events();
         let rate = self.audio_rate();
         let want = frame_len(rate);
-        let (num, den) = self.kind.rtp_per_sample();
+        let (num, den) = rtp_per_sample(self.kind);
         let packet_samples = (self.packet_rtp * den / num) as usize;
         let mut active = false;
         let leftover = self.fifo_len > 0;

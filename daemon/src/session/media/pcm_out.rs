@@ -17,7 +17,7 @@ use legato_dsp::resample::Resampler;
 use legato_dsp::rfc4733::EventSender;
 use legato_dsp::time::ClockRate;
 
-use super::codec::{AudioEncoder, CodecKind};
+use super::codec::{AudioEncoder, CodecKind, audio_rate, rtp_per_sample};
 use super::pcm_in::{DigitBus, MAX_PACKET_MS};
 use super::{FRAME_MS, MAX_FRAME, frame_len};
 use crate::sdp::CodecSpec;
@@ -101,15 +101,15 @@ impl PcmOut {
         events_rate: Option<u32>,
         bitrate: u32,
     ) -> Option<Self> {
-        let kind = CodecKind::of(codec)?;
-        let rate = kind.audio_rate();
+        let kind = codec.kind;
+        let rate = audio_rate(kind);
         // The Opus encoder codes 20 ms frames.
         let ptime = match kind {
             CodecKind::Opus => FRAME_MS,
             _ => ptime_ms.clamp(10, MAX_PACKET_MS) / 10 * 10,
         };
         let packet_samples = rate.samples_in_ms(ptime) as usize;
-        let (num, den) = kind.rtp_per_sample();
+        let (num, den) = rtp_per_sample(kind);
         let events_interval = events_rate.map_or(400, |r| r * EVENT_INTERVAL_MS / 1000);
         let inband_resampler = if rate == ClockRate::HZ_8000 || events_rate.is_some() {
             None
@@ -144,7 +144,7 @@ impl PcmOut {
     /// Prepares for a source whose frames come at `rate` (allocates a
     /// resampler when the rate is new: a routing change, not a tick).
     pub(crate) fn set_input_rate(&mut self, rate: ClockRate) {
-        let own = self.kind.audio_rate();
+        let own = audio_rate(self.kind);
         if rate == own {
             self.resampler = None;
         } else if self.resampler.as_ref().is_none_or(|(r, _)| *r != rate) {
@@ -167,7 +167,7 @@ impl PcmOut {
         digits: DigitBus,
         mut emit: impl FnMut(OutPacket<'_>),
     ) {
-        let rate = self.kind.audio_rate();
+        let rate = audio_rate(self.kind);
         let n = frame_len(rate);
         if self.fifo_len + n > FIFO {
             // Cannot happen: each tick drains whole packets. Keep the

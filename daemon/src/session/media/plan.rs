@@ -8,8 +8,8 @@ use legato_dsp::time::ClockRate;
 use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::{
-    CodecKind, GENERATED_SSRC, Generated, LegMedia, MediaClock, OPUS_BITRATE, PcmIn, PcmOut,
-    Schedule, Source, frame_len,
+    GENERATED_SSRC, Generated, LegMedia, MediaClock, OPUS_BITRATE, PcmIn, PcmOut, Schedule, Source,
+    audio_rate, frame_len,
 };
 use crate::rtp::{RtpHeader, rewrite_header};
 use crate::session::legs::{LegSlot, Legs};
@@ -52,9 +52,8 @@ impl<S: Copy, C> Legs<S, C> {
             let input_rate = match entry.leg.source {
                 Some(Source::Leg(src)) => self
                     .get(src)
-                    .and_then(|s| s.leg.codec())
-                    .and_then(|c| CodecKind::of(&c))
-                    .map(CodecKind::audio_rate),
+                    .filter(|s| s.leg.codec().is_some())
+                    .map(|s| audio_rate(s.leg.receive_codec().kind)),
                 Some(Source::Conference(c)) => self.conference(c).map(|c| c.rate()),
                 None => None,
             };
@@ -88,9 +87,8 @@ impl<S: Copy, C> Legs<S, C> {
             }
             let rate_of = |leg: u32| {
                 self.get(leg)
-                    .and_then(|s| s.leg.codec())
-                    .and_then(|c| CodecKind::of(&c))
-                    .map(CodecKind::audio_rate)
+                    .filter(|s| s.leg.codec().is_some())
+                    .map(|s| audio_rate(s.leg.receive_codec().kind))
             };
             let rate = conf
                 .legs()
@@ -119,7 +117,10 @@ impl<S: Copy, C> Legs<S, C> {
                 continue;
             };
             let format = if need && !entry.leg.is_terminated() {
-                entry.leg.codec().map(|c| (c, entry.leg.receive_ptime()))
+                entry
+                    .leg
+                    .codec()
+                    .map(|_| (entry.leg.receive_codec(), entry.leg.receive_ptime()))
             } else {
                 None
             };
@@ -251,14 +252,15 @@ impl<S: Copy, C> Legs<S, C> {
 /// packet duration.
 fn same_format(source: &Leg, sink: &Leg) -> bool {
     match (source.codec(), sink.codec()) {
-        (Some(a), Some(b)) => a == b && source.receive_ptime() == sink.send_ptime(),
+        (Some(_), Some(b)) => {
+            source.receive_codec() == b && source.receive_ptime() == sink.send_ptime()
+        }
         _ => false,
     }
 }
 
 fn tx_format(leg: &Leg) -> Option<TxFormat> {
     let codec = leg.codec()?;
-    CodecKind::of(&codec)?;
     Some((codec, leg.send_ptime(), leg.telephone_event_rate()))
 }
 
