@@ -97,15 +97,9 @@ mod parse;
 mod tests;
 
 pub(crate) use negotiate::{LocalParams, Negotiated, answer, apply_answer, build_offer};
-#[allow(
-    unused_imports,
-    reason = "read by the transcoding engine (session/), which lands separately"
-)]
+#[cfg(test)]
 pub(crate) use negotiate::{MAX_RECEIVE_FORMATS, ReceiveFormats};
-#[allow(
-    unused_imports,
-    reason = "read by the transcoding engine (session/), which lands separately"
-)]
+#[cfg(test)]
 pub(crate) use opus::OpusParams;
 #[cfg(test)]
 pub(crate) use parse::Sdp;

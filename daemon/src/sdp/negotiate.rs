@@ -118,36 +118,27 @@ impl ReceiveFormats {
             .map(|(_, codec)| codec)
     }
 
-    /// The formats in order, the negotiated one first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u8, CodecSpec)> + '_ {
-        self.entries.iter().flatten().copied()
-    }
-
     /// The negotiated format.
-    #[allow(
-        dead_code,
-        reason = "for the transcoding engine, which lands separately"
-    )]
+    #[cfg(test)]
     pub(crate) fn first(&self) -> Option<(u8, CodecSpec)> {
         self.entries[0]
     }
 
     /// How many formats are listed.
-    #[allow(
-        dead_code,
-        reason = "for the transcoding engine, which lands separately"
-    )]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         usize::from(self.len)
     }
 
     /// Whether no format is listed (never so in a [`Negotiated`]).
-    #[allow(
-        dead_code,
-        reason = "for the transcoding engine, which lands separately"
-    )]
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The formats in order, the negotiated one first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u8, CodecSpec)> + '_ {
+        self.entries.iter().flatten().copied()
     }
 }
 

@@ -494,6 +494,17 @@ impl Leg {
         self.send_ptime()
     }
 
+    /// The Opus bit rate legato sends at: its own choice, lowered to the
+    /// peer's `maxaveragebitrate` (RFC 7587 §6.1).
+    pub(crate) fn opus_bitrate(&self) -> u32 {
+        let own = super::media::OPUS_BITRATE;
+        self.media
+            .as_ref()
+            .and_then(|m| m.opus)
+            .and_then(|o| o.maxaveragebitrate)
+            .map_or(own, |max| own.min(max))
+    }
+
     /// The clock rate of the negotiated telephone events, if any.
     pub(crate) fn telephone_event_rate(&self) -> Option<u32> {
         self.media.as_ref()?.telephone_event_rate

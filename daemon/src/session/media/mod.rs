@@ -92,9 +92,9 @@ pub(crate) struct LegMedia {
     pub(crate) rx: Option<Box<PcmIn>>,
     /// Encoding what the leg sends (its source is not relayed).
     pub(crate) tx: Option<Box<PcmOut>>,
-    /// What `tx` was set up for: codec, packet duration (ms) and
-    /// telephone-event clock rate.
-    pub(crate) tx_format: Option<(CodecSpec, u32, Option<u32>)>,
+    /// What `tx` was set up for: codec, packet duration (ms),
+    /// telephone-event clock rate and (Opus) bit rate.
+    pub(crate) tx_format: Option<(CodecSpec, u32, Option<u32>, u32)>,
 }
 
 /// The legs and conferences the media clock ticks, rebuilt by

@@ -8,7 +8,7 @@ use legato_dsp::time::ClockRate;
 use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::{
-    GENERATED_SSRC, Generated, LegMedia, MediaClock, OPUS_BITRATE, PcmIn, PcmOut, Schedule, Source,
+    GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
     audio_rate, frame_len,
 };
 use crate::rtp::{RtpHeader, rewrite_header};
@@ -18,7 +18,7 @@ use crate::session::{Leg, PacketKind};
 
 /// What a leg's send side is set up for: codec, packet duration and
 /// telephone-event clock rate.
-type TxFormat = (crate::sdp::CodecSpec, u32, Option<u32>);
+type TxFormat = (crate::sdp::CodecSpec, u32, Option<u32>, u32);
 
 impl<S: Copy, C> Legs<S, C> {
     /// Decides, for every leg with a source, whether its source's packets
@@ -261,7 +261,12 @@ fn same_format(source: &Leg, sink: &Leg) -> bool {
 
 fn tx_format(leg: &Leg) -> Option<TxFormat> {
     let codec = leg.codec()?;
-    Some((codec, leg.send_ptime(), leg.telephone_event_rate()))
+    Some((
+        codec,
+        leg.send_ptime(),
+        leg.telephone_event_rate(),
+        leg.opus_bitrate(),
+    ))
 }
 
 /// Sets up (or drops) a leg's send side for `format`.
@@ -277,8 +282,8 @@ fn set_tx(
         return;
     };
     if media.tx_format != Some(format) || media.tx.is_none() {
-        let (codec, ptime, events) = format;
-        media.tx = PcmOut::new(&codec, ptime, events, OPUS_BITRATE).map(Box::new);
+        let (codec, ptime, events, bitrate) = format;
+        media.tx = PcmOut::new(&codec, ptime, events, bitrate).map(Box::new);
         media.tx_format = Some(format);
         if let (Some(tx), Some(digits)) = (media.tx.as_mut(), digits) {
             tx.follow_digits(digits);
