@@ -571,3 +571,302 @@ pub fn kind_name(e: &proto::Event) -> &'static str {
         None => "None",
     }
 }
+
+// ---- PCM-path helpers: G.711 peers, paced tones, spectra ----------------
+
+/// A G.711 law a test peer sends and decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum G711 {
+    /// μ-law, static payload type 0.
+    Pcmu,
+    /// A-law, static payload type 8.
+    Pcma,
+}
+
+impl G711 {
+    /// Static payload type.
+    pub fn pt(self) -> u8 {
+        match self {
+            Self::Pcmu => 0,
+            Self::Pcma => 8,
+        }
+    }
+
+    /// The SDP format list offering only this law and telephone-event 101.
+    pub fn formats(self) -> &'static str {
+        match self {
+            Self::Pcmu => "0 101",
+            Self::Pcma => "8 101",
+        }
+    }
+
+    /// Encodes one sample.
+    pub fn encode(self, sample: i16) -> u8 {
+        use legato_dsp::codec::g711;
+        match self {
+            Self::Pcmu => g711::linear_to_ulaw(sample),
+            Self::Pcma => g711::linear_to_alaw(sample),
+        }
+    }
+
+    /// Decodes one code.
+    pub fn decode(self, code: u8) -> i16 {
+        use legato_dsp::codec::g711;
+        match self {
+            Self::Pcmu => g711::ulaw_to_linear(code),
+            Self::Pcma => g711::alaw_to_linear(code),
+        }
+    }
+
+    /// The code of silence.
+    pub fn silence(self) -> u8 {
+        self.encode(0)
+    }
+}
+
+/// Creates an incoming leg for `peer` offering only `formats` (an SDP
+/// format list such as `"8 101"`) and connects it.
+pub async fn connected_leg_with(
+    client: &Client,
+    session: &str,
+    peer: &Peer,
+    formats: &str,
+) -> Result<proto::Leg> {
+    let created = client
+        .create_leg(legato_client::CreateLeg::incoming(
+            session,
+            peer.offer_with(formats, "a=sendrecv", "127.0.0.1"),
+        ))
+        .await?;
+    let updated = client
+        .update_leg(
+            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
+        )
+        .await?;
+    Ok(updated.leg)
+}
+
+/// Samples `n0..n0 + len` of a sine of `hz` and peak `amplitude` at 8 kHz.
+pub fn sine(hz: f64, amplitude: f64, n0: usize, len: usize) -> Vec<i16> {
+    (n0..n0 + len)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            (amplitude * (2.0 * std::f64::consts::PI * hz * t).sin()).round() as i16
+        })
+        .collect()
+}
+
+/// Calls `f(i)` for `i` in `0..count`, call `i` at `start + i × period`
+/// (real time, drift-free: a late call does not delay the next ones).
+pub fn paced(start: Instant, count: usize, period: Duration, mut f: impl FnMut(usize)) {
+    for i in 0..count {
+        let due = start + period * i as u32;
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        f(i);
+    }
+}
+
+/// A stream of 20 ms G.711 packets carrying a steady tone, as one test
+/// peer sends it: call [`ToneStream::send`] every 20 ms.
+#[derive(Debug)]
+pub struct ToneStream {
+    /// Socket it sends from (a clone of the peer's).
+    pub socket: UdpSocket,
+    /// Where it sends (the leg's local RTP address).
+    pub to: SocketAddr,
+    /// Codec.
+    pub law: G711,
+    /// Tone frequency, Hz (0: silence).
+    pub hz: f64,
+    /// Tone peak amplitude.
+    pub amplitude: f64,
+    /// Phase of the tone at timestamp 0, radians (0: a sine).
+    pub phase: f64,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Packets sent so far.
+    pub sent: usize,
+}
+
+impl ToneStream {
+    /// A stream from `peer` to `to`.
+    pub fn new(peer: &Peer, to: SocketAddr, law: G711, hz: f64, amplitude: f64) -> Result<Self> {
+        Ok(Self {
+            socket: peer.socket.try_clone()?,
+            to,
+            law,
+            hz,
+            amplitude,
+            phase: 0.0,
+            ssrc: fastrand::u32(..),
+            sent: 0,
+        })
+    }
+
+    /// Sends the next 20 ms packet (sequence and timestamp follow from the
+    /// packets sent before; the tone's phase is continuous).
+    pub fn send(&mut self) -> Result<()> {
+        let n0 = self.sent * 160;
+        let w = 2.0 * std::f64::consts::PI * self.hz / 8000.0;
+        let payload: Vec<u8> = (n0..n0 + 160)
+            .map(|i| {
+                let x = self.amplitude * (w * i as f64 + self.phase).sin();
+                self.law.encode(x.round() as i16)
+            })
+            .collect();
+        let h = Rtp {
+            marker: self.sent == 0,
+            pt: self.law.pt(),
+            seq: self.sent as u16,
+            ts: n0 as u32,
+            ssrc: self.ssrc,
+        };
+        send_rtp(&self.socket, self.to, h, &payload)?;
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+/// Sends one RTP packet with `payload` from `socket` to `to`.
+pub fn send_rtp(socket: &UdpSocket, to: SocketAddr, h: Rtp, payload: &[u8]) -> Result<()> {
+    let mut packet = Vec::with_capacity(12 + payload.len());
+    packet.push(0x80);
+    packet.push((u8::from(h.marker) << 7) | h.pt);
+    packet.extend_from_slice(&h.seq.to_be_bytes());
+    packet.extend_from_slice(&h.ts.to_be_bytes());
+    packet.extend_from_slice(&h.ssrc.to_be_bytes());
+    packet.extend_from_slice(payload);
+    socket.send_to(&packet, to)?;
+    Ok(())
+}
+
+/// An RTP packet a collector received, with its arrival time.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Header.
+    pub rtp: Rtp,
+    /// Payload.
+    pub payload: Vec<u8>,
+    /// When it was read from the socket.
+    pub at: Instant,
+}
+
+/// Receives RTP (skipping RTCP) on a clone of `peer`'s socket in a thread
+/// until `until`, returning what came in arrival order.
+pub fn spawn_collector(
+    peer: &Peer,
+    until: Instant,
+) -> Result<std::thread::JoinHandle<Vec<Received>>> {
+    let socket = peer.socket.try_clone()?;
+    Ok(std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return got;
+            }
+            let _ = socket.set_read_timeout(Some(left.min(Duration::from_millis(50))));
+            let Ok((n, _)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let at = Instant::now();
+            if n < 12 || (192..=223).contains(&buf[1]) {
+                continue;
+            }
+            got.push(Received {
+                rtp: Rtp {
+                    marker: buf[1] & 0x80 != 0,
+                    pt: buf[1] & 0x7f,
+                    seq: u16::from_be_bytes([buf[2], buf[3]]),
+                    ts: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+                    ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+                },
+                payload: buf[12..n].to_vec(),
+                at,
+            });
+        }
+    }))
+}
+
+/// The audio of the `law` packets among `packets` whose arrival lies in
+/// `from..to`, decoded and concatenated in arrival order (localhost does
+/// not reorder).
+pub fn decode_window(packets: &[Received], law: G711, from: Instant, to: Instant) -> Vec<i16> {
+    packets
+        .iter()
+        .filter(|p| p.rtp.pt == law.pt() && p.at >= from && p.at < to)
+        .flat_map(|p| p.payload.iter().map(|&c| law.decode(c)))
+        .collect()
+}
+
+/// Level of the `hz` component of 8 kHz `samples`, in dB relative to a
+/// sine of peak 1 (a sine of peak A reads 20·log10(A)). A Hann window keeps
+/// the leakage of tones more than a few bins away far below G.711's
+/// quantisation noise, whatever their phase; -200 for silence.
+pub fn tone_level_db(samples: &[i16], hz: f64) -> f64 {
+    let n = samples.len();
+    if n == 0 {
+        return -200.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let (mut re, mut im, mut window_sum) = (0.0f64, 0.0f64, 0.0f64);
+    for (i, &x) in samples.iter().enumerate() {
+        let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
+        let v = f64::from(x) * hann;
+        re += v * (w * i as f64).cos();
+        im -= v * (w * i as f64).sin();
+        window_sum += hann;
+    }
+    // A sine of peak A gives |X| = A/2 · Σw.
+    let amplitude = 2.0 * (re * re + im * im).sqrt() / window_sum;
+    if amplitude <= 0.0 {
+        -200.0
+    } else {
+        20.0 * amplitude.log10()
+    }
+}
+
+/// Largest |x[n] - x[n-1]| in `samples`.
+pub fn max_step(samples: &[i16]) -> i32 {
+    samples
+        .windows(2)
+        .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Largest |x[n] - x[n-1]| over the `law` audio of the packets arriving in
+/// `from..to`, across packet boundaries too, except where a sequence gap
+/// breaks the stream (a lost packet is not a click the sender made).
+/// Returns the step and the number of gaps skipped.
+pub fn max_step_window(
+    packets: &[Received],
+    law: G711,
+    from: Instant,
+    to: Instant,
+) -> (i32, usize) {
+    let mut step = 0;
+    let mut gaps = 0;
+    let mut last: Option<(u16, i16)> = None;
+    for p in packets
+        .iter()
+        .filter(|p| p.rtp.pt == law.pt() && p.at >= from && p.at < to)
+    {
+        let pcm: Vec<i16> = p.payload.iter().map(|&c| law.decode(c)).collect();
+        match last {
+            Some((seq, x)) if p.rtp.seq == seq.wrapping_add(1) => {
+                if let Some(&first) = pcm.first() {
+                    step = step.max((i32::from(first) - i32::from(x)).abs());
+                }
+            }
+            Some(_) => gaps += 1,
+            None => {}
+        }
+        step = step.max(max_step(&pcm));
+        if let Some(&x) = pcm.last() {
+            last = Some((p.rtp.seq, x));
+        }
+    }
+    (step, gaps)
+}

@@ -1,0 +1,559 @@
+//! Conferences on the PCM path against the real legatod: mix-minus with
+//! PCMU and PCMA members, click-free join and leave, listen-only members,
+//! talker gain, DeleteConference, and the routing errors conferences add.
+//!
+//! Every peer sends a steady tone of its own as paced 20 ms G.711 packets
+//! over 127.0.0.1; what each member receives is decoded and measured per
+//! tone with a Hann-windowed DFT bin over windows of at least 0.5 s, taken
+//! after a settling time (jitter buffer filling, fades). A sine of peak A
+//! reads 20·log10(A) dB, so the 4000-peak tones used below read 72 dB. The
+//! measured figures are printed with `--nocapture`.
+
+use std::time::{Duration, Instant};
+
+use legato_client::{Client, Code, MediaEndpoint, proto};
+use legato_tests::{
+    G711, Io, Options, Peer, Received, ToneStream, connected_leg_with, daemon_or_skip,
+    decode_window, local_rtp, max_step_window, paced, per_backend, spawn_collector, tone_level_db,
+};
+
+/// 20 ms, the packet period of every peer.
+const PTIME: Duration = Duration::from_millis(20);
+/// Peak amplitude of the members' tones (72 dB).
+const AMPLITUDE: f64 = 4000.0;
+
+/// A peer with its connected leg, its codec and the tone it sends.
+struct Member {
+    peer: Peer,
+    leg: proto::Leg,
+    law: G711,
+    hz: f64,
+}
+
+impl Member {
+    async fn new(client: &Client, session: &str, law: G711, hz: f64) -> Self {
+        let peer = Peer::new().unwrap();
+        let leg = connected_leg_with(client, session, &peer, law.formats())
+            .await
+            .unwrap();
+        Self { peer, leg, law, hz }
+    }
+
+    fn id(&self) -> &str {
+        &self.leg.leg_id
+    }
+
+    fn stream(&self) -> ToneStream {
+        ToneStream::new(
+            &self.peer,
+            local_rtp(&self.leg),
+            self.law,
+            self.hz,
+            AMPLITUDE,
+        )
+        .unwrap()
+    }
+}
+
+fn conf(id: &str) -> MediaEndpoint {
+    MediaEndpoint::Conference(id.to_owned())
+}
+
+/// Makes `m` talk in conference `c`.
+async fn talk(client: &Client, m: &Member, c: &str) {
+    client.send_media(m.id(), conf(c)).await.unwrap();
+}
+
+/// Makes `m` listen to conference `c`.
+async fn listen(client: &Client, m: &Member, c: &str) {
+    client.send_media(conf(c), m.id()).await.unwrap();
+}
+
+/// Sends every stream's packets in step, paced from `start`, for `count`
+/// periods, in a thread.
+fn spawn_senders(
+    mut streams: Vec<ToneStream>,
+    start: Instant,
+    count: usize,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        paced(start, count, PTIME, |_| {
+            for s in &mut streams {
+                s.send().unwrap();
+            }
+        });
+    })
+}
+
+fn db(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+/// Five members, PCMU and PCMA alternating, each talking and listening:
+/// everyone hears the four others at their level and not itself.
+async fn mix_minus(io: Io) {
+    const TONES: [f64; 5] = [400.0, 600.0, 850.0, 1100.0, 1400.0];
+    /// A frequency nobody sends: the noise floor of one bin.
+    const QUIET_HZ: f64 = 1700.0;
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let c = client.create_conference(&session).await.unwrap();
+    let mut members = Vec::new();
+    for (i, &hz) in TONES.iter().enumerate() {
+        let law = if i % 2 == 0 { G711::Pcmu } else { G711::Pcma };
+        let m = Member::new(&client, &session, law, hz).await;
+        talk(&client, &m, &c).await;
+        listen(&client, &m, &c).await;
+        members.push(m);
+    }
+    for m in &members {
+        let leg = client.get_leg(m.id()).await.unwrap();
+        assert!(leg.transcoding, "a conference listener is on the PCM path");
+        assert_eq!(leg.media_source_conference_id, c);
+        assert!(leg.media_source_leg_id.is_empty());
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let until = start + Duration::from_millis(4000);
+    let collectors: Vec<_> = members
+        .iter()
+        .map(|m| spawn_collector(&m.peer, until).unwrap())
+        .collect();
+    let sender = spawn_senders(members.iter().map(Member::stream).collect(), start, 200);
+    sender.join().unwrap();
+    let received: Vec<Vec<Received>> = collectors.into_iter().map(|h| h.join().unwrap()).collect();
+    // Settled after 1.5 s; 2 s of audio (16000 samples, 0.5 Hz bins).
+    let (from, to) = (
+        start + Duration::from_millis(1500),
+        start + Duration::from_millis(3500),
+    );
+    for (i, (m, got)) in members.iter().zip(&received).enumerate() {
+        assert!(
+            got.iter().all(|p| p.rtp.pt == m.law.pt()),
+            "member {i} gets its own codec"
+        );
+        let pcm = decode_window(got, m.law, from, to);
+        assert!(
+            pcm.len() >= 12_000,
+            "member {i}: {} samples in 2 s",
+            pcm.len()
+        );
+        let own = tone_level_db(&pcm, m.hz);
+        let noise = tone_level_db(&pcm, QUIET_HZ);
+        let others: Vec<(f64, f64)> = members
+            .iter()
+            .filter(|o| o.hz != m.hz)
+            .map(|o| (o.hz, tone_level_db(&pcm, o.hz)))
+            .collect();
+        let weakest = others.iter().map(|o| o.1).fold(f64::INFINITY, f64::min);
+        eprintln!(
+            "{io:?} member {i} ({:?}, {} Hz): others {:?} dB, own {} dB ({} below the weakest), \
+             noise bin {} dB",
+            m.law,
+            m.hz,
+            others
+                .iter()
+                .map(|(hz, l)| (*hz, db(*l)))
+                .collect::<Vec<_>>(),
+            db(own),
+            db(weakest - own),
+            db(noise),
+        );
+        let expected = 20.0 * AMPLITUDE.log10();
+        for &(hz, level) in &others {
+            assert!(
+                (level - expected).abs() < 3.0,
+                "member {i} hears {hz} Hz at {level:.1} dB, expected {expected:.1}"
+            );
+            assert!(
+                level - noise > 40.0,
+                "member {i}: {hz} Hz only {:.1} dB above the noise bin",
+                level - noise
+            );
+        }
+        assert!(
+            weakest - own >= 40.0,
+            "member {i} hears itself: own tone {own:.1} dB, weakest other {weakest:.1} dB"
+        );
+    }
+}
+
+/// A listener hears two steady talkers; a third talker joins, then leaves.
+///
+/// Criterion: a hard (unfaded) start or stop of a tone of peak A adds a
+/// step of up to A between two samples, while the steady signal's own
+/// largest step is D = Σ Aᵢ·2π·fᵢ/8000 (plus G.711 quantisation). With the
+/// linear fades legato applies over one 20 ms frame (160 samples) the
+/// joining tone adds at most A₃·(2π·f₃/8000 + 1/160) per sample. So across
+/// the join and leave moments the largest step must stay below the steady
+/// signal's measured largest step + A₃·(2π·f₃/8000 + 1/160) + 512 (the
+/// quantisation step of both laws at the louder level the sum reaches,
+/// counted twice as each of the two samples may be off by half of it).
+/// The steady tones are low (300 and 500 Hz, peak 3000) and the joining
+/// one lower and louder (200 Hz, peak 8000), so that its own slope (1257)
+/// is small beside its amplitude, and it is sent as a cosine, at its peak
+/// on every frame boundary: a hard edge there would add a step of 8000,
+/// far above the bound.
+async fn join_and_leave_without_clicks(io: Io) {
+    const STEADY: [(f64, f64); 2] = [(300.0, 3000.0), (500.0, 3000.0)];
+    const JOINER: (f64, f64) = (200.0, 8000.0);
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let c = client.create_conference(&session).await.unwrap();
+    let listener = Member::new(&client, &session, G711::Pcma, 0.0).await;
+    listen(&client, &listener, &c).await;
+    let mut steady = Vec::new();
+    for (i, &(hz, _)) in STEADY.iter().enumerate() {
+        let law = if i == 0 { G711::Pcmu } else { G711::Pcma };
+        let m = Member::new(&client, &session, law, hz).await;
+        talk(&client, &m, &c).await;
+        steady.push(m);
+    }
+    let joiner = Member::new(&client, &session, G711::Pcmu, JOINER.0).await;
+    let mut streams: Vec<ToneStream> = steady
+        .iter()
+        .zip(STEADY)
+        .map(|(m, (_, amplitude))| {
+            let mut s = m.stream();
+            s.amplitude = amplitude;
+            s
+        })
+        .collect();
+    let mut joining = joiner.stream();
+    joining.amplitude = JOINER.1;
+    // A cosine: at its peak on every 20 ms frame boundary (200 Hz makes
+    // four whole periods per frame), where a hard edge would be largest.
+    joining.phase = std::f64::consts::FRAC_PI_2;
+    streams.push(joining);
+    let start = Instant::now() + Duration::from_millis(50);
+    let until = start + Duration::from_millis(4500);
+    let collector = spawn_collector(&listener.peer, until).unwrap();
+    let sender = spawn_senders(streams, start, 225);
+    tokio::time::sleep_until((start + Duration::from_millis(1500)).into()).await;
+    let join_at = Instant::now();
+    talk(&client, &joiner, &c).await;
+    let joined = Instant::now();
+    tokio::time::sleep_until((start + Duration::from_millis(3000)).into()).await;
+    let leave_at = Instant::now();
+    client.stop_media(joiner.id(), conf(&c)).await.unwrap();
+    let left = Instant::now();
+    sender.join().unwrap();
+    let got = collector.join().unwrap();
+    let law = listener.law;
+    let ms = |t: Instant, ms: i64| {
+        if ms >= 0 {
+            t + Duration::from_millis(ms as u64)
+        } else {
+            t - Duration::from_millis((-ms) as u64)
+        }
+    };
+    let (d_steady, gaps_steady) = max_step_window(&got, law, ms(start, 700), ms(start, 1450));
+    // The joiner's receive side starts at the join: its jitter buffer
+    // fills first, so its fade-in comes up to a few hundred ms later.
+    let (d_join, gaps_join) = max_step_window(&got, law, ms(join_at, -40), ms(joined, 500));
+    let (d_leave, gaps_leave) = max_step_window(&got, law, ms(leave_at, -40), ms(left, 300));
+    let slope = JOINER.1 * 2.0 * std::f64::consts::PI * JOINER.0 / 8000.0;
+    let bound = d_steady + (slope + JOINER.1 / 160.0).ceil() as i32 + 512;
+    let window = |t: Instant, from_ms: u64, len_ms: u64| {
+        decode_window(
+            &got,
+            law,
+            t + Duration::from_millis(from_ms),
+            t + Duration::from_millis(from_ms + len_ms),
+        )
+    };
+    // The joiner came in inside the join window and was gone inside the
+    // leave window (200 ms windows: 5 Hz bins, 300 Hz is 20 bins away).
+    let join_end = tone_level_db(&window(joined, 300, 200), JOINER.0);
+    let leave_end = tone_level_db(&window(left, 100, 200), JOINER.0);
+    assert!(
+        join_end > 70.0,
+        "joiner not in by the end of the join window: {join_end:.1} dB"
+    );
+    assert!(
+        leave_end < 40.0,
+        "joiner not gone by the end of the leave window: {leave_end:.1} dB"
+    );
+    let during = window(joined, 500, 900);
+    let after = window(left, 500, 900);
+    let joiner_during = tone_level_db(&during, JOINER.0);
+    let joiner_after = tone_level_db(&after, JOINER.0);
+    let steady_during = tone_level_db(&during, STEADY[0].0);
+    eprintln!(
+        "{io:?} largest step: steady {d_steady}, at join {d_join}, at leave {d_leave}, bound \
+         {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB while in, \
+         {} dB after leaving; 300 Hz {} dB",
+        db(joiner_during),
+        db(joiner_after),
+        db(steady_during),
+    );
+    assert!(
+        (joiner_during - 20.0 * JOINER.1.log10()).abs() < 3.0,
+        "the joiner is heard at {joiner_during:.1} dB"
+    );
+    assert!(
+        joiner_during - joiner_after >= 40.0,
+        "the joiner is still heard after leaving: {joiner_after:.1} dB"
+    );
+    assert!(
+        d_join <= bound,
+        "click at the join: step {d_join} > {bound}"
+    );
+    assert!(
+        d_leave <= bound,
+        "click at the leave: step {d_leave} > {bound}"
+    );
+}
+
+/// A member that listens but does not talk hears everyone and is heard by
+/// nobody, although it sends a tone of its own.
+async fn listen_only(io: Io) {
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let c = client.create_conference(&session).await.unwrap();
+    let a = Member::new(&client, &session, G711::Pcmu, 500.0).await;
+    let b = Member::new(&client, &session, G711::Pcma, 700.0).await;
+    let quiet = Member::new(&client, &session, G711::Pcmu, 1000.0).await;
+    for m in [&a, &b] {
+        talk(&client, m, &c).await;
+        listen(&client, m, &c).await;
+    }
+    listen(&client, &quiet, &c).await;
+    let leg = client.get_leg(quiet.id()).await.unwrap();
+    assert_eq!(leg.media_source_conference_id, c);
+    assert!(leg.transcoding);
+    let start = Instant::now() + Duration::from_millis(50);
+    let until = start + Duration::from_millis(3000);
+    let members = [&a, &b, &quiet];
+    let collectors: Vec<_> = members
+        .iter()
+        .map(|m| spawn_collector(&m.peer, until).unwrap())
+        .collect();
+    let sender = spawn_senders(members.iter().map(|m| m.stream()).collect(), start, 150);
+    sender.join().unwrap();
+    let (from, to) = (
+        start + Duration::from_millis(1200),
+        start + Duration::from_millis(2700),
+    );
+    let levels: Vec<[f64; 3]> = collectors
+        .into_iter()
+        .zip(members)
+        .map(|(h, m)| {
+            let pcm = decode_window(&h.join().unwrap(), m.law, from, to);
+            assert!(pcm.len() >= 8000, "{} samples", pcm.len());
+            [500.0, 700.0, 1000.0].map(|hz| tone_level_db(&pcm, hz))
+        })
+        .collect();
+    eprintln!(
+        "{io:?} levels at 500/700/1000 Hz (dB): talker a {:?}, talker b {:?}, listen-only {:?}",
+        levels[0].map(db),
+        levels[1].map(db),
+        levels[2].map(db)
+    );
+    let expected = 20.0 * AMPLITUDE.log10();
+    // a hears b, b hears a, the listen-only member hears both.
+    for (who, level) in [
+        ("a hears b", levels[0][1]),
+        ("b hears a", levels[1][0]),
+        ("listen-only hears a", levels[2][0]),
+        ("listen-only hears b", levels[2][1]),
+    ] {
+        assert!((level - expected).abs() < 3.0, "{who} at {level:.1} dB");
+    }
+    for (who, heard, quiet) in [
+        ("a", levels[0][1], levels[0][2]),
+        ("b", levels[1][0], levels[1][2]),
+        ("listen-only (itself)", levels[2][0], levels[2][2]),
+    ] {
+        assert!(
+            heard - quiet >= 40.0,
+            "{who} hears the listen-only member at {quiet:.1} dB"
+        );
+    }
+}
+
+/// A talker routed with gain_db = -20 is heard 20 dB lower than one at
+/// 0 dB; routing it again with -6 changes its level to 6 dB lower.
+async fn talker_gain(io: Io) {
+    const LOUD_HZ: f64 = 500.0;
+    const SOFT_HZ: f64 = 900.0;
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let c = client.create_conference(&session).await.unwrap();
+    let loud = Member::new(&client, &session, G711::Pcmu, LOUD_HZ).await;
+    let soft = Member::new(&client, &session, G711::Pcma, SOFT_HZ).await;
+    let listener = Member::new(&client, &session, G711::Pcmu, 0.0).await;
+    talk(&client, &loud, &c).await;
+    client
+        .send_media_with_gain(soft.id(), conf(&c), -20.0)
+        .await
+        .unwrap();
+    listen(&client, &listener, &c).await;
+    let start = Instant::now() + Duration::from_millis(50);
+    let until = start + Duration::from_millis(4000);
+    let collector = spawn_collector(&listener.peer, until).unwrap();
+    let sender = spawn_senders(vec![loud.stream(), soft.stream()], start, 200);
+    tokio::time::sleep_until((start + Duration::from_millis(2000)).into()).await;
+    let changed = Instant::now();
+    client
+        .send_media_with_gain(soft.id(), conf(&c), -6.0)
+        .await
+        .unwrap();
+    sender.join().unwrap();
+    let got = collector.join().unwrap();
+    let measure = |from: Instant, len_ms: u64| {
+        let pcm = decode_window(
+            &got,
+            listener.law,
+            from,
+            from + Duration::from_millis(len_ms),
+        );
+        assert!(pcm.len() >= 4000, "{} samples", pcm.len());
+        (tone_level_db(&pcm, LOUD_HZ), tone_level_db(&pcm, SOFT_HZ))
+    };
+    let (loud_20, soft_20) = measure(start + Duration::from_millis(1000), 900);
+    let (loud_6, soft_6) = measure(changed + Duration::from_millis(500), 1200);
+    eprintln!(
+        "{io:?} gain -20 dB: loud {} dB, soft {} dB, difference {}; gain -6 dB: loud {} dB, \
+         soft {} dB, difference {}",
+        db(loud_20),
+        db(soft_20),
+        db(soft_20 - loud_20),
+        db(loud_6),
+        db(soft_6),
+        db(soft_6 - loud_6)
+    );
+    assert!((loud_20 - 20.0 * AMPLITUDE.log10()).abs() < 2.0);
+    assert!(
+        (soft_20 - loud_20 + 20.0).abs() <= 2.0,
+        "-20 dB talker heard {:.1} dB from the 0 dB one",
+        soft_20 - loud_20
+    );
+    assert!(
+        (soft_6 - loud_6 + 6.0).abs() <= 2.0,
+        "-6 dB talker heard {:.1} dB from the 0 dB one",
+        soft_6 - loud_6
+    );
+}
+
+/// DeleteConference: its listeners stop getting the mix (no packets, or
+/// silence), every leg stays CONNECTED with no source; then the errors of
+/// routing with conferences.
+async fn delete_and_bad_input(io: Io) {
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let c = client.create_conference(&session).await.unwrap();
+    let a = Member::new(&client, &session, G711::Pcmu, 500.0).await;
+    let b = Member::new(&client, &session, G711::Pcma, 700.0).await;
+    for m in [&a, &b] {
+        talk(&client, m, &c).await;
+        listen(&client, m, &c).await;
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let until = start + Duration::from_millis(3000);
+    let collectors = [
+        spawn_collector(&a.peer, until).unwrap(),
+        spawn_collector(&b.peer, until).unwrap(),
+    ];
+    let sender = spawn_senders(vec![a.stream(), b.stream()], start, 150);
+    tokio::time::sleep_until((start + Duration::from_millis(1200)).into()).await;
+    let deleted = Instant::now();
+    client.delete_conference(&c).await.unwrap();
+    let after_delete = Instant::now();
+    sender.join().unwrap();
+    for ((m, hears), h) in [(&a, 700.0), (&b, 500.0)].into_iter().zip(collectors) {
+        let got = h.join().unwrap();
+        let before = decode_window(&got, m.law, start + Duration::from_millis(500), deleted);
+        let level = tone_level_db(&before, hears);
+        // One tick may be under way when the command lands.
+        let late: Vec<&Received> = got
+            .iter()
+            .filter(|p| p.at > after_delete + Duration::from_millis(60))
+            .collect();
+        let loudest = late
+            .iter()
+            .flat_map(|p| p.payload.iter().map(|&c| m.law.decode(c)))
+            .map(|x| i32::from(x).abs())
+            .max()
+            .unwrap_or(0);
+        eprintln!(
+            "{io:?} {:?} member heard {hears} Hz at {} dB before the delete; {} packets after \
+             it, loudest sample {loudest}",
+            m.law,
+            db(level),
+            late.len()
+        );
+        assert!((level - 20.0 * AMPLITUDE.log10()).abs() < 3.0);
+        assert!(loudest <= 16, "the mix goes on after DeleteConference");
+        let leg = client.get_leg(m.id()).await.unwrap();
+        assert_eq!(leg.state(), proto::LegState::Connected);
+        assert!(leg.media_source_conference_id.is_empty());
+        assert!(!leg.transcoding);
+    }
+    // The deleted conference is gone.
+    let err = client.send_media(a.id(), conf(&c)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let err = client.delete_conference(&c).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+
+    let c = client.create_conference(&session).await.unwrap();
+    // A conference cannot feed itself or another conference.
+    let err = client.send_media(conf(&c), conf(&c)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let other = client.create_conference(&session).await.unwrap();
+    let err = client.send_media(conf(&c), conf(&other)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    // Unknown conferences: malformed, and well-formed on the leg's shard.
+    let unknown = format!("{}{}", "0123456789abcdef", &c[16..]);
+    for id in ["no-such-conference", unknown.as_str()] {
+        let err = client.send_media(a.id(), conf(id)).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{id}: {err}");
+        let err = client.send_media(conf(id), a.id()).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{id}: {err}");
+        let err = client.delete_conference(id).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{id}: {err}");
+    }
+    // A conference of another session.
+    let session2 = client.create_session(None).await.unwrap();
+    let foreign = client.create_conference(&session2).await.unwrap();
+    let err = client.send_media(a.id(), conf(&foreign)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let err = client.send_media(conf(&foreign), a.id()).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    // Gains out of range, or on a route that is not a talker's.
+    for gain in [f32::NAN, 100.0, f32::INFINITY, -61.0] {
+        let err = client
+            .send_media_with_gain(a.id(), conf(&c), gain)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "gain {gain}: {err}");
+    }
+    let err = client
+        .send_media_with_gain(conf(&c), a.id(), -6.0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let err = client
+        .send_media_with_gain(a.id(), b.id(), -6.0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    // None of that changed the legs.
+    for m in [&a, &b] {
+        let leg = client.get_leg(m.id()).await.unwrap();
+        assert_eq!(leg.state(), proto::LegState::Connected);
+        assert!(leg.media_source_conference_id.is_empty());
+    }
+}
+
+per_backend!(
+    mix_minus,
+    join_and_leave_without_clicks,
+    listen_only,
+    talker_gain,
+    delete_and_bad_input
+);
