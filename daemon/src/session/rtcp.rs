@@ -269,9 +269,10 @@ impl RtcpSession {
         self.units_per_ns = units_per_ns(clock_rate);
     }
 
-    /// An RTP packet from `ssrc` arrived at `now`. Runs per packet: no
-    /// allocation, no division, no branch beyond the SSRC check and
-    /// RFC 3550 A.1's sequence bookkeeping.
+    /// An RTP packet from `ssrc` arrived at `now` (ideally its receive
+    /// time, not the loop's). Runs per packet: no allocation, no division;
+    /// about 10 ns in a release build (half of it the arrival-time
+    /// conversion, see the `rtcp_receive_cost` test).
     #[inline]
     pub(crate) fn on_rtp_received(
         &mut self,
@@ -417,9 +418,10 @@ impl RtcpSession {
         written.ok()
     }
 
-    /// A snapshot of the statistics at `now`.
-    pub(crate) fn stats(&self, now: Instant) -> RtcpStats {
-        let _ = now;
+    /// A snapshot of the statistics at `now`. Every figure is as of the
+    /// last input (`now` is taken for the sans-IO shape; no figure ages
+    /// yet).
+    pub(crate) fn stats(&self, _now: Instant) -> RtcpStats {
         let (remote_ssrc, expected, lost, jitter, fraction) = match &self.remote {
             Some(r) => {
                 let expected = r.stats.expected();
