@@ -7,7 +7,9 @@ use legato_proto::v1 as pb;
 
 use crate::engine::EngineEvent;
 use crate::sdp::MediaDirection;
-use crate::session::{Counters, Endpoint, EngineError, EventKind, LegState, LegView, SourceChange};
+use crate::session::{
+    Counters, Endpoint, EngineError, EventKind, LegState, LegView, MediaStats, SourceChange,
+};
 
 pub(crate) fn leg_state(state: LegState) -> pb::LegState {
     match state {
@@ -97,6 +99,36 @@ pub(crate) fn counters(c: &Counters) -> pb::LegCounters {
         oversize_packets: c.oversize_packets,
         loop_packets: c.loop_packets,
         unsendable_payload_packets: c.unsendable_payload_packets,
+    }
+}
+
+/// The proto form of a leg's media statistics (GetStatistics,
+/// MediaStatisticsReceived). Unknown figures become 0 as the proto
+/// documents (`rtt_known` tells a 0 ms RTT from none).
+#[allow(dead_code, reason = "GetStatistics is not wired to MediaStats yet")]
+pub(crate) fn media_statistics(s: &MediaStats) -> pb::MediaStatistics {
+    let r = &s.rtcp;
+    let remote = r.remote;
+    pb::MediaStatistics {
+        counters: Some(counters(&s.counters)),
+        jitter_ms: r.jitter_ms,
+        packets_lost: r.packets_lost,
+        fraction_lost: r.fraction_lost,
+        rtt_ms: r.rtt.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        mos: s.mos.unwrap_or(0.0),
+        remote_jitter_ms: remote.map_or(0.0, |x| x.jitter_ms),
+        remote_fraction_lost: remote.map_or(0.0, |x| x.fraction_lost),
+        packets_expected: r.packets_expected,
+        jitter_buffer_delay_ms: s.jitter_buffer.delay_ms,
+        jitter_buffer_target_ms: s.jitter_buffer.target_ms,
+        concealed_frames: s.concealed_frames,
+        codec: s.codec.map(|c| c.name.to_owned()).unwrap_or_default(),
+        clock_rate: s.codec.map_or(0, |c| c.clock_rate),
+        payload_type: s.codec.map_or(0, |c| u32::from(c.payload_type)),
+        remote_packets_lost: remote.map_or(0, |x| x.packets_lost),
+        rtcp_reports_sent: r.reports_sent,
+        rtcp_reports_received: r.reports_received,
+        rtt_known: r.rtt.is_some(),
     }
 }
 
@@ -237,5 +269,70 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
         session_id: e.session.to_string(),
         leg_id: e.leg.as_deref().unwrap_or_default().to_owned(),
         kind: Some(kind),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::session::{CodecInfo, JitterBufferStats, RtcpSession};
+
+    #[test]
+    fn media_statistics_fields() {
+        let t0 = Instant::now();
+        let mut rtcp = RtcpSession::new(1, "a", 8000, 1, t0);
+        for seq in [10u16, 11, 13] {
+            rtcp.on_rtp_received(t0, 2, seq, u32::from(seq) * 160, 160);
+        }
+        let mut stats = rtcp.stats(t0);
+        stats.rtt = Some(Duration::from_millis(40));
+        let counters = Counters {
+            rtp_packets_received: 3,
+            ..Counters::default()
+        };
+        let s = MediaStats::new(
+            counters,
+            stats,
+            JitterBufferStats {
+                delay_ms: 40.0,
+                target_ms: 60.0,
+            },
+            2,
+            Some(CodecInfo {
+                name: "PCMA",
+                clock_rate: 8000,
+                payload_type: 8,
+            }),
+        );
+        let p = media_statistics(&s);
+        assert_eq!(p.counters.unwrap().rtp_packets_received, 3);
+        assert_eq!((p.packets_expected, p.packets_lost), (4, 1));
+        assert_eq!(p.fraction_lost, 0.25);
+        assert_eq!((p.rtt_ms, p.rtt_known), (40.0, true));
+        assert!(p.mos > 1.0 && p.mos < 4.41, "{}", p.mos);
+        assert_eq!(
+            (p.jitter_buffer_delay_ms, p.jitter_buffer_target_ms),
+            (40.0, 60.0)
+        );
+        assert_eq!(p.concealed_frames, 2);
+        assert_eq!(
+            (p.codec.as_str(), p.clock_rate, p.payload_type),
+            ("PCMA", 8000, 8)
+        );
+        assert_eq!((p.remote_packets_lost, p.remote_jitter_ms), (0, 0.0));
+        assert_eq!((p.rtcp_reports_sent, p.rtcp_reports_received), (0, 0));
+        // Nothing known.
+        let empty = MediaStats::new(
+            Counters::default(),
+            RtcpSession::new(1, "a", 8000, 1, t0).stats(t0),
+            JitterBufferStats::default(),
+            0,
+            None,
+        );
+        let p = media_statistics(&empty);
+        assert_eq!((p.mos, p.rtt_ms, p.rtt_known), (0.0, 0.0, false));
+        assert_eq!((p.codec.as_str(), p.clock_rate), ("", 0));
     }
 }
