@@ -66,6 +66,22 @@ impl OpusEncoder {
     pub fn frame_len(&self) -> usize {
         self.frame
     }
+
+    /// Sets the encoder's computational complexity, 0 (cheapest) to 10
+    /// (best quality, the default). Takes effect from the next frame.
+    pub fn set_complexity(&mut self, complexity: u8) -> Result<(), CodecError> {
+        if complexity > 10 {
+            return Err(CodecError::Unsupported);
+        }
+        self.inner.complexity = i32::from(complexity);
+        Ok(())
+    }
+
+    /// Changes the target bitrate (clamped to 6000..=510000 bit/s) from the
+    /// next frame on, e.g. when the far end asks for less.
+    pub fn set_bitrate(&mut self, bitrate: u32) {
+        self.inner.bitrate_bps = bitrate.clamp(6000, 510_000) as i32;
+    }
 }
 
 impl Encoder for OpusEncoder {
