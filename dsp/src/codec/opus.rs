@@ -1,6 +1,6 @@
-//! Opus (RFC 6716) at 48 or 16 kHz, mono, 20 ms frames, through the
-//! pure-Rust `opus-rs` crate (a port of libopus; no C toolchain or cmake
-//! needed).
+//! Opus (RFC 6716) at 48 or 16 kHz, mono, 10/20/40/60 ms frames (20 ms by
+//! default), through the pure-Rust `opus-rs` crate (a port of libopus; no C
+//! toolchain or cmake needed).
 //!
 //! The encoder's application (VoIP or audio) and bitrate are chosen at
 //! construction; frame duration (10, 20, 40 or 60 ms), complexity, bitrate
