@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole legato test suite on a fresh machine with only the Rust
 # toolchain: installs the system tools the tests use as independent peers
-# (ffmpeg, sox, espeak-ng, Python grpcio, libspandsp for a comparison test)
+# (ffmpeg, sox, espeak-ng, Python grpcio, libspandsp and libopus for comparison tests)
 # when they are missing, then runs
 # formatting, lint and every test of the workspace.
 set -euo pipefail
@@ -14,6 +14,8 @@ command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 # spandsp is the DTMF detector FreeSWITCH uses; a dsp test compares against it.
 [ -f /usr/include/spandsp.h ] || need_apt+=(libspandsp-dev)
+# libopus for the (ignored) Opus encoder timing comparison, test time only.
+[ -f /usr/include/opus/opus.h ] || need_apt+=(libopus-dev)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}" >&2

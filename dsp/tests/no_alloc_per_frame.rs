@@ -140,6 +140,44 @@ fn per_frame_calls_do_not_allocate() {
             },
             n,
         ));
+
+        // In-band FEC (16 kHz only, see OpusEncoder::set_inband_fec),
+        // runtime bitrate/complexity changes, 60 ms frames.
+        enc.set_inband_fec(rate == ClockRate::HZ_16000, 20).unwrap();
+        let mut prev = [0u8; 1500];
+        let mut prev_len = 0;
+        let mut pkt60 = [0u8; 1500];
+        let pcm60 = tone(rate.samples_in_ms(60) as usize, 89);
+        let mut out60 = vec![0i16; pcm60.len()];
+        let n = allocations(|| {
+            for i in 0..FRAMES {
+                enc.set_bitrate(16_000 + (i as u32 % 4) * 8_000);
+                enc.set_complexity((i % 11) as u8).unwrap();
+                let len = enc.encode(&pcm, &mut pkt).unwrap();
+                if i % 10 == 5 {
+                    // The previous packet was "lost": rebuild it from this one.
+                    dec.decode_fec(&pkt[..len], &mut out).unwrap();
+                } else if prev_len > 0 {
+                    dec.decode(&prev[..prev_len], &mut out).unwrap();
+                }
+                prev[..len].copy_from_slice(&pkt[..len]);
+                prev_len = len;
+            }
+            enc.set_frame_ms(60).unwrap();
+            for _ in 0..FRAMES / 10 {
+                let len = enc.encode(&pcm60, &mut pkt60).unwrap();
+                dec.decode(&pkt60[..len], &mut out60).unwrap();
+            }
+            enc.set_frame_ms(20).unwrap();
+        });
+        report.push((
+            if rate.hz() == 48_000 {
+                "opus 48k FEC/decode_fec/set_*/60 ms"
+            } else {
+                "opus 16k FEC/decode_fec/set_*/60 ms"
+            },
+            n,
+        ));
     }
 
     // Resampling, every pair.
