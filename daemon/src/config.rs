@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub strict_source: Option<bool>,
     /// RtpStopped after this many ms without RTP.
     pub rtp_timeout_ms: Option<u64>,
+    /// Minimum RTCP report interval, in ms.
+    pub rtcp_interval_ms: Option<u64>,
     /// Early media ends after this many ms without answer.
     pub early_media_timeout_ms: Option<u64>,
     /// Another source may start probation after the latched one is silent
@@ -153,6 +155,7 @@ impl FileConfig {
             rtcp_mux: other.rtcp_mux.or(self.rtcp_mux),
             strict_source: other.strict_source.or(self.strict_source),
             rtp_timeout_ms: other.rtp_timeout_ms.or(self.rtp_timeout_ms),
+            rtcp_interval_ms: other.rtcp_interval_ms.or(self.rtcp_interval_ms),
             early_media_timeout_ms: other.early_media_timeout_ms.or(self.early_media_timeout_ms),
             relatch_after_ms: other.relatch_after_ms.or(self.relatch_after_ms),
             latch_probation_packets: other
@@ -225,6 +228,9 @@ pub struct Config {
     pub strict_source: bool,
     /// RtpStopped timeout (default 7 s, per the Call API).
     pub rtp_timeout: Duration,
+    /// Minimum RTCP report interval (default 5 s, RFC 3550 §6.2; reports
+    /// go out at 0.5-1.5 times it, randomised).
+    pub rtcp_interval: Duration,
     /// Early-media limit (default 60 s, per the Call API).
     pub early_media_timeout: Duration,
     /// How long the latched source must be silent before another source
@@ -413,6 +419,14 @@ impl Config {
             rtcp_mux: f.rtcp_mux.unwrap_or(true),
             strict_source: f.strict_source.unwrap_or(false),
             rtp_timeout: ms(f.rtp_timeout_ms, 7_000, "rtp_timeout_ms")?,
+            rtcp_interval: match f.rtcp_interval_ms.unwrap_or(5_000) {
+                ms @ 500..=60_000 => Duration::from_millis(ms),
+                ms => {
+                    return Err(format!(
+                        "rtcp_interval_ms = {ms}: must be between 500 and 60000"
+                    ));
+                }
+            },
             early_media_timeout: ms(f.early_media_timeout_ms, 60_000, "early_media_timeout_ms")?,
             relatch_after: ms(f.relatch_after_ms, 2_000, "relatch_after_ms")?,
             kernel_source_filter: f.kernel_source_filter.unwrap_or(true),

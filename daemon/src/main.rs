@@ -77,6 +77,9 @@ struct Cli {
     /// RtpStopped after this many ms without RTP [default: 7000].
     #[arg(long)]
     rtp_timeout_ms: Option<u64>,
+    /// Minimum RTCP report interval in ms, 500-60000 [default: 5000].
+    #[arg(long)]
+    rtcp_interval_ms: Option<u64>,
     /// End early media without answer after this many ms [default: 60000].
     #[arg(long)]
     early_media_timeout_ms: Option<u64>,
@@ -171,6 +174,7 @@ impl Cli {
             relatch_after_ms: self.relatch_after_ms,
             kernel_source_filter: self.no_kernel_source_filter.then_some(false),
             rtp_timeout_ms: self.rtp_timeout_ms,
+            rtcp_interval_ms: self.rtcp_interval_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,
             event_watch_buffer: self.event_watch_buffer,

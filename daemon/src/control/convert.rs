@@ -247,6 +247,11 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
         EventKind::SessionDeleted { reason } => Kind::SessionDeleted(pb::SessionDeleted {
             reason: reason.clone(),
         }),
+        EventKind::MediaStatistics(stats) => {
+            Kind::MediaStatisticsReceived(pb::MediaStatisticsReceived {
+                statistics: Some(media_statistics(stats)),
+            })
+        }
         EventKind::MediaSourceChanged {
             old,
             new,

@@ -34,7 +34,9 @@ use crossbeam_queue::ArrayQueue;
 use tokio::sync::oneshot;
 
 use crate::config::{Config, IoMode};
-use crate::session::{Endpoint, EngineError, EventKind, LegRequest, LegUpdate, LegView};
+use crate::session::{
+    Endpoint, EngineError, EventKind, LegRequest, LegUpdate, LegView, MediaStats,
+};
 
 pub(crate) use crate::session::{Page, Routed, SessionInfo, SessionLimits};
 pub(crate) use admission::{Admitted, Limit};
@@ -363,6 +365,17 @@ pub(crate) enum LegCommand {
         session: Option<Arc<str>>,
         page: Page,
         reply: Reply<Vec<LegView>>,
+    },
+    /// GetStatistics.
+    Statistics {
+        leg: Arc<str>,
+        reply: Reply<Box<MediaStats>>,
+    },
+    /// MonitorMediaStatistics: events every `interval`, or none.
+    MonitorStatistics {
+        leg: Arc<str>,
+        interval: Option<Duration>,
+        reply: Reply<()>,
     },
 }
 

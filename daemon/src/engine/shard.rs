@@ -25,8 +25,9 @@ use super::{
 };
 use super::{SendTo, TxQueue};
 use crate::session::{
-    Endpoint, EngineError, EventKind, EventSink, KernelFilter, Leg, LegMedia, LegParams, LegSlot,
-    LegUpdate, LegView, NewLeg, OwnMedia, Sessions, TimeoutAction,
+    Endpoint, EngineError, EventKind, EventSink, JitterBufferStats, KernelFilter, Leg, LegMedia,
+    LegParams, LegSlot, LegUpdate, LegView, MAX_COMPOUND_LEN, MediaClock, MediaStats, NewLeg,
+    OwnMedia, Sessions, TimeoutAction,
 };
 
 /// Timer tick. Each tick checks a slice of the legs, so that every leg is
@@ -89,6 +90,7 @@ pub(super) fn run(
     };
     let params = LegParams {
         rtp_timeout: shared.config.rtp_timeout,
+        rtcp_interval: shared.config.rtcp_interval,
         early_media_timeout: shared.config.early_media_timeout,
         relatch_after: shared.config.relatch_after,
         probation_packets: shared.config.latch_probation_packets,
@@ -102,7 +104,7 @@ pub(super) fn run(
         closed: Vec::new(),
         tx: TxQueue::new(TX_SLOTS),
         commands,
-        legs: Legs::new(Instant::now()),
+        legs: Legs::new(Instant::now(), SystemTime::now()),
         sessions: Sessions::default(),
         events: ShardEvents {
             shared: shared.clone(),
@@ -125,6 +127,8 @@ pub(super) fn run(
 struct LegIo {
     rtp: Option<SockId>,
     rtcp: Option<SockId>,
+    /// Where RTCP goes out without rtcp-mux: the RTCP socket.
+    rtcp_send: SendTo,
     port: u16,
     /// What the kernel lets through to the RTP socket now
     /// (`kernel_source_filter`).
@@ -181,6 +185,49 @@ impl LegSlot<SendTo, LegIo> {
                 "cannot restrict the RTP socket's sources; the leg filters in userspace"
             );
         }
+    }
+}
+
+impl LegSlot<SendTo, LegIo> {
+    /// Sends the leg's RTCP report if one is due: through the RTP socket
+    /// with rtcp-mux, else through the RTCP socket.
+    fn send_rtcp(&mut self, now: Instant, wall: SystemTime, tx: &mut TxQueue) {
+        let mut buf = [0u8; MAX_COMPOUND_LEN];
+        if let Some((len, to)) = self.leg.poll_rtcp(now, wall, &mut buf) {
+            self.push_rtcp(to, &buf[..len], tx);
+        }
+    }
+
+    /// Sends the leg's RTCP BYE (it is being torn down).
+    fn send_bye(&mut self, now: Instant, wall: SystemTime, tx: &mut TxQueue) {
+        let mut buf = [0u8; MAX_COMPOUND_LEN];
+        if self.io.rtp.is_some()
+            && let Some((len, to)) = self.leg.rtcp_bye(now, wall, &mut buf)
+        {
+            self.push_rtcp(to, &buf[..len], tx);
+        }
+    }
+
+    fn push_rtcp(&mut self, to: SocketAddr, packet: &[u8], tx: &mut TxQueue) {
+        let via = if self.leg.rtcp_mux() {
+            self.send
+        } else {
+            self.io.rtcp_send
+        };
+        if !tx.push(via.fd, via.id, to, packet.len(), |b| {
+            b.copy_from_slice(packet)
+        }) {
+            self.leg.counters.send_failures += 1;
+        }
+    }
+
+    /// GetStatistics for this leg.
+    fn media_stats(&self, now: Instant, clock: &MediaClock) -> Box<MediaStats> {
+        let (jitter, concealed) = match self.media.rx.as_deref() {
+            Some(rx) => (rx.jitter_stats(now, clock), rx.counters.concealed_frames),
+            None => (JitterBufferStats::default(), 0),
+        };
+        Box::new(self.leg.media_stats(now, jitter, concealed))
     }
 }
 
@@ -324,6 +371,7 @@ impl Shard {
         let start = self.sweep_cursor.min(len);
         let end = (start + len.div_ceil(SWEEP_TICKS)).min(len);
         self.sweep_cursor = if end >= len { 0 } else { end };
+        let clock = self.legs.clock;
         for slot in start as u32..end as u32 {
             let Some(entry) = self.legs.get_mut(slot) else {
                 continue;
@@ -334,6 +382,13 @@ impl Shard {
             let action = entry.leg.handle_timeout(now, &mut self.events);
             // A learned source that fell silent lifts its filter.
             entry.sync_peer(self.shared.config.kernel_source_filter);
+            entry.send_rtcp(now, clock.wall(now), &mut self.tx);
+            if entry.leg.stats_due(now) {
+                let stats = entry.media_stats(now, &clock);
+                let (session, id) = (entry.leg.session.clone(), entry.leg.id.clone());
+                self.events
+                    .emit(&session, Some(&id), EventKind::MediaStatistics(stats));
+            }
             if let TimeoutAction::Hangup { code, reason } = action
                 && entry
                     .leg
@@ -395,7 +450,11 @@ impl Shard {
         match &command {
             LegCommand::Update { leg, .. }
             | LegCommand::Hangup { leg, .. }
-            | LegCommand::Get { leg, .. } => self.sessions.touch_leg(&self.legs, leg, now),
+            | LegCommand::Get { leg, .. }
+            | LegCommand::Statistics { leg, .. }
+            | LegCommand::MonitorStatistics { leg, .. } => {
+                self.sessions.touch_leg(&self.legs, leg, now);
+            }
             LegCommand::List {
                 session: Some(session),
                 ..
@@ -430,6 +489,26 @@ impl Shard {
                 reply,
             } => {
                 let _ = reply.send(self.list_legs(session.as_deref(), &page));
+            }
+            LegCommand::Statistics { leg, reply } => {
+                let result = self
+                    .legs
+                    .find(&leg)
+                    .and_then(|slot| self.legs.get(slot).ok_or_else(|| not_found(&leg)))
+                    .map(|entry| entry.media_stats(now, &self.legs.clock));
+                let _ = reply.send(result);
+            }
+            LegCommand::MonitorStatistics {
+                leg,
+                interval,
+                reply,
+            } => {
+                let result = self
+                    .legs
+                    .find(&leg)
+                    .and_then(|slot| self.legs.get_mut(slot).ok_or_else(|| not_found(&leg)))
+                    .map(|entry| entry.leg.monitor_stats(interval, now));
+                let _ = reply.send(result);
             }
         }
     }
@@ -608,6 +687,7 @@ impl Shard {
             }
         };
         let lease = ports.lease;
+        let rtcp_fd = ports.rtcp.as_raw_fd();
         let rtcp = match self.io.add_socket(ports.rtcp, token | RTCP_BIT) {
             Ok(id) => id,
             Err(e) => {
@@ -634,6 +714,10 @@ impl Shard {
             io: LegIo {
                 rtp: Some(rtp),
                 rtcp: Some(rtcp),
+                rtcp_send: SendTo {
+                    fd: rtcp_fd,
+                    id: rtcp,
+                },
                 port: ports.port,
                 filter: KernelFilter::Open,
             },
@@ -703,11 +787,14 @@ impl Shard {
             .collect())
     }
 
-    /// Removes a terminated leg's routes and closes its sockets.
+    /// Removes a terminated leg's routes and closes its sockets (after an
+    /// RTCP BYE).
     fn teardown(&mut self, slot: u32) {
+        let wall = self.legs.clock.wall(Instant::now());
         let Some(entry) = self.legs.get_mut(slot) else {
             return;
         };
+        entry.send_bye(Instant::now(), wall, &mut self.tx);
         let sockets = [entry.io.rtp.take(), entry.io.rtcp.take()];
         let port = entry.io.port;
         self.legs.detach(slot);

@@ -50,6 +50,8 @@ pub(crate) enum EventKind {
     SessionDeleted {
         reason: String,
     },
+    /// Periodic statistics (MonitorMediaStatistics).
+    MediaStatistics(Box<super::MediaStats>),
     /// The leg's RTP source (and destination) changed (RTP latching).
     MediaSourceChanged {
         old: Option<SocketAddr>,

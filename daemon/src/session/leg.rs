@@ -16,6 +16,8 @@ use crate::sdp::{self, CodecSpec, LocalParams, MediaDirection, Negotiated};
 use smallvec::SmallVec;
 
 use super::media::{Endpoint, GENERATED, Source};
+use super::rtcp::{RtcpConfig, RtcpSession};
+use super::stats::{CodecInfo, JitterBufferStats, MediaStats};
 use super::stream::OutStream;
 use super::{EngineError, EventKind, EventSink};
 
@@ -61,6 +63,8 @@ pub(crate) struct Metadata {
 pub(crate) struct LegParams {
     /// RtpStopped after this long without RTP on a connected leg.
     pub(crate) rtp_timeout: Duration,
+    /// Minimum RTCP report interval (RFC 3550 §6.2).
+    pub(crate) rtcp_interval: Duration,
     /// Early media ends (code 408) after this long without an answer.
     pub(crate) early_media_timeout: Duration,
     /// Another source may start probation only after the latched one has
@@ -307,6 +311,10 @@ pub(crate) struct Leg {
     pending_offer: Option<PendingOffer>,
     /// What this leg sends to its remote party (its single source).
     pub(crate) source: Option<Source>,
+    /// RTCP: reception statistics, reports sent and read (RFC 3550).
+    rtcp: RtcpSession,
+    /// MonitorMediaStatistics: the interval and when the next event is due.
+    stats_every: Option<(Duration, Instant)>,
     /// The format the peer switched to, if it did (see `follow_format`).
     receive_codec: Option<CodecSpec>,
     last_format_switch: Option<Instant>,
@@ -354,6 +362,11 @@ impl Leg {
     ) -> Result<(Self, String), EngineError> {
         let [a, b] = args.seeds;
         let request = args.request;
+        let cname = format!("{}@legato", args.id);
+        let rtcp_config = RtcpConfig {
+            min_interval: params.rtcp_interval,
+            session_bandwidth: None,
+        };
         let local = LocalSide {
             address: args.advertised,
             rtp_port: args.rtp_port,
@@ -365,6 +378,8 @@ impl Leg {
             sdp_session_id: a >> 1,
             sdp_version: 1,
         };
+        let mut rtcp = RtcpSession::new(b as u32, &cname, 8000, a ^ b, now);
+        rtcp.set_config(now, rtcp_config);
         let mut leg = Self {
             id: args.id,
             session: args.session,
@@ -401,6 +416,8 @@ impl Leg {
             last_format_switch: None,
             format_changed: false,
             out: OutStream::new(b as u32, (b >> 32) as u16, (b >> 48) as u32 * 7919),
+            rtcp,
+            stats_every: None,
         };
         let sdp = if request.incoming {
             let offer = request.remote_offer.ok_or_else(|| {
@@ -411,6 +428,7 @@ impl Leg {
                 sdp::answer(&offer, &leg.local_params(leg.local.sdp_version))?;
             leg.check_remote(&negotiated)?;
             leg.receive_pt = negotiated.local_payload_type;
+            leg.rtcp.set_clock_rate(now, negotiated.codec.clock_rate);
             leg.media = Some(negotiated);
             answer
         } else {
@@ -695,6 +713,9 @@ impl Leg {
         let remote_direction = negotiated.remote_direction;
         self.receive_pt = negotiated.local_payload_type;
         self.receive_codec = None;
+        if codec_changed || !had_media {
+            self.rtcp.set_clock_rate(now, negotiated.codec.clock_rate);
+        }
         self.media = Some(negotiated);
         self.peer_changed = true;
         if codec_changed {
@@ -914,6 +935,13 @@ impl Leg {
         }
         self.counters.rtp_packets_received += 1;
         self.counters.rtp_bytes_received += len as u64;
+        self.rtcp.on_rtp_received(
+            now,
+            header.ssrc,
+            header.sequence,
+            header.timestamp,
+            header.payload_len,
+        );
         if kind == PacketKind::TelephoneEvent {
             self.counters.telephone_event_packets_received += 1;
         }
@@ -1189,9 +1217,103 @@ impl Leg {
         ok
     }
 
-    /// Handles an RTCP datagram (already validated by the caller).
-    pub(crate) fn handle_rtcp(&mut self) {
-        self.counters.rtcp_packets_received += 1;
+    /// Handles an RTCP datagram from the peer (its source already
+    /// accepted): reports are read for loss, jitter and round-trip time; a
+    /// malformed compound packet is counted and changes nothing.
+    pub(crate) fn handle_rtcp(&mut self, now: Instant, wall: SystemTime, data: &[u8]) {
+        if self.rtcp.handle_rtcp(now, wall, data).is_ok() {
+            self.counters.rtcp_packets_received += 1;
+        } else {
+            self.counters.malformed_packets += 1;
+        }
+    }
+
+    /// An RTCP report due at `now`, written into `out` (at least
+    /// `MAX_COMPOUND_LEN` bytes), with where to send it. Reports continue
+    /// while on hold (RFC 3550 §6: RTCP flows whenever the session exists),
+    /// but never to an old-style hold address.
+    pub(crate) fn poll_rtcp(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut [u8],
+    ) -> Option<(usize, SocketAddr)> {
+        if self.is_terminated() || self.rtcp.poll_timeout().is_none_or(|t| t > now) {
+            return None;
+        }
+        let to = self.rtcp_destination()?;
+        let len = self.rtcp.poll_transmit(now, wall, out)?;
+        Some((len, to))
+    }
+
+    /// The RTCP BYE for teardown (with a last report), and where it goes.
+    pub(crate) fn rtcp_bye(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut [u8],
+    ) -> Option<(usize, SocketAddr)> {
+        let to = self.rtcp_destination()?;
+        let len = self.rtcp.bye(now, wall, out)?;
+        Some((len, to))
+    }
+
+    /// Where RTCP goes: the SDP's RTCP address, or with rtcp-mux the RTP
+    /// destination (the latched source of a NAT'd party).
+    fn rtcp_destination(&self) -> Option<SocketAddr> {
+        let media = self.media.as_ref()?;
+        if media.remote_on_hold_address {
+            return None;
+        }
+        Some(if media.rtcp_mux {
+            self.latched.unwrap_or(media.remote_rtp)
+        } else {
+            media.remote_rtcp
+        })
+    }
+
+    /// GetStatistics: the leg's figures, with its receive side's jitter
+    /// buffer and concealment when it has one.
+    pub(crate) fn media_stats(
+        &self,
+        now: Instant,
+        jitter_buffer: JitterBufferStats,
+        concealed_frames: u64,
+    ) -> MediaStats {
+        let codec = self.media.as_ref().map(|m| CodecInfo {
+            name: m.codec.name,
+            clock_rate: m.codec.clock_rate,
+            payload_type: m.payload_type,
+        });
+        MediaStats::new(
+            self.counters,
+            self.rtcp.stats(now),
+            jitter_buffer,
+            concealed_frames,
+            codec,
+        )
+    }
+
+    /// MonitorMediaStatistics: a MediaStatisticsReceived event every
+    /// `interval` from `now` on, or none.
+    pub(crate) fn monitor_stats(&mut self, interval: Option<Duration>, now: Instant) {
+        self.stats_every = interval.map(|every| (every, now + every));
+    }
+
+    /// Whether a MediaStatisticsReceived event is due at `now` (the next
+    /// one is then scheduled).
+    pub(crate) fn stats_due(&mut self, now: Instant) -> bool {
+        match &mut self.stats_every {
+            Some((every, next)) if now >= *next && !self.state.eq(&LegState::Terminated) => {
+                // Keep the cadence; after a stall, start again from now.
+                *next += *every;
+                if *next <= now {
+                    *next = now + *every;
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Plans sending a packet relayed from source slot `source` with codec
@@ -1264,6 +1386,7 @@ impl Leg {
         let destination = self.latched.unwrap_or(media.remote_rtp);
         let clock_rate = media.codec.clock_rate;
         let r = self.out.map(now, source, header, clock_rate);
+        self.rtcp.on_rtp_sent(now, r.timestamp, header.payload_len);
         Some(ForwardPlan {
             destination,
             marker: r.marker && kind == PacketKind::Audio || header.marker,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::media::{Conference, Endpoint, LegMedia, MAX_FRAME, MediaClock, Schedule, Source};
 use super::{EngineError, Leg, LegView};
@@ -43,8 +43,9 @@ pub(crate) struct Legs<S, C> {
 }
 
 impl<S, C> Legs<S, C> {
-    /// No legs yet; the media clock starts at `epoch`.
-    pub(crate) fn new(epoch: Instant) -> Self {
+    /// No legs yet; the media clock starts at `epoch` (wall-clock time
+    /// `wall_epoch`).
+    pub(crate) fn new(epoch: Instant, wall_epoch: SystemTime) -> Self {
         Self {
             slots: Vec::new(),
             free: Vec::new(),
@@ -52,7 +53,7 @@ impl<S, C> Legs<S, C> {
             conferences: Vec::new(),
             conference_ids: HashMap::new(),
             schedule: Schedule::default(),
-            clock: MediaClock::new(epoch),
+            clock: MediaClock::new(epoch, wall_epoch),
             scratch: Box::new([0; MAX_FRAME]),
         }
     }

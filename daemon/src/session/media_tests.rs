@@ -42,7 +42,7 @@ impl Harness {
     /// Connected legs "l0", "l1"... offering `formats` each.
     fn new(formats: &[&str]) -> Self {
         let t0 = Instant::now();
-        let mut legs = Legs::new(t0);
+        let mut legs = Legs::new(t0, SystemTime::now());
         let mut events = Events::new();
         for (i, f) in formats.iter().enumerate() {
             let (mut leg, _) = Leg::new(
@@ -156,7 +156,7 @@ fn tone_ulaw(start: usize, n: usize, hz: f64) -> Vec<u8> {
 #[test]
 fn media_clock_is_drift_free_and_catches_up_a_bounded_number_of_ticks() {
     let t0 = Instant::now();
-    let mut clock = MediaClock::new(t0);
+    let mut clock = MediaClock::new(t0, SystemTime::now());
     // Late wake-ups do not shift the grid.
     assert_eq!(clock.due(t0 + Duration::from_millis(7)), Some(0));
     assert_eq!(clock.due(t0 + Duration::from_millis(19)), None);

@@ -12,9 +12,7 @@ mod media_tests;
 mod registry;
 mod relay;
 mod routing;
-#[allow(dead_code, reason = "not wired into Leg and the shard yet")]
 mod rtcp;
-#[allow(dead_code, reason = "not wired into GetStatistics yet")]
 mod stats;
 mod stream;
 #[cfg(test)]
@@ -27,13 +25,11 @@ pub(crate) use leg::{
     NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,
 };
 pub(crate) use legs::{LegSlot, Legs};
-pub(crate) use media::{Endpoint, LegMedia};
+pub(crate) use media::{Endpoint, LegMedia, MediaClock};
 pub(crate) use registry::{Page, SessionInfo, SessionLimits, Sessions};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};
 pub(crate) use routing::Routed;
-#[allow(unused_imports, reason = "not wired into Leg and the shard yet")]
-pub(crate) use rtcp::{
-    MAX_COMPOUND_LEN, RemoteReport, RtcpConfig, RtcpError, RtcpSession, RtcpStats,
-};
-#[allow(unused_imports, reason = "not wired into GetStatistics yet")]
-pub(crate) use stats::{CodecInfo, JitterBufferStats, MediaStats};
+pub(crate) use rtcp::MAX_COMPOUND_LEN;
+pub(crate) use stats::{JitterBufferStats, MediaStats};
+#[cfg(test)]
+pub(crate) use {rtcp::RtcpSession, stats::CodecInfo};

@@ -85,7 +85,7 @@ pub(crate) fn handle_packet<S: Copy, C, T: Transmit<Handle = S>>(
         if !valid_rtcp(data) {
             entry.leg.counters.malformed_packets += 1;
         } else if entry.leg.accept_rtcp_source(source) {
-            entry.leg.handle_rtcp();
+            entry.leg.handle_rtcp(now, clock.wall(now), data);
         }
         return;
     }

@@ -242,11 +242,6 @@ impl RtcpSession {
         self.next_report = now + self.interval(initial);
     }
 
-    /// Our SSRC.
-    pub(crate) fn ssrc(&self) -> u32 {
-        self.ssrc
-    }
-
     /// The media clock changed (new codec) at `now`. Arrival times continue
     /// from their current value at the new rate, so the jitter estimate
     /// does not see a jump. Call it with the arrival time of the first

@@ -52,6 +52,7 @@ static GLOBAL: Counting = Counting;
 pub(super) fn params() -> LegParams {
     LegParams {
         rtp_timeout: Duration::from_secs(7),
+        rtcp_interval: Duration::from_secs(5),
         early_media_timeout: Duration::from_secs(60),
         relatch_after: Duration::from_secs(2),
         probation_packets: 5,
@@ -138,7 +139,7 @@ fn relay_path_does_not_allocate() {
     a.sinks.push(1);
     b.source = Some(Source::Leg(0));
     b.relayed = true;
-    let mut legs: Legs<SendTo, ()> = Legs::new(now);
+    let mut legs: Legs<SendTo, ()> = Legs::new(now, SystemTime::now());
     for (slot, leg) in [a, b].into_iter().enumerate() {
         let send = SendTo {
             fd: 3,
@@ -608,7 +609,7 @@ fn kernel_filter_follows_latching() {
 fn routes_replace_stop_and_detach() {
     let now = Instant::now();
     let mut events = Events::new();
-    let mut legs: Legs<(), ()> = Legs::new(now);
+    let mut legs: Legs<(), ()> = Legs::new(now, SystemTime::now());
     for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
         let mut leg = incoming(id, 4000 + 2 * i as u16, now);
         connect(&mut leg, now, &mut events);
@@ -672,7 +673,7 @@ fn session_limits_on_a_virtual_clock() {
     let t0 = Instant::now();
     let s = |n: u64| t0 + Duration::from_secs(n);
     let wall = SystemTime::now();
-    let legs: Legs<(), ()> = Legs::new(t0);
+    let legs: Legs<(), ()> = Legs::new(t0, SystemTime::now());
     let mut sessions = Sessions::default();
     let idle = SessionLimits {
         idle_timeout: Some(Duration::from_secs(60)),

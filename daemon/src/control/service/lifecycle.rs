@@ -296,6 +296,49 @@ pub(super) async fn get_leg(
     }))
 }
 
+pub(super) async fn get_statistics(
+    svc: &Service,
+    request: Request<pb::GetStatisticsRequest>,
+) -> Result<Response<pb::GetStatisticsResponse>, Status> {
+    let req = request.into_inner();
+    let shard = svc.leg_shard(required(&req.leg_id, "leg_id")?)?;
+    let leg: Arc<str> = req.leg_id.as_str().into();
+    let stats = svc
+        .call(shard, |reply| LegCommand::Statistics { leg, reply })
+        .await?;
+    Ok(Response::new(pb::GetStatisticsResponse {
+        statistics: Some(convert::media_statistics(&stats)),
+    }))
+}
+
+/// Shortest MonitorMediaStatistics interval.
+const MIN_STATS_INTERVAL_MS: u32 = 1000;
+
+pub(super) async fn monitor_media_statistics(
+    svc: &Service,
+    request: Request<pb::MonitorMediaStatisticsRequest>,
+) -> Result<Response<pb::MonitorMediaStatisticsResponse>, Status> {
+    let req = request.into_inner();
+    let shard = svc.leg_shard(required(&req.leg_id, "leg_id")?)?;
+    let interval = match req.interval_ms {
+        0 => None,
+        ms if ms < MIN_STATS_INTERVAL_MS => {
+            return Err(Status::invalid_argument(format!(
+                "interval_ms = {ms}: the shortest interval is {MIN_STATS_INTERVAL_MS} ms (0 turns the events off)"
+            )));
+        }
+        ms => Some(std::time::Duration::from_millis(u64::from(ms))),
+    };
+    let leg: Arc<str> = req.leg_id.as_str().into();
+    svc.call(shard, |reply| LegCommand::MonitorStatistics {
+        leg,
+        interval,
+        reply,
+    })
+    .await?;
+    Ok(Response::new(pb::MonitorMediaStatisticsResponse {}))
+}
+
 pub(super) async fn list_legs(
     svc: &Service,
     request: Request<pb::ListLegsRequest>,

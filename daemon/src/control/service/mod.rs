@@ -345,22 +345,16 @@ impl MediaPlane for Service {
 
     async fn monitor_media_statistics(
         &self,
-        _request: Request<pb::MonitorMediaStatisticsRequest>,
+        request: Request<pb::MonitorMediaStatisticsRequest>,
     ) -> Result<Response<pb::MonitorMediaStatisticsResponse>, Status> {
-        Err(unimplemented(
-            "MonitorMediaStatistics",
-            "periodic media statistics",
-        ))
+        lifecycle::monitor_media_statistics(self, request).await
     }
 
     async fn get_statistics(
         &self,
-        _request: Request<pb::GetStatisticsRequest>,
+        request: Request<pb::GetStatisticsRequest>,
     ) -> Result<Response<pb::GetStatisticsResponse>, Status> {
-        Err(unimplemented(
-            "GetStatistics",
-            "RTCP statistics (packet counters are in GetLeg)",
-        ))
+        lifecycle::get_statistics(self, request).await
     }
 
     type WatchEventsStream = EventStream;

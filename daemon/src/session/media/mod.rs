@@ -28,7 +28,7 @@ mod pcm_out;
 mod plan;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use legato_dsp::time::ClockRate;
 
@@ -120,6 +120,9 @@ impl Schedule {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MediaClock {
     epoch: Instant,
+    /// Wall-clock time at `epoch`: RTCP's NTP times are derived from the
+    /// monotonic clock, so a stepped system clock cannot make them jump.
+    wall_epoch: SystemTime,
     /// Ticks run so far (the next one is number `ticks`).
     ticks: u64,
     /// Ticks skipped after stalls.
@@ -127,9 +130,10 @@ pub(crate) struct MediaClock {
 }
 
 impl MediaClock {
-    pub(crate) fn new(epoch: Instant) -> Self {
+    pub(crate) fn new(epoch: Instant, wall_epoch: SystemTime) -> Self {
         Self {
             epoch,
+            wall_epoch,
             ticks: 0,
             skipped: 0,
         }
@@ -167,6 +171,11 @@ impl MediaClock {
         let elapsed = now.saturating_duration_since(self.epoch);
         let reached = (elapsed.as_micros() / (u128::from(FRAME_MS) * 1000)) as u64;
         self.ticks = self.ticks.max(reached);
+    }
+
+    /// Wall-clock time at `t`.
+    pub(crate) fn wall(&self, t: Instant) -> SystemTime {
+        self.wall_epoch + t.saturating_duration_since(self.epoch)
     }
 
     /// `t` on the media clock, in units of `rate`.

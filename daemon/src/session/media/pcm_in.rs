@@ -16,9 +16,13 @@ use legato_dsp::jitter::{JitterBuffer, JitterConfig, Playout};
 use legato_dsp::rfc4733::{DigitEvent, EventReceiver};
 use legato_dsp::time::ClockRate;
 
+use std::time::Instant;
+
+use super::MediaClock;
 use super::codec::{AudioDecoder, CodecKind, audio_rate, rtp_per_sample};
 use super::{FRAME_MS, MAX_FRAME, frame_len};
 use crate::sdp::CodecSpec;
+use crate::session::JitterBufferStats;
 
 /// Longest packet the receive side plays, in ms.
 pub(crate) const MAX_PACKET_MS: u32 = 60;
@@ -145,10 +149,23 @@ impl PcmIn {
         self.digits
     }
 
-    /// The jitter buffer (for statistics).
-    #[allow(dead_code, reason = "read by GetStatistics, wired next")]
+    /// The jitter buffer.
+    #[cfg(test)]
     pub(crate) fn jitter(&self) -> &JitterBuffer {
         &self.jitter
+    }
+
+    /// The jitter buffer's current and target delay, for statistics.
+    pub(crate) fn jitter_stats(&self, now: Instant, clock: &MediaClock) -> JitterBufferStats {
+        let rate = self.rtp_rate.hz();
+        let ms = |samples: i64| samples as f64 * 1000.0 / f64::from(rate);
+        JitterBufferStats {
+            delay_ms: self
+                .jitter
+                .current_delay(clock.time(now, rate))
+                .map_or(0.0, |d| ms(d.samples())),
+            target_ms: ms(self.jitter.target_delay().samples()),
+        }
     }
 
     /// Takes one received audio packet; `arrival` is its receive time on

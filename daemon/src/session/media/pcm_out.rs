@@ -103,9 +103,9 @@ impl PcmOut {
     ) -> Option<Self> {
         let kind = codec.kind;
         let rate = audio_rate(kind);
-        // The Opus encoder codes 20 ms frames.
+        // Opus frames are 10, 20, 40 or 60 ms (the SDP layer picks one).
         let ptime = match kind {
-            CodecKind::Opus => FRAME_MS,
+            CodecKind::Opus if ![10, 20, 40, 60].contains(&ptime_ms) => FRAME_MS,
             _ => ptime_ms.clamp(10, MAX_PACKET_MS) / 10 * 10,
         };
         let packet_samples = rate.samples_in_ms(ptime) as usize;
@@ -120,7 +120,7 @@ impl PcmOut {
             kind,
             packet_samples,
             packet_rtp: packet_samples as u32 * num / den,
-            encoder: AudioEncoder::new(kind, bitrate).ok()?,
+            encoder: AudioEncoder::new(kind, ptime, bitrate).ok()?,
             resampler: None,
             fifo: Box::new([0; FIFO]),
             fifo_len: 0,

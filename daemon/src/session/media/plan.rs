@@ -8,8 +8,8 @@ use legato_dsp::time::ClockRate;
 use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::{
-    GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
-    audio_rate, frame_len,
+    GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source, audio_rate,
+    frame_len,
 };
 use crate::rtp::{RtpHeader, rewrite_header};
 use crate::session::legs::{LegSlot, Legs};
