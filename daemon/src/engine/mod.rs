@@ -404,6 +404,8 @@ pub(crate) enum RouteCommand {
     },
     /// DeleteConference.
     DeleteConference { id: Arc<str>, reply: Reply<()> },
+    /// Whether conference `id` exists (NOT_FOUND when not).
+    CheckConference { id: Arc<str>, reply: Reply<()> },
 }
 
 impl From<SessionCommand> for Command {

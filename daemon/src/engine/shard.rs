@@ -550,6 +550,9 @@ impl Shard {
                 }
                 let _ = reply.send(self.legs.delete_conference(&id));
             }
+            RouteCommand::CheckConference { id, reply } => {
+                let _ = reply.send(self.legs.find_conference(&id).map(drop));
+            }
         }
     }
 

@@ -118,8 +118,14 @@ async fn route_shard(svc: &Service, from: &Endpoint, to: &Endpoint) -> Result<us
     // Different shards mean different sessions, but an unknown id is the
     // more useful answer when one of them does not exist.
     for end in [from, to] {
-        if let Endpoint::Leg(id) = end {
-            svc.check_leg_exists(id).await?;
+        match end {
+            Endpoint::Leg(id) => svc.check_leg_exists(id).await?,
+            Endpoint::Conference(id) => {
+                let shard = shard_of(svc, end)?;
+                let id = id.clone();
+                svc.call(shard, |reply| RouteCommand::CheckConference { id, reply })
+                    .await?;
+            }
         }
     }
     Err(Status::invalid_argument(format!(
