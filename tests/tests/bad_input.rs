@@ -116,16 +116,13 @@ async fn statuses_for_bad_requests(io: Io) {
         ))
         .await
         .unwrap();
-    let err = client
+    // PCMU to PCMA is transcoded (the PCMA leg is not answered yet: held
+    // back until it is).
+    let routed = client
         .send_media(a.leg_id.as_str(), pcma.leg.leg_id.as_str())
         .await
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Code::FailedPrecondition,
-        "PCMU to PCMA needs transcoding: {err}"
-    );
-    assert!(err.to_string().contains("transcoding"), "{err}");
+        .unwrap();
+    assert!(routed.held_back.is_some(), "{routed:?}");
     let err = client
         .stop_media(pcma.leg.leg_id.as_str(), a.leg_id.as_str())
         .await

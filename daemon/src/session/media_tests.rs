@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use legato_dsp::codec::g711::{alaw_to_linear, linear_to_ulaw};
 
 use super::media::{Endpoint, MediaClock};
-use super::tests::{ALLOCATIONS, ARMED, Events, connect, params};
+use super::tests::{ALLOCATIONS, ARMED, Events, LIVE_BYTES, connect, params};
 use super::*;
 use crate::engine::{SendTo, SockId, TxQueue};
 use crate::sdp::{MediaDirection, PCMA, PCMU};
@@ -313,4 +313,29 @@ fn impaired_sender_on_a_virtual_clock() {
         out.len()
     );
     assert!(out.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+}
+
+/// A leg on the PCM path (receive and send side) takes at most 128 KiB of
+/// heap with G.711 and G.722. Opus is printed, not bounded: opus-rs's
+/// encoder and decoder states take about 300 and 200 KiB (libopus's about
+/// 30 and 26), see the closing note of issue 10.
+#[test]
+fn a_pcm_leg_stays_small() {
+    use super::media::{PcmIn, PcmOut};
+    use crate::sdp::{G722, OPUS};
+    for codec in [PCMU, PCMA, G722, OPUS] {
+        LIVE_BYTES.store(0, Ordering::Relaxed);
+        ARMED.with(|a| a.set(true));
+        let rx = PcmIn::new(&codec, 20).unwrap();
+        let mut tx = PcmOut::new(&codec, 20, Some(codec.clock_rate), 32_000).unwrap();
+        // A source at another rate: the send side's resampler.
+        tx.set_input_rate(legato_dsp::time::ClockRate::HZ_16000);
+        ARMED.with(|a| a.set(false));
+        let bytes = LIVE_BYTES.load(Ordering::Relaxed);
+        eprintln!("{}: {} KiB per PCM leg", codec.name, bytes / 1024);
+        if codec != OPUS {
+            assert!(bytes <= 128 * 1024, "{}: {bytes} bytes", codec.name);
+        }
+        drop((rx, tx));
+    }
 }

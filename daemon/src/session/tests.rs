@@ -17,6 +17,10 @@ use crate::sdp::{MediaDirection, PCMA, PCMU};
 struct Counting;
 
 pub(super) static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated minus bytes freed while armed (a structure's heap size
+/// when it is built with the counter armed).
+pub(super) static LIVE_BYTES: std::sync::atomic::AtomicIsize =
+    std::sync::atomic::AtomicIsize::new(0);
 thread_local! {
     pub(super) static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -30,6 +34,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if ARMED.with(std::cell::Cell::get) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
             ARMED.with(|a| a.set(false));
             if std::env::var_os("ALLOC_TRACE").is_some() {
                 eprintln!("{}", std::backtrace::Backtrace::force_capture());
@@ -41,6 +46,9 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED.with(std::cell::Cell::get) {
+            LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }

@@ -98,7 +98,7 @@ impl PcmIn {
         let kind = codec.kind;
         let rtp_rate = ClockRate::new(codec.clock_rate)?;
         let ptime = ptime_ms.clamp(10, MAX_PACKET_MS) / 10 * 10;
-        let jitter = JitterBuffer::new(JitterConfig::new(rtp_rate, ptime)).ok()?;
+        let jitter = JitterBuffer::new(jitter_config(kind, rtp_rate, ptime)).ok()?;
         Some(Self {
             kind,
             format: (*codec, ptime_ms),
@@ -218,7 +218,7 @@ impl PcmIn {
         {
             return false;
         }
-        let Ok(jitter) = JitterBuffer::new(JitterConfig::new(self.rtp_rate, ms)) else {
+        let Ok(jitter) = JitterBuffer::new(jitter_config(self.kind, self.rtp_rate, ms)) else {
             return false;
         };
         // A new packet duration: rare (a re-INVITE or a peer changing its
@@ -335,6 +335,24 @@ impl PcmIn {
         self.fifo_len -= n;
         self.active = active || (leftover && self.active);
     }
+}
+
+/// The jitter buffer for packets of `ptime_ms`: legato-dsp's defaults
+/// (20-200 ms of delay), with slots for the largest delay plus 160 ms of
+/// reordering and no larger than the codec's packets can be, so a PCM leg
+/// stays small (16 slots of 160 bytes for 20 ms of G.711, instead of 64
+/// Ethernet-sized ones).
+fn jitter_config(kind: CodecKind, rate: ClockRate, ptime_ms: u32) -> JitterConfig {
+    let mut config = JitterConfig::new(rate, ptime_ms);
+    config.max_payload = match kind {
+        // One byte per sample at 8 kHz (G.722: two 16 kHz samples).
+        CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 8 * ptime_ms as usize,
+        // RFC 6716 §3.4: at most 1275 bytes per frame; legato's peers send
+        // one frame per packet (two or three at most for 40-60 ms SILK).
+        CodecKind::Opus => 1275,
+    };
+    config.slots = ((config.max_delay_ms + 160) / ptime_ms + 1) as usize;
+    config
 }
 
 /// How long an audio payload lasts, in RTP units, or `None` when it is not
