@@ -9,6 +9,9 @@
 //!   distinct start timestamps, end bit present, at least 80 ms long.
 //! - To a PCMA callee that negotiated none, they arrive as in-band DTMF,
 //!   which legato-dsp's detector reads back as exactly "159#".
+//! - To an Opus callee (`opus/48000/2`) with `telephone-event/48000`, they
+//!   arrive as events in the 48 kHz clock: exactly one per digit, distinct
+//!   start timestamps, at least 3840 units (80 ms) long.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -289,4 +292,83 @@ async fn events_to_inband(io: Io) {
     assert_eq!(heard, DIGITS);
 }
 
-per_backend!(events_to_events, events_to_inband);
+/// Payload type of the Opus callee's audio.
+const OPUS_PT: u8 = 111;
+
+/// (c) An Opus callee with telephone-event/48000 in payload type 101.
+async fn events_to_opus_events(io: Io) {
+    let sdp = |peer: &Peer| {
+        format!(
+            "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP {OPUS_PT} 101\r\na=rtpmap:{OPUS_PT} opus/48000/2\r\n\
+             a=fmtp:{OPUS_PT} useinbandfec=1\r\n\
+             a=rtpmap:101 telephone-event/48000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n",
+            peer.addr().port()
+        )
+    };
+    let Some((got, leg)) = run(io, sdp).await else {
+        return;
+    };
+    assert_eq!(
+        leg.codec.as_ref().map(|c| c.payload_type),
+        Some(u32::from(OPUS_PT))
+    );
+    assert_eq!(leg.telephone_event_payload_type, 101);
+    let audio = got.iter().filter(|p| p.rtp.pt == OPUS_PT).count();
+    let events: Vec<&Received> = got.iter().filter(|p| p.rtp.pt == 101).collect();
+    assert_eq!(
+        got.len() - audio - events.len(),
+        0,
+        "packets of other payload types"
+    );
+    let mut presses: Vec<(u32, Vec<(bool, TelephoneEvent)>)> = Vec::new();
+    for p in &events {
+        let ev = TelephoneEvent::parse(&p.payload).expect("4-byte event");
+        match presses.iter_mut().find(|(ts, _)| *ts == p.rtp.ts) {
+            Some((_, packets)) => packets.push((p.rtp.marker, ev)),
+            None => presses.push((p.rtp.ts, vec![(p.rtp.marker, ev)])),
+        }
+    }
+    let summary: Vec<String> = presses
+        .iter()
+        .map(|(ts, packets)| {
+            let longest = packets.iter().map(|(_, e)| e.duration).max().unwrap_or(0);
+            format!(
+                "'{}' ts {ts}: {} packets, {} end, duration {longest} ({} ms)",
+                legato_dsp::rfc4733::event_to_digit(packets[0].1.event).unwrap_or('?'),
+                packets.len(),
+                packets.iter().filter(|(_, e)| e.end).count(),
+                u32::from(longest) / 48
+            )
+        })
+        .collect();
+    eprintln!("{io:?}: {audio} Opus packets; events: {summary:#?}");
+    assert_eq!(presses.len(), DIGITS.len(), "one event per digit");
+    for ((ts, packets), digit) in presses.iter().zip(DIGITS.chars()) {
+        let code = digit_to_event(digit).unwrap();
+        assert!(
+            packets.iter().all(|(_, e)| e.event == code),
+            "digit {digit} at {ts}"
+        );
+        assert!(packets[0].0, "digit {digit}: marker on the first packet");
+        assert!(
+            packets.iter().any(|(_, e)| e.end),
+            "digit {digit}: no end packet"
+        );
+        let duration = packets.iter().map(|(_, e)| e.duration).max().unwrap();
+        // 80 ms at least (100 ms sent), at most 300 ms, in 48 kHz units.
+        assert!(
+            (3840..=14400).contains(&duration),
+            "digit {digit}: duration {duration} (48 kHz units)"
+        );
+    }
+    let starts: Vec<u32> = presses.iter().map(|(ts, _)| *ts).collect();
+    for w in starts.windows(2) {
+        let gap = w[1].wrapping_sub(w[0]);
+        // Digits start 200 ms (9600 units) apart; allow scheduling slack.
+        assert!((7200..=12000).contains(&gap), "start timestamps {starts:?}");
+    }
+    assert!(audio >= 60, "audio between digits: {audio} packets");
+}
+
+per_backend!(events_to_events, events_to_inband, events_to_opus_events);
