@@ -414,6 +414,22 @@ impl JitterBuffer {
         Some(MediaTime::new(now as i64 - next - min, self.rate))
     }
 
+    /// The payload of the packet the next [`pop`](Self::pop) plays, if it
+    /// is buffered: after a [`Playout::Conceal`], the packet that follows
+    /// the lost one, whose in-band FEC (Opus) can rebuild it.
+    pub fn peek_next(&self) -> Option<&[u8]> {
+        let State::Playing { next, .. } = self.state else {
+            return None;
+        };
+        let i = self.index(next);
+        let slot = &self.slots[i];
+        if !slot.used || slot.ts != next {
+            return None;
+        }
+        let off = i * self.max_payload;
+        Some(&self.data[off..off + slot.len])
+    }
+
     /// Number of packets buffered.
     pub fn len(&self) -> usize {
         self.buffered
@@ -532,6 +548,30 @@ mod tests {
                 r
             })
             .collect()
+    }
+
+    #[test]
+    fn peek_next_shows_the_packet_after_a_loss() {
+        let mut b = jb();
+        let mut now = 0;
+        for k in [0u64, 1, 3, 4, 5] {
+            b.push(k * F, 1, k as u16, (k * F) as u32, &[k as u8])
+                .unwrap();
+        }
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let played = match b.pop(now) {
+                Playout::Packet { timestamp, .. } => timestamp.to_string(),
+                Playout::Conceal => "C".into(),
+                Playout::Empty => "E".into(),
+            };
+            if played == "C" {
+                seen.push(b.peek_next().map(<[u8]>::to_vec));
+            }
+            now += F;
+        }
+        // Frame 2 is lost; frame 3 (payload [3]) is next.
+        assert_eq!(seen.first(), Some(&Some(vec![3])));
     }
 
     #[test]

@@ -214,7 +214,9 @@ async fn reports(io: Io, mux: bool) {
     let from_a = collect_rtcp(&pa.socket, Instant::now() + Duration::from_millis(300));
     let lines = python_parse(&got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>());
     eprintln!("leg B sent {} reports: {lines:?}", lines.len());
-    assert!(lines.len() >= 3, "reports from leg B: {lines:?}");
+    // 13 s hold at least two reports even at the longest intervals
+    // (first ≤ 3.1 s, then ≤ 6.2 s each).
+    assert!(lines.len() >= 2, "reports from leg B: {lines:?}");
     assert!(lines.iter().all(|l| l.starts_with("SR")), "leg B sends: SR");
     // RFC 3550 §6.3: first report after [0.5, 1.5] × half the interval
     // (divided by e - 3/2), then [0.5, 1.5] × the interval / (e - 3/2).
@@ -283,7 +285,7 @@ async fn reports(io: Io, mux: bool) {
     // and the two processes' scheduling, small on a loaded machine too.
     assert!((0.0..500.0).contains(&rtt), "RTT {rtt} ms");
     let stats_b = client.get_statistics(&b.leg_id).await.unwrap();
-    assert!(stats_b.rtcp_reports_sent >= 3 && stats_b.rtcp_reports_received >= 1);
+    assert!(stats_b.rtcp_reports_sent >= 2 && stats_b.rtcp_reports_received >= 1);
 }
 
 async fn rtcp_mux(io: Io) {

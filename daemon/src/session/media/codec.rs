@@ -67,6 +67,20 @@ impl AudioDecoder {
         }
     }
 
+    /// Fills `out` (one lost frame) from the in-band FEC of `next`, the
+    /// packet after the lost one, when the codec has FEC (Opus), else with
+    /// concealment.
+    pub(crate) fn recover(
+        &mut self,
+        next: Option<&[u8]>,
+        out: &mut [i16],
+    ) -> Result<usize, CodecError> {
+        match (self, next) {
+            (Self::Opus(c), Some(next)) if !next.is_empty() => c.decode_fec(next, out),
+            (this, _) => this.conceal(out),
+        }
+    }
+
     /// Fills `out` (one lost frame) with concealment.
     pub(crate) fn conceal(&mut self, out: &mut [i16]) -> Result<usize, CodecError> {
         match self {

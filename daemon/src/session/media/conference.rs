@@ -41,6 +41,9 @@ struct Member {
     gain: Gain,
     talk_fade: Fade,
     listen_fade: Fade,
+    /// Whether the member's audio was mixed last frame: audio that comes
+    /// back after a gap (its jitter buffer ran dry) is faded in too.
+    was_heard: bool,
     /// Resampler of the leg's frames up to the conference rate.
     up: Option<(ClockRate, Resampler)>,
 }
@@ -113,6 +116,7 @@ impl Conference {
                     gain: Gain::UNITY,
                     talk_fade: Fade::On,
                     listen_fade: Fade::On,
+                    was_heard: false,
                     up: None,
                 });
                 self.members.last_mut().expect("just pushed")
@@ -210,12 +214,17 @@ impl Conference {
                 continue;
             }
             let Some((frame, rate)) = input(m.leg) else {
+                m.was_heard = false;
                 if m.talk_fade == Fade::Out {
                     m.talk_fade = Fade::On;
                     gone = true;
                 }
                 continue;
             };
+            if !m.was_heard && m.talk_fade == Fade::On {
+                m.talk_fade = Fade::In;
+            }
+            m.was_heard = true;
             let Ok(slot) = self.mixer.input_mut(i) else {
                 continue;
             };
@@ -238,6 +247,7 @@ impl Conference {
                 Fade::Out => {
                     ramp(slot, false);
                     m.talk_fade = Fade::On;
+                    m.was_heard = false;
                     gone = true;
                 }
                 Fade::On => {}

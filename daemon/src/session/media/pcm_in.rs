@@ -316,7 +316,8 @@ impl PcmIn {
                 Playout::Conceal => {
                     self.counters.concealed_frames += 1;
                     active = true;
-                    self.decoder.conceal(out).unwrap_or_else(|_| {
+                    let next = self.jitter.peek_next();
+                    self.decoder.recover(next, out).unwrap_or_else(|_| {
                         out.fill(0);
                         packet_samples
                     })
