@@ -71,6 +71,49 @@ fn legatoctl_drives_a_call() {
     );
     let out = ctl(&endpoint, &["leg", "list", "--session", "cli-call"]);
     assert!(stdout(&out).contains(&leg_id));
+    // A conference: the leg talks (at -6 dB) and listens; stats show it.
+    let out = ctl(
+        &endpoint,
+        &["conference", "create", "--session", "cli-call"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let conference = stdout(&out).trim().to_owned();
+    let out = ctl(
+        &endpoint,
+        &[
+            "media",
+            "send",
+            "--from",
+            &leg_id,
+            "--to-conference",
+            &conference,
+            "--gain-db",
+            "-6",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = ctl(
+        &endpoint,
+        &[
+            "media",
+            "send",
+            "--from-conference",
+            &conference,
+            "--to",
+            &leg_id,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = ctl(&endpoint, &["leg", "get", &leg_id]);
+    assert!(stdout(&out).contains(&conference), "{}", stdout(&out));
+    let out = ctl(&endpoint, &["--json", "stats", &leg_id]);
+    assert!(
+        stdout(&out).contains("\"codec\":\"PCMU\""),
+        "{}",
+        stdout(&out)
+    );
+    let out = ctl(&endpoint, &["conference", "delete", &conference]);
+    assert!(out.status.success(), "{out:?}");
     let out = ctl(&endpoint, &["leg", "hangup", &leg_id, "--code", "486"]);
     assert!(out.status.success(), "{out:?}");
     // Errors: NOT_FOUND and UNIMPLEMENTED with exit status 1.

@@ -19,7 +19,9 @@ use std::{
 use anyhow::Context as _;
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt as _;
-use legato_client::{Client, CreateLeg, EventFilter, SessionLimits, Tls, UpdateLeg, proto};
+use legato_client::{
+    Client, CreateLeg, EventFilter, MediaEndpoint, SessionLimits, Tls, UpdateLeg, proto,
+};
 use serde_json::{Value, json};
 
 // The binary's root is this file, so its modules would be looked up next to
@@ -100,9 +102,12 @@ enum Command {
     /// Create, update, hang up and inspect legs.
     #[command(subcommand)]
     Leg(LegCommand),
-    /// Route audio between legs.
+    /// Route audio between legs and conferences.
     #[command(subcommand)]
     Media(MediaCommand),
+    /// Create and delete conferences (members join with `media send`).
+    #[command(subcommand)]
+    Conference(ConferenceCommand),
     /// Stream events until Ctrl-C.
     Events(EventsArgs),
     /// Play an audio file into a leg, or stop it.
@@ -246,20 +251,62 @@ struct LegUpdateArgs {
 
 #[derive(Debug, Subcommand)]
 enum MediaCommand {
-    /// Send the audio received on one leg to another.
+    /// Send the audio received on a leg to another leg or into a
+    /// conference (the leg talks), or a conference's mix to a leg (it
+    /// listens).
     Send(RouteArgs),
-    /// Stop sending one leg's audio to another.
+    /// Undo a `media send`.
     Stop(RouteArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["from", "from_conference"])))]
+#[command(group(ArgGroup::new("sink").required(true).args(["to", "to_conference"])))]
 struct RouteArgs {
     /// Source leg.
     #[arg(long, value_name = "LEG")]
-    from: String,
+    from: Option<String>,
+    /// Source conference (its mix, minus the sink's own voice).
+    #[arg(long, value_name = "CONFERENCE")]
+    from_conference: Option<String>,
     /// Sink leg.
     #[arg(long, value_name = "LEG")]
-    to: String,
+    to: Option<String>,
+    /// Sink conference (the source leg talks in it).
+    #[arg(long, value_name = "CONFERENCE")]
+    to_conference: Option<String>,
+    /// A leg's gain in the conference it talks in, dB (-60..=12).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    gain_db: f32,
+}
+
+impl RouteArgs {
+    fn ends(&self) -> (MediaEndpoint, MediaEndpoint) {
+        let end = |leg: &Option<String>, conference: &Option<String>| match (leg, conference) {
+            (Some(leg), _) => MediaEndpoint::Leg(leg.clone()),
+            (None, Some(c)) => MediaEndpoint::Conference(c.clone()),
+            (None, None) => MediaEndpoint::Leg(String::new()),
+        };
+        (
+            end(&self.from, &self.from_conference),
+            end(&self.to, &self.to_conference),
+        )
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConferenceCommand {
+    /// Create a conference in a session and print its id.
+    Create {
+        /// Session id.
+        #[arg(long)]
+        session: String,
+    },
+    /// Delete a conference (its members stay, without it).
+    Delete {
+        /// Conference id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -494,6 +541,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(command) => session(&client, &mut out, command).await,
         Command::Leg(command) => leg(&client, &mut out, command, prepared).await,
         Command::Media(command) => media(&client, &mut out, command).await,
+        Command::Conference(command) => conference(&client, &mut out, command).await,
         Command::Events(args) => events(&client, &mut out, args).await,
         Command::Playback(command) => playback(&client, &mut out, command).await,
         Command::Say(args) => {
@@ -702,10 +750,17 @@ async fn leg(
 async fn media(client: &Client, out: &mut Output, command: MediaCommand) -> anyhow::Result<()> {
     match command {
         MediaCommand::Send(route) => {
-            let routed = client.send_media(&route.from, &route.to).await?;
+            let (from, to) = route.ends();
+            let routed = client
+                .send_media_with_gain(from.clone(), to.clone(), route.gain_db)
+                .await?;
             out.result(
                 || {
-                    let mut line = format!("media {} -> {}", route.from, route.to);
+                    let mut line = format!(
+                        "media {} -> {}",
+                        human::media_endpoint(&from),
+                        human::media_endpoint(&to)
+                    );
                     if let Some(old) = &routed.replaced {
                         line.push_str(&format!(" (replaced {})", human::media_endpoint(old)));
                     }
@@ -716,8 +771,8 @@ async fn media(client: &Client, out: &mut Output, command: MediaCommand) -> anyh
                 },
                 || {
                     json!({
-                        "from": route.from,
-                        "to": route.to,
+                        "from": json::media_endpoint(&from),
+                        "to": json::media_endpoint(&to),
                         "replaced": routed.replaced.as_ref().map(json::media_endpoint),
                         "held_back": routed.held_back,
                     })
@@ -725,10 +780,37 @@ async fn media(client: &Client, out: &mut Output, command: MediaCommand) -> anyh
             )
         }
         MediaCommand::Stop(route) => {
-            client.stop_media(&route.from, &route.to).await?;
+            let (from, to) = route.ends();
+            client.stop_media(from.clone(), to.clone()).await?;
             out.result(
-                || format!("media {} -> {} stopped", route.from, route.to),
-                || json!({ "from": route.from, "to": route.to }),
+                || {
+                    format!(
+                        "media {} -> {} stopped",
+                        human::media_endpoint(&from),
+                        human::media_endpoint(&to)
+                    )
+                },
+                || json!({ "from": json::media_endpoint(&from), "to": json::media_endpoint(&to) }),
+            )
+        }
+    }
+}
+
+async fn conference(
+    client: &Client,
+    out: &mut Output,
+    command: ConferenceCommand,
+) -> anyhow::Result<()> {
+    match command {
+        ConferenceCommand::Create { session } => {
+            let id = client.create_conference(&session).await?;
+            out.result(|| id.clone(), || json!({ "conference_id": id }))
+        }
+        ConferenceCommand::Delete { id } => {
+            client.delete_conference(&id).await?;
+            out.result(
+                || format!("conference {id} deleted"),
+                || json!({ "conference_id": id, "deleted": true }),
             )
         }
     }

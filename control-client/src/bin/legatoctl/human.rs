@@ -170,15 +170,31 @@ pub(crate) fn media_endpoint(endpoint: &MediaEndpoint) -> String {
 /// Media statistics on one line.
 pub(crate) fn statistics(stats: &proto::MediaStatistics) -> String {
     let mut line = format!(
-        "jitter_ms={:.1} packets_lost={} fraction_lost={:.3} rtt_ms={:.1} mos={:.2} \
-         remote_jitter_ms={:.1} remote_fraction_lost={:.3}",
+        "codec={}/{} jitter_ms={:.1} packets_lost={} fraction_lost={:.3} rtt_ms={} mos={:.2} \
+         remote_jitter_ms={:.1} remote_fraction_lost={:.3} jitter_buffer_ms={:.0}/{:.0} \
+         concealed={} rtcp_sent={} rtcp_received={}",
+        if stats.codec.is_empty() {
+            "-"
+        } else {
+            &stats.codec
+        },
+        stats.clock_rate,
         stats.jitter_ms,
         stats.packets_lost,
         stats.fraction_lost,
-        stats.rtt_ms,
+        if stats.rtt_known {
+            format!("{:.1}", stats.rtt_ms)
+        } else {
+            "-".to_owned()
+        },
         stats.mos,
         stats.remote_jitter_ms,
         stats.remote_fraction_lost,
+        stats.jitter_buffer_delay_ms,
+        stats.jitter_buffer_target_ms,
+        stats.concealed_frames,
+        stats.rtcp_reports_sent,
+        stats.rtcp_reports_received,
     );
     if let Some(c) = &stats.counters {
         let _ = write!(line, " {}", counters(c));

@@ -78,6 +78,17 @@ pub(crate) fn statistics(stats: &proto::MediaStatistics) -> Value {
         "mos": stats.mos,
         "remote_jitter_ms": stats.remote_jitter_ms,
         "remote_fraction_lost": stats.remote_fraction_lost,
+        "packets_expected": stats.packets_expected,
+        "jitter_buffer_delay_ms": stats.jitter_buffer_delay_ms,
+        "jitter_buffer_target_ms": stats.jitter_buffer_target_ms,
+        "concealed_frames": stats.concealed_frames,
+        "codec": stats.codec,
+        "clock_rate": stats.clock_rate,
+        "payload_type": stats.payload_type,
+        "remote_packets_lost": stats.remote_packets_lost,
+        "rtcp_reports_sent": stats.rtcp_reports_sent,
+        "rtcp_reports_received": stats.rtcp_reports_received,
+        "rtt_known": stats.rtt_known,
     })
 }
 
