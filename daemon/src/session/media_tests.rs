@@ -329,7 +329,11 @@ fn a_pcm_leg_stays_small() {
         let rx = PcmIn::new(&codec, 20).unwrap();
         let mut tx = PcmOut::new(&codec, 20, Some(codec.clock_rate), 32_000).unwrap();
         // A source at another rate: the send side's resampler.
-        tx.set_input_rate(legato_dsp::time::ClockRate::HZ_16000);
+        tx.set_input_rate(if codec == PCMU || codec == PCMA {
+            legato_dsp::time::ClockRate::HZ_16000
+        } else {
+            legato_dsp::time::ClockRate::HZ_8000
+        });
         ARMED.with(|a| a.set(false));
         let bytes = LIVE_BYTES.load(Ordering::Relaxed);
         eprintln!("{}: {} KiB per PCM leg", codec.name, bytes / 1024);
