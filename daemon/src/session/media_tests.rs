@@ -13,7 +13,7 @@ use super::media::{Endpoint, MediaClock};
 use super::tests::{ALLOCATIONS, ARMED, Events, LIVE_BYTES, connect, params};
 use super::*;
 use crate::engine::{SendTo, SockId, TxQueue};
-use crate::sdp::{MediaDirection, PCMA, PCMU};
+use crate::sdp::{G722, MediaDirection, OPUS, PCMA, PCMU};
 
 /// A shard's legs without sockets: leg `i`'s remote party is
 /// 127.0.0.1:(5000 + 2i).
@@ -34,7 +34,8 @@ fn remote(i: usize) -> SocketAddr {
 fn offer(port: u16, formats: &str) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {formats}\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+         m=audio {port} RTP/AVP {formats}\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=rtpmap:9 G722/8000\r\na=rtpmap:111 opus/48000/2\r\na=sendrecv\r\n"
     )
 }
 
@@ -53,7 +54,7 @@ impl Harness {
                         incoming: true,
                         metadata: Metadata::default(),
                         remote_offer: Some(offer(remote(i).port(), f)),
-                        codecs: vec![PCMU, PCMA],
+                        codecs: vec![PCMU, PCMA, G722, OPUS],
                         rtcp_mux: true,
                         strict_source: false,
                         local_direction: MediaDirection::SendRecv,
@@ -322,7 +323,6 @@ fn impaired_sender_on_a_virtual_clock() {
 #[test]
 fn a_pcm_leg_stays_small() {
     use super::media::{PcmIn, PcmOut};
-    use crate::sdp::{G722, OPUS};
     for codec in [PCMU, PCMA, G722, OPUS] {
         LIVE_BYTES.store(0, Ordering::Relaxed);
         ARMED.with(|a| a.set(true));
@@ -341,5 +341,66 @@ fn a_pcm_leg_stays_small() {
             assert!(bytes <= 128 * 1024, "{}: {bytes} bytes", codec.name);
         }
         drop((rx, tx));
+    }
+}
+
+/// A conference of four members on four codecs (PCMU, PCMA, G.722 and
+/// Opus, so it mixes at 48 kHz), each talking and listening: after the
+/// first ticks, packets and ticks allocate nothing.
+#[test]
+fn a_wideband_conference_runs_without_allocation() {
+    use legato_dsp::codec::Encoder as _;
+    use legato_dsp::codec::opus::{OpusApplication, OpusEncoder};
+    use legato_dsp::time::ClockRate;
+    let mut h = Harness::new(&["0", "8", "9", "111"]);
+    let conference = Endpoint::Conference("c".into());
+    h.legs.create_conference("c".into(), "s".into()).unwrap();
+    for i in 0..4 {
+        h.legs.route(&Harness::leg(i), &conference, 0.0).unwrap();
+        h.legs.route(&conference, &Harness::leg(i), 0.0).unwrap();
+    }
+    let c = h.legs.find_conference("c").unwrap();
+    assert_eq!(h.legs.conference(c).unwrap().rate(), ClockRate::HZ_48000);
+    let mut opus = OpusEncoder::new(ClockRate::HZ_48000, OpusApplication::Audio, 32_000).unwrap();
+    let t0 = h.t0;
+    for i in 0..500usize {
+        let at = t0 + Duration::from_millis(20 * i as u64 + 3);
+        ARMED.with(|a| a.set(false));
+        if i == 100 {
+            h.quiet = true;
+            ALLOCATIONS.store(0, Ordering::Relaxed);
+        }
+        let narrow = tone_ulaw(i * 160, 160, 500.0);
+        let wide: Vec<i16> = (0..960)
+            .map(|k| {
+                let t = (i * 960 + k) as f64 / 48_000.0;
+                (6000.0 * (2.0 * std::f64::consts::PI * 700.0 * t).sin()) as i16
+            })
+            .collect();
+        let mut encoded = [0u8; 1275];
+        let n = opus.encode(&wide, &mut encoded).unwrap();
+        let packets = [
+            rtp_packet(0, i as u16, (i * 160) as u32, 1, &narrow),
+            rtp_packet(8, i as u16, (i * 160) as u32, 2, &narrow),
+            rtp_packet(9, i as u16, (i * 160) as u32, 3, &narrow),
+            rtp_packet(111, i as u16, (i * 960) as u32, 4, &encoded[..n]),
+        ];
+        ARMED.with(|a| a.set(i >= 100));
+        for (leg, p) in packets.iter().enumerate() {
+            h.receive(at, leg, p);
+        }
+        h.run_until(at + Duration::from_millis(10));
+    }
+    ARMED.with(|a| a.set(false));
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "allocations per packet and tick"
+    );
+    // Each member got its own codec's packets all along.
+    for (leg, pt) in [(0, 0u8), (1, 8), (2, 9), (3, 111)] {
+        let sent: Vec<_> = h.sent.iter().filter(|(to, _)| *to == remote(leg)).collect();
+        assert!(sent.len() > 90, "member {leg}: {} packets", sent.len());
+        assert!(sent.iter().all(|(_, p)| p[1] & 0x7f == pt), "member {leg}");
     }
 }
