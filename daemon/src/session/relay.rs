@@ -74,8 +74,9 @@ pub(crate) fn handle_packet<S: Copy, C, T: Transmit<Handle = S>>(
     data: &[u8],
     tx: &mut T,
 ) {
-    let clock = legs.clock;
-    let Some(entry) = legs.get_mut(slot) else {
+    // Field borrows: the slot mutably, the media clock shared.
+    let clock = &legs.clock;
+    let Some(entry) = legs.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
         return;
     };
     if entry.leg.is_terminated() {
