@@ -52,8 +52,16 @@
 //! the same codec and packet duration, transcoding otherwise), B's
 //! payload type, and B's packet duration.
 //!
-//! `INTEROP_ONLY="PCMU/20 -> G722/20,Opus/20 -> PCMA"` runs only the pairs
-//! whose label contains one of the comma-separated strings.
+//! Pairs stream [`BATCH`] at a time, the two backends' tests one after
+//! the other. A pair that fails (in practice: one whose stream the loaded
+//! machine disrupted) is streamed once more, alone, and that try counts;
+//! both tables are printed.
+//!
+//! Knobs for reproducing: `INTEROP_ONLY="PCMU/20 -> G722/20,Opus/20 ->
+//! PCMA"` runs only the pairs whose label contains one of the
+//! comma-separated strings; `INTEROP_LATCH=1` lets ffmpeg send from ports
+//! of its own choosing (legato latches after its probation);
+//! `INTEROP_DEBUG=1` prints each block's delay.
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -74,8 +82,8 @@ const SKIP: f64 = 0.3;
 const RATE: f64 = 8000.0;
 /// Cross-correlation search range, samples at [`RATE`] (±500 ms).
 const SEARCH: i64 = 4000;
-/// Pairs streaming at the same time.
-const BATCH: usize = 6;
+/// Pairs streaming at the same time (see [`run_pairs`]).
+const BATCH: usize = 4;
 /// A sample above this magnitude is sound (the reference reaches
 /// thousands within its first milliseconds; G.711 silence decodes to at
 /// most 8).
@@ -547,6 +555,8 @@ struct Measured {
     /// Changes of delay between consecutive blocks (frames the jitter
     /// buffer dropped or inserted).
     slips: usize,
+    /// Each slip: when (s into the reference) and by how much (ms).
+    slip_list: Vec<(f64, f64)>,
     /// Steady blocks left out as damaged.
     damaged: usize,
     /// Share of the blocks measured.
@@ -598,6 +608,20 @@ impl Alignment {
 
     fn slips(&self) -> usize {
         self.lags.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+
+    /// Each slip: the reference time it happened by (s) and the change of
+    /// delay (ms, positive: audio inserted).
+    fn slip_list(&self) -> Vec<(f64, f64)> {
+        self.blocks
+            .windows(2)
+            .zip(self.lags.windows(2))
+            .filter(|(_, l)| l[0] != l[1])
+            .map(|(b, l)| {
+                let at = (b[1].0 as f64 - b[1].1) / RATE;
+                (at, (l[1] - l[0]) as f64 / RATE * 1000.0)
+            })
+            .collect()
     }
 
     /// Steady blocks left out for a waveform SNR more than
@@ -956,11 +980,17 @@ fn stream(
     drop(prepared.ffmpeg_ports);
     let wav = dir.join(format!("reference-{}.wav", pair.a.audio_rate()));
     let pkt_size = 12 + pair.a.rtp_rate() * pair.a_ptime / 1000;
-    let mut url = format!(
-        "rtp://{}?localrtpport={port}&localrtcpport={}",
-        prepared.target,
-        port + 1
-    );
+    // INTEROP_LATCH=1: ffmpeg sends from ports of its own choosing, so
+    // legato must latch onto them after its probation.
+    let mut url = if std::env::var_os("INTEROP_LATCH").is_some() {
+        format!("rtp://{}?ttl=1", prepared.target)
+    } else {
+        format!(
+            "rtp://{}?localrtpport={port}&localrtcpport={}",
+            prepared.target,
+            port + 1
+        )
+    };
     if pair.a != Codec::Opus {
         url.push_str(&format!("&pkt_size={pkt_size}"));
     }
@@ -1033,8 +1063,29 @@ fn analyse(dir: &Path, tag: &str, streamed: Streamed) -> Measured {
         .unwrap_or(0)
         .saturating_sub(RATE as usize / 10);
     let pcm = &decoded[onset..];
+    if std::env::var_os("INTEROP_DEBUG").is_some() {
+        eprintln!("{}: {tag} onset at {onset}", pair.label());
+    }
     let reference = reference_samples();
     let (alignment, global) = align(pcm, &reference);
+    if std::env::var_os("INTEROP_DEBUG").is_some() {
+        eprintln!(
+            "{}: {} samples, global delay {global:.2}, blocks {:?}",
+            pair.label(),
+            pcm.len(),
+            alignment
+                .blocks
+                .iter()
+                .zip(&alignment.lags)
+                .zip(&alignment.clean)
+                .map(|(((start, delay), lag), clean)| {
+                    let mut sums = Sums::default();
+                    sums.add(pcm, *start..start + BLOCK, *delay, 1);
+                    (start, lag, clean, sums.snr().0.round())
+                })
+                .collect::<Vec<_>>()
+        );
+    }
     let mut whole = Sums::default();
     whole.add(pcm, overlap(pcm.len(), global), global, 1);
     let mut steady = Sums::default();
@@ -1052,6 +1103,7 @@ fn analyse(dir: &Path, tag: &str, streamed: Streamed) -> Measured {
         a_jitter_ms: streamed.stats.jitter_ms,
         a_concealed: streamed.stats.concealed_frames,
         slips: alignment.slips(),
+        slip_list: alignment.slip_list(),
         damaged: alignment.damaged(),
         measured_share: alignment.measured_share(),
         global_snr: whole.snr().0,
@@ -1062,59 +1114,34 @@ fn analyse(dir: &Path, tag: &str, streamed: Streamed) -> Measured {
     }
 }
 
-async fn interop_matrix(io: Io) {
-    if Command::new("ffmpeg").arg("-version").output().is_err() {
-        panic!("ffmpeg is missing: run scripts/test.sh, which installs it");
-    }
-    let encoders = Command::new("ffmpeg")
-        .args(["-hide_banner", "-encoders"])
-        .output()
-        .expect("ffmpeg -encoders");
-    assert!(
-        String::from_utf8_lossy(&encoders.stdout).contains("libopus"),
-        "this ffmpeg has no libopus encoder"
-    );
-    // The two backends' tests take turns: each streams up to BATCH pairs
-    // in real time and must not compete with the other for the CPU.
-    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = TURN.lock().await;
-    let daemon = daemon_or_skip!(Options::new(io));
-    let client = daemon.client().await.unwrap();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "interop_matrix-{}-{}",
-        io.flag(),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    for rate in [8000, 16000, 48000] {
-        write_reference_wav(&dir.join(format!("reference-{rate}.wav")), rate);
-    }
-    let started = Instant::now();
-    // INTEROP_ONLY=<substring>[,<substring>...] runs only the pairs whose
-    // label (e.g. "PCMU/20 -> G722/20") contains one of them.
-    let only = std::env::var("INTEROP_ONLY").unwrap_or_default();
-    let selected = pairs()
-        .into_iter()
-        .filter(|p| only.is_empty() || only.split(',').any(|o| p.label().contains(o.trim())));
+/// Sets up, streams (at most `batch` pairs at a time) and measures
+/// `pairs`; `tag` names their files.
+async fn run_pairs(
+    client: &legato_client::Client,
+    dir: &Path,
+    pairs: &[Pair],
+    batch: usize,
+    tag: &str,
+) -> Vec<Measured> {
     let mut prepared = Vec::new();
-    for pair in selected {
-        prepared.push(prepare(&client, pair).await);
+    for &pair in pairs {
+        prepared.push(prepare(client, pair).await);
     }
-    eprintln!("set-up took {:.1} s", started.elapsed().as_secs_f64());
     // Every pair has its own session, ports and ffmpeg processes, so pairs
-    // stream side by side, but at most BATCH at a time: a debug legatod
+    // stream side by side, but only a few at a time: a debug legatod
     // transcoding 18 streams next to 18 ffmpeg processes on a loaded
     // 2-core machine runs its media clock late enough that the jitter
-    // buffers slip frames. Decoding and analysis follow once all streamed.
+    // buffers conceal and slip frames. Decoding and analysis follow once
+    // all have streamed.
     let runtime = tokio::runtime::Handle::current();
     let mut streamed = Vec::new();
     let mut prepared = prepared.into_iter().peekable();
     while prepared.peek().is_some() {
         let tasks: Vec<_> = prepared
             .by_ref()
-            .take(BATCH)
+            .take(batch)
             .map(|p| {
-                let (dir, client, runtime) = (dir.clone(), client.clone(), runtime.clone());
+                let (dir, client, runtime) = (dir.to_owned(), client.clone(), runtime.clone());
                 tokio::task::spawn_blocking(move || stream(&dir, p, &client, &runtime))
             })
             .collect();
@@ -1122,28 +1149,70 @@ async fn interop_matrix(io: Io) {
             streamed.push(task.await.expect("stream task"));
         }
     }
-    let streamed_in = started.elapsed();
     let tasks: Vec<_> = streamed
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || analyse(&dir, &format!("pair{i}"), s))
+            let (dir, tag) = (dir.to_owned(), format!("{tag}{i}"));
+            tokio::task::spawn_blocking(move || analyse(&dir, &tag, s))
         })
         .collect();
     let mut results = Vec::new();
     for task in tasks {
         results.push(task.await.expect("analysis task"));
     }
-    let elapsed = started.elapsed();
+    results
+}
 
-    eprintln!(
-        "\ninterop matrix ({}, ffmpeg far end, {} s multi-tone; streamed in {:.1} s, total {:.1} s):",
-        io.flag(),
-        SECONDS,
-        streamed_in.as_secs_f64(),
-        elapsed.as_secs_f64()
-    );
+/// What is wrong with one pair's measurement, if anything.
+fn check(m: &Measured) -> Vec<String> {
+    let label = m.pair.label();
+    let mut failures = Vec::new();
+    if m.transcoding == m.pair.relayable() {
+        failures.push(format!(
+            "{label}: path is {}",
+            if m.transcoding { "transcode" } else { "relay" }
+        ));
+    }
+    if m.steps_ms != [m.pair.b_ptime] {
+        failures.push(format!(
+            "{label}: B's packets last {:?} ms, negotiated {}",
+            m.steps_ms, m.pair.b_ptime
+        ));
+    }
+    if m.measured_share < MIN_MEASURED_SHARE {
+        failures.push(format!(
+            "{label}: {} slips and {} damaged blocks leave {:.0} % of the audio measured",
+            m.slips,
+            m.damaged,
+            m.measured_share * 100.0
+        ));
+    }
+    if m.pair.a.waveform() && m.pair.b.waveform() {
+        if m.waveform_snr < MIN_WAVEFORM_SNR {
+            failures.push(format!(
+                "{label}: waveform SNR {:.1} dB < {MIN_WAVEFORM_SNR} dB",
+                m.waveform_snr
+            ));
+        }
+    } else if m.tone_snr < MIN_TONE_SNR {
+        failures.push(format!(
+            "{label}: tone SNR {:.1} dB < {MIN_TONE_SNR} dB",
+            m.tone_snr
+        ));
+    }
+    if m.level_error > MAX_LEVEL_ERROR {
+        failures.push(format!(
+            "{label}: a tone is {:.2} dB off its level",
+            m.level_error
+        ));
+    }
+    failures
+}
+
+/// Prints the table of `results` (and the slips) under `title`.
+fn print_table(title: &str, results: &[Measured]) {
+    eprintln!("\n{title}");
     eprintln!(
         "{:<20} {:<9} {:>4} {:>4} {:>4} {:>5} {:>5} {:>5} {:>4} {:>5} {:>8} {:>7} {:>8} {:>8} {:>7}",
         "pair (codec/ptime)",
@@ -1162,7 +1231,7 @@ async fn interop_matrix(io: Io) {
         "tone SNR",
         "lvl err"
     );
-    for m in &results {
+    for m in results {
         eprintln!(
             "{:<20} {:<9} {:>4} {:>4} {:>4} {:>5.1} {:>5} {:>5} {:>4} {:>5.0} {:>8.1} {:>7.2} {:>8.1} {:>8.1} {:>7.2}",
             m.pair.label(),
@@ -1186,55 +1255,90 @@ async fn interop_matrix(io: Io) {
             m.level_error,
         );
     }
-    let mut failures = Vec::new();
-    for m in &results {
-        let label = m.pair.label();
-        if m.transcoding == m.pair.relayable() {
-            failures.push(format!(
-                "{label}: path is {}",
-                if m.transcoding { "transcode" } else { "relay" }
-            ));
-        }
-        if m.steps_ms != [m.pair.b_ptime] {
-            failures.push(format!(
-                "{label}: B's packets last {:?} ms, negotiated {}",
-                m.steps_ms, m.pair.b_ptime
-            ));
-        }
-        if m.measured_share < MIN_MEASURED_SHARE {
-            failures.push(format!(
-                "{label}: {} slips and {} damaged blocks leave {:.0} % of the audio measured",
-                m.slips,
-                m.damaged,
-                m.measured_share * 100.0
-            ));
-        }
-        if m.pair.a.waveform() && m.pair.b.waveform() {
-            if m.waveform_snr < MIN_WAVEFORM_SNR {
-                failures.push(format!(
-                    "{label}: waveform SNR {:.1} dB < {MIN_WAVEFORM_SNR} dB",
-                    m.waveform_snr
-                ));
-            }
-        } else if m.tone_snr < MIN_TONE_SNR {
-            failures.push(format!(
-                "{label}: tone SNR {:.1} dB < {MIN_TONE_SNR} dB",
-                m.tone_snr
-            ));
-        }
-        if m.level_error > MAX_LEVEL_ERROR {
-            failures.push(format!(
-                "{label}: a tone is {:.2} dB off its level",
-                m.level_error
-            ));
+    for m in results.iter().filter(|m| !m.slip_list.is_empty()) {
+        let slips: Vec<String> = m
+            .slip_list
+            .iter()
+            .map(|(at, ms)| format!("{ms:+.0} ms by {at:.1} s"))
+            .collect();
+        eprintln!("{}: slips {}", m.pair.label(), slips.join(", "));
+    }
+}
+
+async fn interop_matrix(io: Io) {
+    if Command::new("ffmpeg").arg("-version").output().is_err() {
+        panic!("ffmpeg is missing: run scripts/test.sh, which installs it");
+    }
+    let encoders = Command::new("ffmpeg")
+        .args(["-hide_banner", "-encoders"])
+        .output()
+        .expect("ffmpeg -encoders");
+    assert!(
+        String::from_utf8_lossy(&encoders.stdout).contains("libopus"),
+        "this ffmpeg has no libopus encoder"
+    );
+    // The two backends' tests take turns: each streams pairs in real time
+    // and must not compete with the other for the CPU.
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = TURN.lock().await;
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "interop_matrix-{}-{}",
+        io.flag(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for rate in [8000, 16000, 48000] {
+        write_reference_wav(&dir.join(format!("reference-{rate}.wav")), rate);
+    }
+    let started = Instant::now();
+    // INTEROP_ONLY=<substring>[,<substring>...] runs only the pairs whose
+    // label (e.g. "PCMU/20 -> G722/20") contains one of them.
+    let only = std::env::var("INTEROP_ONLY").unwrap_or_default();
+    let selected: Vec<Pair> = pairs()
+        .into_iter()
+        .filter(|p| only.is_empty() || only.split(',').any(|o| p.label().contains(o.trim())))
+        .collect();
+    let mut results = run_pairs(&client, &dir, &selected, BATCH, "pair").await;
+    print_table(
+        &format!(
+            "interop matrix ({}, ffmpeg far end, {SECONDS} s multi-tone, {BATCH} pairs at a time; {:.1} s):",
+            io.flag(),
+            started.elapsed().as_secs_f64()
+        ),
+        &results,
+    );
+    // A pair whose stream the machine disrupted (concealment, slips) gets
+    // one more try, alone: what the codecs do to the audio does not change
+    // between tries, the machine's load does.
+    let failing: Vec<usize> = (0..results.len())
+        .filter(|&i| !check(&results[i]).is_empty())
+        .collect();
+    if !failing.is_empty() {
+        let retry: Vec<Pair> = failing.iter().map(|&i| results[i].pair).collect();
+        let again = run_pairs(&client, &dir, &retry, 1, "retry").await;
+        print_table(
+            &format!(
+                "retried alone ({}; {:.1} s in all):",
+                io.flag(),
+                started.elapsed().as_secs_f64()
+            ),
+            &again,
+        );
+        for (i, m) in failing.into_iter().zip(again) {
+            results[i] = m;
         }
     }
+    let failures: Vec<String> = results.iter().flat_map(check).collect();
     assert!(
         failures.is_empty(),
         "interop failures:\n{}",
         failures.join("\n")
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("INTEROP_DEBUG").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 per_backend!(interop_matrix);
