@@ -982,17 +982,17 @@ fn stream(
     let pkt_size = 12 + pair.a.rtp_rate() * pair.a_ptime / 1000;
     // INTEROP_LATCH=1: ffmpeg sends from ports of its own choosing, so
     // legato must latch onto them after its probation.
-    let mut url = if std::env::var_os("INTEROP_LATCH").is_some() {
-        format!("rtp://{}?ttl=1", prepared.target)
-    } else {
-        format!(
-            "rtp://{}?localrtpport={port}&localrtcpport={}",
-            prepared.target,
-            port + 1
-        )
-    };
+    let mut options = Vec::new();
+    if std::env::var_os("INTEROP_LATCH").is_none() {
+        options.push(format!("localrtpport={port}"));
+        options.push(format!("localrtcpport={}", port + 1));
+    }
     if pair.a != Codec::Opus {
-        url.push_str(&format!("&pkt_size={pkt_size}"));
+        options.push(format!("pkt_size={pkt_size}"));
+    }
+    let mut url = format!("rtp://{}", prepared.target);
+    if !options.is_empty() {
+        url = format!("{url}?{}", options.join("&"));
     }
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-i"])
