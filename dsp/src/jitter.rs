@@ -318,6 +318,16 @@ impl JitterBuffer {
     /// Plays one frame at media time `now` (same clock as arrivals). Call
     /// once per frame duration.
     pub fn pop(&mut self, now: u64) -> Playout<'_> {
+        self.pop_with(now, true)
+    }
+
+    /// [`pop`](Self::pop), letting the caller veto shrinking this tick
+    /// (`may_shrink` false): a caller that decodes the audio can keep the
+    /// buffer from dropping a frame in the middle of a sound and let it
+    /// drop one in a pause instead, where nobody hears it. The caller must
+    /// allow shrinking eventually (e.g. after a bounded wait), or the delay
+    /// of a clock drifting fast grows.
+    pub fn pop_with(&mut self, now: u64, may_shrink: bool) -> Playout<'_> {
         let now = now as i64;
         let (next, started) = match self.state {
             State::Buffering => {
@@ -348,7 +358,8 @@ impl JitterBuffer {
             self.counters.concealed += 1;
             return Playout::Conceal;
         }
-        if offset > goal + self.frame && self.since_shrink >= SHRINK_EVERY && started {
+        if offset > goal + self.frame && self.since_shrink >= SHRINK_EVERY && started && may_shrink
+        {
             // Ahead of the goal: drop the frame due now.
             self.take(next);
             next += self.frame;
@@ -397,6 +408,18 @@ impl JitterBuffer {
         }
         self.counters.concealed += 1;
         Playout::Conceal
+    }
+
+    /// Whether the next [`pop`](Self::pop) would drop a frame to shrink the
+    /// delay, were it allowed to.
+    pub fn wants_to_shrink(&self, now: u64) -> bool {
+        let State::Playing { next, started } = self.state else {
+            return false;
+        };
+        let Some(goal) = self.goal_offset() else {
+            return false;
+        };
+        started && now as i64 - next > goal + self.frame && self.since_shrink + 1 >= SHRINK_EVERY
     }
 
     /// The current target delay (jitter spread plus margin, within bounds).

@@ -34,6 +34,12 @@ const RESIZE_AFTER: u8 = 3;
 /// Ticks between two jitter-buffer resizes at most (one per second), so a
 /// peer alternating packet durations cannot make the shard allocate often.
 const RESIZE_EVERY_TICKS: u64 = 50;
+/// Frames below this mean power (about -50 dBFS) are a pause: the jitter
+/// buffer may drop one there to shrink its delay, unheard.
+const QUIET_POWER: u64 = 100 * 100;
+/// Ticks the jitter buffer waits for a pause before it shrinks anyway (a
+/// continuous sound must not let a fast clock's delay grow).
+const SHRINK_WAIT_TICKS: u32 = 100;
 /// A key press without packets for this long has ended (RFC 4733 §2.5.1.4
 /// leaves it to the receiver; 500 ms is well above the 50 ms update rate).
 const DIGIT_TIMEOUT_MS: u64 = 500;
@@ -62,6 +68,8 @@ pub(crate) struct RxCounters {
     /// of 10, or a one-off change of duration).
     pub(crate) odd_duration_packets: u64,
     pub(crate) jitter_resizes: u64,
+    /// Frames the jitter buffer dropped to shrink its delay.
+    pub(crate) shrinks: u64,
 }
 
 /// See the module docs.
@@ -86,6 +94,10 @@ pub(crate) struct PcmIn {
     /// Whether `frame` holds audio of this stream (not silence for lack of
     /// packets).
     active: bool,
+    /// Whether the last decoded packet was a pause (see [`QUIET_POWER`]).
+    quiet: bool,
+    /// Ticks the jitter buffer has wanted to shrink without a pause.
+    shrink_wait: u32,
     events: EventReceiver,
     events_rate: u32,
     digits: DigitBus,
@@ -112,6 +124,8 @@ impl PcmIn {
             fifo_len: 0,
             frame: Box::new([0; MAX_FRAME]),
             active: false,
+            quiet: true,
+            shrink_wait: 0,
             events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
             events_rate: rtp_rate.hz(),
             digits: DigitBus::default(),
@@ -295,11 +309,22 @@ impl PcmIn {
                 break;
             }
             let out = &mut self.fifo[start..end];
-            let produced = match self.jitter.pop(at) {
+            // Shrink the delay in a pause, or after waiting long enough.
+            let wants = self.jitter.wants_to_shrink(at);
+            let may_shrink = !wants || self.quiet || self.shrink_wait >= SHRINK_WAIT_TICKS;
+            if wants && may_shrink {
+                self.shrink_wait = 0;
+                self.counters.shrinks += 1;
+            } else if wants {
+                self.shrink_wait += 1;
+            }
+            let playout = self.jitter.pop_with(at, may_shrink);
+            let produced = match playout {
                 Playout::Packet { payload, .. } => match self.decoder.decode(payload, out) {
                     Ok(n) if n == packet_samples => {
                         self.counters.decoded_frames += 1;
                         active = true;
+                        self.quiet = mean_power(out) < QUIET_POWER;
                         n
                     }
                     _ => {
@@ -354,6 +379,15 @@ fn jitter_config(kind: CodecKind, rate: ClockRate, ptime_ms: u32) -> JitterConfi
     };
     config.slots = ((config.max_delay_ms + 160) / ptime_ms + 1) as usize;
     config
+}
+
+/// Mean power of `samples` (sum of squares over their number).
+fn mean_power(samples: &[i16]) -> u64 {
+    let sum: u64 = samples
+        .iter()
+        .map(|&x| u64::from(x.unsigned_abs()) * u64::from(x.unsigned_abs()))
+        .sum();
+    sum / samples.len().max(1) as u64
 }
 
 /// How long an audio payload lasts, in RTP units, or `None` when it is not
@@ -426,6 +460,57 @@ mod tests {
         assert!(frames > 280, "{frames}");
         assert_eq!(rx.counters.odd_duration_packets, 0);
         assert!(rx.counters.concealed_frames < 5, "{:?}", rx.counters);
+    }
+
+    /// Start-up jitter ages out of the buffer's window while a tone plays:
+    /// the frame it drops to shrink falls in the pause, not in the tone.
+    #[test]
+    fn the_delay_shrinks_in_a_pause() {
+        use legato_dsp::codec::g711::linear_to_ulaw;
+        let mut rx = PcmIn::new(&PCMU, 20).unwrap();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let tone = |k: u32| {
+            // 5 s of tone, 400 ms of pause, then tone again.
+            let t = k as f64 / 8000.0;
+            let on = !(5.0..5.4).contains(&t);
+            let x = if on {
+                8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+            } else {
+                0.0
+            };
+            linear_to_ulaw(x as i16)
+        };
+        let mut shrink_ticks = Vec::new();
+        let mut pushed = 0u32;
+        for tick in 0..400u64 {
+            let now = tick * 160;
+            // Packets sent every 20 ms; the first 40 arrive up to 80 ms late.
+            while u64::from(pushed) * 160 <= now {
+                let late = if pushed < 40 { rng.u64(0..640) } else { 0 };
+                let arrival = u64::from(pushed) * 160 + late;
+                let payload: Vec<u8> = (0..160).map(|i| tone(pushed * 160 + i)).collect();
+                rx.push(
+                    arrival.max(now),
+                    tick,
+                    1,
+                    pushed as u16,
+                    pushed * 160,
+                    &payload,
+                );
+                pushed += 1;
+            }
+            let before = rx.counters.shrinks;
+            rx.tick(now, now);
+            if rx.counters.shrinks != before {
+                shrink_ticks.push(tick);
+            }
+        }
+        assert!(!shrink_ticks.is_empty(), "the delay never shrank");
+        // The pause is ticks 250-270 (at the sender; played a little later).
+        assert!(
+            shrink_ticks.iter().all(|&t| (250..=280).contains(&t)),
+            "shrinks at ticks {shrink_ticks:?}"
+        );
     }
 
     #[test]
