@@ -252,6 +252,9 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
                 statistics: Some(media_statistics(stats)),
             })
         }
+        EventKind::Statistics(stats) => Kind::Statistics(pb::Statistics {
+            statistics: Some(media_statistics(stats)),
+        }),
         EventKind::MediaSourceChanged {
             old,
             new,

@@ -793,11 +793,19 @@ impl Shard {
     /// Removes a terminated leg's routes and closes its sockets (after an
     /// RTCP BYE).
     fn teardown(&mut self, slot: u32) {
-        let wall = self.legs.clock.wall(Instant::now());
+        let now = Instant::now();
+        let clock = self.legs.clock;
         let Some(entry) = self.legs.get_mut(slot) else {
             return;
         };
-        entry.send_bye(Instant::now(), wall, &mut self.tx);
+        if entry.io.rtp.is_some() {
+            // The leg's last figures (CallEvents.Statistics), then RTCP BYE.
+            let stats = entry.media_stats(now, &clock);
+            let (session, id) = (entry.leg.session.clone(), entry.leg.id.clone());
+            self.events
+                .emit(&session, Some(&id), EventKind::Statistics(stats));
+        }
+        entry.send_bye(now, clock.wall(now), &mut self.tx);
         let sockets = [entry.io.rtp.take(), entry.io.rtcp.take()];
         let port = entry.io.port;
         self.legs.detach(slot);

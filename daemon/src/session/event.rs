@@ -52,6 +52,8 @@ pub(crate) enum EventKind {
     },
     /// Periodic statistics (MonitorMediaStatistics).
     MediaStatistics(Box<super::MediaStats>),
+    /// A leg's final statistics, when it is torn down (CallEvents.Statistics).
+    Statistics(Box<super::MediaStats>),
     /// The leg's RTP source (and destination) changed (RTP latching).
     MediaSourceChanged {
         old: Option<SocketAddr>,
