@@ -420,6 +420,9 @@ impl Generator {
     /// is accounted by RTP header (see the module docs).
     pub fn set_output_source(&mut self, stream: usize, source: SocketAddrV4) {
         let streams = self.tx.len();
+        if stream >= streams {
+            return;
+        }
         let h = self.headers.get_or_insert_with(|| HeaderAccounting {
             ip: u32::from(*source.ip()),
             by_port: vec![NO_STREAM; 1 << 16].into_boxed_slice(),

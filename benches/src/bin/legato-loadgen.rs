@@ -820,8 +820,16 @@ impl Prepared {
         active: usize,
     ) -> Result<Point> {
         let legs = self.kind.legs() * self.generator.calls();
+        let sending = if active == 0 {
+            self.generator.calls()
+        } else {
+            active.min(self.generator.calls())
+        };
+        // Only the sending units' routes: an idle unit on the PCM path would
+        // still send (silence) to its streams.
         let route = |units: &Option<(Client, Vec<Unit>)>, on: bool| -> Result<()> {
             if let Some((client, units)) = units {
+                let units = &units[..sending.min(units.len())];
                 runtime
                     .block_on(target::route_units(
                         client,
@@ -848,13 +856,8 @@ impl Prepared {
             cli.starve_factor,
         );
         p.setup_s = self.setup_s;
-        let active = if active == 0 {
-            self.generator.calls()
-        } else {
-            active.min(self.generator.calls())
-        };
         p.call_kind = self.kind.to_string();
-        p.floor_calls = self.kind.floor_calls(active);
+        p.floor_calls = self.kind.floor_calls(sending);
         if self.generator.accounts_by_header() {
             p.latency = None;
             let expected = m.stats.received + m.stats.lost;
