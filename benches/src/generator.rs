@@ -15,6 +15,16 @@
 //! does not depend on that (it sends each packet to the address the leg's
 //! SDP names), and it is what lets the generator batch: per-call sockets
 //! would cost one syscall per packet.
+//!
+//! A unit of load need not be a bridged call of two streams: a conference
+//! of N members has N ([`Generator::with_units`]), member `m` of unit `i`
+//! on socket `(N·i + m) mod sockets`. When legatod transcodes or mixes, the
+//! probe payload does not survive; the generator then learns, per stream,
+//! the legatod leg address its output comes from
+//! ([`Generator::set_output_source`]) and accounts received packets by
+//! their source address and RTP sequence number instead: loss from gaps in
+//! legatod's numbering, packets counted by kernel receive time inside the
+//! window, no latency.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -30,6 +40,7 @@ use nix::sys::socket::{
 use nix::sys::time::TimeSpec;
 
 use crate::histogram::Histogram;
+use crate::kind::Codec;
 use crate::wire::{self, PACKET_LEN};
 
 /// Address the generator's peers bind to: 127.0.0.2, not legatod's
@@ -172,7 +183,34 @@ struct TxStream {
     ssrc: u32,
     seq: u32,
     offered: u64,
+    /// RTP payload type sent.
+    pt: u8,
+    /// Timestamp units per packet (0: [`wire::SAMPLES_PER_PACKET`]).
+    ts_step: u32,
+    /// Payload: 0 the probe, `k > 0` the generator's template `k - 1`.
+    template: u8,
 }
+
+/// No stream: an entry of the source-port table.
+const NO_STREAM: u32 = u32::MAX;
+
+/// Receive accounting by RTP header: where each stream's output comes from
+/// and what its sequence numbers say.
+#[derive(Debug)]
+struct HeaderAccounting {
+    /// Source IPv4 address of legatod's packets.
+    ip: u32,
+    /// Stream of each source port ([`NO_STREAM`]: none).
+    by_port: Box<[u32]>,
+    /// Per stream: highest extended sequence number seen (0: none yet).
+    last_ext: Vec<u32>,
+    /// Per stream: lowest extended sequence number received in the window.
+    lowest: Vec<u32>,
+}
+
+/// Extended sequence numbers start here, so reordering before the first
+/// packet cannot go below zero.
+const EXT_BASE: u32 = 1 << 20;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct RxStream {
@@ -220,6 +258,10 @@ struct SendBatch {
     bufs: Box<[[u8; PACKET_LEN]; SEND_BATCH]>,
     dests: [Option<SockaddrIn>; SEND_BATCH],
     streams: [u32; SEND_BATCH],
+    /// Datagram lengths.
+    lens: [usize; SEND_BATCH],
+    /// Whether the datagram carries a probe (gets a send time stamp).
+    probes: [bool; SEND_BATCH],
     len: usize,
 }
 
@@ -229,6 +271,8 @@ impl SendBatch {
             bufs: Box::new([[0; PACKET_LEN]; SEND_BATCH]),
             dests: [None; SEND_BATCH],
             streams: [0; SEND_BATCH],
+            lens: [PACKET_LEN; SEND_BATCH],
+            probes: [true; SEND_BATCH],
             len: 0,
         }
     }
@@ -239,6 +283,13 @@ impl SendBatch {
 pub struct Generator {
     sockets: Vec<UdpSocket>,
     calls: usize,
+    /// Streams per unit of load (2 for a bridged call).
+    per_unit: usize,
+    /// Payloads of streams that do not send probes.
+    templates: Vec<Vec<u8>>,
+    /// Set once any stream's output source is known: account received
+    /// packets by RTP header instead of probe payload.
+    headers: Option<HeaderAccounting>,
     tx: Vec<TxStream>,
     rx: Vec<RxStream>,
     batches: Vec<SendBatch>,
@@ -254,10 +305,16 @@ pub struct Generator {
 impl Generator {
     /// Binds `sockets` sockets on [`PEER_ADDRESS`] for `calls` calls.
     pub fn new(calls: usize, sockets: usize) -> Result<Self> {
-        if calls == 0 {
+        Self::with_units(calls, 2, sockets)
+    }
+
+    /// Binds `sockets` sockets on [`PEER_ADDRESS`] for `units` units of
+    /// `per_unit` streams each (a conference of N members: N).
+    pub fn with_units(calls: usize, per_unit: usize, sockets: usize) -> Result<Self> {
+        if calls == 0 || per_unit == 0 {
             bail!("no calls");
         }
-        let count = sockets.clamp(1, 2 * calls);
+        let count = sockets.clamp(1, per_unit * calls);
         let mut bound = Vec::with_capacity(count);
         for _ in 0..count {
             let socket =
@@ -273,7 +330,7 @@ impl Generator {
                 .context("enabling SO_TIMESTAMPNS")?;
             bound.push(socket);
         }
-        let streams = 2 * calls;
+        let streams = per_unit * calls;
         let tx = (0..streams)
             .map(|s| TxStream {
                 dest: None,
@@ -281,11 +338,17 @@ impl Generator {
                 ssrc: 0x4c47_0000 ^ (s as u32).wrapping_mul(2_654_435_761),
                 seq: 0,
                 offered: 0,
+                pt: 0,
+                ts_step: 0,
+                template: 0,
             })
             .collect();
         Ok(Self {
             sockets: bound,
             calls,
+            per_unit,
+            templates: Vec::new(),
+            headers: None,
             tx,
             rx: vec![RxStream::default(); streams],
             batches: (0..count).map(|_| SendBatch::new()).collect(),
@@ -303,8 +366,6 @@ impl Generator {
         self.calls
     }
 
-    /// The generator's address for one side (0 = A, 1 = B) of `call`: the
-    /// address to put in that leg's SDP offer.
     /// Local ports of the generator's sockets.
     pub fn local_ports(&self) -> Vec<u16> {
         self.sockets
@@ -313,8 +374,10 @@ impl Generator {
             .collect()
     }
 
+    /// The generator's address for one side (0 = A, 1 = B; member `m` of a
+    /// conference) of `call`: the address to put in that leg's SDP offer.
     pub fn peer_addr(&self, call: usize, side: usize) -> SocketAddr {
-        let socket = (2 * call + side) % self.sockets.len();
+        let socket = (self.per_unit * call + side) % self.sockets.len();
         self.sockets[socket]
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
@@ -325,6 +388,53 @@ impl Generator {
     pub fn set_relay(&mut self, call: usize, a: SocketAddrV4, b: SocketAddrV4) {
         self.tx[2 * call].dest = Some(SockaddrIn::from(a));
         self.tx[2 * call + 1].dest = Some(SockaddrIn::from(b));
+    }
+
+    /// Sets where `stream` (member `m` of unit `i`: `per_unit · i + m`)
+    /// sends, in which codec: PCMU and the other codecs whose every 160-byte
+    /// payload is a frame carry the probe, Opus sends encoded silence.
+    pub fn set_stream(&mut self, stream: usize, dest: SocketAddrV4, codec: Codec) {
+        let template = if codec.carries_probe() {
+            0
+        } else {
+            let frame = codec.silence_frame();
+            let k = match self.templates.iter().position(|t| *t == frame) {
+                Some(k) => k,
+                None => {
+                    self.templates.push(frame);
+                    self.templates.len() - 1
+                }
+            };
+            u8::try_from(k + 1).unwrap_or(u8::MAX)
+        };
+        if let Some(tx) = self.tx.get_mut(stream) {
+            tx.dest = Some(SockaddrIn::from(dest));
+            tx.pt = codec.payload_type();
+            tx.ts_step = codec.timestamp_step();
+            tx.template = template;
+        }
+    }
+
+    /// Accounts the packets legatod sends from `source` (a leg's local RTP
+    /// address) to `stream`; from the first call on, every received packet
+    /// is accounted by RTP header (see the module docs).
+    pub fn set_output_source(&mut self, stream: usize, source: SocketAddrV4) {
+        let streams = self.tx.len();
+        if stream >= streams {
+            return;
+        }
+        let h = self.headers.get_or_insert_with(|| HeaderAccounting {
+            ip: u32::from(*source.ip()),
+            by_port: vec![NO_STREAM; 1 << 16].into_boxed_slice(),
+            last_ext: vec![0; streams],
+            lowest: vec![u32::MAX; streams],
+        });
+        h.by_port[usize::from(source.port())] = stream as u32;
+    }
+
+    /// Whether received packets are accounted by RTP header (no latency).
+    pub fn accounts_by_header(&self) -> bool {
+        self.headers.is_some()
     }
 
     /// Sends on the first `active` calls (all of them when `active` is 0 or
@@ -339,13 +449,16 @@ impl Generator {
             s.offered = 0;
         }
         self.rx.fill(RxStream::default());
+        if let Some(h) = &mut self.headers {
+            h.lowest.fill(u32::MAX);
+        }
         let active = if active == 0 {
             self.calls
         } else {
             active.min(self.calls)
         };
         self.active = active;
-        let streams = 2 * active as u64;
+        let streams = (self.per_unit * active) as u64;
         let period = PACKET_INTERVAL.as_nanos() as u64;
         let t0 = Instant::now();
         let window_start = t0 + timing.warmup;
@@ -416,6 +529,14 @@ impl Generator {
         let batch = &mut self.batches[socket];
         let k = batch.len;
         wire::build(&mut batch.bufs[k], stream as u32, tx.seq, tx.ssrc);
+        batch.lens[k] = PACKET_LEN;
+        batch.probes[k] = tx.template == 0;
+        if tx.pt != 0 || tx.ts_step != 0 {
+            wire::set_format(&mut batch.bufs[k], tx.pt, tx.seq, tx.ts_step);
+        }
+        if let Some(frame) = self.templates.get(usize::from(tx.template).wrapping_sub(1)) {
+            batch.lens[k] = wire::set_payload(&mut batch.bufs[k], frame);
+        }
         tx.seq += 1;
         batch.dests[k] = Some(dest);
         batch.streams[k] = stream as u32;
@@ -435,13 +556,15 @@ impl Generator {
         batch.len = 0;
         let now = wire::realtime_ns();
         let in_window = now >= self.window.0 && self.window.1 == u64::MAX;
-        for buf in &mut batch.bufs[..len] {
-            wire::stamp(buf, now);
+        for (buf, &probe) in batch.bufs[..len].iter_mut().zip(&batch.probes) {
+            if probe {
+                wire::stamp(buf, now);
+            }
         }
         let mut done = 0;
         while done < len {
             let iovs: [[IoSlice<'_>; 1]; SEND_BATCH] =
-                std::array::from_fn(|k| [IoSlice::new(&batch.bufs[k])]);
+                std::array::from_fn(|k| [IoSlice::new(&batch.bufs[k][..batch.lens[k]])]);
             let cmsgs: [ControlMessage<'_>; 0] = [];
             let result = sendmmsg(
                 fd,
@@ -474,7 +597,7 @@ impl Generator {
     fn drain(&mut self, socket: usize) {
         let fd: RawFd = self.sockets[socket].as_raw_fd();
         for _ in 0..RECV_ROUNDS {
-            let mut meta = [(0usize, 0u64); RECV_BATCH];
+            let mut meta = [(0usize, 0u64, (0u32, 0u16)); RECV_BATCH];
             let mut n = 0;
             {
                 let mut iovs: [[IoSliceMut<'_>; 1]; RECV_BATCH] =
@@ -504,19 +627,26 @@ impl Generator {
                     } else {
                         msg.bytes
                     };
-                    meta[n] = (len, stamp);
+                    let source = msg
+                        .address
+                        .map_or((0, 0), |a| (u32::from(a.ip()), a.port()));
+                    meta[n] = (len, stamp, source);
                     n += 1;
                 }
             }
             let fallback = wire::realtime_ns();
-            for (k, &(len, stamp)) in meta[..n].iter().enumerate() {
+            for (k, &(len, stamp, source)) in meta[..n].iter().enumerate() {
                 let received_ns = if stamp == 0 {
                     self.stats.unstamped += 1;
                     fallback
                 } else {
                     stamp
                 };
-                self.account(k, len, received_ns);
+                if self.headers.is_some() {
+                    self.account_header(k, len, received_ns, source);
+                } else {
+                    self.account(k, len, received_ns);
+                }
             }
             if n < RECV_BATCH {
                 return;
@@ -554,6 +684,41 @@ impl Generator {
         }
     }
 
+    /// Accounts a packet of legatod's own making (transcoded or mixed):
+    /// stream by source address, window by receive time, sequence numbers
+    /// from the RTP header.
+    fn account_header(&mut self, k: usize, len: usize, received_ns: u64, source: (u32, u16)) {
+        let Some(h) = self.headers.as_mut() else {
+            return;
+        };
+        let datagram = &self.recv_bufs[k][..len];
+        let stream = h.by_port[usize::from(source.1)];
+        if stream == NO_STREAM || source.0 != h.ip || len < 12 || datagram[0] >> 6 != 2 {
+            self.stats.foreign += 1;
+            return;
+        }
+        let stream = stream as usize;
+        let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
+        let last = h.last_ext[stream];
+        let ext = extend_seq(last, seq);
+        h.last_ext[stream] = last.max(ext);
+        let (start, end) = self.window;
+        if received_ns < start || received_ns >= end {
+            return;
+        }
+        let rx = &mut self.rx[stream];
+        let (fresh, late) = rx.accept(ext);
+        if !fresh {
+            rx.duplicates += 1;
+            return;
+        }
+        rx.received += 1;
+        if late {
+            rx.reordered += 1;
+        }
+        h.lowest[stream] = h.lowest[stream].min(ext);
+    }
+
     fn finish(&mut self, timing: Timing) -> RunStats {
         let mut stats = std::mem::take(&mut self.stats);
         let (start, end) = self.window;
@@ -562,6 +727,32 @@ impl Generator {
         } else {
             timing.window.as_secs_f64()
         };
+        if let Some(h) = &self.headers {
+            // Output expected per stream: the span of legatod's sequence
+            // numbers received in the window.
+            let expected = |s: usize| {
+                let rx = &self.rx[s];
+                if rx.received == 0 {
+                    0
+                } else {
+                    u64::from(rx.highest - h.lowest[s]) + 1
+                }
+            };
+            for (s, (tx, rx)) in self.tx.iter().zip(&self.rx).enumerate() {
+                stats.offered += tx.offered;
+                stats.received += rx.received;
+                stats.lost += expected(s).saturating_sub(rx.received);
+                stats.duplicates += rx.duplicates;
+                stats.reordered += rx.reordered;
+            }
+            stats.streams = (0..self.per_unit * self.active)
+                .map(|s| StreamCount {
+                    offered: expected(s),
+                    received: self.rx[s].received,
+                })
+                .collect();
+            return stats;
+        }
         for (tx, rx) in self.tx.iter().zip(&self.rx) {
             stats.offered += tx.offered;
             stats.received += rx.received;
@@ -569,7 +760,7 @@ impl Generator {
             stats.duplicates += rx.duplicates;
             stats.reordered += rx.reordered;
         }
-        stats.streams = self.tx[..2 * self.active]
+        stats.streams = self.tx[..self.per_unit * self.active]
             .iter()
             .zip(&self.rx)
             .map(|(tx, rx)| StreamCount {
@@ -581,9 +772,69 @@ impl Generator {
     }
 }
 
+/// The extended form of RTP sequence number `seq`, the stream's highest so
+/// far being `last` (0: none yet): the nearest value with those low 16 bits.
+fn extend_seq(last: u32, seq: u16) -> u32 {
+    if last == 0 {
+        return EXT_BASE + u32::from(seq);
+    }
+    let delta = i32::from(seq.wrapping_sub(last as u16) as i16);
+    last.saturating_add_signed(delta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_extension_follows_wraps() {
+        let first = extend_seq(0, 65_534);
+        assert_eq!(first, EXT_BASE + 65_534);
+        let wrapped = extend_seq(first, 1);
+        assert_eq!(wrapped, first + 3);
+        // A late packet from before the wrap.
+        assert_eq!(extend_seq(wrapped, 65_535), first + 1);
+    }
+
+    /// Header accounting: side A's packets reach side B's socket straight
+    /// (no relay), accounted by source address; no latency is recorded.
+    #[test]
+    fn loopback_accounted_by_header() {
+        let mut generator = Generator::with_units(1, 3, 3).unwrap();
+        let addr = |g: &Generator, m: usize| {
+            let SocketAddr::V4(a) = g.peer_addr(0, m) else {
+                unreachable!()
+            };
+            a
+        };
+        // A conference of 3 "members": member m sends to member m+1's
+        // socket, so member m+1 receives from member m's address.
+        for m in 0..3 {
+            let next = addr(&generator, (m + 1) % 3);
+            let own = addr(&generator, m);
+            generator.set_stream(m, next, Codec::Pcma);
+            generator.set_output_source((m + 1) % 3, own);
+        }
+        assert!(generator.accounts_by_header());
+        let stats = generator.run(
+            Timing {
+                warmup: Duration::from_millis(100),
+                window: Duration::from_millis(400),
+                drain: Duration::from_millis(100),
+                tick: Duration::from_millis(1),
+            },
+            0,
+            &mut |_| {},
+        );
+        // 3 streams at 50/s for 0.4 s, counted by receive time.
+        assert!((54..=66).contains(&stats.offered), "{stats:?}");
+        assert!((54..=66).contains(&stats.received), "{stats:?}");
+        assert_eq!(stats.lost, 0, "{stats:?}");
+        assert_eq!(stats.duplicates, 0);
+        assert_eq!(stats.foreign, 0);
+        assert_eq!(stats.latency.count(), 0);
+        assert_eq!(stats.streams.len(), 3);
+    }
 
     #[test]
     fn sequence_tracking() {

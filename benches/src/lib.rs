@@ -17,6 +17,9 @@
 pub mod floor;
 pub mod generator;
 pub mod histogram;
+pub mod kind;
+pub mod latency;
+pub mod plot;
 pub mod procfs;
 pub mod report;
 pub mod setup;

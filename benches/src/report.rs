@@ -1,13 +1,14 @@
 //! The load generator's results: one [`Point`] per (target, backend,
 //! load), the human table and the JSON document.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::procfs::Machine;
 use crate::setup::SetupReport;
 
 /// Latency quantiles of one point, µs.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Median.
     pub p50_us: f64,
@@ -22,7 +23,8 @@ pub struct Latency {
 }
 
 /// CPU of one process over the window.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Cpu {
     /// `utime + stime` difference, s (clock-tick resolution).
     pub stat_s: f64,
@@ -37,16 +39,26 @@ pub struct Cpu {
     pub us_per_packet_stat: f64,
 }
 
-/// One measured load point.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One measured load point (read back from a JSON report by
+/// `legato-loadgen plot`; fields a report lacks take their defaults).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Point {
     /// "legatod" or "floor".
     pub target: String,
     /// legatod's backend as its ready line reported it ("io_uring",
     /// "epoll"), "epoll" for the floor.
     pub io: String,
-    /// Bridged calls sending in the window.
+    /// What a call is (`relay`, `pcmu-pcma`, `conference:3`, ...; see
+    /// `kind.rs`); `relay` for the floor.
+    pub call_kind: String,
+    /// Bridged calls sending in the window (conferences, for a conference
+    /// kind).
     pub calls: usize,
+    /// Floor calls relaying as many packets as this point's sending calls:
+    /// `ceil(legs sending / 2)`; the floor point with this load (same phase,
+    /// same round) gives the ratio.
+    pub floor_calls: usize,
     /// Relayed legs set up (2 per call set up; more than `2 × calls` in a
     /// phased run, where the calls beyond `calls` stay idle).
     pub legs: usize,
@@ -88,8 +100,10 @@ pub struct Point {
     /// was too busy to take in (counted as loss, but not the relay's).
     /// Near zero unless the generator's core is saturated.
     pub generator_socket_drops: u64,
-    /// One-way latency (generator send → relay's send reaching loopback).
-    pub latency: Latency,
+    /// One-way latency (generator send → relay's send reaching loopback);
+    /// none when legatod transcodes or mixes (the probe payload does not
+    /// survive; see `legato-loadgen latency` for those).
+    pub latency: Option<Latency>,
     /// The relay process.
     pub target_cpu: Cpu,
     /// RSS of the relay before calls were set up, KiB.
@@ -150,6 +164,8 @@ pub struct Summary {
     pub target: String,
     /// Backend, as in [`Point::io`].
     pub io: String,
+    /// As in [`Point::call_kind`].
+    pub call_kind: String,
     /// Bridged calls sending.
     pub calls: usize,
     /// Rounds measured.
@@ -163,8 +179,8 @@ pub struct Summary {
     pub rounds_ratio_at_most_1: Option<usize>,
     /// Highest loss of any round, %.
     pub loss_percent_max: f64,
-    /// p99 one-way latency across rounds, µs.
-    pub p99_us: Spread,
+    /// p99 one-way latency across rounds, µs (none without latency).
+    pub p99_us: Option<Spread>,
     /// Rounds with loss < 0.01 % and p99 < 1 ms (the latency target).
     pub rounds_low_latency: usize,
     /// Highest `other_cpu_percent` of any round (when known).
@@ -208,7 +224,7 @@ impl Report {
     /// the same round, in an interleaved one).
     pub fn fill_ratios(&mut self) {
         type Key = (usize, Option<usize>, Option<usize>);
-        let key = |p: &Point| -> Key { (p.calls, p.phase, p.round) };
+        let key = |p: &Point| -> Key { (p.floor_calls, p.phase, p.round) };
         let floors: Vec<(Key, f64)> = self
             .points
             .iter()
@@ -230,7 +246,12 @@ impl Report {
     pub fn summarize(&mut self) {
         let mut groups: Vec<Vec<&Point>> = Vec::new();
         for p in self.points.iter().filter(|p| p.round.is_some()) {
-            let same = |q: &&Point| q.target == p.target && q.io == p.io && q.calls == p.calls;
+            let same = |q: &&Point| {
+                q.target == p.target
+                    && q.io == p.io
+                    && q.call_kind == p.call_kind
+                    && q.calls == p.calls
+            };
             match groups.iter_mut().find(|g| g.first().is_some_and(same)) {
                 Some(group) => group.push(p),
                 None => groups.push(vec![p]),
@@ -243,10 +264,14 @@ impl Report {
                 let us: Vec<f64> = group.iter().map(|p| p.target_cpu.us_per_packet).collect();
                 let ratios: Vec<f64> = group.iter().filter_map(|p| p.cpu_ratio_to_floor).collect();
                 let others: Vec<f64> = group.iter().filter_map(|p| p.other_cpu_percent).collect();
-                let p99: Vec<f64> = group.iter().map(|p| p.latency.p99_us).collect();
+                let p99: Vec<f64> = group
+                    .iter()
+                    .filter_map(|p| p.latency.as_ref().map(|l| l.p99_us))
+                    .collect();
                 Some(Summary {
                     target: first.target.clone(),
                     io: first.io.clone(),
+                    call_kind: first.call_kind.clone(),
                     calls: first.calls,
                     rounds: group.len(),
                     us_per_packet: Spread::of(&us)?,
@@ -254,10 +279,13 @@ impl Report {
                     rounds_ratio_at_most_1: (!ratios.is_empty())
                         .then(|| ratios.iter().filter(|&&r| r <= 1.0).count()),
                     loss_percent_max: group.iter().map(|p| p.loss_percent).fold(0.0, f64::max),
-                    p99_us: Spread::of(&p99)?,
+                    p99_us: Spread::of(&p99),
                     rounds_low_latency: group
                         .iter()
-                        .filter(|p| p.loss_percent < 0.01 && p.latency.p99_us < 1000.0)
+                        .filter(|p| {
+                            p.loss_percent < 0.01
+                                && p.latency.as_ref().is_some_and(|l| l.p99_us < 1000.0)
+                        })
                         .count(),
                     other_cpu_percent_max: Spread::of(&others).map(|s| s.max),
                 })
@@ -292,26 +320,37 @@ impl Report {
                     String::new()
                 }
             };
+            // The kind column only when some point is not a plain relay.
+            let kinds = self.points.iter().any(|p| p.call_kind != "relay");
+            let kind = |k: &str| {
+                if kinds {
+                    format!(" {k:<13}")
+                } else {
+                    String::new()
+                }
+            };
             out.push_str(&format!(
-                "{:<8} {:<8}{} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>8} {:>6} {:>7} {:>6}\n",
-                "target", "io", round("round".to_owned()), "calls", "off/s", "recv/s", "loss%", "p50us",
+                "{:<8} {:<8}{}{} {:>5} {:>8} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>6} {:>8} {:>6} {:>7} {:>6}\n",
+                "target", "io", kind("kind"), round("round".to_owned()), "calls", "off/s", "recv/s", "loss%", "p50us",
                 "p99us", "p999us", "maxus", "cpu%", "us/pkt", "ratio", "KiB/leg", "gen%", "gen-us",
                 "other%"
             ));
             for p in &self.points {
+                let l = p.latency.as_ref();
                 out.push_str(&format!(
-                    "{:<8} {:<8}{} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.1} {:>7.1} {:>7.1} {:>7.0} {:>6.1} {:>7.3} {:>6} {:>8.1} {:>6.1} {:>7.3} {:>6}\n",
+                    "{:<8} {:<8}{}{} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7} {:>7} {:>7} {:>7} {:>6.1} {:>7.3} {:>6} {:>8.1} {:>6.1} {:>7.3} {:>6}\n",
                     p.target,
                     p.io,
+                    kind(&p.call_kind),
                     round(p.round.map_or_else(|| "-".to_owned(), |r| r.to_string())),
                     p.calls,
                     p.offered_pps,
                     p.received_pps,
                     p.loss_percent,
-                    p.latency.p50_us,
-                    p.latency.p99_us,
-                    p.latency.p999_us,
-                    p.latency.max_us,
+                    opt(l.map(|l| l.p50_us), 1),
+                    opt(l.map(|l| l.p99_us), 1),
+                    opt(l.map(|l| l.p999_us), 1),
+                    opt(l.map(|l| l.max_us), 0),
                     p.target_cpu.percent,
                     p.target_cpu.us_per_packet,
                     p.cpu_ratio_to_floor
@@ -361,10 +400,19 @@ impl Report {
     /// same-round ratio to the floor across rounds (median, min, max), and
     /// how many rounds had legatod at or below the floor.
     fn summary_table(&self) -> String {
+        let kinds = self.summaries.iter().any(|s| s.call_kind != "relay");
+        let kind = |k: &str| {
+            if kinds {
+                format!(" {k:<13}")
+            } else {
+                String::new()
+            }
+        };
         let mut out = format!(
-            "\nacross rounds:\n{:<8} {:<8} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8} {:>6} {:>6}\n",
+            "\nacross rounds:\n{:<8} {:<8}{} {:>5} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8} {:>6} {:>6}\n",
             "target",
             "io",
+            kind("kind"),
             "calls",
             "rounds",
             "us-med",
@@ -388,9 +436,10 @@ impl Report {
                     .map_or_else(dash, |r| format!("{:.2}", f(r)))
             };
             out.push_str(&format!(
-                "{:<8} {:<8} {:>5} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>6} {:>6} {:>6} {:>6} {:>7.4} {:>8.1} {:>8.1} {:>6} {:>6}\n",
+                "{:<8} {:<8}{} {:>5} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>6} {:>6} {:>6} {:>6} {:>7.4} {:>8} {:>8} {:>6} {:>6}\n",
                 s.target,
                 s.io,
+                kind(&s.call_kind),
                 s.calls,
                 s.rounds,
                 s.us_per_packet.median,
@@ -402,8 +451,8 @@ impl Report {
                 s.rounds_ratio_at_most_1
                     .map_or_else(dash, |n| format!("{n}/{}", s.rounds)),
                 s.loss_percent_max,
-                s.p99_us.median,
-                s.p99_us.max,
+                opt(s.p99_us.map(|p| p.median), 1),
+                opt(s.p99_us.map(|p| p.max), 1),
                 format!("{}/{}", s.rounds_low_latency, s.rounds),
                 s.other_cpu_percent_max
                     .map_or_else(dash, |o| format!("{o:.0}")),
@@ -439,7 +488,7 @@ impl Report {
         );
         for p in &self.points {
             out.push_str(&format!(
-                "{:<8} {:<8} {:>5} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.2} {:>7.2} {:>7.1} {:>8.1} {:>8.0} {:>6.1} {:>7.3} {:>6} {:>7} {:>7.2} {:>6.1} {:>6}\n",
+                "{:<8} {:<8} {:>5} {:>5} {:>8.0} {:>8.0} {:>8.4} {:>7.2} {:>7.2} {:>7} {:>8} {:>8} {:>6.1} {:>7.3} {:>6} {:>7} {:>7.2} {:>6.1} {:>6}\n",
                 p.target,
                 p.io,
                 p.phase.map_or_else(|| "-".to_owned(), |k| k.to_string()),
@@ -449,9 +498,9 @@ impl Report {
                 p.loss_percent,
                 p.generator_drop_percent(),
                 (p.loss_percent - p.generator_drop_percent()).max(0.0),
-                p.latency.p50_us,
-                p.latency.p99_us,
-                p.latency.max_us,
+                opt(p.latency.as_ref().map(|l| l.p50_us), 1),
+                opt(p.latency.as_ref().map(|l| l.p99_us), 1),
+                opt(p.latency.as_ref().map(|l| l.max_us), 0),
                 p.target_cpu.percent,
                 p.target_cpu.us_per_packet,
                 p.cpu_ratio_to_floor
@@ -465,6 +514,11 @@ impl Report {
         }
         out
     }
+}
+
+/// `value` with `precision` decimals, or "-" when unknown.
+fn opt(value: Option<f64>, precision: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.precision$}"))
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use legato_client::{Client, CreateLeg, UpdateLeg, proto};
+use legato_client::{Client, CreateLeg, MediaEndpoint, UpdateLeg, proto};
+
+use crate::kind::{CallKind, Codec};
 
 /// A process started by the load generator; SIGTERM and wait on drop.
 #[derive(Debug)]
@@ -192,6 +194,18 @@ pub fn offer(addr: SocketAddr) -> String {
     )
 }
 
+/// An SDP offer for a generator peer at `addr` offering only `codec`.
+pub fn offer_codec(addr: SocketAddr, codec: Codec) -> String {
+    format!(
+        "v=0\r\no=loadgen 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {map}\r\na=sendrecv\r\n",
+        ip = addr.ip(),
+        port = addr.port(),
+        pt = codec.payload_type(),
+        map = codec.rtpmap(),
+    )
+}
+
 /// Local RTP address of a leg.
 pub fn leg_addr(leg: &proto::Leg) -> Result<SocketAddrV4> {
     let a = leg
@@ -275,9 +289,182 @@ pub async fn bridge_all(
         .collect()
 }
 
+/// One unit of load of a non-relay kind set up on legatod: a transcoded
+/// call (legs A, B) or a conference (its members' legs), with the routes
+/// that carry its media, switched on only while it is measured (legatod's
+/// PCM path sends every 20 ms whether or not its source sends).
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// Session id.
+    pub session: String,
+    /// The legs' local RTP addresses, in the order of the unit's peers.
+    pub legs: Vec<SocketAddrV4>,
+    /// Routes (from, to) of the unit's media.
+    pub routes: Vec<(MediaEndpoint, MediaEndpoint)>,
+}
+
+/// Creates an incoming leg for `peer` offering only `codec`, connects it
+/// and checks legatod answered with that codec.
+async fn leg_offering(
+    client: &Client,
+    session: &str,
+    peer: SocketAddr,
+    codec: Codec,
+    kind: CallKind,
+) -> Result<proto::Leg> {
+    let mut params = CreateLeg::incoming(session, offer_codec(peer, codec));
+    if codec != Codec::Pcmu {
+        params = params.codec(codec.name());
+    }
+    let created = client.create_leg(params).await.map_err(|e| {
+        anyhow!(
+            "{kind}: side B offered only {} and legatod refused it ({e}); this legatod does not negotiate {}",
+            codec.rtpmap(),
+            codec.name()
+        )
+    })?;
+    let answered = created
+        .leg
+        .codec
+        .as_ref()
+        .map_or("(none)", |c| c.name.as_str());
+    if !answered.eq_ignore_ascii_case(codec.name()) {
+        bail!(
+            "{kind}: side B offered only {} but legatod answered with {answered}",
+            codec.rtpmap()
+        );
+    }
+    client
+        .update_leg(UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected))
+        .await?;
+    Ok(created.leg)
+}
+
+/// Sets up one unit of `kind` (not [`CallKind::Relay`]) for `peers` (2 for
+/// a bridged kind, N for a conference of N), routes off.
+pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -> Result<Unit> {
+    let session = client.create_session(None).await?;
+    let mut legs = Vec::with_capacity(peers.len());
+    let mut routes = Vec::with_capacity(2 * peers.len());
+    match kind.side_b() {
+        Some(codec_b) => {
+            let [a, b] = peers else {
+                bail!("a bridged call has 2 peers, not {}", peers.len());
+            };
+            let leg_a = leg_offering(client, &session, *a, Codec::Pcmu, kind).await?;
+            let leg_b = leg_offering(client, &session, *b, codec_b, kind).await?;
+            legs.push(leg_addr(&leg_a)?);
+            legs.push(leg_addr(&leg_b)?);
+            let (a, b) = (
+                MediaEndpoint::Leg(leg_a.leg_id),
+                MediaEndpoint::Leg(leg_b.leg_id),
+            );
+            routes.push((a.clone(), b.clone()));
+            routes.push((b, a));
+        }
+        None => {
+            let conference = MediaEndpoint::Conference(client.create_conference(&session).await?);
+            for &peer in peers {
+                let leg = leg_offering(client, &session, peer, Codec::Pcmu, kind).await?;
+                legs.push(leg_addr(&leg)?);
+                let leg = MediaEndpoint::Leg(leg.leg_id);
+                routes.push((leg.clone(), conference.clone()));
+                routes.push((conference.clone(), leg));
+            }
+        }
+    }
+    Ok(Unit {
+        session,
+        legs,
+        routes,
+    })
+}
+
+/// Sets up one unit of `kind` per entry of `peers`, `concurrency` at a time.
+pub async fn setup_units(
+    client: &Client,
+    kind: CallKind,
+    peers: &[Vec<SocketAddr>],
+    concurrency: usize,
+) -> Result<Vec<Unit>> {
+    let peers: Arc<[Vec<SocketAddr>]> = peers.into();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, peers, next) = (client.clone(), peers.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = peers.get(i) else {
+                    return Ok::<_, anyhow::Error>(done);
+                };
+                let unit = setup_unit(&client, kind, p)
+                    .await
+                    .with_context(|| format!("setting up {kind} unit {i}"))?;
+                done.push((i, unit));
+            }
+        });
+    }
+    let mut units: Vec<Option<Unit>> = vec![None; peers.len()];
+    while let Some(joined) = tasks.join_next().await {
+        for (i, unit) in joined?? {
+            units[i] = Some(unit);
+        }
+    }
+    units
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| u.ok_or_else(|| anyhow!("unit {i} was not set up")))
+        .collect()
+}
+
+/// Switches the routes of `units` on (SendMedia) or off (StopMedia),
+/// `concurrency` RPCs at a time.
+pub async fn route_units(
+    client: &Client,
+    units: &[Unit],
+    on: bool,
+    concurrency: usize,
+) -> Result<()> {
+    let routes: Arc<[(MediaEndpoint, MediaEndpoint)]> = units
+        .iter()
+        .flat_map(|u| u.routes.iter().cloned())
+        .collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, routes, next) = (client.clone(), routes.clone(), next.clone());
+        tasks.spawn(async move {
+            while let Some((from, to)) = routes.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if on {
+                    client.send_media(from.clone(), to.clone()).await?;
+                } else {
+                    client.stop_media(from.clone(), to.clone()).await?;
+                }
+            }
+            Ok::<_, legato_client::Error>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    Ok(())
+}
+
 /// Deletes every session of `calls`, `concurrency` at a time.
 pub async fn teardown_all(client: &Client, calls: &[Call], concurrency: usize) -> Result<()> {
-    let sessions: Arc<[String]> = calls.iter().map(|c| c.session.clone()).collect();
+    let sessions = calls.iter().map(|c| c.session.clone()).collect();
+    teardown_sessions(client, sessions, concurrency).await
+}
+
+/// Deletes `sessions`, `concurrency` at a time.
+pub async fn teardown_sessions(
+    client: &Client,
+    sessions: Vec<String>,
+    concurrency: usize,
+) -> Result<()> {
+    let sessions: Arc<[String]> = sessions.into();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {

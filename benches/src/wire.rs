@@ -46,6 +46,26 @@ pub fn build(buf: &mut [u8; PACKET_LEN], stream: u32, seq: u32, ssrc: u32) {
     buf[TIME_AT + 8..].fill(0xff);
 }
 
+/// Rewrites a built probe's payload type and timestamp for a codec whose
+/// packets advance the RTP clock by `ts_step` (0: [`SAMPLES_PER_PACKET`]).
+pub fn set_format(buf: &mut [u8; PACKET_LEN], pt: u8, seq: u32, ts_step: u32) {
+    let step = if ts_step == 0 {
+        SAMPLES_PER_PACKET
+    } else {
+        ts_step
+    };
+    buf[1] = pt & 0x7f;
+    buf[4..8].copy_from_slice(&seq.wrapping_mul(step).to_be_bytes());
+}
+
+/// Replaces the probe payload with `payload` (at most 160 bytes; longer is
+/// cut), returning the datagram length.
+pub fn set_payload(buf: &mut [u8; PACKET_LEN], payload: &[u8]) -> usize {
+    let n = payload.len().min(PACKET_LEN - RTP_HEADER_LEN);
+    buf[RTP_HEADER_LEN..RTP_HEADER_LEN + n].copy_from_slice(&payload[..n]);
+    RTP_HEADER_LEN + n
+}
+
 /// Sets the send time of a built probe.
 pub fn stamp(buf: &mut [u8], sent_ns: u64) {
     if let Some(field) = buf.get_mut(TIME_AT..TIME_AT + 8) {

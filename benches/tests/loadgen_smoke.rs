@@ -382,3 +382,144 @@ fn tiny_load_under_realtime_priority() {
         "command recorded"
     );
 }
+
+/// The checks of a point whose legatod transcodes or mixes: no latency
+/// (the probe payload does not survive), legatod's output counted by
+/// source address and RTP sequence number, CPU measured, ratio to the
+/// floor of the same packet rate.
+fn assert_sane_pcm_point(p: &Value, what: &str, offered: std::ops::RangeInclusive<f64>) {
+    let sent = f(p, "offered");
+    assert!(
+        offered.contains(&sent),
+        "{what}: offered {sent}, want {offered:?}"
+    );
+    // legatod's media clock sends 50 packets/s per leg whatever arrives:
+    // about as many as were offered.
+    let received = f(p, "received");
+    assert!(
+        received >= sent * 0.9 && received <= sent * 1.1,
+        "{what}: received {received} of {sent}"
+    );
+    assert!(p["latency"].is_null(), "{what}: latency {}", p["latency"]);
+    assert_eq!(f(p, "duplicates"), 0.0, "{what}: duplicates");
+    assert!(f(p, "loss_percent") <= 1.0, "{what}: loss");
+    assert!(f(p, "target_cpu.us_per_packet") > 0.0, "{what}: relay CPU");
+    assert!(f(p, "cpu_ratio_to_floor") > 0.0, "{what}: ratio");
+}
+
+/// PCMU ↔ PCMA calls: 3 calls for 2 s against a floor of 3 calls.
+#[test]
+fn tiny_transcoded_load_reports_sane_numbers() {
+    let report = run_loadgen(
+        "pcmu-pcma",
+        &[
+            "--spawn",
+            "--target",
+            "both",
+            "--io",
+            "epoll",
+            "--call-kind",
+            "pcmu-pcma",
+            "--calls",
+            "3",
+            "--duration-s",
+            "2",
+            "--warmup-s",
+            "1",
+            "--drain-ms",
+            "200",
+        ],
+    );
+    let points = report["points"].as_array().expect("points");
+    let rows: Vec<(&str, &str, f64)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["target"].as_str().unwrap(),
+                p["call_kind"].as_str().unwrap(),
+                f(p, "floor_calls"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [("floor", "relay", 3.0), ("legatod", "pcmu-pcma", 3.0)]
+    );
+    // 3 calls × 2 directions × 50 packets/s for 2 s.
+    assert_sane_point(&points[0], "floor", 540.0..=660.0);
+    assert_sane_pcm_point(&points[1], "legatod pcmu-pcma", 540.0..=660.0);
+}
+
+/// Conferences of 3 in interleaved rounds: 2 conferences (6 members)
+/// against a floor of 3 calls (6 legs), 2 rounds of 1 s; the routes are
+/// switched on only while legatod is measured.
+#[test]
+fn tiny_conference_rounds_report_sane_numbers() {
+    let report = run_loadgen(
+        "conference",
+        &[
+            "--spawn",
+            "--target",
+            "both",
+            "--io",
+            "epoll",
+            "--call-kind",
+            "conference:3",
+            "--calls",
+            "2",
+            "--rounds",
+            "2",
+            "--duration-s",
+            "1",
+            "--warmup-s",
+            "0.5",
+            "--round-warmup-s",
+            "0.3",
+            "--drain-ms",
+            "200",
+        ],
+    );
+    let points = report["points"].as_array().expect("points");
+    assert_eq!(points.len(), 4);
+    for p in points {
+        let what = format!("{} round {}", p["target"], p["round"]);
+        // 6 legs × 50 packets/s for 1 s.
+        if p["target"] == "floor" {
+            assert_eq!(f(p, "calls"), 3.0, "{what}");
+            assert_sane_point(p, &what, 270.0..=330.0);
+        } else {
+            assert_eq!(p["call_kind"], "conference:3");
+            assert_eq!(f(p, "calls"), 2.0, "{what}");
+            assert_eq!(f(p, "legs"), 6.0, "{what}");
+            assert_eq!(f(p, "floor_calls"), 3.0, "{what}");
+            assert_sane_pcm_point(p, &what, 270.0..=330.0);
+        }
+    }
+    let legatod = &report["summaries"][1];
+    assert_eq!(legatod["call_kind"], "conference:3");
+    assert!(legatod["p99_us"].is_null());
+    assert!(f(legatod, "cpu_ratio_to_floor.median") > 0.0);
+}
+
+/// The latency probe of a PCMU → PCMA call finds its clicks, each well
+/// under a second late.
+#[test]
+fn latency_probe_finds_the_clicks() {
+    let report = run_loadgen(
+        "latency",
+        &[
+            "latency",
+            "--call-kind",
+            "pcmu-pcma",
+            "--clicks",
+            "3",
+            "--io",
+            "epoll",
+        ],
+    );
+    assert_eq!(f(&report, "clicks_sent"), 3.0, "{report}");
+    assert!(f(&report, "clicks_found") >= 2.0, "{report}");
+    let (p50, p99) = (f(&report, "p50_ms"), f(&report, "p99_ms"));
+    assert!(0.0 < p50 && p50 <= p99 && p99 < 500.0, "{report}");
+    assert_eq!(f(&report, "expected_bound_ms"), 40.0);
+}

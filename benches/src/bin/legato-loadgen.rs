@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use legato_benches::generator::{Generator, Phase, RunStats, Timing};
+use legato_benches::kind::{CallKind, Codec};
 use legato_benches::procfs::{self, CpuDelta, Machine, ProcSample, UdpCounters};
 use legato_benches::report::{Cpu, Latency, Point, Report};
-use legato_benches::target::{self, Call, Spawned};
-use legato_benches::{floor, setup, stall};
+use legato_benches::target::{self, Call, Spawned, Unit};
+use legato_benches::{floor, latency, plot, setup, stall};
 use legato_client::Client;
 
 /// Environment variable set once the generator runs under `taskset`.
@@ -30,9 +31,20 @@ struct Cli {
     /// What to measure: legatod, the floor relay, or both (same loads).
     #[arg(long, value_enum, default_value = "both")]
     target: TargetSel,
-    /// Loads to sweep, in bridged calls (2 legs, 100 packets/s each).
+    /// Loads to sweep, in bridged calls (2 legs, 100 packets/s each), or
+    /// conferences with --call-kind conference:N.
     #[arg(long, value_delimiter = ',', default_value = "100")]
     calls: Vec<usize>,
+    /// What a call is: relay (both legs PCMU, the fast path), pcmu-pcma,
+    /// pcmu-g722, pcmu-opus (side B offers that codec: legatod transcodes),
+    /// or conference:N (N PCMU members per conference, each talking and
+    /// listening). The floor relays as many packets: ceil(legs / 2) calls.
+    #[arg(long, default_value = "relay")]
+    call_kind: CallKind,
+    /// Write an SVG plot of the sweep here: CPU per packet and p99 latency
+    /// against load, one line per target.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Measuring window per point, seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
@@ -155,6 +167,45 @@ enum Sub {
         #[arg(long)]
         connect: bool,
     },
+    /// Latency of one transcoded call: a jitter-free PCMU sender of silence
+    /// with a click every second; side B decodes legatod's output and finds
+    /// each click (kernel receive time stamps). Spawns its own legatod.
+    Latency {
+        /// Kind of the call: pcmu-pcma, pcmu-g722, pcmu-opus, or relay.
+        #[arg(long, default_value = "pcmu-pcma")]
+        call_kind: CallKind,
+        /// Clicks to send (one per second, after 2 s of lead-in).
+        #[arg(long, default_value_t = 40)]
+        clicks: u64,
+        /// legatod backend: uring or epoll.
+        #[arg(long, value_enum, default_value = "uring")]
+        io: IoSel,
+        /// legatod binary [default: legatod next to this binary].
+        #[arg(long)]
+        legatod: Option<PathBuf>,
+        /// Pin legatod to this CPU.
+        #[arg(long)]
+        pin_daemon: Option<usize>,
+        /// Pin the probe (sender and receiver) to this CPU.
+        #[arg(long)]
+        pin_gen: Option<usize>,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Plot JSON reports of earlier sweeps into one SVG (one line per
+    /// target and call kind across all reports).
+    Plot {
+        /// The SVG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Title at the top.
+        #[arg(long, default_value = "legato-loadgen sweep")]
+        title: String,
+        /// JSON reports (--json) to read.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
     /// Measure how often each CPU stops running a busy thread (interrupts,
     /// kernel threads, the hypervisor), and for how long: one spinning
     /// process per CPU, all at once. Run it on an otherwise idle machine.
@@ -217,6 +268,34 @@ fn main() -> Result<()> {
     }) = &cli.command
     {
         return stall_probe(*seconds, cpus, json.as_deref(), *one);
+    }
+    if let Some(Sub::Plot {
+        out,
+        title,
+        reports,
+    }) = &cli.command
+    {
+        return plot_reports(out, title, reports);
+    }
+    if let Some(Sub::Latency {
+        call_kind,
+        clicks,
+        io,
+        legatod,
+        pin_daemon,
+        pin_gen,
+        json,
+    }) = &cli.command
+    {
+        return latency_probe(
+            *call_kind,
+            *clicks,
+            *io,
+            legatod.clone(),
+            *pin_daemon,
+            *pin_gen,
+            json.as_deref(),
+        );
     }
     check_rounds(&cli)?;
     if (cli.pin_gen.is_some() || cli.rt_priority.is_some())
@@ -297,7 +376,7 @@ fn main() -> Result<()> {
         };
         for loads in &plans {
             if cli.target != TargetSel::Legatod {
-                let points = floor_points(&cli, loads).context("floor")?;
+                let points = floor_points(&cli, &runtime, loads).context("floor")?;
                 report.points.extend(points);
             }
             if cli.target != TargetSel::Floor {
@@ -312,6 +391,79 @@ fn main() -> Result<()> {
     }
     print!("{}", report.table());
     if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &cli.plot {
+        let title = format!("legato-loadgen, call kind {}", cli.call_kind);
+        std::fs::write(path, plot::svg(&plot::series(&report.points), &title))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads the points of JSON reports and plots them into one SVG.
+fn plot_reports(out: &Path, title: &str, reports: &[PathBuf]) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Points {
+        points: Vec<Point>,
+    }
+    let mut points = Vec::new();
+    for path in reports {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: Points =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        points.extend(report.points);
+    }
+    std::fs::write(out, plot::svg(&plot::series(&points), title))
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+/// `legato-loadgen latency`: spawns a legatod, probes one call of `kind`.
+fn latency_probe(
+    kind: CallKind,
+    clicks: u64,
+    io: IoSel,
+    legatod: Option<PathBuf>,
+    pin_daemon: Option<usize>,
+    pin_gen: Option<usize>,
+    json: Option<&Path>,
+) -> Result<()> {
+    let &[io] = io.flags() else {
+        bail!("the latency probe runs on one backend: --io uring or --io epoll");
+    };
+    if let Some(cpu) = pin_gen {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu)?;
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .with_context(|| format!("pinning the probe to CPU {cpu}"))?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let path = match legatod {
+        Some(p) => p,
+        None => default_legatod()?,
+    };
+    let mut process = Spawned::start(
+        &path,
+        &target::legatod_args(io, 4, 1, target::MEDIA_PORTS),
+        pin_daemon,
+        "legatod ready",
+    )?;
+    let grpc = process
+        .field("grpc")
+        .context("legatod's ready line has no grpc=")?
+        .to_owned();
+    let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
+    let result = latency::probe(&runtime, &client, kind, clicks);
+    drop(client);
+    process.stop()?;
+    let report = result?;
+    print!("{}", report.text());
+    if let Some(path) = json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
@@ -404,15 +556,23 @@ fn one_line(p: &Point) -> String {
         format!(" phase {k} ({} streams starved)", p.starved_streams)
     });
     let round = p.round.map_or_else(String::new, |r| format!(" round {r}"));
+    let kind = if p.call_kind == "relay" {
+        String::new()
+    } else {
+        format!(" {}", p.call_kind)
+    };
+    let p99 = p
+        .latency
+        .as_ref()
+        .map_or_else(|| "n/a".to_owned(), |l| format!("{:.1} us", l.p99_us));
     format!(
-        "{} {}{phase}{round} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {:.1} us, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
+        "{} {}{kind}{phase}{round} calls={}: offered {:.0}/s received {:.0}/s loss {:.4}% p99 {p99}, cpu {:.3} us/pkt ({:.1}%), gen {:.1}%",
         p.target,
         p.io,
         p.calls,
         p.offered_pps,
         p.received_pps,
         p.loss_percent,
-        p.latency.p99_us,
         p.target_cpu.us_per_packet,
         p.target_cpu.percent,
         p.generator_cpu.percent
@@ -454,6 +614,11 @@ fn legatod_path(cli: &Cli) -> Result<PathBuf> {
     if let Some(path) = &cli.legatod {
         return Ok(path.clone());
     }
+    default_legatod()
+}
+
+/// legatod next to this binary.
+fn default_legatod() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("legatod");
     if !path.exists() {
@@ -636,14 +801,51 @@ struct Prepared {
     rss_idle_kib: u64,
     /// Call setup time through gRPC, s (legatod only).
     setup_s: Option<f64>,
+    /// What a call is (the floor: relay).
+    kind: CallKind,
+    /// A non-relay kind's units and the client that switches their routes
+    /// on for each window and off after it.
+    units: Option<(Client, Vec<Unit>)>,
 }
 
 impl Prepared {
     /// Measures one window of `timing` with the first `active` calls
-    /// sending (0: all).
-    fn measure(&mut self, cli: &Cli, timing: Timing, active: usize) -> Point {
-        let legs = 2 * self.generator.calls();
+    /// sending (0: all). A non-relay kind's routes are on only for the
+    /// window (with its warm-up and drain).
+    fn measure(
+        &mut self,
+        cli: &Cli,
+        runtime: &tokio::runtime::Runtime,
+        timing: Timing,
+        active: usize,
+    ) -> Result<Point> {
+        let legs = self.kind.legs() * self.generator.calls();
+        let sending = if active == 0 {
+            self.generator.calls()
+        } else {
+            active.min(self.generator.calls())
+        };
+        // Only the sending units' routes: an idle unit on the PCM path would
+        // still send (silence) to its streams.
+        let route = |units: &Option<(Client, Vec<Unit>)>, on: bool| -> Result<()> {
+            if let Some((client, units)) = units {
+                let units = &units[..sending.min(units.len())];
+                runtime
+                    .block_on(target::route_units(
+                        client,
+                        units,
+                        on,
+                        cli.setup_concurrency,
+                    ))
+                    .with_context(|| {
+                        format!("switching routes {}", if on { "on" } else { "off" })
+                    })?;
+            }
+            Ok(())
+        };
+        route(&self.units, true)?;
         let m = measure(&mut self.generator, self.pid, timing, active);
+        route(&self.units, false)?;
         let mut p = point(
             self.target,
             &self.io,
@@ -654,21 +856,37 @@ impl Prepared {
             cli.starve_factor,
         );
         p.setup_s = self.setup_s;
-        p
+        p.call_kind = self.kind.to_string();
+        p.floor_calls = self.kind.floor_calls(sending);
+        if self.generator.accounts_by_header() {
+            p.latency = None;
+            let expected = m.stats.received + m.stats.lost;
+            p.loss_percent = if expected == 0 {
+                0.0
+            } else {
+                m.stats.lost as f64 * 100.0 / expected as f64
+            };
+        }
+        Ok(p)
     }
 }
 
 /// Measures `loads` on a prepared target: one point per entry, the calls
 /// sending in it. Phased (`--phases`): phase index set, one warm-up.
-fn measure_points(cli: &Cli, relay: &mut Prepared, loads: &[usize]) -> Vec<Point> {
+fn measure_points(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    relay: &mut Prepared,
+    loads: &[usize],
+) -> Result<Vec<Point>> {
     let mut points = Vec::with_capacity(loads.len());
     for (k, &calls) in loads.iter().enumerate() {
-        let mut p = relay.measure(cli, timing(cli, k), calls);
+        let mut p = relay.measure(cli, runtime, timing(cli, k), calls)?;
         p.phase = (!cli.phases.is_empty()).then_some(k);
         eprintln!("{}", one_line(&p));
         points.push(p);
     }
-    points
+    Ok(points)
 }
 
 fn cpu(delta: CpuDelta, window_s: f64, packets: u64) -> Cpu {
@@ -717,7 +935,9 @@ fn point(
     Point {
         target: target.to_owned(),
         io: io.to_owned(),
+        call_kind: CallKind::Relay.to_string(),
         calls,
+        floor_calls: calls,
         legs,
         phase: None,
         round: None,
@@ -739,13 +959,13 @@ fn point(
         send_errors: stats.send_errors,
         udp_rcvbuf_errors: after.udp.since(&before.udp).rcvbuf_errors,
         generator_socket_drops: m.generator_drops,
-        latency: Latency {
+        latency: Some(Latency {
             p50_us: us(h.quantile(0.5)),
             p99_us: us(h.quantile(0.99)),
             p999_us: us(h.quantile(0.999)),
             max_us: us(h.max()),
             mean_us: h.mean() / 1e3,
-        },
+        }),
         target_cpu: cpu(target_cpu, stats.window_s, stats.received),
         rss_idle_kib,
         rss_loaded_kib,
@@ -773,7 +993,10 @@ fn prepare_legatod(
     pid: u32,
     backend: &str,
     calls: usize,
-) -> Result<(Prepared, Vec<Call>)> {
+) -> Result<(Prepared, Vec<String>)> {
+    if !cli.call_kind.is_relay() {
+        return prepare_units(cli, runtime, client, pid, backend, calls);
+    }
     let mut generator = Generator::new(calls, cli.gen_sockets)?;
     let rss_idle_kib = ProcSample::of(pid).map_or(0, |s| s.rss_kib);
     let peers: Vec<(SocketAddr, SocketAddr)> = (0..calls)
@@ -792,8 +1015,70 @@ fn prepare_legatod(
         generator,
         rss_idle_kib,
         setup_s: Some(setup_s),
+        kind: CallKind::Relay,
+        units: None,
     };
-    Ok((relay, bridged))
+    let sessions = bridged.into_iter().map(|c: Call| c.session).collect();
+    Ok((relay, sessions))
+}
+
+/// [`prepare_legatod`] for a non-relay --call-kind: `calls` units (bridged
+/// calls of two codecs, or conferences), their routes off until measured;
+/// each stream's output accounted by the leg address it comes from.
+fn prepare_units(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    client: &Client,
+    pid: u32,
+    backend: &str,
+    calls: usize,
+) -> Result<(Prepared, Vec<String>)> {
+    let kind = cli.call_kind;
+    let per_unit = kind.legs();
+    let mut generator = Generator::with_units(calls, per_unit, cli.gen_sockets)?;
+    let rss_idle_kib = ProcSample::of(pid).map_or(0, |s| s.rss_kib);
+    let peers: Vec<Vec<SocketAddr>> = (0..calls)
+        .map(|i| (0..per_unit).map(|m| generator.peer_addr(i, m)).collect())
+        .collect();
+    let started = Instant::now();
+    let units = runtime.block_on(target::setup_units(
+        client,
+        kind,
+        &peers,
+        cli.setup_concurrency,
+    ))?;
+    let setup_s = started.elapsed().as_secs_f64();
+    for (i, unit) in units.iter().enumerate() {
+        let base = per_unit * i;
+        match kind.side_b() {
+            // Stream 2i (A → B) comes out of leg B, 2i+1 out of leg A.
+            Some(codec_b) => {
+                generator.set_stream(base, unit.legs[0], Codec::Pcmu);
+                generator.set_stream(base + 1, unit.legs[1], codec_b);
+                generator.set_output_source(base, unit.legs[1]);
+                generator.set_output_source(base + 1, unit.legs[0]);
+            }
+            // Member m talks to and hears the mix from its own leg.
+            None => {
+                for (m, &leg) in unit.legs.iter().enumerate() {
+                    generator.set_stream(base + m, leg, Codec::Pcmu);
+                    generator.set_output_source(base + m, leg);
+                }
+            }
+        }
+    }
+    let sessions = units.iter().map(|u| u.session.clone()).collect();
+    let relay = Prepared {
+        target: "legatod",
+        io: backend.to_owned(),
+        pid,
+        generator,
+        rss_idle_kib,
+        setup_s: Some(setup_s),
+        kind,
+        units: Some((client.clone(), units)),
+    };
+    Ok((relay, sessions))
 }
 
 /// Sets up max(loads) calls on one legatod and measures each load on it.
@@ -804,13 +1089,15 @@ fn legatod_points(
     loads: &[usize],
 ) -> Result<Vec<Point>> {
     let calls = loads.iter().copied().max().unwrap_or(0);
-    with_legatod(cli, runtime, io, calls, |client, pid, backend| {
-        let (mut relay, bridged) = prepare_legatod(cli, runtime, client, pid, backend, calls)?;
-        let points = measure_points(cli, &mut relay, loads);
+    // legatod is sized in bridged calls: as many legs.
+    let size = cli.call_kind.floor_calls(calls);
+    with_legatod(cli, runtime, io, size, |client, pid, backend| {
+        let (mut relay, sessions) = prepare_legatod(cli, runtime, client, pid, backend, calls)?;
+        let points = measure_points(cli, runtime, &mut relay, loads)?;
         if !cli.spawn {
-            runtime.block_on(target::teardown_all(
+            runtime.block_on(target::teardown_sessions(
                 client,
-                &bridged,
+                sessions,
                 cli.setup_concurrency,
             ))?;
         }
@@ -855,6 +1142,8 @@ fn start_floor(cli: &Cli, calls: usize) -> Result<(Spawned, Prepared)> {
         generator,
         rss_idle_kib,
         setup_s: None,
+        kind: CallKind::Relay,
+        units: None,
     };
     for i in 0..calls {
         let port = |side: usize| ports[2 * i + side];
@@ -867,13 +1156,22 @@ fn start_floor(cli: &Cli, calls: usize) -> Result<(Spawned, Prepared)> {
     Ok((process, relay))
 }
 
-/// Starts one floor relay for max(loads) calls and measures each load on it.
-fn floor_points(cli: &Cli, loads: &[usize]) -> Result<Vec<Point>> {
+/// Starts one floor relay for max(loads) calls and measures each load on it
+/// (`loads` in calls of --call-kind: the floor relays as many packets).
+fn floor_points(
+    cli: &Cli,
+    runtime: &tokio::runtime::Runtime,
+    loads: &[usize],
+) -> Result<Vec<Point>> {
+    let loads: Vec<usize> = loads
+        .iter()
+        .map(|&l| cli.call_kind.floor_calls(l))
+        .collect();
     let calls = loads.iter().copied().max().unwrap_or(0);
     let (mut process, mut relay) = start_floor(cli, calls)?;
-    let points = measure_points(cli, &mut relay, loads);
+    let points = measure_points(cli, runtime, &mut relay, &loads);
     process.stop()?;
-    Ok(points)
+    points
 }
 
 /// The process behind a target kept alive for a whole interleaved load
@@ -908,12 +1206,14 @@ fn rounds_points(cli: &Cli, runtime: &tokio::runtime::Runtime, calls: usize) -> 
         cli.io.flags()
     };
     let ranges = target::port_ranges(ios.len());
+    // legatod and the floor are sized in bridged calls of as many legs.
+    let size = cli.call_kind.floor_calls(calls);
     if let Some(&ports) = ranges.first()
-        && calls > target::calls_in_range(ports)
+        && size > target::calls_in_range(ports)
     {
         bail!(
             "{calls} calls need {} media ports per legatod, but with {} legatod(s) side by side each gets {}-{} ({} calls)",
-            calls * target::PORTS_PER_CALL,
+            size * target::PORTS_PER_CALL,
             ios.len(),
             ports.0,
             ports.1,
@@ -924,11 +1224,11 @@ fn rounds_points(cli: &Cli, runtime: &tokio::runtime::Runtime, calls: usize) -> 
     // is closed before its process gets SIGTERM).
     let mut targets: Vec<(Process, Prepared)> = Vec::new();
     if cli.target != TargetSel::Legatod {
-        let (process, relay) = start_floor(cli, calls).context("floor")?;
+        let (process, relay) = start_floor(cli, size).context("floor")?;
         targets.push((Process::Floor(process), relay));
     }
     for (&io, ports) in ios.iter().zip(ranges) {
-        let daemon = Daemon::spawn(cli, runtime, io, calls, ports)
+        let daemon = Daemon::spawn(cli, runtime, io, size, ports)
             .with_context(|| format!("starting legatod {io}"))?;
         let (relay, _) = prepare_legatod(
             cli,
@@ -945,7 +1245,8 @@ fn rounds_points(cli: &Cli, runtime: &tokio::runtime::Runtime, calls: usize) -> 
     for round in 0..cli.rounds {
         let timing = round_timing(cli, round);
         for (_, relay) in &mut targets {
-            let mut p = relay.measure(cli, timing, calls);
+            let active = if relay.target == "floor" { size } else { calls };
+            let mut p = relay.measure(cli, runtime, timing, active)?;
             p.round = Some(round);
             eprintln!("{}", one_line(&p));
             points.push(p);

@@ -1,0 +1,231 @@
+//! What a "call" of a load point is: a relayed bridge (the fast path), a
+//! bridge whose second leg negotiates another codec (legatod transcodes on
+//! its PCM path: decode, jitter buffer, 20 ms media clock, re-encode), or a
+//! conference of N members, each talking and listening (mix-minus).
+//!
+//! The unit of load stays the "call" of the sweep (`--calls`): a bridged
+//! call has 2 legs, a conference of N members N legs. Every leg's party
+//! sends 50 packets/s and receives 50 packets/s, so legatod handles
+//! `legs × 50` packets in and as many out per second whatever the kind, and
+//! the floor it is compared with relays the same number: `ceil(legs / 2)`
+//! bridged calls ([`CallKind::floor_calls`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use legato_dsp::codec::Encoder as _;
+use legato_dsp::codec::g722::G722Encoder;
+use legato_dsp::codec::opus::{OpusApplication, OpusEncoder};
+use legato_dsp::time::ClockRate;
+
+/// Members a conference may have here (legatod allows 64).
+pub const MAX_CONFERENCE_MEMBERS: usize = 64;
+
+/// See the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CallKind {
+    /// Both legs PCMU, routed both ways: relayed packet by packet.
+    #[default]
+    Relay,
+    /// Leg A PCMU, leg B PCMA: G.711 ↔ G.711 transcoding.
+    PcmuPcma,
+    /// Leg A PCMU, leg B G.722.
+    PcmuG722,
+    /// Leg A PCMU, leg B Opus.
+    PcmuOpus,
+    /// A conference of this many PCMU members, each talking and listening.
+    Conference(usize),
+}
+
+impl CallKind {
+    /// Legs of one unit of load.
+    pub fn legs(self) -> usize {
+        match self {
+            Self::Conference(n) => n,
+            _ => 2,
+        }
+    }
+
+    /// Whether legatod relays this kind's packets as they are (the probe
+    /// payload survives, so latency is measured per packet).
+    pub fn is_relay(self) -> bool {
+        self == Self::Relay
+    }
+
+    /// Floor calls relaying as many packets as `units` of this kind.
+    pub fn floor_calls(self, units: usize) -> usize {
+        (units * self.legs()).div_ceil(2)
+    }
+
+    /// The codec side B offers (bridged kinds only).
+    pub fn side_b(self) -> Option<Codec> {
+        match self {
+            Self::Relay => Some(Codec::Pcmu),
+            Self::PcmuPcma => Some(Codec::Pcma),
+            Self::PcmuG722 => Some(Codec::G722),
+            Self::PcmuOpus => Some(Codec::Opus),
+            Self::Conference(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for CallKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Relay => f.write_str("relay"),
+            Self::PcmuPcma => f.write_str("pcmu-pcma"),
+            Self::PcmuG722 => f.write_str("pcmu-g722"),
+            Self::PcmuOpus => f.write_str("pcmu-opus"),
+            Self::Conference(n) => write!(f, "conference:{n}"),
+        }
+    }
+}
+
+impl FromStr for CallKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "relay" => Ok(Self::Relay),
+            "pcmu-pcma" => Ok(Self::PcmuPcma),
+            "pcmu-g722" => Ok(Self::PcmuG722),
+            "pcmu-opus" => Ok(Self::PcmuOpus),
+            _ => {
+                let n = s
+                    .strip_prefix("conference:")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-g722, pcmu-opus or conference:N"
+                        )
+                    })?;
+                if !(2..=MAX_CONFERENCE_MEMBERS).contains(&n) {
+                    return Err(format!(
+                        "conference:{n}: members must be 2-{MAX_CONFERENCE_MEMBERS}"
+                    ));
+                }
+                Ok(Self::Conference(n))
+            }
+        }
+    }
+}
+
+/// A codec a generator party offers and sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// G.711 µ-law, payload type 0.
+    Pcmu,
+    /// G.711 A-law, payload type 8.
+    Pcma,
+    /// G.722, payload type 9 (RTP clock 8000, audio 16 kHz).
+    G722,
+    /// Opus, dynamic payload type [`OPUS_PT`], `opus/48000/2`.
+    Opus,
+}
+
+/// Payload type the generator offers Opus with.
+pub const OPUS_PT: u8 = 111;
+
+impl Codec {
+    /// Encoding name as legatod reports it in a leg's codec.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pcmu => "PCMU",
+            Self::Pcma => "PCMA",
+            Self::G722 => "G722",
+            Self::Opus => "opus",
+        }
+    }
+
+    /// RTP payload type offered.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Self::Pcmu => 0,
+            Self::Pcma => 8,
+            Self::G722 => 9,
+            Self::Opus => OPUS_PT,
+        }
+    }
+
+    /// The `a=rtpmap` value.
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            Self::Pcmu => "PCMU/8000",
+            Self::Pcma => "PCMA/8000",
+            Self::G722 => "G722/8000",
+            Self::Opus => "opus/48000/2",
+        }
+    }
+
+    /// RTP timestamp units per 20 ms packet.
+    pub fn timestamp_step(self) -> u32 {
+        match self {
+            Self::Pcmu | Self::Pcma | Self::G722 => 160,
+            Self::Opus => 960,
+        }
+    }
+
+    /// Whether a 160-byte probe payload is a valid 20 ms frame of this
+    /// codec (every byte string is, for G.711 and G.722; the probe decodes
+    /// as noise except for PCMU's silence tail).
+    pub fn carries_probe(self) -> bool {
+        !matches!(self, Self::Opus)
+    }
+
+    /// One 20 ms frame of silence in this codec, for a party that cannot
+    /// send probes (Opus: any bytes are not a valid packet).
+    pub fn silence_frame(self) -> Vec<u8> {
+        match self {
+            Self::Pcmu => vec![0xff; 160],
+            Self::Pcma => vec![0xd5; 160],
+            Self::G722 => {
+                let mut out = vec![0; 160];
+                let n = G722Encoder::new().encode(&[0; 320], &mut out).unwrap_or(0);
+                out.truncate(n);
+                out
+            }
+            Self::Opus => opus_silence().unwrap_or_default(),
+        }
+    }
+}
+
+fn opus_silence() -> Option<Vec<u8>> {
+    let mut encoder =
+        OpusEncoder::new(ClockRate::new(48_000)?, OpusApplication::Voip, 32_000).ok()?;
+    let mut out = vec![0; 400];
+    let n = encoder.encode(&[0; 960], &mut out).ok()?;
+    out.truncate(n);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_parse_and_print() {
+        for s in [
+            "relay",
+            "pcmu-pcma",
+            "pcmu-g722",
+            "pcmu-opus",
+            "conference:3",
+        ] {
+            assert_eq!(s.parse::<CallKind>().unwrap().to_string(), s);
+        }
+        assert!("conference:1".parse::<CallKind>().is_err());
+        assert!("conference:x".parse::<CallKind>().is_err());
+        assert!("pcma".parse::<CallKind>().is_err());
+        assert_eq!(CallKind::Conference(10).legs(), 10);
+        assert_eq!(CallKind::Conference(3).floor_calls(5), 8);
+        assert_eq!(CallKind::PcmuPcma.floor_calls(5), 5);
+    }
+
+    #[test]
+    fn silence_frames_are_20_ms() {
+        assert_eq!(Codec::Pcma.silence_frame().len(), 160);
+        assert_eq!(Codec::G722.silence_frame().len(), 160);
+        let opus = Codec::Opus.silence_frame();
+        assert!(!opus.is_empty() && opus.len() < 160, "{}", opus.len());
+    }
+}
