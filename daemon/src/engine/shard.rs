@@ -224,7 +224,7 @@ impl LegSlot<SendTo, LegIo> {
     /// GetStatistics for this leg.
     fn media_stats(&self, now: Instant, clock: &MediaClock) -> Box<MediaStats> {
         let (jitter, concealed) = match self.media.rx.as_deref() {
-            Some(rx) => (rx.jitter_stats(now, clock), rx.counters.concealed_frames),
+            Some(rx) => (rx.jitter_stats(now, clock), rx.counters().concealed_frames),
             None => (JitterBufferStats::default(), 0),
         };
         Box::new(self.leg.media_stats(now, jitter, concealed))

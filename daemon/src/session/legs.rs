@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::media::{Conference, Endpoint, LegMedia, MAX_FRAME, MediaClock, Schedule, Source};
+use super::media::{Conference, Endpoint, LegMedia, MediaClock, Schedule, Source};
 use super::{EngineError, Leg, LegView};
 
 /// A leg with what the engine keeps for it: `send`, the handle packets to
@@ -38,8 +38,6 @@ pub(crate) struct Legs<S, C> {
     /// What the media clock ticks (see `Legs::replan`).
     pub(crate) schedule: Schedule,
     pub(crate) clock: MediaClock,
-    /// One frame copied from a source before its sink is borrowed.
-    pub(crate) scratch: Box<[i16; MAX_FRAME]>,
 }
 
 impl<S, C> Legs<S, C> {
@@ -54,7 +52,6 @@ impl<S, C> Legs<S, C> {
             conference_ids: HashMap::new(),
             schedule: Schedule::default(),
             clock: MediaClock::new(epoch, wall_epoch),
-            scratch: Box::new([0; MAX_FRAME]),
         }
     }
 

@@ -80,7 +80,8 @@ pub(crate) struct PcmIn {
     format: (CodecSpec, u32),
     /// RTP clock rate of the stream.
     rtp_rate: ClockRate,
-    jitter: JitterBuffer,
+    /// The jitter buffer, with the playout state and counters.
+    playing: Playing,
     /// Packet duration the jitter buffer is set up for, in RTP units.
     packet_rtp: u32,
     /// A different duration seen on consecutive packets.
@@ -94,14 +95,9 @@ pub(crate) struct PcmIn {
     /// Whether `frame` holds audio of this stream (not silence for lack of
     /// packets).
     active: bool,
-    /// Whether the last decoded packet was a pause (see [`QUIET_POWER`]).
-    quiet: bool,
-    /// Ticks the jitter buffer has wanted to shrink without a pause.
-    shrink_wait: u32,
     events: EventReceiver,
     events_rate: u32,
     digits: DigitBus,
-    pub(crate) counters: RxCounters,
 }
 
 impl PcmIn {
@@ -115,7 +111,12 @@ impl PcmIn {
             kind,
             format: (*codec, ptime_ms),
             rtp_rate,
-            jitter,
+            playing: Playing {
+                jitter,
+                quiet: true,
+                shrink_wait: 0,
+                counters: RxCounters::default(),
+            },
             packet_rtp: rtp_rate.samples_in_ms(ptime),
             candidate: (0, 0),
             last_resize_tick: 0,
@@ -124,12 +125,9 @@ impl PcmIn {
             fifo_len: 0,
             frame: Box::new([0; MAX_FRAME]),
             active: false,
-            quiet: true,
-            shrink_wait: 0,
             events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
             events_rate: rtp_rate.hz(),
             digits: DigitBus::default(),
-            counters: RxCounters::default(),
         })
     }
 
@@ -163,10 +161,15 @@ impl PcmIn {
         self.digits
     }
 
+    /// Its counters.
+    pub(crate) fn counters(&self) -> &RxCounters {
+        &self.playing.counters
+    }
+
     /// The jitter buffer.
     #[cfg(test)]
     pub(crate) fn jitter(&self) -> &JitterBuffer {
-        &self.jitter
+        &self.playing.jitter
     }
 
     /// The jitter buffer's current and target delay, for statistics.
@@ -175,10 +178,11 @@ impl PcmIn {
         let ms = |samples: i64| samples as f64 * 1000.0 / f64::from(rate);
         JitterBufferStats {
             delay_ms: self
+                .playing
                 .jitter
                 .current_delay(clock.time(now, rate))
                 .map_or(0.0, |d| ms(d.samples())),
-            target_ms: ms(self.jitter.target_delay().samples()),
+            target_ms: ms(self.playing.jitter.target_delay().samples()),
         }
     }
 
@@ -195,19 +199,20 @@ impl PcmIn {
         payload: &[u8],
     ) {
         let Some(duration) = packet_duration(self.kind, payload) else {
-            self.counters.decode_errors += 1;
+            self.playing.counters.decode_errors += 1;
             return;
         };
         if duration != self.packet_rtp && !self.follow_duration(duration, tick) {
-            self.counters.odd_duration_packets += 1;
+            self.playing.counters.odd_duration_packets += 1;
             return;
         }
         if self
+            .playing
             .jitter
             .push(arrival, ssrc, sequence, timestamp, payload)
             .is_err()
         {
-            self.counters.decode_errors += 1;
+            self.playing.counters.decode_errors += 1;
         }
     }
 
@@ -228,7 +233,7 @@ impl PcmIn {
         }
         if self.candidate.1 < RESIZE_AFTER
             || tick.saturating_sub(self.last_resize_tick) < RESIZE_EVERY_TICKS
-                && self.counters.jitter_resizes > 0
+                && self.playing.counters.jitter_resizes > 0
         {
             return false;
         }
@@ -237,10 +242,10 @@ impl PcmIn {
         };
         // A new packet duration: rare (a re-INVITE or a peer changing its
         // mind), so allocating here is fine.
-        self.jitter = jitter;
+        self.playing.jitter = jitter;
         self.packet_rtp = duration;
         self.last_resize_tick = tick;
-        self.counters.jitter_resizes += 1;
+        self.playing.counters.jitter_resizes += 1;
         true
     }
 
@@ -263,7 +268,7 @@ impl PcmIn {
             .handle_packet(now, timestamp, marker, payload)
             .is_err()
         {
-            self.counters.decode_errors += 1;
+            self.playing.counters.decode_errors += 1;
         }
         self.drain_events();
     }
@@ -298,6 +303,14 @@ impl PcmIn {
         let want = frame_len(rate);
         let (num, den) = rtp_per_sample(self.kind);
         let packet_samples = (self.packet_rtp * den / num) as usize;
+        if self.fifo_len == 0 && packet_samples == want {
+            // Packets of one frame (the common case): straight into it.
+            let out = &mut self.frame[..want];
+            let (produced, active) = play(&mut self.playing, &mut self.decoder, now, out);
+            out[produced.min(want)..].fill(0);
+            self.active = active;
+            return;
+        }
         let mut active = false;
         let leftover = self.fifo_len > 0;
         while self.fifo_len < want {
@@ -308,50 +321,13 @@ impl PcmIn {
             if end > FIFO {
                 break;
             }
-            let out = &mut self.fifo[start..end];
-            // Shrink the delay in a pause, or after waiting long enough.
-            let wants = self.jitter.wants_to_shrink(at);
-            let may_shrink = !wants || self.quiet || self.shrink_wait >= SHRINK_WAIT_TICKS;
-            if wants && may_shrink {
-                self.shrink_wait = 0;
-                self.counters.shrinks += 1;
-            } else if wants {
-                self.shrink_wait += 1;
-            }
-            let playout = self.jitter.pop_with(at, may_shrink);
-            let produced = match playout {
-                Playout::Packet { payload, .. } => match self.decoder.decode(payload, out) {
-                    Ok(n) if n == packet_samples => {
-                        self.counters.decoded_frames += 1;
-                        active = true;
-                        self.quiet = mean_power(out) < QUIET_POWER;
-                        n
-                    }
-                    _ => {
-                        // Malformed (e.g. random bytes as Opus) or of a
-                        // length the jitter buffer did not expect: conceal.
-                        self.counters.decode_errors += 1;
-                        self.counters.concealed_frames += 1;
-                        self.decoder.conceal(out).unwrap_or_else(|_| {
-                            out.fill(0);
-                            packet_samples
-                        })
-                    }
-                },
-                Playout::Conceal => {
-                    self.counters.concealed_frames += 1;
-                    active = true;
-                    let next = self.jitter.peek_next();
-                    self.decoder.recover(next, out).unwrap_or_else(|_| {
-                        out.fill(0);
-                        packet_samples
-                    })
-                }
-                Playout::Empty => {
-                    out.fill(0);
-                    packet_samples
-                }
-            };
+            let (produced, heard) = play(
+                &mut self.playing,
+                &mut self.decoder,
+                at,
+                &mut self.fifo[start..end],
+            );
+            active |= heard;
             self.fifo_len = start + produced.min(packet_samples);
         }
         let n = want.min(self.fifo_len);
@@ -360,6 +336,67 @@ impl PcmIn {
         self.fifo.copy_within(n..self.fifo_len, 0);
         self.fifo_len -= n;
         self.active = active || (leftover && self.active);
+    }
+}
+
+/// The jitter buffer and what goes with its playout.
+#[derive(Debug)]
+struct Playing {
+    jitter: JitterBuffer,
+    /// Whether the last decoded packet was a pause (see [`QUIET_POWER`]).
+    quiet: bool,
+    /// Ticks the jitter buffer has wanted to shrink without a pause.
+    shrink_wait: u32,
+    counters: RxCounters,
+}
+
+/// Plays one packet's worth of audio at media time `at` into `out` (one
+/// packet duration): decoded, concealed (Opus: rebuilt from the next
+/// packet's FEC), or silence. Returns the samples written and whether they
+/// are the stream's audio.
+fn play(p: &mut Playing, decoder: &mut AudioDecoder, at: u64, out: &mut [i16]) -> (usize, bool) {
+    let samples = out.len();
+    // Shrink the delay in a pause, or after waiting long enough.
+    let wants = p.jitter.wants_to_shrink(at);
+    let may_shrink = !wants || p.quiet || p.shrink_wait >= SHRINK_WAIT_TICKS;
+    if wants && may_shrink {
+        p.shrink_wait = 0;
+        p.counters.shrinks += 1;
+    } else if wants {
+        p.shrink_wait += 1;
+    }
+    match p.jitter.pop_with(at, may_shrink) {
+        Playout::Packet { payload, .. } => match decoder.decode(payload, out) {
+            Ok(n) if n == samples => {
+                p.counters.decoded_frames += 1;
+                p.quiet = mean_power(out) < QUIET_POWER;
+                (n, true)
+            }
+            _ => {
+                // Malformed (e.g. random bytes as Opus) or of a length the
+                // jitter buffer did not expect: conceal.
+                p.counters.decode_errors += 1;
+                p.counters.concealed_frames += 1;
+                let n = decoder.conceal(out).unwrap_or_else(|_| {
+                    out.fill(0);
+                    samples
+                });
+                (n, true)
+            }
+        },
+        Playout::Conceal => {
+            p.counters.concealed_frames += 1;
+            let next = p.jitter.peek_next();
+            let n = decoder.recover(next, out).unwrap_or_else(|_| {
+                out.fill(0);
+                samples
+            });
+            (n, true)
+        }
+        Playout::Empty => {
+            out.fill(0);
+            (samples, false)
+        }
     }
 }
 
@@ -458,8 +495,8 @@ mod tests {
             }
         }
         assert!(frames > 280, "{frames}");
-        assert_eq!(rx.counters.odd_duration_packets, 0);
-        assert!(rx.counters.concealed_frames < 5, "{:?}", rx.counters);
+        assert_eq!(rx.counters().odd_duration_packets, 0);
+        assert!(rx.counters().concealed_frames < 5, "{:?}", rx.counters());
     }
 
     /// Start-up jitter ages out of the buffer's window while a tone plays:
@@ -499,9 +536,9 @@ mod tests {
                 );
                 pushed += 1;
             }
-            let before = rx.counters.shrinks;
+            let before = rx.counters().shrinks;
             rx.tick(now, now);
-            if rx.counters.shrinks != before {
+            if rx.counters().shrinks != before {
                 shrink_ticks.push(tick);
             }
         }
@@ -517,10 +554,10 @@ mod tests {
     fn odd_packets_are_dropped_and_a_new_duration_is_followed() {
         let mut rx = PcmIn::new(&PCMU, 20).unwrap();
         rx.push(0, 0, 1, 0, 0, &[0u8; 7]);
-        assert_eq!(rx.counters.odd_duration_packets, 1);
+        assert_eq!(rx.counters().odd_duration_packets, 1);
         for i in 0..5u16 {
             rx.push(u64::from(i) * 240, 0, 1, i, u32::from(i) * 240, &[0u8; 240]);
         }
-        assert_eq!(rx.counters.jitter_resizes, 1);
+        assert_eq!(rx.counters().jitter_resizes, 1);
     }
 }

@@ -169,6 +169,19 @@ impl PcmOut {
     ) {
         let rate = audio_rate(self.kind);
         let n = frame_len(rate);
+        self.follow(digits);
+        if let Some((frame, r)) = input
+            && r == rate
+            && frame.len() == n
+            && n == self.packet_samples
+            && self.fifo_len == 0
+            && self.inband.is_idle()
+        {
+            // One frame, one packet, same rate (the common case): encode
+            // the source's frame as it is.
+            self.send_packet(Some(frame), &mut emit);
+            return;
+        }
         if self.fifo_len + n > FIFO {
             // Cannot happen: each tick drains whole packets. Keep the
             // newest audio rather than overrun.
@@ -187,13 +200,12 @@ impl PcmOut {
             },
             None => dst.fill(0),
         }
-        self.follow(digits);
         if !self.inband.is_idle() {
             self.mix_inband(n);
         }
         self.fifo_len += n;
         while self.fifo_len >= self.packet_samples {
-            self.send_packet(&mut emit);
+            self.send_packet(None, &mut emit);
         }
     }
 
@@ -255,7 +267,9 @@ impl PcmOut {
         }
     }
 
-    fn send_packet(&mut self, emit: &mut impl FnMut(OutPacket<'_>)) {
+    /// Sends the packet due: from `pcm` (exactly one packet of audio) or,
+    /// with `None`, from the front of the FIFO.
+    fn send_packet(&mut self, pcm: Option<&[i16]>, emit: &mut impl FnMut(OutPacket<'_>)) {
         let samples = self.packet_samples;
         let now = u64::from(self.timestamp);
         if self.events.is_active() {
@@ -274,10 +288,8 @@ impl PcmOut {
                 self.sequence = self.sequence.wrapping_add(1);
             }
         } else {
-            match self
-                .encoder
-                .encode(&self.fifo[..samples], &mut self.payload[..])
-            {
+            let pcm = pcm.unwrap_or(&self.fifo[..samples]);
+            match self.encoder.encode(pcm, &mut self.payload[..]) {
                 Ok(len) => {
                     self.counters.encoded_frames += 1;
                     emit(OutPacket {
@@ -292,8 +304,10 @@ impl PcmOut {
                 Err(_) => self.counters.encode_errors += 1,
             }
         }
-        self.fifo.copy_within(samples..self.fifo_len, 0);
-        self.fifo_len -= samples;
+        if pcm.is_none() {
+            self.fifo.copy_within(samples..self.fifo_len, 0);
+            self.fifo_len -= samples;
+        }
         self.timestamp = self.timestamp.wrapping_add(self.packet_rtp);
     }
 }

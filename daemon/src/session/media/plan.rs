@@ -9,7 +9,6 @@ use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::{
     GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source, audio_rate,
-    frame_len,
 };
 use crate::rtp::{RtpHeader, rewrite_header};
 use crate::session::legs::{LegSlot, Legs};
@@ -195,57 +194,82 @@ impl<S: Copy, C> Legs<S, C> {
             });
         }
         for &slot in &self.schedule.tx {
-            let Some(Some(entry)) = self.slots.get(slot as usize) else {
-                continue;
+            let source = match self.slots.get(slot as usize) {
+                Some(Some(entry)) => entry.leg.source,
+                _ => continue,
             };
-            let scratch = &mut self.scratch;
-            let (rate, digits) = match entry.leg.source {
-                Some(Source::Leg(src)) => {
-                    let Some(rx) = self
-                        .slots
-                        .get(src as usize)
-                        .and_then(|s| s.as_ref())
-                        .and_then(|s| s.media.rx.as_deref())
-                    else {
+            match source {
+                Some(Source::Leg(src)) if src != slot => {
+                    // The source's frame is read in place: borrow the two
+                    // slots apart.
+                    let (source, sink) = pair_mut(&mut self.slots, src as usize, slot as usize);
+                    let Some(rx) = source.and_then(|s| s.media.rx.as_deref()) else {
                         continue;
                     };
-                    let frame = rx.frame();
-                    scratch[..frame.len()].copy_from_slice(frame);
-                    (rx.audio_rate(), rx.digits())
+                    if let Some(sink) = sink {
+                        tick_sink(
+                            sink,
+                            Some((rx.frame(), rx.audio_rate())),
+                            rx.digits(),
+                            now,
+                            tx,
+                        );
+                    }
                 }
                 Some(Source::Conference(c)) => {
-                    let Some(frame) = self
+                    let input = self
                         .conferences
                         .get(c as usize)
                         .and_then(|c| c.as_ref())
-                        .and_then(|conf| Some((conf.rate(), conf.output(slot)?)))
-                    else {
+                        .and_then(|conf| Some((conf.output(slot)?, conf.rate())));
+                    let Some(Some(sink)) = self.slots.get_mut(slot as usize) else {
                         continue;
                     };
-                    scratch[..frame.1.len()].copy_from_slice(frame.1);
-                    (frame.0, DigitBus::default())
+                    if input.is_some() {
+                        tick_sink(sink, input, DigitBus::default(), now, tx);
+                    }
                 }
-                None => continue,
-            };
-            let n = frame_len(rate);
-            let Some(Some(LegSlot {
-                send, leg, media, ..
-            })) = self.slots.get_mut(slot as usize)
-            else {
-                continue;
-            };
-            let Some(out) = media.tx.as_mut() else {
-                continue;
-            };
-            let send = *send;
-            out.tick(Some((&self.scratch[..n], rate)), digits, |packet| {
-                send_generated(leg, send, now, &packet, tx);
-            });
+                _ => {}
+            }
         }
         if regroup {
             self.replan();
         }
     }
+}
+
+/// Shared access to slot `a` and exclusive access to slot `b` (`a != b`).
+fn pair_mut<T>(slots: &mut [Option<T>], a: usize, b: usize) -> (Option<&T>, Option<&mut T>) {
+    if a >= slots.len() || b >= slots.len() || a == b {
+        return (None, None);
+    }
+    if a < b {
+        let (low, high) = slots.split_at_mut(b);
+        (low[a].as_ref(), high[0].as_mut())
+    } else {
+        let (low, high) = slots.split_at_mut(a);
+        (high[0].as_ref(), low[b].as_mut())
+    }
+}
+
+/// One tick of a sink's send side, fed `input`.
+fn tick_sink<S: Copy, C, T: Transmit<Handle = S>>(
+    sink: &mut LegSlot<S, C>,
+    input: Option<(&[i16], ClockRate)>,
+    digits: DigitBus,
+    now: Instant,
+    tx: &mut T,
+) {
+    let LegSlot {
+        send, leg, media, ..
+    } = sink;
+    let Some(out) = media.tx.as_mut() else {
+        return;
+    };
+    let send = *send;
+    out.tick(input, digits, |packet| {
+        send_generated(leg, send, now, &packet, tx);
+    });
 }
 
 /// Whether `sink` can relay `source`'s packets as they are: same codec and
