@@ -1,20 +1,25 @@
 //! Conferences on the PCM path against the real legatod: mix-minus with
-//! PCMU and PCMA members, click-free join and leave, listen-only members,
-//! talker gain, DeleteConference, and the routing errors conferences add.
+//! PCMU, PCMA, G.722 and Opus members, click-free join and leave (of a
+//! G.711 talker, and of wideband talkers that change the mix's rate),
+//! listen-only members, talker gain, DeleteConference, and the routing
+//! errors conferences add.
 //!
-//! Every peer sends a steady tone of its own as paced 20 ms G.711 packets
-//! over 127.0.0.1; what each member receives is decoded and measured per
-//! tone with a Hann-windowed DFT bin over windows of at least 0.5 s, taken
-//! after a settling time (jitter buffer filling, fades). A sine of peak A
-//! reads 20·log10(A) dB, so the 4000-peak tones used below read 72 dB. The
-//! measured figures are printed with `--nocapture`.
+//! Every peer sends a steady tone of its own as paced 20 ms packets of its
+//! codec over 127.0.0.1; what each member receives is decoded at its
+//! codec's rate (8, 16 or 48 kHz) and measured per tone with a
+//! Hann-windowed DFT bin over windows of at least 0.5 s, taken after a
+//! settling time (jitter buffer filling, fades). A sine of peak A reads
+//! 20·log10(A) dB, so the 4000-peak tones used below read 72 dB. All
+//! tones lie below 3.4 kHz, so narrowband members hear the wideband ones.
+//! The measured figures are printed with `--nocapture`.
 
 use std::time::{Duration, Instant};
 
 use legato_client::{Client, Code, MediaEndpoint, proto};
 use legato_tests::{
-    G711, Io, Options, Peer, Received, ToneStream, connected_leg_with, daemon_or_skip,
-    decode_window, local_rtp, max_step_window, paced, per_backend, spawn_collector, tone_level_db,
+    Codec, G711, Io, Options, Peer, Received, ToneStream, connected_leg_codec, daemon_or_skip,
+    decode_window, local_rtp, max_step_window, paced, per_backend, spawn_collector,
+    tone_level_db, tone_level_db_at,
 };
 
 /// 20 ms, the packet period of every peer.
@@ -26,17 +31,28 @@ const AMPLITUDE: f64 = 4000.0;
 struct Member {
     peer: Peer,
     leg: proto::Leg,
-    law: G711,
+    codec: Codec,
     hz: f64,
 }
 
 impl Member {
-    async fn new(client: &Client, session: &str, law: G711, hz: f64) -> Self {
+    async fn new(client: &Client, session: &str, codec: impl Into<Codec>, hz: f64) -> Self {
+        let codec = codec.into();
         let peer = Peer::new().unwrap();
-        let leg = connected_leg_with(client, session, &peer, law.formats())
+        let leg = connected_leg_codec(client, session, &peer, codec)
             .await
             .unwrap();
-        Self { peer, leg, law, hz }
+        assert_eq!(
+            leg.codec.as_ref().map(|c| c.payload_type),
+            Some(u32::from(codec.pt())),
+            "{codec:?} negotiated"
+        );
+        Self {
+            peer,
+            leg,
+            codec,
+            hz,
+        }
     }
 
     fn id(&self) -> &str {
@@ -47,7 +63,7 @@ impl Member {
         ToneStream::new(
             &self.peer,
             local_rtp(&self.leg),
-            self.law,
+            self.codec,
             self.hz,
             AMPLITUDE,
         )
@@ -89,10 +105,18 @@ fn db(x: f64) -> String {
     format!("{x:.1}")
 }
 
-/// Five members, PCMU and PCMA alternating, each talking and listening:
-/// everyone hears the four others at their level and not itself.
+/// Five members on four codecs (PCMU, PCMA, G.722, Opus, PCMU), each
+/// talking and listening: everyone hears the four others at their level
+/// and not itself. The mix runs at 48 kHz (the Opus member's rate); each
+/// member receives its own codec, with its own RTP clock.
 async fn mix_minus(io: Io) {
-    const TONES: [f64; 5] = [400.0, 600.0, 850.0, 1100.0, 1400.0];
+    const MEMBERS: [(Codec, f64); 5] = [
+        (Codec::Pcmu, 400.0),
+        (Codec::Pcma, 600.0),
+        (Codec::G722, 850.0),
+        (Codec::Opus, 1100.0),
+        (Codec::Pcmu, 1400.0),
+    ];
     /// A frequency nobody sends: the noise floor of one bin.
     const QUIET_HZ: f64 = 1700.0;
     let daemon = daemon_or_skip!(Options::new(io));
@@ -100,9 +124,8 @@ async fn mix_minus(io: Io) {
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
     let mut members = Vec::new();
-    for (i, &hz) in TONES.iter().enumerate() {
-        let law = if i % 2 == 0 { G711::Pcmu } else { G711::Pcma };
-        let m = Member::new(&client, &session, law, hz).await;
+    for (codec, hz) in MEMBERS {
+        let m = Member::new(&client, &session, codec, hz).await;
         talk(&client, &m, &c).await;
         listen(&client, &m, &c).await;
         members.push(m);
@@ -122,34 +145,50 @@ async fn mix_minus(io: Io) {
     let sender = spawn_senders(members.iter().map(Member::stream).collect(), start, 200);
     sender.join().unwrap();
     let received: Vec<Vec<Received>> = collectors.into_iter().map(|h| h.join().unwrap()).collect();
-    // Settled after 1.5 s; 2 s of audio (16000 samples, 0.5 Hz bins).
+    // Settled after 1.5 s; 2 s of audio (0.5 Hz bins at any rate).
     let (from, to) = (
         start + Duration::from_millis(1500),
         start + Duration::from_millis(3500),
     );
     for (i, (m, got)) in members.iter().zip(&received).enumerate() {
+        let codec = m.codec;
         assert!(
-            got.iter().all(|p| p.rtp.pt == m.law.pt()),
-            "member {i} gets its own codec"
+            got.iter().all(|p| p.rtp.pt == codec.pt()),
+            "member {i} gets its own codec, {codec:?}"
         );
-        let pcm = decode_window(got, m.law, from, to);
+        // Its RTP clock: consecutive packets 20 ms apart in its units.
+        let steps = got
+            .windows(2)
+            .filter(|w| w[1].rtp.seq == w[0].rtp.seq.wrapping_add(1))
+            .filter(|w| {
+                w[1].rtp.ts.wrapping_sub(w[0].rtp.ts) != codec.rtp_units_per_frame()
+            })
+            .count();
+        assert_eq!(steps, 0, "member {i} ({codec:?}): timestamps step by 20 ms");
+        if codec == Codec::G722 {
+            assert!(
+                got.iter().all(|p| p.payload.len() == 160),
+                "G.722: 160 bytes per 20 ms"
+            );
+        }
+        let rate = codec.audio_rate();
+        let pcm = decode_window(got, codec, from, to);
         assert!(
-            pcm.len() >= 12_000,
-            "member {i}: {} samples in 2 s",
+            pcm.len() >= 3 * rate as usize / 2,
+            "member {i} ({codec:?}): {} samples in 2 s",
             pcm.len()
         );
-        let own = tone_level_db(&pcm, m.hz);
-        let noise = tone_level_db(&pcm, QUIET_HZ);
+        let own = tone_level_db_at(&pcm, rate, m.hz);
+        let noise = tone_level_db_at(&pcm, rate, QUIET_HZ);
         let others: Vec<(f64, f64)> = members
             .iter()
             .filter(|o| o.hz != m.hz)
-            .map(|o| (o.hz, tone_level_db(&pcm, o.hz)))
+            .map(|o| (o.hz, tone_level_db_at(&pcm, rate, o.hz)))
             .collect();
         let weakest = others.iter().map(|o| o.1).fold(f64::INFINITY, f64::min);
         eprintln!(
-            "{io:?} member {i} ({:?}, {} Hz): others {:?} dB, own {} dB ({} below the weakest), \
-             noise bin {} dB",
-            m.law,
+            "{io:?} member {i} ({codec:?}, {} Hz): others {:?} dB, own {} dB ({} below the \
+             weakest), noise bin {} dB",
             m.hz,
             others
                 .iter()
@@ -163,17 +202,18 @@ async fn mix_minus(io: Io) {
         for &(hz, level) in &others {
             assert!(
                 (level - expected).abs() < 3.0,
-                "member {i} hears {hz} Hz at {level:.1} dB, expected {expected:.1}"
+                "member {i} ({codec:?}) hears {hz} Hz at {level:.1} dB, expected {expected:.1}"
             );
             assert!(
                 level - noise > 40.0,
-                "member {i}: {hz} Hz only {:.1} dB above the noise bin",
+                "member {i} ({codec:?}): {hz} Hz only {:.1} dB above the noise bin",
                 level - noise
             );
         }
         assert!(
             weakest - own >= 40.0,
-            "member {i} hears itself: own tone {own:.1} dB, weakest other {weakest:.1} dB"
+            "member {i} ({codec:?}) hears itself: own tone {own:.1} dB, weakest other \
+             {weakest:.1} dB"
         );
     }
 }
@@ -195,13 +235,38 @@ async fn mix_minus(io: Io) {
 /// on every frame boundary: a hard edge there would add a step of 8000,
 /// far above the bound.
 async fn join_and_leave_without_clicks(io: Io) {
+    join_and_leave(io, Codec::Pcma, Codec::Pcmu).await;
+}
+
+/// As [`join_and_leave_without_clicks`] with an Opus talker joining and
+/// leaving: the mix's rate goes from 8 to 48 kHz and back, which must not
+/// click for a PCMU listener either.
+async fn opus_joins_and_leaves_without_clicks(io: Io) {
+    join_and_leave(io, Codec::Pcmu, Codec::Opus).await;
+}
+
+/// As [`join_and_leave_without_clicks`] with a G.722 talker joining and
+/// leaving: the mix's rate goes from 8 to 16 kHz and back.
+async fn g722_joins_and_leaves_without_clicks(io: Io) {
+    join_and_leave(io, Codec::Pcmu, Codec::G722).await;
+}
+
+/// A G.711 `listener` hears two steady G.711 talkers while a `joiner`
+/// talker joins and leaves; see [`join_and_leave_without_clicks`] for the
+/// criterion. The joiner's cosine is at its peak on every frame boundary
+/// at any rate (200 Hz makes four whole periods per 20 ms); after a
+/// wideband codec's delay and the resampling down to 8 kHz it no longer
+/// lands exactly there, but a hard edge anywhere in its cycle still adds
+/// a step of the order of its amplitude.
+async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
     const STEADY: [(f64, f64); 2] = [(300.0, 3000.0), (500.0, 3000.0)];
     const JOINER: (f64, f64) = (200.0, 8000.0);
+    assert_eq!(listener_codec.audio_rate(), 8000, "the criterion is at 8 kHz");
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
-    let listener = Member::new(&client, &session, G711::Pcma, 0.0).await;
+    let listener = Member::new(&client, &session, listener_codec, 0.0).await;
     listen(&client, &listener, &c).await;
     let mut steady = Vec::new();
     for (i, &(hz, _)) in STEADY.iter().enumerate() {
@@ -210,7 +275,7 @@ async fn join_and_leave_without_clicks(io: Io) {
         talk(&client, &m, &c).await;
         steady.push(m);
     }
-    let joiner = Member::new(&client, &session, G711::Pcmu, JOINER.0).await;
+    let joiner = Member::new(&client, &session, joiner_codec, JOINER.0).await;
     let mut streams: Vec<ToneStream> = steady
         .iter()
         .zip(STEADY)
@@ -240,7 +305,7 @@ async fn join_and_leave_without_clicks(io: Io) {
     let left = Instant::now();
     sender.join().unwrap();
     let got = collector.join().unwrap();
-    let law = listener.law;
+    let law = listener.codec;
     let ms = |t: Instant, ms: i64| {
         if ms >= 0 {
             t + Duration::from_millis(ms as u64)
@@ -281,7 +346,8 @@ async fn join_and_leave_without_clicks(io: Io) {
     let joiner_after = tone_level_db(&after, JOINER.0);
     let steady_during = tone_level_db(&during, STEADY[0].0);
     eprintln!(
-        "{io:?} largest step: steady {d_steady}, at join {d_join}, at leave {d_leave}, bound \
+        "{io:?} {joiner_codec:?} joiner, {listener_codec:?} listener: largest step: steady \
+         {d_steady}, at join {d_join}, at leave {d_leave}, bound \
          {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB while in, \
          {} dB after leaving; 300 Hz {} dB",
         db(joiner_during),
@@ -309,13 +375,25 @@ async fn join_and_leave_without_clicks(io: Io) {
 /// A member that listens but does not talk hears everyone and is heard by
 /// nobody, although it sends a tone of its own.
 async fn listen_only(io: Io) {
+    listen_only_with(io, [Codec::Pcmu, Codec::Pcma, Codec::Pcmu]).await;
+}
+
+/// As [`listen_only`] with a G.722 listen-only member and an Opus talker
+/// (a 48 kHz mix): the G.722 member's tone reaches neither talker.
+async fn listen_only_wideband(io: Io) {
+    listen_only_with(io, [Codec::Pcmu, Codec::Opus, Codec::G722]).await;
+}
+
+/// Talkers `a` and `b` and a listen-only member on `codecs`, sending 500,
+/// 700 and 1000 Hz.
+async fn listen_only_with(io: Io, codecs: [Codec; 3]) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
-    let a = Member::new(&client, &session, G711::Pcmu, 500.0).await;
-    let b = Member::new(&client, &session, G711::Pcma, 700.0).await;
-    let quiet = Member::new(&client, &session, G711::Pcmu, 1000.0).await;
+    let a = Member::new(&client, &session, codecs[0], 500.0).await;
+    let b = Member::new(&client, &session, codecs[1], 700.0).await;
+    let quiet = Member::new(&client, &session, codecs[2], 1000.0).await;
     for m in [&a, &b] {
         talk(&client, m, &c).await;
         listen(&client, m, &c).await;
@@ -341,15 +419,20 @@ async fn listen_only(io: Io) {
         .into_iter()
         .zip(members)
         .map(|(h, m)| {
-            let pcm = decode_window(&h.join().unwrap(), m.law, from, to);
-            assert!(pcm.len() >= 8000, "{} samples", pcm.len());
-            [500.0, 700.0, 1000.0].map(|hz| tone_level_db(&pcm, hz))
+            let rate = m.codec.audio_rate();
+            let pcm = decode_window(&h.join().unwrap(), m.codec, from, to);
+            assert!(pcm.len() >= rate as usize, "{} samples", pcm.len());
+            [500.0, 700.0, 1000.0].map(|hz| tone_level_db_at(&pcm, rate, hz))
         })
         .collect();
     eprintln!(
-        "{io:?} levels at 500/700/1000 Hz (dB): talker a {:?}, talker b {:?}, listen-only {:?}",
+        "{io:?} levels at 500/700/1000 Hz (dB): talker a ({:?}) {:?}, talker b ({:?}) {:?}, \
+         listen-only ({:?}) {:?}",
+        codecs[0],
         levels[0].map(db),
+        codecs[1],
         levels[1].map(db),
+        codecs[2],
         levels[2].map(db)
     );
     let expected = 20.0 * AMPLITUDE.log10();
@@ -407,7 +490,7 @@ async fn talker_gain(io: Io) {
     let measure = |from: Instant, len_ms: u64| {
         let pcm = decode_window(
             &got,
-            listener.law,
+            listener.codec,
             from,
             from + Duration::from_millis(len_ms),
         );
@@ -467,7 +550,7 @@ async fn delete_and_bad_input(io: Io) {
     sender.join().unwrap();
     for ((m, hears), h) in [(&a, 700.0), (&b, 500.0)].into_iter().zip(collectors) {
         let got = h.join().unwrap();
-        let before = decode_window(&got, m.law, start + Duration::from_millis(500), deleted);
+        let before = decode_window(&got, m.codec, start + Duration::from_millis(500), deleted);
         let level = tone_level_db(&before, hears);
         // One tick may be under way when the command lands.
         let late: Vec<&Received> = got
@@ -476,14 +559,14 @@ async fn delete_and_bad_input(io: Io) {
             .collect();
         let loudest = late
             .iter()
-            .flat_map(|p| p.payload.iter().map(|&c| m.law.decode(c)))
+            .flat_map(|p| m.codec.decoder().unwrap().decode(&p.payload).unwrap())
             .map(|x| i32::from(x).abs())
             .max()
             .unwrap_or(0);
         eprintln!(
             "{io:?} {:?} member heard {hears} Hz at {} dB before the delete; {} packets after \
              it, loudest sample {loudest}",
-            m.law,
+            m.codec,
             db(level),
             late.len()
         );
@@ -553,7 +636,10 @@ async fn delete_and_bad_input(io: Io) {
 per_backend!(
     mix_minus,
     join_and_leave_without_clicks,
+    opus_joins_and_leaves_without_clicks,
+    g722_joins_and_leaves_without_clicks,
     listen_only,
+    listen_only_wideband,
     talker_gain,
     delete_and_bad_input
 );
