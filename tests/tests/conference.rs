@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use legato_client::{Client, Code, MediaEndpoint, proto};
 use legato_tests::{
     Codec, G711, Io, Options, Peer, Received, ToneStream, connected_leg_codec, daemon_or_skip,
-    decode_window, local_rtp, max_step_window, paced, per_backend, spawn_collector,
-    tone_level_db, tone_level_db_at,
+    decode_window, local_rtp, max_step_window, paced, per_backend, spawn_collector, tone_level_db,
+    tone_level_db_at,
 };
 
 /// 20 ms, the packet period of every peer.
@@ -160,9 +160,7 @@ async fn mix_minus(io: Io) {
         let steps = got
             .windows(2)
             .filter(|w| w[1].rtp.seq == w[0].rtp.seq.wrapping_add(1))
-            .filter(|w| {
-                w[1].rtp.ts.wrapping_sub(w[0].rtp.ts) != codec.rtp_units_per_frame()
-            })
+            .filter(|w| w[1].rtp.ts.wrapping_sub(w[0].rtp.ts) != codec.rtp_units_per_frame())
             .count();
         assert_eq!(steps, 0, "member {i} ({codec:?}): timestamps step by 20 ms");
         if codec == Codec::G722 {
@@ -235,20 +233,31 @@ async fn mix_minus(io: Io) {
 /// on every frame boundary: a hard edge there would add a step of 8000,
 /// far above the bound.
 async fn join_and_leave_without_clicks(io: Io) {
-    join_and_leave(io, Codec::Pcma, Codec::Pcmu).await;
+    join_and_leave(io, Codec::Pcma, Codec::Pcmu, 8000.0).await;
 }
 
 /// As [`join_and_leave_without_clicks`] with an Opus talker joining and
 /// leaving: the mix's rate goes from 8 to 48 kHz and back, which must not
 /// click for a PCMU listener either.
 async fn opus_joins_and_leaves_without_clicks(io: Io) {
-    join_and_leave(io, Codec::Pcmu, Codec::Opus).await;
+    join_and_leave(io, Codec::Pcmu, Codec::Opus, 8000.0).await;
+}
+
+/// The rate change alone: a silent Opus member joins and leaves as a
+/// talker. The mix goes to 48 kHz and back (the steady talkers get
+/// resampled up, the listener's mix down) and the listener's largest step
+/// must stay within the steady signal's own + 512 (the bound above with
+/// no joining tone): a resampler starting from empty history, or a frame
+/// lost or repeated at the switch, would jump by up to the steady peak
+/// (6000).
+async fn opus_joins_and_leaves_silently(io: Io) {
+    join_and_leave(io, Codec::Pcmu, Codec::Opus, 0.0).await;
 }
 
 /// As [`join_and_leave_without_clicks`] with a G.722 talker joining and
 /// leaving: the mix's rate goes from 8 to 16 kHz and back.
 async fn g722_joins_and_leaves_without_clicks(io: Io) {
-    join_and_leave(io, Codec::Pcmu, Codec::G722).await;
+    join_and_leave(io, Codec::Pcmu, Codec::G722, 8000.0).await;
 }
 
 /// A G.711 `listener` hears two steady G.711 talkers while a `joiner`
@@ -257,11 +266,18 @@ async fn g722_joins_and_leaves_without_clicks(io: Io) {
 /// at any rate (200 Hz makes four whole periods per 20 ms); after a
 /// wideband codec's delay and the resampling down to 8 kHz it no longer
 /// lands exactly there, but a hard edge anywhere in its cycle still adds
-/// a step of the order of its amplitude.
-async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
+/// a step of the order of its amplitude. A joiner of `joiner_amplitude`
+/// 0 sends silence: then only the join's side effects (the mix's rate
+/// changing) are measured, against the steady signal's step + 512.
+async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, joiner_amplitude: f64) {
     const STEADY: [(f64, f64); 2] = [(300.0, 3000.0), (500.0, 3000.0)];
-    const JOINER: (f64, f64) = (200.0, 8000.0);
-    assert_eq!(listener_codec.audio_rate(), 8000, "the criterion is at 8 kHz");
+    const JOINER_HZ: f64 = 200.0;
+    let audible = joiner_amplitude > 0.0;
+    assert_eq!(
+        listener_codec.audio_rate(),
+        8000,
+        "the criterion is at 8 kHz"
+    );
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
@@ -275,7 +291,7 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
         talk(&client, &m, &c).await;
         steady.push(m);
     }
-    let joiner = Member::new(&client, &session, joiner_codec, JOINER.0).await;
+    let joiner = Member::new(&client, &session, joiner_codec, JOINER_HZ).await;
     let mut streams: Vec<ToneStream> = steady
         .iter()
         .zip(STEADY)
@@ -286,7 +302,7 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
         })
         .collect();
     let mut joining = joiner.stream();
-    joining.amplitude = JOINER.1;
+    joining.amplitude = joiner_amplitude;
     // A cosine: at its peak on every 20 ms frame boundary (200 Hz makes
     // four whole periods per frame), where a hard edge would be largest.
     joining.phase = std::f64::consts::FRAC_PI_2;
@@ -318,8 +334,8 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
     // fills first, so its fade-in comes up to a few hundred ms later.
     let (d_join, gaps_join) = max_step_window(&got, law, ms(join_at, -40), ms(joined, 500));
     let (d_leave, gaps_leave) = max_step_window(&got, law, ms(leave_at, -40), ms(left, 300));
-    let slope = JOINER.1 * 2.0 * std::f64::consts::PI * JOINER.0 / 8000.0;
-    let bound = d_steady + (slope + JOINER.1 / 160.0).ceil() as i32 + 512;
+    let slope = joiner_amplitude * 2.0 * std::f64::consts::PI * JOINER_HZ / 8000.0;
+    let bound = d_steady + (slope + joiner_amplitude / 160.0).ceil() as i32 + 512;
     let window = |t: Instant, from_ms: u64, len_ms: u64| {
         decode_window(
             &got,
@@ -330,38 +346,43 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
     };
     // The joiner came in inside the join window and was gone inside the
     // leave window (200 ms windows: 5 Hz bins, 300 Hz is 20 bins away).
-    let join_end = tone_level_db(&window(joined, 300, 200), JOINER.0);
-    let leave_end = tone_level_db(&window(left, 100, 200), JOINER.0);
-    assert!(
-        join_end > 70.0,
-        "joiner not in by the end of the join window: {join_end:.1} dB"
-    );
-    assert!(
-        leave_end < 40.0,
-        "joiner not gone by the end of the leave window: {leave_end:.1} dB"
-    );
+    let join_end = tone_level_db(&window(joined, 300, 200), JOINER_HZ);
+    let leave_end = tone_level_db(&window(left, 100, 200), JOINER_HZ);
+    let before = window(start, 500, 900);
     let during = window(joined, 500, 900);
     let after = window(left, 500, 900);
-    let joiner_during = tone_level_db(&during, JOINER.0);
-    let joiner_after = tone_level_db(&after, JOINER.0);
+    let joiner_before = tone_level_db(&before, JOINER_HZ);
+    let joiner_during = tone_level_db(&during, JOINER_HZ);
+    let joiner_after = tone_level_db(&after, JOINER_HZ);
     let steady_during = tone_level_db(&during, STEADY[0].0);
     eprintln!(
         "{io:?} {joiner_codec:?} joiner, {listener_codec:?} listener: largest step: steady \
          {d_steady}, at join {d_join}, at leave {d_leave}, bound \
-         {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB while in, \
-         {} dB after leaving; 300 Hz {} dB",
+         {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB before \
+         joining, {} dB while in, {} dB after leaving; 300 Hz {} dB",
+        db(joiner_before),
         db(joiner_during),
         db(joiner_after),
         db(steady_during),
     );
-    assert!(
-        (joiner_during - 20.0 * JOINER.1.log10()).abs() < 3.0,
-        "the joiner is heard at {joiner_during:.1} dB"
-    );
-    assert!(
-        joiner_during - joiner_after >= 40.0,
-        "the joiner is still heard after leaving: {joiner_after:.1} dB"
-    );
+    if audible {
+        assert!(
+            join_end > 70.0,
+            "joiner not in by the end of the join window: {join_end:.1} dB"
+        );
+        assert!(
+            leave_end < 40.0,
+            "joiner not gone by the end of the leave window: {leave_end:.1} dB"
+        );
+        assert!(
+            (joiner_during - 20.0 * joiner_amplitude.log10()).abs() < 3.0,
+            "the joiner is heard at {joiner_during:.1} dB"
+        );
+        assert!(
+            joiner_during - joiner_after >= 40.0,
+            "the joiner is still heard after leaving: {joiner_after:.1} dB"
+        );
+    }
     assert!(
         d_join <= bound,
         "click at the join: step {d_join} > {bound}"
@@ -375,56 +396,108 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec) {
 /// A member that listens but does not talk hears everyone and is heard by
 /// nobody, although it sends a tone of its own.
 async fn listen_only(io: Io) {
-    listen_only_with(io, [Codec::Pcmu, Codec::Pcma, Codec::Pcmu]).await;
+    listen_only_with(io, [Codec::Pcmu, Codec::Pcma, Codec::Pcmu], false).await;
 }
 
-/// As [`listen_only`] with a G.722 listen-only member and an Opus talker
-/// (a 48 kHz mix): the G.722 member's tone reaches neither talker.
-async fn listen_only_wideband(io: Io) {
-    listen_only_with(io, [Codec::Pcmu, Codec::Opus, Codec::G722]).await;
+/// A G.722 member talking with a PCMU and an Opus talker (a 48 kHz mix)
+/// is switched to listen-only mid-call: heard by both talkers before, by
+/// neither after, and it still hears them.
+async fn switched_to_listen_only(io: Io) {
+    listen_only_with(io, [Codec::Pcmu, Codec::Opus, Codec::G722], true).await;
 }
 
 /// Talkers `a` and `b` and a listen-only member on `codecs`, sending 500,
-/// 700 and 1000 Hz.
-async fn listen_only_with(io: Io, codecs: [Codec; 3]) {
+/// 700 and 1000 Hz. When `switched`, the third member talks too until
+/// 1.2 s, when it stops talking (routed no longer to the conference, still
+/// from it).
+async fn listen_only_with(io: Io, codecs: [Codec; 3], switched: bool) {
+    const TONES: [f64; 3] = [500.0, 700.0, 1000.0];
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
-    let a = Member::new(&client, &session, codecs[0], 500.0).await;
-    let b = Member::new(&client, &session, codecs[1], 700.0).await;
-    let quiet = Member::new(&client, &session, codecs[2], 1000.0).await;
+    let a = Member::new(&client, &session, codecs[0], TONES[0]).await;
+    let b = Member::new(&client, &session, codecs[1], TONES[1]).await;
+    let quiet = Member::new(&client, &session, codecs[2], TONES[2]).await;
     for m in [&a, &b] {
         talk(&client, m, &c).await;
         listen(&client, m, &c).await;
+    }
+    if switched {
+        talk(&client, &quiet, &c).await;
     }
     listen(&client, &quiet, &c).await;
     let leg = client.get_leg(quiet.id()).await.unwrap();
     assert_eq!(leg.media_source_conference_id, c);
     assert!(leg.transcoding);
     let start = Instant::now() + Duration::from_millis(50);
-    let until = start + Duration::from_millis(3000);
+    let until = start + Duration::from_millis(3500);
     let members = [&a, &b, &quiet];
     let collectors: Vec<_> = members
         .iter()
         .map(|m| spawn_collector(&m.peer, until).unwrap())
         .collect();
-    let sender = spawn_senders(members.iter().map(|m| m.stream()).collect(), start, 150);
+    let sender = spawn_senders(members.iter().map(|m| m.stream()).collect(), start, 175);
+    let switch_at = start + Duration::from_millis(1200);
+    if switched {
+        tokio::time::sleep_until(switch_at.into()).await;
+        client.stop_media(quiet.id(), conf(&c)).await.unwrap();
+        let leg = client.get_leg(quiet.id()).await.unwrap();
+        assert_eq!(
+            leg.media_source_conference_id, c,
+            "still listening after the switch"
+        );
+    }
     sender.join().unwrap();
-    let (from, to) = (
-        start + Duration::from_millis(1200),
-        start + Duration::from_millis(2700),
+    let received: Vec<Vec<Received>> = collectors.into_iter().map(|h| h.join().unwrap()).collect();
+    // Levels of the three tones each member hears in `from..to`.
+    let levels_in = |from: Instant, to: Instant| -> Vec<[f64; 3]> {
+        received
+            .iter()
+            .zip(members)
+            .map(|(got, m)| {
+                let rate = m.codec.audio_rate();
+                let pcm = decode_window(got, m.codec, from, to);
+                let secs = to.duration_since(from).as_secs_f64();
+                assert!(
+                    pcm.len() as f64 >= 0.7 * secs * f64::from(rate),
+                    "{:?}: {} samples in {secs} s",
+                    m.codec,
+                    pcm.len()
+                );
+                TONES.map(|hz| tone_level_db_at(&pcm, rate, hz))
+            })
+            .collect()
+    };
+    let expected = 20.0 * AMPLITUDE.log10();
+    if switched {
+        // Settled, and not yet switched (0.6 s: 1.7 Hz bins).
+        let levels = levels_in(
+            start + Duration::from_millis(600),
+            start + Duration::from_millis(1200),
+        );
+        eprintln!(
+            "{io:?} before the switch, levels at 500/700/1000 Hz (dB): talker a ({:?}) {:?}, \
+             talker b ({:?}) {:?}, third member ({:?}) {:?}",
+            codecs[0],
+            levels[0].map(db),
+            codecs[1],
+            levels[1].map(db),
+            codecs[2],
+            levels[2].map(db)
+        );
+        for (who, level) in [("a", levels[0][2]), ("b", levels[1][2])] {
+            assert!(
+                (level - expected).abs() < 3.0,
+                "{who} hears the talking third member at {level:.1} dB"
+            );
+        }
+    }
+    // After the switch (its fade and the jitter buffers are over by then).
+    let levels = levels_in(
+        start + Duration::from_millis(1800),
+        start + Duration::from_millis(3300),
     );
-    let levels: Vec<[f64; 3]> = collectors
-        .into_iter()
-        .zip(members)
-        .map(|(h, m)| {
-            let rate = m.codec.audio_rate();
-            let pcm = decode_window(&h.join().unwrap(), m.codec, from, to);
-            assert!(pcm.len() >= rate as usize, "{} samples", pcm.len());
-            [500.0, 700.0, 1000.0].map(|hz| tone_level_db_at(&pcm, rate, hz))
-        })
-        .collect();
     eprintln!(
         "{io:?} levels at 500/700/1000 Hz (dB): talker a ({:?}) {:?}, talker b ({:?}) {:?}, \
          listen-only ({:?}) {:?}",
@@ -435,7 +508,6 @@ async fn listen_only_with(io: Io, codecs: [Codec; 3]) {
         codecs[2],
         levels[2].map(db)
     );
-    let expected = 20.0 * AMPLITUDE.log10();
     // a hears b, b hears a, the listen-only member hears both.
     for (who, level) in [
         ("a hears b", levels[0][1]),
@@ -637,9 +709,10 @@ per_backend!(
     mix_minus,
     join_and_leave_without_clicks,
     opus_joins_and_leaves_without_clicks,
+    opus_joins_and_leaves_silently,
     g722_joins_and_leaves_without_clicks,
     listen_only,
-    listen_only_wideband,
+    switched_to_listen_only,
     talker_gain,
     delete_and_bad_input
 );
