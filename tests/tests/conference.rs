@@ -227,7 +227,9 @@ async fn mix_minus(io: Io) {
 /// signal's measured largest step + A₃·(2π·f₃/8000 + 1/160) + 512 (the
 /// quantisation step of both laws at the louder level the sum reaches,
 /// counted twice as each of the two samples may be off by half of it).
-/// The steady tones are low (300 and 500 Hz, peak 3000) and the joining
+/// The steady tones are low (330 and 470 Hz, peak 3000: not multiples of
+/// 50 Hz, so neither a 20 ms shift nor a cut on a frame boundary finds
+/// them at the same phase or at a zero crossing) and the joining
 /// one lower and louder (200 Hz, peak 8000), so that its own slope (1257)
 /// is small beside its amplitude, and it is sent as a cosine, at its peak
 /// on every frame boundary: a hard edge there would add a step of 8000,
@@ -270,7 +272,7 @@ async fn g722_joins_and_leaves_without_clicks(io: Io) {
 /// 0 sends silence: then only the join's side effects (the mix's rate
 /// changing) are measured, against the steady signal's step + 512.
 async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, joiner_amplitude: f64) {
-    const STEADY: [(f64, f64); 2] = [(300.0, 3000.0), (500.0, 3000.0)];
+    const STEADY: [(f64, f64); 2] = [(330.0, 3000.0), (470.0, 3000.0)];
     const JOINER_HZ: f64 = 200.0;
     let audible = joiner_amplitude > 0.0;
     assert_eq!(
@@ -345,7 +347,7 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, join
         )
     };
     // The joiner came in inside the join window and was gone inside the
-    // leave window (200 ms windows: 5 Hz bins, 300 Hz is 20 bins away).
+    // leave window (200 ms windows: 5 Hz bins, 330 Hz is 26 bins away).
     let join_end = tone_level_db(&window(joined, 300, 200), JOINER_HZ);
     let leave_end = tone_level_db(&window(left, 100, 200), JOINER_HZ);
     let before = window(start, 500, 900);
@@ -355,15 +357,36 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, join
     let joiner_during = tone_level_db(&during, JOINER_HZ);
     let joiner_after = tone_level_db(&after, JOINER_HZ);
     let steady_during = tone_level_db(&during, STEADY[0].0);
+    // Beyond clicks: how the steady talkers come through the join and the
+    // leave, on the whole stream's sample index.
+    let all = decode_window(&got, law, got[0].at, until);
+    let at = |t: Instant| decode_window(&got, law, got[0].at, t).len();
+    let floor = min_rms(&all[at(ms(start, 700))..at(ms(start, 1450))]);
+    let dip_join = db_ratio(
+        min_rms(&all[at(ms(join_at, -40))..at(ms(joined, 500))]),
+        floor,
+    );
+    let dip_leave = db_ratio(
+        min_rms(&all[at(ms(leave_at, -40))..at(ms(left, 300))]),
+        floor,
+    );
+    let freqs = STEADY.map(|(hz, _)| hz);
+    let shift_join = shift_ms(&all, at(ms(join_at, -300)), at(ms(joined, 500)), freqs);
+    let shift_leave = shift_ms(&all, at(ms(leave_at, -300)), at(ms(left, 500)), freqs);
     eprintln!(
         "{io:?} {joiner_codec:?} joiner, {listener_codec:?} listener: largest step: steady \
          {d_steady}, at join {d_join}, at leave {d_leave}, bound \
          {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB before \
-         joining, {} dB while in, {} dB after leaving; 300 Hz {} dB",
+         joining, {} dB while in, {} dB after leaving; {} Hz {} dB; lowest 20 ms RMS against \
+         the steady one's: {} dB at the join, {} dB at the leave; steady tones shifted by \
+         {shift_join:.3} ms at the join, {shift_leave:.3} ms at the leave",
         db(joiner_before),
         db(joiner_during),
         db(joiner_after),
+        STEADY[0].0,
         db(steady_during),
+        db(dip_join),
+        db(dip_leave),
     );
     if audible {
         assert!(
@@ -383,6 +406,14 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, join
             "the joiner is still heard after leaving: {joiner_after:.1} dB"
         );
     }
+    // The steady talkers never drop out: no 20 ms of the listener's audio
+    // is more than 6 dB below the quietest 20 ms of the steady mix (a
+    // frame of silence reads about -50 dB).
+    assert!(
+        dip_join > -6.0 && dip_leave > -6.0,
+        "the steady talkers drop out: lowest 20 ms {dip_join:.1} dB at the join, \
+         {dip_leave:.1} dB at the leave"
+    );
     assert!(
         d_join <= bound,
         "click at the join: step {d_join} > {bound}"
@@ -391,6 +422,56 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, join
         d_leave <= bound,
         "click at the leave: step {d_leave} > {bound}"
     );
+}
+
+/// The lowest RMS of the 20 ms windows (at 8 kHz, every 2.5 ms) in
+/// `pcm`.
+fn min_rms(pcm: &[i16]) -> f64 {
+    pcm.windows(160)
+        .step_by(20)
+        .map(|w| (w.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0).sqrt())
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// `a` against `b` in dB.
+fn db_ratio(a: f64, b: f64) -> f64 {
+    20.0 * (a.max(1e-9) / b.max(1e-9)).log10()
+}
+
+/// Phase (radians) of the `hz` component of the 200 ms of 8 kHz `pcm`
+/// from sample `i0` on, referred to sample 0 of `pcm` (Hann window).
+fn tone_phase(pcm: &[i16], i0: usize, hz: f64) -> f64 {
+    const LEN: usize = 1600;
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for (k, &x) in pcm[i0..(i0 + LEN).min(pcm.len())].iter().enumerate() {
+        let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / LEN as f64).cos();
+        let i = (i0 + k) as f64;
+        re += f64::from(x) * hann * (w * i).cos();
+        im -= f64::from(x) * hann * (w * i).sin();
+    }
+    im.atan2(re)
+}
+
+/// How much later (ms, within ±40) the steady tones `freqs` of 8 kHz
+/// `pcm` run from sample `after` on than from sample `before` on: the
+/// delay that best explains both tones' phase changes (330 and 470 Hz
+/// only repeat together every 100 ms).
+fn shift_ms(pcm: &[i16], before: usize, after: usize, freqs: [f64; 2]) -> f64 {
+    let turns = freqs.map(|hz| tone_phase(pcm, before, hz) - tone_phase(pcm, after, hz));
+    (-320i32..=320)
+        .map(|d| {
+            let misfit: f64 = freqs
+                .iter()
+                .zip(turns)
+                .map(|(hz, turn)| {
+                    1.0 - (2.0 * std::f64::consts::PI * hz * f64::from(d) / 8000.0 - turn).cos()
+                })
+                .sum();
+            (d, misfit)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0.0, |(d, _)| f64::from(d) / 8.0)
 }
 
 /// A member that listens but does not talk hears everyone and is heard by
