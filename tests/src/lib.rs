@@ -666,8 +666,8 @@ pub fn paced(start: Instant, count: usize, period: Duration, mut f: impl FnMut(u
     }
 }
 
-/// A stream of 20 ms G.711 packets carrying a steady tone, as one test
-/// peer sends it: call [`ToneStream::send`] every 20 ms.
+/// A stream of 20 ms packets of any [`Codec`] carrying a steady tone, as
+/// one test peer sends it: call [`ToneStream::send`] every 20 ms.
 #[derive(Debug)]
 pub struct ToneStream {
     /// Socket it sends from (a clone of the peer's).
@@ -675,7 +675,7 @@ pub struct ToneStream {
     /// Where it sends (the leg's local RTP address).
     pub to: SocketAddr,
     /// Codec.
-    pub law: G711,
+    pub codec: Codec,
     /// Tone frequency, Hz (0: silence).
     pub hz: f64,
     /// Tone peak amplitude.
@@ -686,39 +686,54 @@ pub struct ToneStream {
     pub ssrc: u32,
     /// Packets sent so far.
     pub sent: usize,
+    encoder: FrameEncoder,
 }
 
 impl ToneStream {
-    /// A stream from `peer` to `to`.
-    pub fn new(peer: &Peer, to: SocketAddr, law: G711, hz: f64, amplitude: f64) -> Result<Self> {
+    /// A stream from `peer` to `to` in `codec` (a [`G711`] law or any
+    /// [`Codec`]).
+    pub fn new(
+        peer: &Peer,
+        to: SocketAddr,
+        codec: impl Into<Codec>,
+        hz: f64,
+        amplitude: f64,
+    ) -> Result<Self> {
+        let codec = codec.into();
         Ok(Self {
             socket: peer.socket.try_clone()?,
             to,
-            law,
+            codec,
             hz,
             amplitude,
             phase: 0.0,
             ssrc: fastrand::u32(..),
             sent: 0,
+            encoder: codec.encoder()?,
         })
+    }
+
+    /// The payload of the next 20 ms frame (the tone's phase continues
+    /// from the frames before), without sending it.
+    fn next_payload(&mut self) -> Result<Vec<u8>> {
+        let len = self.codec.samples_per_frame();
+        let n0 = self.sent * len;
+        let w = 2.0 * std::f64::consts::PI * self.hz / f64::from(self.codec.audio_rate());
+        let pcm: Vec<i16> = (n0..n0 + len)
+            .map(|i| (self.amplitude * (w * i as f64 + self.phase).sin()).round() as i16)
+            .collect();
+        self.encoder.encode(&pcm)
     }
 
     /// Sends the next 20 ms packet (sequence and timestamp follow from the
     /// packets sent before; the tone's phase is continuous).
     pub fn send(&mut self) -> Result<()> {
-        let n0 = self.sent * 160;
-        let w = 2.0 * std::f64::consts::PI * self.hz / 8000.0;
-        let payload: Vec<u8> = (n0..n0 + 160)
-            .map(|i| {
-                let x = self.amplitude * (w * i as f64 + self.phase).sin();
-                self.law.encode(x.round() as i16)
-            })
-            .collect();
+        let payload = self.next_payload()?;
         let h = Rtp {
             marker: self.sent == 0,
-            pt: self.law.pt(),
+            pt: self.codec.pt(),
             seq: self.sent as u16,
-            ts: n0 as u32,
+            ts: (self.sent as u32).wrapping_mul(self.codec.rtp_units_per_frame()),
             ssrc: self.ssrc,
         };
         send_rtp(&self.socket, self.to, h, &payload)?;
@@ -789,27 +804,51 @@ pub fn spawn_collector(
     }))
 }
 
-/// The audio of the `law` packets among `packets` whose arrival lies in
-/// `from..to`, decoded and concatenated in arrival order (localhost does
-/// not reorder).
-pub fn decode_window(packets: &[Received], law: G711, from: Instant, to: Instant) -> Vec<i16> {
-    packets
+/// The audio of the `codec` packets among `packets` whose arrival lies in
+/// `from..to`, decoded at the codec's [`audio rate`](Codec::audio_rate)
+/// and concatenated in arrival order (localhost does not reorder). The
+/// packets before `from` are decoded too (and dropped), so that stateful
+/// codecs (G.722, Opus) start the window with their state settled.
+pub fn decode_window(
+    packets: &[Received],
+    codec: impl Into<Codec>,
+    from: Instant,
+    to: Instant,
+) -> Vec<i16> {
+    let codec = codec.into();
+    let mut decoder = codec.decoder().expect("a decoder for a test codec");
+    let mut out = Vec::new();
+    for p in packets
         .iter()
-        .filter(|p| p.rtp.pt == law.pt() && p.at >= from && p.at < to)
-        .flat_map(|p| p.payload.iter().map(|&c| law.decode(c)))
-        .collect()
+        .filter(|p| p.rtp.pt == codec.pt() && p.at < to)
+    {
+        // A payload the decoder refuses reads as nothing (the sizes and
+        // sample counts the callers check show it).
+        let pcm = decoder.decode(&p.payload).unwrap_or_default();
+        if p.at >= from {
+            out.extend_from_slice(&pcm);
+        }
+    }
+    out
 }
 
 /// Level of the `hz` component of 8 kHz `samples`, in dB relative to a
-/// sine of peak 1 (a sine of peak A reads 20·log10(A)). A Hann window keeps
-/// the leakage of tones more than a few bins away far below G.711's
-/// quantisation noise, whatever their phase; -200 for silence.
+/// sine of peak 1: [`tone_level_db_at`] at 8000 Hz.
 pub fn tone_level_db(samples: &[i16], hz: f64) -> f64 {
+    tone_level_db_at(samples, 8000, hz)
+}
+
+/// Level of the `hz` component of `samples` taken at `rate` Hz, in dB
+/// relative to a sine of peak 1 (a sine of peak A reads 20·log10(A)). A
+/// Hann window keeps the leakage of tones more than a few bins away far
+/// below G.711's quantisation noise, whatever their phase; -200 for
+/// silence.
+pub fn tone_level_db_at(samples: &[i16], rate: u32, hz: f64) -> f64 {
     let n = samples.len();
     if n == 0 {
         return -200.0;
     }
-    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
     let (mut re, mut im, mut window_sum) = (0.0f64, 0.0f64, 0.0f64);
     for (i, &x) in samples.iter().enumerate() {
         let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
@@ -836,24 +875,31 @@ pub fn max_step(samples: &[i16]) -> i32 {
         .unwrap_or(0)
 }
 
-/// Largest |x[n] - x[n-1]| over the `law` audio of the packets arriving in
-/// `from..to`, across packet boundaries too, except where a sequence gap
-/// breaks the stream (a lost packet is not a click the sender made).
-/// Returns the step and the number of gaps skipped.
+/// Largest |x[n] - x[n-1]| over the `codec` audio of the packets arriving
+/// in `from..to` (decoded at the codec's audio rate, the packets before
+/// `from` too, for the decoder's state), across packet boundaries too,
+/// except where a sequence gap breaks the stream (a lost packet is not a
+/// click the sender made). Returns the step and the number of gaps
+/// skipped.
 pub fn max_step_window(
     packets: &[Received],
-    law: G711,
+    codec: impl Into<Codec>,
     from: Instant,
     to: Instant,
 ) -> (i32, usize) {
+    let codec = codec.into();
+    let mut decoder = codec.decoder().expect("a decoder for a test codec");
     let mut step = 0;
     let mut gaps = 0;
     let mut last: Option<(u16, i16)> = None;
     for p in packets
         .iter()
-        .filter(|p| p.rtp.pt == law.pt() && p.at >= from && p.at < to)
+        .filter(|p| p.rtp.pt == codec.pt() && p.at < to)
     {
-        let pcm: Vec<i16> = p.payload.iter().map(|&c| law.decode(c)).collect();
+        let pcm = decoder.decode(&p.payload).unwrap_or_default();
+        if p.at < from {
+            continue;
+        }
         match last {
             Some((seq, x)) if p.rtp.seq == seq.wrapping_add(1) => {
                 if let Some(&first) = pcm.first() {
@@ -869,4 +915,249 @@ pub fn max_step_window(
         }
     }
     (step, gaps)
+}
+
+// ---- Any codec: PCMU, PCMA, G.722, Opus ---------------------------------
+
+/// A codec a test peer offers, sends and decodes. Every one is sent in
+/// 20 ms frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// μ-law (`PCMU/8000`, payload type 0): 8 kHz audio.
+    Pcmu,
+    /// A-law (`PCMA/8000`, payload type 8): 8 kHz audio.
+    Pcma,
+    /// G.722 (`G722/8000`, payload type 9): 16 kHz audio on an 8000 Hz
+    /// RTP clock (RFC 3551 §4.5.2), 160 bytes per 20 ms.
+    G722,
+    /// Opus (`opus/48000/2`, dynamic payload type [`Codec::OPUS_PT`]), sent
+    /// mono at 48 kHz, 64 kbit/s.
+    Opus,
+}
+
+impl From<G711> for Codec {
+    fn from(law: G711) -> Self {
+        match law {
+            G711::Pcmu => Self::Pcmu,
+            G711::Pcma => Self::Pcma,
+        }
+    }
+}
+
+impl Codec {
+    /// The dynamic payload type the tests give Opus.
+    pub const OPUS_PT: u8 = 111;
+
+    /// Payload type.
+    pub fn pt(self) -> u8 {
+        match self {
+            Self::Pcmu => 0,
+            Self::Pcma => 8,
+            Self::G722 => 9,
+            Self::Opus => Self::OPUS_PT,
+        }
+    }
+
+    /// The encoding name and RTP clock of its `a=rtpmap` line.
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            Self::Pcmu => "PCMU/8000",
+            Self::Pcma => "PCMA/8000",
+            Self::G722 => "G722/8000",
+            Self::Opus => "opus/48000/2",
+        }
+    }
+
+    /// Its `a=fmtp` parameters, if any.
+    pub fn fmtp(self) -> Option<&'static str> {
+        match self {
+            Self::Opus => Some("useinbandfec=1"),
+            _ => None,
+        }
+    }
+
+    /// The SDP format list offering only this codec and telephone-event
+    /// 101.
+    pub fn formats(self) -> &'static str {
+        match self {
+            Self::Pcmu => "0 101",
+            Self::Pcma => "8 101",
+            Self::G722 => "9 101",
+            Self::Opus => "111 101",
+        }
+    }
+
+    /// The `a=rtpmap`/`a=fmtp` lines of an offer of [`Self::formats`]
+    /// (telephone-event at the codec's RTP clock), each ending in CRLF.
+    pub fn sdp_lines(self) -> String {
+        let pt = self.pt();
+        let mut lines = format!("a=rtpmap:{pt} {}\r\n", self.rtpmap());
+        if let Some(fmtp) = self.fmtp() {
+            lines.push_str(&format!("a=fmtp:{pt} {fmtp}\r\n"));
+        }
+        lines.push_str(&format!(
+            "a=rtpmap:101 telephone-event/{}\r\na=fmtp:101 0-16\r\n",
+            self.rtp_rate()
+        ));
+        lines
+    }
+
+    /// Sample rate of its audio, Hz.
+    pub fn audio_rate(self) -> u32 {
+        match self {
+            Self::Pcmu | Self::Pcma => 8000,
+            Self::G722 => 16_000,
+            Self::Opus => 48_000,
+        }
+    }
+
+    /// Its RTP clock rate, Hz.
+    pub fn rtp_rate(self) -> u32 {
+        match self {
+            Self::Pcmu | Self::Pcma | Self::G722 => 8000,
+            Self::Opus => 48_000,
+        }
+    }
+
+    /// RTP timestamp units in one 20 ms frame.
+    pub fn rtp_units_per_frame(self) -> u32 {
+        self.rtp_rate() / 50
+    }
+
+    /// Audio samples in one 20 ms frame.
+    pub fn samples_per_frame(self) -> usize {
+        self.audio_rate() as usize / 50
+    }
+
+    /// A fresh encoder.
+    pub fn encoder(self) -> Result<FrameEncoder> {
+        use legato_dsp::codec::{g711, g722, opus};
+        let inner: Box<dyn legato_dsp::codec::Encoder + Send> = match self {
+            Self::Pcmu => Box::new(g711::G711::new(g711::Law::Ulaw)),
+            Self::Pcma => Box::new(g711::G711::new(g711::Law::Alaw)),
+            Self::G722 => Box::new(g722::G722Encoder::new()),
+            Self::Opus => Box::new(
+                opus::OpusEncoder::new(
+                    legato_dsp::time::ClockRate::HZ_48000,
+                    opus::OpusApplication::Audio,
+                    64_000,
+                )
+                .map_err(|e| anyhow!("Opus encoder: {e}"))?,
+            ),
+        };
+        Ok(FrameEncoder {
+            codec: self,
+            inner,
+            out: vec![0; 1500],
+        })
+    }
+
+    /// A fresh decoder.
+    pub fn decoder(self) -> Result<FrameDecoder> {
+        use legato_dsp::codec::{g711, g722, opus};
+        let inner: Box<dyn legato_dsp::codec::Decoder + Send> = match self {
+            Self::Pcmu => Box::new(g711::G711::new(g711::Law::Ulaw)),
+            Self::Pcma => Box::new(g711::G711::new(g711::Law::Alaw)),
+            Self::G722 => Box::new(g722::G722Decoder::new()),
+            Self::Opus => Box::new(
+                opus::OpusDecoder::new(legato_dsp::time::ClockRate::HZ_48000)
+                    .map_err(|e| anyhow!("Opus decoder: {e}"))?,
+            ),
+        };
+        Ok(FrameDecoder {
+            codec: self,
+            inner,
+            // Room for the longest Opus packet, 120 ms at 48 kHz.
+            out: vec![0; 5760],
+        })
+    }
+}
+
+/// A [`Codec`]'s encoder with its state, for one stream of 20 ms frames.
+pub struct FrameEncoder {
+    codec: Codec,
+    inner: Box<dyn legato_dsp::codec::Encoder + Send>,
+    out: Vec<u8>,
+}
+
+impl std::fmt::Debug for FrameEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameEncoder")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrameEncoder {
+    /// Encodes one 20 ms frame ([`Codec::samples_per_frame`] samples at
+    /// the codec's audio rate) into a payload.
+    pub fn encode(&mut self, pcm: &[i16]) -> Result<Vec<u8>> {
+        let n = self
+            .inner
+            .encode(pcm, &mut self.out)
+            .map_err(|e| anyhow!("{:?} encoder: {e}", self.codec))?;
+        Ok(self.out[..n].to_vec())
+    }
+}
+
+/// A [`Codec`]'s decoder with its state, for one received stream.
+pub struct FrameDecoder {
+    codec: Codec,
+    inner: Box<dyn legato_dsp::codec::Decoder + Send>,
+    out: Vec<i16>,
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FrameDecoder {
+    /// Decodes one payload into PCM at the codec's audio rate.
+    pub fn decode(&mut self, payload: &[u8]) -> Result<Vec<i16>> {
+        let n = self
+            .inner
+            .decode(payload, &mut self.out)
+            .map_err(|e| anyhow!("{:?} decoder: {e}", self.codec))?;
+        Ok(self.out[..n].to_vec())
+    }
+}
+
+impl Peer {
+    /// An SDP offer/answer from this peer offering only `codec` (and
+    /// telephone-event 101), with the given direction line.
+    pub fn offer_codec(&self, codec: Codec, direction: &str) -> String {
+        format!(
+            "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP {}\r\n{}{direction}\r\n",
+            self.addr().port(),
+            codec.formats(),
+            codec.sdp_lines(),
+        )
+    }
+}
+
+/// Creates an incoming leg for `peer` offering only `codec` and connects
+/// it.
+pub async fn connected_leg_codec(
+    client: &Client,
+    session: &str,
+    peer: &Peer,
+    codec: Codec,
+) -> Result<proto::Leg> {
+    let created = client
+        .create_leg(legato_client::CreateLeg::incoming(
+            session,
+            peer.offer_codec(codec, "a=sendrecv"),
+        ))
+        .await?;
+    let updated = client
+        .update_leg(
+            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
+        )
+        .await?;
+    Ok(updated.leg)
 }

@@ -1,20 +1,25 @@
 //! Conferences on the PCM path against the real legatod: mix-minus with
-//! PCMU and PCMA members, click-free join and leave, listen-only members,
-//! talker gain, DeleteConference, and the routing errors conferences add.
+//! PCMU, PCMA, G.722 and Opus members, click-free join and leave (of a
+//! G.711 talker, and of wideband talkers that change the mix's rate),
+//! listen-only members, talker gain, DeleteConference, and the routing
+//! errors conferences add.
 //!
-//! Every peer sends a steady tone of its own as paced 20 ms G.711 packets
-//! over 127.0.0.1; what each member receives is decoded and measured per
-//! tone with a Hann-windowed DFT bin over windows of at least 0.5 s, taken
-//! after a settling time (jitter buffer filling, fades). A sine of peak A
-//! reads 20·log10(A) dB, so the 4000-peak tones used below read 72 dB. The
-//! measured figures are printed with `--nocapture`.
+//! Every peer sends a steady tone of its own as paced 20 ms packets of its
+//! codec over 127.0.0.1; what each member receives is decoded at its
+//! codec's rate (8, 16 or 48 kHz) and measured per tone with a
+//! Hann-windowed DFT bin over windows of at least 0.5 s, taken after a
+//! settling time (jitter buffer filling, fades). A sine of peak A reads
+//! 20·log10(A) dB, so the 4000-peak tones used below read 72 dB. All
+//! tones lie below 3.4 kHz, so narrowband members hear the wideband ones.
+//! The measured figures are printed with `--nocapture`.
 
 use std::time::{Duration, Instant};
 
 use legato_client::{Client, Code, MediaEndpoint, proto};
 use legato_tests::{
-    G711, Io, Options, Peer, Received, ToneStream, connected_leg_with, daemon_or_skip,
+    Codec, G711, Io, Options, Peer, Received, ToneStream, connected_leg_codec, daemon_or_skip,
     decode_window, local_rtp, max_step_window, paced, per_backend, spawn_collector, tone_level_db,
+    tone_level_db_at,
 };
 
 /// 20 ms, the packet period of every peer.
@@ -26,17 +31,28 @@ const AMPLITUDE: f64 = 4000.0;
 struct Member {
     peer: Peer,
     leg: proto::Leg,
-    law: G711,
+    codec: Codec,
     hz: f64,
 }
 
 impl Member {
-    async fn new(client: &Client, session: &str, law: G711, hz: f64) -> Self {
+    async fn new(client: &Client, session: &str, codec: impl Into<Codec>, hz: f64) -> Self {
+        let codec = codec.into();
         let peer = Peer::new().unwrap();
-        let leg = connected_leg_with(client, session, &peer, law.formats())
+        let leg = connected_leg_codec(client, session, &peer, codec)
             .await
             .unwrap();
-        Self { peer, leg, law, hz }
+        assert_eq!(
+            leg.codec.as_ref().map(|c| c.payload_type),
+            Some(u32::from(codec.pt())),
+            "{codec:?} negotiated"
+        );
+        Self {
+            peer,
+            leg,
+            codec,
+            hz,
+        }
     }
 
     fn id(&self) -> &str {
@@ -47,7 +63,7 @@ impl Member {
         ToneStream::new(
             &self.peer,
             local_rtp(&self.leg),
-            self.law,
+            self.codec,
             self.hz,
             AMPLITUDE,
         )
@@ -89,10 +105,18 @@ fn db(x: f64) -> String {
     format!("{x:.1}")
 }
 
-/// Five members, PCMU and PCMA alternating, each talking and listening:
-/// everyone hears the four others at their level and not itself.
+/// Five members on four codecs (PCMU, PCMA, G.722, Opus, PCMU), each
+/// talking and listening: everyone hears the four others at their level
+/// and not itself. The mix runs at 48 kHz (the Opus member's rate); each
+/// member receives its own codec, with its own RTP clock.
 async fn mix_minus(io: Io) {
-    const TONES: [f64; 5] = [400.0, 600.0, 850.0, 1100.0, 1400.0];
+    const MEMBERS: [(Codec, f64); 5] = [
+        (Codec::Pcmu, 400.0),
+        (Codec::Pcma, 600.0),
+        (Codec::G722, 850.0),
+        (Codec::Opus, 1100.0),
+        (Codec::Pcmu, 1400.0),
+    ];
     /// A frequency nobody sends: the noise floor of one bin.
     const QUIET_HZ: f64 = 1700.0;
     let daemon = daemon_or_skip!(Options::new(io));
@@ -100,9 +124,8 @@ async fn mix_minus(io: Io) {
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
     let mut members = Vec::new();
-    for (i, &hz) in TONES.iter().enumerate() {
-        let law = if i % 2 == 0 { G711::Pcmu } else { G711::Pcma };
-        let m = Member::new(&client, &session, law, hz).await;
+    for (codec, hz) in MEMBERS {
+        let m = Member::new(&client, &session, codec, hz).await;
         talk(&client, &m, &c).await;
         listen(&client, &m, &c).await;
         members.push(m);
@@ -122,34 +145,48 @@ async fn mix_minus(io: Io) {
     let sender = spawn_senders(members.iter().map(Member::stream).collect(), start, 200);
     sender.join().unwrap();
     let received: Vec<Vec<Received>> = collectors.into_iter().map(|h| h.join().unwrap()).collect();
-    // Settled after 1.5 s; 2 s of audio (16000 samples, 0.5 Hz bins).
+    // Settled after 1.5 s; 2 s of audio (0.5 Hz bins at any rate).
     let (from, to) = (
         start + Duration::from_millis(1500),
         start + Duration::from_millis(3500),
     );
     for (i, (m, got)) in members.iter().zip(&received).enumerate() {
+        let codec = m.codec;
         assert!(
-            got.iter().all(|p| p.rtp.pt == m.law.pt()),
-            "member {i} gets its own codec"
+            got.iter().all(|p| p.rtp.pt == codec.pt()),
+            "member {i} gets its own codec, {codec:?}"
         );
-        let pcm = decode_window(got, m.law, from, to);
+        // Its RTP clock: consecutive packets 20 ms apart in its units.
+        let steps = got
+            .windows(2)
+            .filter(|w| w[1].rtp.seq == w[0].rtp.seq.wrapping_add(1))
+            .filter(|w| w[1].rtp.ts.wrapping_sub(w[0].rtp.ts) != codec.rtp_units_per_frame())
+            .count();
+        assert_eq!(steps, 0, "member {i} ({codec:?}): timestamps step by 20 ms");
+        if codec == Codec::G722 {
+            assert!(
+                got.iter().all(|p| p.payload.len() == 160),
+                "G.722: 160 bytes per 20 ms"
+            );
+        }
+        let rate = codec.audio_rate();
+        let pcm = decode_window(got, codec, from, to);
         assert!(
-            pcm.len() >= 12_000,
-            "member {i}: {} samples in 2 s",
+            pcm.len() >= 3 * rate as usize / 2,
+            "member {i} ({codec:?}): {} samples in 2 s",
             pcm.len()
         );
-        let own = tone_level_db(&pcm, m.hz);
-        let noise = tone_level_db(&pcm, QUIET_HZ);
+        let own = tone_level_db_at(&pcm, rate, m.hz);
+        let noise = tone_level_db_at(&pcm, rate, QUIET_HZ);
         let others: Vec<(f64, f64)> = members
             .iter()
             .filter(|o| o.hz != m.hz)
-            .map(|o| (o.hz, tone_level_db(&pcm, o.hz)))
+            .map(|o| (o.hz, tone_level_db_at(&pcm, rate, o.hz)))
             .collect();
         let weakest = others.iter().map(|o| o.1).fold(f64::INFINITY, f64::min);
         eprintln!(
-            "{io:?} member {i} ({:?}, {} Hz): others {:?} dB, own {} dB ({} below the weakest), \
-             noise bin {} dB",
-            m.law,
+            "{io:?} member {i} ({codec:?}, {} Hz): others {:?} dB, own {} dB ({} below the \
+             weakest), noise bin {} dB",
             m.hz,
             others
                 .iter()
@@ -163,17 +200,18 @@ async fn mix_minus(io: Io) {
         for &(hz, level) in &others {
             assert!(
                 (level - expected).abs() < 3.0,
-                "member {i} hears {hz} Hz at {level:.1} dB, expected {expected:.1}"
+                "member {i} ({codec:?}) hears {hz} Hz at {level:.1} dB, expected {expected:.1}"
             );
             assert!(
                 level - noise > 40.0,
-                "member {i}: {hz} Hz only {:.1} dB above the noise bin",
+                "member {i} ({codec:?}): {hz} Hz only {:.1} dB above the noise bin",
                 level - noise
             );
         }
         assert!(
             weakest - own >= 40.0,
-            "member {i} hears itself: own tone {own:.1} dB, weakest other {weakest:.1} dB"
+            "member {i} ({codec:?}) hears itself: own tone {own:.1} dB, weakest other \
+             {weakest:.1} dB"
         );
     }
 }
@@ -189,19 +227,64 @@ async fn mix_minus(io: Io) {
 /// signal's measured largest step + A₃·(2π·f₃/8000 + 1/160) + 512 (the
 /// quantisation step of both laws at the louder level the sum reaches,
 /// counted twice as each of the two samples may be off by half of it).
-/// The steady tones are low (300 and 500 Hz, peak 3000) and the joining
+/// The steady tones are low (330 and 470 Hz, peak 3000: not multiples of
+/// 50 Hz, so neither a 20 ms shift nor a cut on a frame boundary finds
+/// them at the same phase or at a zero crossing) and the joining
 /// one lower and louder (200 Hz, peak 8000), so that its own slope (1257)
 /// is small beside its amplitude, and it is sent as a cosine, at its peak
 /// on every frame boundary: a hard edge there would add a step of 8000,
 /// far above the bound.
 async fn join_and_leave_without_clicks(io: Io) {
-    const STEADY: [(f64, f64); 2] = [(300.0, 3000.0), (500.0, 3000.0)];
-    const JOINER: (f64, f64) = (200.0, 8000.0);
+    join_and_leave(io, Codec::Pcma, Codec::Pcmu, 8000.0).await;
+}
+
+/// As [`join_and_leave_without_clicks`] with an Opus talker joining and
+/// leaving: the mix's rate goes from 8 to 48 kHz and back, which must not
+/// click for a PCMU listener either.
+async fn opus_joins_and_leaves_without_clicks(io: Io) {
+    join_and_leave(io, Codec::Pcmu, Codec::Opus, 8000.0).await;
+}
+
+/// The rate change alone: a silent Opus member joins and leaves as a
+/// talker. The mix goes to 48 kHz and back (the steady talkers get
+/// resampled up, the listener's mix down) and the listener's largest step
+/// must stay within the steady signal's own + 512 (the bound above with
+/// no joining tone): a resampler starting from empty history, or a frame
+/// lost or repeated at the switch, would jump by up to the steady peak
+/// (6000).
+async fn opus_joins_and_leaves_silently(io: Io) {
+    join_and_leave(io, Codec::Pcmu, Codec::Opus, 0.0).await;
+}
+
+/// As [`join_and_leave_without_clicks`] with a G.722 talker joining and
+/// leaving: the mix's rate goes from 8 to 16 kHz and back.
+async fn g722_joins_and_leaves_without_clicks(io: Io) {
+    join_and_leave(io, Codec::Pcmu, Codec::G722, 8000.0).await;
+}
+
+/// A G.711 `listener` hears two steady G.711 talkers while a `joiner`
+/// talker joins and leaves; see [`join_and_leave_without_clicks`] for the
+/// criterion. The joiner's cosine is at its peak on every frame boundary
+/// at any rate (200 Hz makes four whole periods per 20 ms); after a
+/// wideband codec's delay and the resampling down to 8 kHz it no longer
+/// lands exactly there, but a hard edge anywhere in its cycle still adds
+/// a step of the order of its amplitude. A joiner of `joiner_amplitude`
+/// 0 sends silence: then only the join's side effects (the mix's rate
+/// changing) are measured, against the steady signal's step + 512.
+async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, joiner_amplitude: f64) {
+    const STEADY: [(f64, f64); 2] = [(330.0, 3000.0), (470.0, 3000.0)];
+    const JOINER_HZ: f64 = 200.0;
+    let audible = joiner_amplitude > 0.0;
+    assert_eq!(
+        listener_codec.audio_rate(),
+        8000,
+        "the criterion is at 8 kHz"
+    );
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
-    let listener = Member::new(&client, &session, G711::Pcma, 0.0).await;
+    let listener = Member::new(&client, &session, listener_codec, 0.0).await;
     listen(&client, &listener, &c).await;
     let mut steady = Vec::new();
     for (i, &(hz, _)) in STEADY.iter().enumerate() {
@@ -210,7 +293,7 @@ async fn join_and_leave_without_clicks(io: Io) {
         talk(&client, &m, &c).await;
         steady.push(m);
     }
-    let joiner = Member::new(&client, &session, G711::Pcmu, JOINER.0).await;
+    let joiner = Member::new(&client, &session, joiner_codec, JOINER_HZ).await;
     let mut streams: Vec<ToneStream> = steady
         .iter()
         .zip(STEADY)
@@ -221,7 +304,7 @@ async fn join_and_leave_without_clicks(io: Io) {
         })
         .collect();
     let mut joining = joiner.stream();
-    joining.amplitude = JOINER.1;
+    joining.amplitude = joiner_amplitude;
     // A cosine: at its peak on every 20 ms frame boundary (200 Hz makes
     // four whole periods per frame), where a hard edge would be largest.
     joining.phase = std::f64::consts::FRAC_PI_2;
@@ -240,7 +323,7 @@ async fn join_and_leave_without_clicks(io: Io) {
     let left = Instant::now();
     sender.join().unwrap();
     let got = collector.join().unwrap();
-    let law = listener.law;
+    let law = listener.codec;
     let ms = |t: Instant, ms: i64| {
         if ms >= 0 {
             t + Duration::from_millis(ms as u64)
@@ -253,8 +336,8 @@ async fn join_and_leave_without_clicks(io: Io) {
     // fills first, so its fade-in comes up to a few hundred ms later.
     let (d_join, gaps_join) = max_step_window(&got, law, ms(join_at, -40), ms(joined, 500));
     let (d_leave, gaps_leave) = max_step_window(&got, law, ms(leave_at, -40), ms(left, 300));
-    let slope = JOINER.1 * 2.0 * std::f64::consts::PI * JOINER.0 / 8000.0;
-    let bound = d_steady + (slope + JOINER.1 / 160.0).ceil() as i32 + 512;
+    let slope = joiner_amplitude * 2.0 * std::f64::consts::PI * JOINER_HZ / 8000.0;
+    let bound = d_steady + (slope + joiner_amplitude / 160.0).ceil() as i32 + 512;
     let window = |t: Instant, from_ms: u64, len_ms: u64| {
         decode_window(
             &got,
@@ -264,37 +347,72 @@ async fn join_and_leave_without_clicks(io: Io) {
         )
     };
     // The joiner came in inside the join window and was gone inside the
-    // leave window (200 ms windows: 5 Hz bins, 300 Hz is 20 bins away).
-    let join_end = tone_level_db(&window(joined, 300, 200), JOINER.0);
-    let leave_end = tone_level_db(&window(left, 100, 200), JOINER.0);
-    assert!(
-        join_end > 70.0,
-        "joiner not in by the end of the join window: {join_end:.1} dB"
-    );
-    assert!(
-        leave_end < 40.0,
-        "joiner not gone by the end of the leave window: {leave_end:.1} dB"
-    );
+    // leave window (200 ms windows: 5 Hz bins, 330 Hz is 26 bins away).
+    let join_end = tone_level_db(&window(joined, 300, 200), JOINER_HZ);
+    let leave_end = tone_level_db(&window(left, 100, 200), JOINER_HZ);
+    let before = window(start, 500, 900);
     let during = window(joined, 500, 900);
     let after = window(left, 500, 900);
-    let joiner_during = tone_level_db(&during, JOINER.0);
-    let joiner_after = tone_level_db(&after, JOINER.0);
+    let joiner_before = tone_level_db(&before, JOINER_HZ);
+    let joiner_during = tone_level_db(&during, JOINER_HZ);
+    let joiner_after = tone_level_db(&after, JOINER_HZ);
     let steady_during = tone_level_db(&during, STEADY[0].0);
+    // Beyond clicks: how the steady talkers come through the join and the
+    // leave, on the whole stream's sample index.
+    let all = decode_window(&got, law, got[0].at, until);
+    let at = |t: Instant| decode_window(&got, law, got[0].at, t).len();
+    let floor = min_rms(&all[at(ms(start, 700))..at(ms(start, 1450))]);
+    let dip_join = db_ratio(
+        min_rms(&all[at(ms(join_at, -40))..at(ms(joined, 500))]),
+        floor,
+    );
+    let dip_leave = db_ratio(
+        min_rms(&all[at(ms(leave_at, -40))..at(ms(left, 300))]),
+        floor,
+    );
+    let freqs = STEADY.map(|(hz, _)| hz);
+    let shift_join = shift_ms(&all, at(ms(join_at, -300)), at(ms(joined, 500)), freqs);
+    let shift_leave = shift_ms(&all, at(ms(leave_at, -300)), at(ms(left, 500)), freqs);
     eprintln!(
-        "{io:?} largest step: steady {d_steady}, at join {d_join}, at leave {d_leave}, bound \
-         {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB while in, \
-         {} dB after leaving; 300 Hz {} dB",
+        "{io:?} {joiner_codec:?} joiner, {listener_codec:?} listener: largest step: steady \
+         {d_steady}, at join {d_join}, at leave {d_leave}, bound \
+         {bound}; sequence gaps {gaps_steady}/{gaps_join}/{gaps_leave}; joiner {} dB before \
+         joining, {} dB while in, {} dB after leaving; {} Hz {} dB; lowest 20 ms RMS against \
+         the steady one's: {} dB at the join, {} dB at the leave; steady tones shifted by \
+         {shift_join:.3} ms at the join, {shift_leave:.3} ms at the leave",
+        db(joiner_before),
         db(joiner_during),
         db(joiner_after),
+        STEADY[0].0,
         db(steady_during),
+        db(dip_join),
+        db(dip_leave),
     );
+    if audible {
+        assert!(
+            join_end > 70.0,
+            "joiner not in by the end of the join window: {join_end:.1} dB"
+        );
+        assert!(
+            leave_end < 40.0,
+            "joiner not gone by the end of the leave window: {leave_end:.1} dB"
+        );
+        assert!(
+            (joiner_during - 20.0 * joiner_amplitude.log10()).abs() < 3.0,
+            "the joiner is heard at {joiner_during:.1} dB"
+        );
+        assert!(
+            joiner_during - joiner_after >= 40.0,
+            "the joiner is still heard after leaving: {joiner_after:.1} dB"
+        );
+    }
+    // The steady talkers never drop out: no 20 ms of the listener's audio
+    // is more than 6 dB below the quietest 20 ms of the steady mix (a
+    // frame of silence reads about -50 dB).
     assert!(
-        (joiner_during - 20.0 * JOINER.1.log10()).abs() < 3.0,
-        "the joiner is heard at {joiner_during:.1} dB"
-    );
-    assert!(
-        joiner_during - joiner_after >= 40.0,
-        "the joiner is still heard after leaving: {joiner_after:.1} dB"
+        dip_join > -6.0 && dip_leave > -6.0,
+        "the steady talkers drop out: lowest 20 ms {dip_join:.1} dB at the join, \
+         {dip_leave:.1} dB at the leave"
     );
     assert!(
         d_join <= bound,
@@ -306,53 +424,171 @@ async fn join_and_leave_without_clicks(io: Io) {
     );
 }
 
+/// The lowest RMS of the 20 ms windows (at 8 kHz, every 2.5 ms) in
+/// `pcm`.
+fn min_rms(pcm: &[i16]) -> f64 {
+    pcm.windows(160)
+        .step_by(20)
+        .map(|w| (w.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / 160.0).sqrt())
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// `a` against `b` in dB.
+fn db_ratio(a: f64, b: f64) -> f64 {
+    20.0 * (a.max(1e-9) / b.max(1e-9)).log10()
+}
+
+/// Phase (radians) of the `hz` component of the 200 ms of 8 kHz `pcm`
+/// from sample `i0` on, referred to sample 0 of `pcm` (Hann window).
+fn tone_phase(pcm: &[i16], i0: usize, hz: f64) -> f64 {
+    const LEN: usize = 1600;
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for (k, &x) in pcm[i0..(i0 + LEN).min(pcm.len())].iter().enumerate() {
+        let hann = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / LEN as f64).cos();
+        let i = (i0 + k) as f64;
+        re += f64::from(x) * hann * (w * i).cos();
+        im -= f64::from(x) * hann * (w * i).sin();
+    }
+    im.atan2(re)
+}
+
+/// How much later (ms, within ±40) the steady tones `freqs` of 8 kHz
+/// `pcm` run from sample `after` on than from sample `before` on: the
+/// delay that best explains both tones' phase changes (330 and 470 Hz
+/// only repeat together every 100 ms).
+fn shift_ms(pcm: &[i16], before: usize, after: usize, freqs: [f64; 2]) -> f64 {
+    let turns = freqs.map(|hz| tone_phase(pcm, before, hz) - tone_phase(pcm, after, hz));
+    (-320i32..=320)
+        .map(|d| {
+            let misfit: f64 = freqs
+                .iter()
+                .zip(turns)
+                .map(|(hz, turn)| {
+                    1.0 - (2.0 * std::f64::consts::PI * hz * f64::from(d) / 8000.0 - turn).cos()
+                })
+                .sum();
+            (d, misfit)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0.0, |(d, _)| f64::from(d) / 8.0)
+}
+
 /// A member that listens but does not talk hears everyone and is heard by
 /// nobody, although it sends a tone of its own.
 async fn listen_only(io: Io) {
+    listen_only_with(io, [Codec::Pcmu, Codec::Pcma, Codec::Pcmu], false).await;
+}
+
+/// A G.722 member talking with a PCMU and an Opus talker (a 48 kHz mix)
+/// is switched to listen-only mid-call: heard by both talkers before, by
+/// neither after, and it still hears them.
+async fn switched_to_listen_only(io: Io) {
+    listen_only_with(io, [Codec::Pcmu, Codec::Opus, Codec::G722], true).await;
+}
+
+/// Talkers `a` and `b` and a listen-only member on `codecs`, sending 500,
+/// 700 and 1000 Hz. When `switched`, the third member talks too until
+/// 1.2 s, when it stops talking (routed no longer to the conference, still
+/// from it).
+async fn listen_only_with(io: Io, codecs: [Codec; 3], switched: bool) {
+    const TONES: [f64; 3] = [500.0, 700.0, 1000.0];
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
     let c = client.create_conference(&session).await.unwrap();
-    let a = Member::new(&client, &session, G711::Pcmu, 500.0).await;
-    let b = Member::new(&client, &session, G711::Pcma, 700.0).await;
-    let quiet = Member::new(&client, &session, G711::Pcmu, 1000.0).await;
+    let a = Member::new(&client, &session, codecs[0], TONES[0]).await;
+    let b = Member::new(&client, &session, codecs[1], TONES[1]).await;
+    let quiet = Member::new(&client, &session, codecs[2], TONES[2]).await;
     for m in [&a, &b] {
         talk(&client, m, &c).await;
         listen(&client, m, &c).await;
+    }
+    if switched {
+        talk(&client, &quiet, &c).await;
     }
     listen(&client, &quiet, &c).await;
     let leg = client.get_leg(quiet.id()).await.unwrap();
     assert_eq!(leg.media_source_conference_id, c);
     assert!(leg.transcoding);
     let start = Instant::now() + Duration::from_millis(50);
-    let until = start + Duration::from_millis(3000);
+    let until = start + Duration::from_millis(3500);
     let members = [&a, &b, &quiet];
     let collectors: Vec<_> = members
         .iter()
         .map(|m| spawn_collector(&m.peer, until).unwrap())
         .collect();
-    let sender = spawn_senders(members.iter().map(|m| m.stream()).collect(), start, 150);
+    let sender = spawn_senders(members.iter().map(|m| m.stream()).collect(), start, 175);
+    let switch_at = start + Duration::from_millis(1200);
+    if switched {
+        tokio::time::sleep_until(switch_at.into()).await;
+        client.stop_media(quiet.id(), conf(&c)).await.unwrap();
+        let leg = client.get_leg(quiet.id()).await.unwrap();
+        assert_eq!(
+            leg.media_source_conference_id, c,
+            "still listening after the switch"
+        );
+    }
     sender.join().unwrap();
-    let (from, to) = (
-        start + Duration::from_millis(1200),
-        start + Duration::from_millis(2700),
+    let received: Vec<Vec<Received>> = collectors.into_iter().map(|h| h.join().unwrap()).collect();
+    // Levels of the three tones each member hears in `from..to`.
+    let levels_in = |from: Instant, to: Instant| -> Vec<[f64; 3]> {
+        received
+            .iter()
+            .zip(members)
+            .map(|(got, m)| {
+                let rate = m.codec.audio_rate();
+                let pcm = decode_window(got, m.codec, from, to);
+                let secs = to.duration_since(from).as_secs_f64();
+                assert!(
+                    pcm.len() as f64 >= 0.7 * secs * f64::from(rate),
+                    "{:?}: {} samples in {secs} s",
+                    m.codec,
+                    pcm.len()
+                );
+                TONES.map(|hz| tone_level_db_at(&pcm, rate, hz))
+            })
+            .collect()
+    };
+    let expected = 20.0 * AMPLITUDE.log10();
+    if switched {
+        // Settled, and not yet switched (0.6 s: 1.7 Hz bins).
+        let levels = levels_in(
+            start + Duration::from_millis(600),
+            start + Duration::from_millis(1200),
+        );
+        eprintln!(
+            "{io:?} before the switch, levels at 500/700/1000 Hz (dB): talker a ({:?}) {:?}, \
+             talker b ({:?}) {:?}, third member ({:?}) {:?}",
+            codecs[0],
+            levels[0].map(db),
+            codecs[1],
+            levels[1].map(db),
+            codecs[2],
+            levels[2].map(db)
+        );
+        for (who, level) in [("a", levels[0][2]), ("b", levels[1][2])] {
+            assert!(
+                (level - expected).abs() < 3.0,
+                "{who} hears the talking third member at {level:.1} dB"
+            );
+        }
+    }
+    // After the switch (its fade and the jitter buffers are over by then).
+    let levels = levels_in(
+        start + Duration::from_millis(1800),
+        start + Duration::from_millis(3300),
     );
-    let levels: Vec<[f64; 3]> = collectors
-        .into_iter()
-        .zip(members)
-        .map(|(h, m)| {
-            let pcm = decode_window(&h.join().unwrap(), m.law, from, to);
-            assert!(pcm.len() >= 8000, "{} samples", pcm.len());
-            [500.0, 700.0, 1000.0].map(|hz| tone_level_db(&pcm, hz))
-        })
-        .collect();
     eprintln!(
-        "{io:?} levels at 500/700/1000 Hz (dB): talker a {:?}, talker b {:?}, listen-only {:?}",
+        "{io:?} levels at 500/700/1000 Hz (dB): talker a ({:?}) {:?}, talker b ({:?}) {:?}, \
+         listen-only ({:?}) {:?}",
+        codecs[0],
         levels[0].map(db),
+        codecs[1],
         levels[1].map(db),
+        codecs[2],
         levels[2].map(db)
     );
-    let expected = 20.0 * AMPLITUDE.log10();
     // a hears b, b hears a, the listen-only member hears both.
     for (who, level) in [
         ("a hears b", levels[0][1]),
@@ -407,7 +643,7 @@ async fn talker_gain(io: Io) {
     let measure = |from: Instant, len_ms: u64| {
         let pcm = decode_window(
             &got,
-            listener.law,
+            listener.codec,
             from,
             from + Duration::from_millis(len_ms),
         );
@@ -467,7 +703,7 @@ async fn delete_and_bad_input(io: Io) {
     sender.join().unwrap();
     for ((m, hears), h) in [(&a, 700.0), (&b, 500.0)].into_iter().zip(collectors) {
         let got = h.join().unwrap();
-        let before = decode_window(&got, m.law, start + Duration::from_millis(500), deleted);
+        let before = decode_window(&got, m.codec, start + Duration::from_millis(500), deleted);
         let level = tone_level_db(&before, hears);
         // One tick may be under way when the command lands.
         let late: Vec<&Received> = got
@@ -476,14 +712,14 @@ async fn delete_and_bad_input(io: Io) {
             .collect();
         let loudest = late
             .iter()
-            .flat_map(|p| p.payload.iter().map(|&c| m.law.decode(c)))
+            .flat_map(|p| m.codec.decoder().unwrap().decode(&p.payload).unwrap())
             .map(|x| i32::from(x).abs())
             .max()
             .unwrap_or(0);
         eprintln!(
             "{io:?} {:?} member heard {hears} Hz at {} dB before the delete; {} packets after \
              it, loudest sample {loudest}",
-            m.law,
+            m.codec,
             db(level),
             late.len()
         );
@@ -553,7 +789,11 @@ async fn delete_and_bad_input(io: Io) {
 per_backend!(
     mix_minus,
     join_and_leave_without_clicks,
+    opus_joins_and_leaves_without_clicks,
+    opus_joins_and_leaves_silently,
+    g722_joins_and_leaves_without_clicks,
     listen_only,
+    switched_to_listen_only,
     talker_gain,
     delete_and_bad_input
 );

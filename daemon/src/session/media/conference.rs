@@ -168,15 +168,23 @@ impl Conference {
         }
     }
 
-    /// Sizes the mixer and resamplers for the current members, mixing at
-    /// `rate` (the widest member's). Control path: may allocate.
+    /// Drops the members that neither talk nor listen any more and have
+    /// finished fading out, so that [`Conference::legs`] lists only those
+    /// the mix still needs (its rate is the widest of theirs).
+    pub(crate) fn prune(&mut self) {
+        self.members
+            .retain(|m| m.talks || m.listens || m.talk_fade == Fade::Out);
+    }
+
+    /// Sizes the mixer and resamplers for the current members (after
+    /// [`Conference::prune`]), mixing at `rate` (the widest member's).
+    /// Control path: may allocate.
     pub(crate) fn configure(
         &mut self,
         rate: ClockRate,
         member_rates: impl Fn(u32) -> Option<ClockRate>,
     ) {
-        self.members
-            .retain(|m| m.talks || m.listens || m.talk_fade == Fade::Out);
+        self.prune();
         self.rate = rate;
         let n = frame_len(rate);
         if self.mixer.members() != self.members.len() || self.mixer.frame_len() != n {

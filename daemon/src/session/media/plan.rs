@@ -76,6 +76,11 @@ impl<S: Copy, C> Legs<S, C> {
         // Conferences: talkers need their receive side; mix at the widest
         // member rate.
         for c in 0..self.conferences.len() {
+            // A member that has left and faded out no longer counts
+            // towards the mix's rate.
+            if let Some(conf) = self.conferences[c].as_mut() {
+                conf.prune();
+            }
             let Some(conf) = self.conferences[c].as_ref() else {
                 continue;
             };
