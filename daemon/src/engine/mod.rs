@@ -400,6 +400,8 @@ pub(crate) enum RouteCommand {
     CreateConference {
         id: Arc<str>,
         session: Arc<str>,
+        /// A fixed mixing rate, or `None` for the widest member's.
+        rate: Option<legato_dsp::time::ClockRate>,
         reply: Reply<()>,
     },
     /// DeleteConference.

@@ -528,10 +528,15 @@ impl Shard {
                 self.touch_endpoints(&from, &to, now);
                 let _ = reply.send(self.legs.unroute(&from, &to));
             }
-            RouteCommand::CreateConference { id, session, reply } => {
+            RouteCommand::CreateConference {
+                id,
+                session,
+                rate,
+                reply,
+            } => {
                 self.sessions.touch(&session, now);
                 let result = match self.sessions.key(&session) {
-                    Some(key) => self.legs.create_conference(id, key.clone()),
+                    Some(key) => self.legs.create_conference(id, key.clone(), rate),
                     None => Err(EngineError::NotFound(format!(
                         "no such session '{session}'"
                     ))),

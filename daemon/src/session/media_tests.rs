@@ -354,7 +354,9 @@ fn a_wideband_conference_runs_without_allocation() {
     use legato_dsp::time::ClockRate;
     let mut h = Harness::new(&["0", "8", "9", "111"]);
     let conference = Endpoint::Conference("c".into());
-    h.legs.create_conference("c".into(), "s".into()).unwrap();
+    h.legs
+        .create_conference("c".into(), "s".into(), None)
+        .unwrap();
     for i in 0..4 {
         h.legs.route(&Harness::leg(i), &conference, 0.0).unwrap();
         h.legs.route(&conference, &Harness::leg(i), 0.0).unwrap();

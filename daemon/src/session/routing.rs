@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use legato_dsp::mix::Gain;
+use legato_dsp::time::ClockRate;
 
 use super::EngineError;
 use super::legs::Legs;
@@ -278,11 +279,13 @@ impl<S: Copy, C> Legs<S, C> {
         self.replan();
     }
 
-    /// CreateConference: a new, empty conference of `session`.
+    /// CreateConference: a new, empty conference of `session`, mixing at
+    /// `rate` or (`None`) at the widest member's.
     pub(crate) fn create_conference(
         &mut self,
         id: Arc<str>,
         session: Arc<str>,
+        rate: Option<ClockRate>,
     ) -> Result<(), EngineError> {
         if self.conference_ids.contains_key(&id) {
             return Err(EngineError::AlreadyExists(format!(
@@ -301,7 +304,7 @@ impl<S: Copy, C> Legs<S, C> {
                 self.conferences.len() - 1
             }
         };
-        self.conferences[slot] = Some(Conference::new(id.clone(), session));
+        self.conferences[slot] = Some(Conference::new(id.clone(), session, rate));
         self.conference_ids.insert(id, slot as u32);
         Ok(())
     }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use legato_dsp::time::ClockRate;
 use legato_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -79,12 +80,24 @@ pub(super) async fn create_conference(
     let req = request.into_inner();
     required(&req.session_id, "session_id")?;
     limits::session_id(&req.session_id)?;
+    let rate = match req.sample_rate {
+        0 => None,
+        8000 => Some(ClockRate::HZ_8000),
+        16_000 => Some(ClockRate::HZ_16000),
+        48_000 => Some(ClockRate::HZ_48000),
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "sample_rate = {other}: must be 8000, 16000, 48000 or 0 (the widest member's)"
+            )));
+        }
+    };
     let shard = svc.session_shard(&req.session_id);
     let id: Arc<str> = new_leg_id(shard).into();
     let session: Arc<str> = req.session_id.as_str().into();
     svc.call(shard, |reply| RouteCommand::CreateConference {
         id: id.clone(),
         session,
+        rate,
         reply,
     })
     .await?;

@@ -54,6 +54,8 @@ pub(crate) struct Conference {
     pub(crate) id: Arc<str>,
     pub(crate) session: Arc<str>,
     rate: ClockRate,
+    /// The rate CreateConference fixed, if any.
+    fixed_rate: Option<ClockRate>,
     members: Vec<Member>,
     mixer: Mixer,
     /// Listener outputs after their fade, one frame per member.
@@ -61,16 +63,24 @@ pub(crate) struct Conference {
 }
 
 impl Conference {
-    pub(crate) fn new(id: Arc<str>, session: Arc<str>) -> Self {
-        let rate = ClockRate::HZ_8000;
+    /// An empty conference mixing at `fixed_rate`, or (`None`) at the
+    /// widest member's rate.
+    pub(crate) fn new(id: Arc<str>, session: Arc<str>, fixed_rate: Option<ClockRate>) -> Self {
+        let rate = fixed_rate.unwrap_or(ClockRate::HZ_8000);
         Self {
             id,
             session,
             rate,
+            fixed_rate,
             members: Vec::new(),
             mixer: Mixer::new(0, frame_len(rate)),
             outputs: Vec::new(),
         }
+    }
+
+    /// The rate CreateConference fixed, if any.
+    pub(crate) fn fixed_rate(&self) -> Option<ClockRate> {
+        self.fixed_rate
     }
 
     /// The rate of the mix.
@@ -316,7 +326,7 @@ mod tests {
 
     #[test]
     fn mix_minus_and_click_free_join() {
-        let mut c = Conference::new("c".into(), "s".into());
+        let mut c = Conference::new("c".into(), "s".into(), None);
         for leg in 0..3 {
             assert!(c.join(leg, true));
             assert!(c.join(leg, false));

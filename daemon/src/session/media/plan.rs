@@ -94,11 +94,12 @@ impl<S: Copy, C> Legs<S, C> {
                     .filter(|s| s.leg.codec().is_some())
                     .map(|s| audio_rate(s.leg.receive_codec().kind))
             };
-            let rate = conf
+            let widest = conf
                 .legs()
                 .filter_map(rate_of)
                 .max_by_key(|r| r.hz())
                 .unwrap_or(ClockRate::HZ_8000);
+            let rate = conf.fixed_rate().unwrap_or(widest);
             let rates: Vec<(u32, Option<ClockRate>)> =
                 conf.legs().map(|leg| (leg, rate_of(leg))).collect();
             if let Some(conf) = self.conferences[c].as_mut() {
