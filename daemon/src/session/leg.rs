@@ -278,6 +278,10 @@ pub(crate) struct Leg {
     /// and packet duration); otherwise the PCM path feeds it. Set by
     /// `Legs::replan`.
     pub(crate) relayed: bool,
+    /// Whether any of `sinks` is relayed (else the relay loop is skipped:
+    /// every sink gets this leg's audio through the PCM path). Set by
+    /// `Legs::replan`.
+    pub(crate) relays: bool,
     latched: Option<SocketAddr>,
     last_from_latched: Option<Instant>,
     /// The SDP address has sent: it holds the latch until the SDP changes.
@@ -411,6 +415,7 @@ impl Leg {
             source: None,
             sinks: SmallVec::new(),
             relayed: false,
+            relays: false,
             receive_pt: u8::MAX,
             receive_codec: None,
             last_format_switch: None,

@@ -143,6 +143,9 @@ fn relay<S: Copy, C, T: Transmit<Handle = S>>(
     let Some(entry) = legs.get(slot) else {
         return;
     };
+    if !entry.leg.relays {
+        return;
+    }
     let codec = entry.leg.codec();
     let sinks = entry.leg.sinks.len();
     for i in 0..sinks {

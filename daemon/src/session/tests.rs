@@ -147,6 +147,7 @@ fn relay_path_does_not_allocate() {
     a.sinks.push(1);
     b.source = Some(Source::Leg(0));
     b.relayed = true;
+    a.relays = true;
     let mut legs: Legs<SendTo, ()> = Legs::new(now, SystemTime::now());
     for (slot, leg) in [a, b].into_iter().enumerate() {
         let send = SendTo {

@@ -27,13 +27,17 @@ impl<S: Copy, C> Legs<S, C> {
     pub(crate) fn replan(&mut self) {
         let n = self.slots.len();
         let mut need_rx = vec![false; n];
+        let mut relays = vec![false; n];
         for slot in 0..n {
             let Some(entry) = self.slots[slot].as_ref() else {
                 continue;
             };
             let relayed = match entry.leg.source {
                 Some(Source::Leg(src)) => match self.get(src) {
-                    Some(s) if same_format(&s.leg, &entry.leg) => true,
+                    Some(s) if same_format(&s.leg, &entry.leg) => {
+                        relays[src as usize] = true;
+                        true
+                    }
                     Some(_) => {
                         need_rx[src as usize] = true;
                         false
@@ -121,6 +125,7 @@ impl<S: Copy, C> Legs<S, C> {
             let Some(entry) = self.slots[slot].as_mut() else {
                 continue;
             };
+            entry.leg.relays = relays[slot];
             let format = if need && !entry.leg.is_terminated() {
                 entry
                     .leg
