@@ -412,8 +412,14 @@ pub fn local_rtp(leg: &proto::Leg) -> SocketAddr {
 
 /// Creates an incoming leg for `peer` in `session` and connects it.
 pub async fn connected_leg(client: &Client, session: &str, peer: &Peer) -> Result<proto::Leg> {
+    connected_leg_sdp(client, session, peer.offer()).await
+}
+
+/// Creates an incoming leg in `session` from the remote offer `sdp` and
+/// connects it.
+pub async fn connected_leg_sdp(client: &Client, session: &str, sdp: String) -> Result<proto::Leg> {
     let created = client
-        .create_leg(legato_client::CreateLeg::incoming(session, peer.offer()))
+        .create_leg(legato_client::CreateLeg::incoming(session, sdp))
         .await?;
     let updated = client
         .update_leg(

@@ -20,8 +20,8 @@ use legato_client::{Client, proto};
 use legato_dsp::dtmf::{DtmfDetector, DtmfDetectorConfig, DtmfEvent};
 use legato_dsp::rfc4733::{TelephoneEvent, digit_to_event};
 use legato_tests::{
-    G711, Io, Options, Peer, Received, Rtp, connected_leg_with, local_rtp, paced, per_backend,
-    send_rtp, sine, spawn_collector,
+    G711, Io, Options, Peer, Received, Rtp, connected_leg_sdp, connected_leg_with, local_rtp,
+    paced, per_backend, send_rtp, sine, spawn_collector,
 };
 
 const DIGITS: &str = "159#";
@@ -124,17 +124,9 @@ async fn run(io: Io, callee_sdp: impl Fn(&Peer) -> String) -> Option<(Vec<Receiv
 }
 
 async fn incoming_connected(client: &Client, session: &str, sdp: &str) -> proto::Leg {
-    let created = client
-        .create_leg(legato_client::CreateLeg::incoming(session, sdp.to_owned()))
-        .await
-        .unwrap();
-    client
-        .update_leg(
-            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
-        )
+    connected_leg_sdp(client, session, sdp.to_owned())
         .await
         .unwrap()
-        .leg
 }
 
 /// (a) A PCMA callee with telephone-event in payload type 100.

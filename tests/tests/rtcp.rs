@@ -10,7 +10,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use legato_proto::v1 as proto;
-use legato_tests::{Io, Options, Peer, Rtp, daemon_or_skip, local_rtp, per_backend};
+use legato_tests::{
+    Io, Options, Peer, Rtp, connected_leg_sdp, daemon_or_skip, local_rtp, per_backend,
+};
 
 /// An offer from `peer` for PCMU, with rtcp-mux or with `a=rtcp` naming
 /// `rtcp` (a socket of its own).
@@ -27,17 +29,7 @@ fn offer(peer: &Peer, rtcp: Option<&UdpSocket>) -> String {
 }
 
 async fn leg(client: &legato_client::Client, session: &str, offer: String) -> proto::Leg {
-    let created = client
-        .create_leg(legato_client::CreateLeg::incoming(session, offer))
-        .await
-        .unwrap();
-    client
-        .update_leg(
-            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
-        )
-        .await
-        .unwrap()
-        .leg
+    connected_leg_sdp(client, session, offer).await.unwrap()
 }
 
 /// RTCP datagrams (second byte 200-204) received on `socket` until

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use legato_dsp::codec::g711::{alaw_to_linear, linear_to_ulaw};
 use legato_proto::v1 as proto;
-use legato_tests::{Io, Options, Peer, Rtp, daemon_or_skip, local_rtp, per_backend, tone_ratio};
+use legato_tests::{
+    Io, Options, Peer, Rtp, connected_leg_sdp, daemon_or_skip, local_rtp, per_backend, tone_ratio,
+};
 
 /// Creates an incoming leg offering only `formats` and connects it.
 async fn leg_with(
@@ -16,20 +18,8 @@ async fn leg_with(
     peer: &Peer,
     formats: &str,
 ) -> proto::Leg {
-    let created = client
-        .create_leg(legato_client::CreateLeg::incoming(
-            session,
-            peer.offer_with(formats, "a=sendrecv", "127.0.0.1"),
-        ))
-        .await
-        .unwrap();
-    client
-        .update_leg(
-            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
-        )
-        .await
-        .unwrap()
-        .leg
+    let offer = peer.offer_with(formats, "a=sendrecv", "127.0.0.1");
+    connected_leg_sdp(client, session, offer).await.unwrap()
 }
 
 fn tone(n: usize, start: usize, hz: f64) -> Vec<i16> {
@@ -58,17 +48,7 @@ fn offer_for(peer: &Peer, pt: u8, rtpmap: &str, fmtp: &str, te_rate: Option<u32>
 }
 
 async fn leg_offering(client: &legato_client::Client, session: &str, offer: String) -> proto::Leg {
-    let created = client
-        .create_leg(legato_client::CreateLeg::incoming(session, offer))
-        .await
-        .unwrap();
-    client
-        .update_leg(
-            legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
-        )
-        .await
-        .unwrap()
-        .leg
+    connected_leg_sdp(client, session, offer).await.unwrap()
 }
 
 /// Share of the power of `samples` (at `rate`) at `hz`.

@@ -144,6 +144,21 @@ pub(crate) struct ForwardPlan {
     pub(crate) ssrc: u32,
 }
 
+impl ForwardPlan {
+    /// Writes the planned header fields into `packet`, an RTP packet of
+    /// at least a fixed header.
+    pub(crate) fn stamp(&self, packet: &mut [u8]) {
+        crate::rtp::rewrite_header(
+            packet,
+            self.marker,
+            self.payload_type,
+            self.sequence,
+            self.timestamp,
+            self.ssrc,
+        );
+    }
+}
+
 /// The sources the kernel lets through to a leg's RTP socket, so that a
 /// flood from anyone else is dropped before it takes room in the socket's
 /// receive queue (`kernel_source_filter`).
@@ -198,6 +213,19 @@ pub(crate) struct Counters {
     pub(crate) oversize_packets: u64,
     pub(crate) loop_packets: u64,
     pub(crate) unsendable_payload_packets: u64,
+}
+
+impl Counters {
+    /// Counts a datagram of `len` bytes sent to the remote party, or a
+    /// send failure when it could not be queued.
+    pub(crate) fn count_send(&mut self, sent: bool, len: usize) {
+        if sent {
+            self.rtp_packets_sent += 1;
+            self.rtp_bytes_sent += len as u64;
+        } else {
+            self.send_failures += 1;
+        }
+    }
 }
 
 /// A snapshot of a leg for GetLeg/ListLegs.

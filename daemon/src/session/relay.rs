@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::legs::Legs;
 use super::{EventSink, PacketKind};
-use crate::rtp::{RtpHeader, is_rtcp, rewrite_header, valid_rtcp};
+use crate::rtp::{RtpHeader, is_rtcp, valid_rtcp};
 
 /// Where relayed packets go: the engine's transmit queue.
 pub(crate) trait Transmit {
@@ -160,20 +160,8 @@ fn relay<S: Copy, C, T: Transmit<Handle = S>>(
         };
         let sent = tx.push(sink.send, plan.destination, data.len(), |buf| {
             buf.copy_from_slice(data);
-            rewrite_header(
-                buf,
-                plan.marker,
-                plan.payload_type,
-                plan.sequence,
-                plan.timestamp,
-                plan.ssrc,
-            );
+            plan.stamp(buf);
         });
-        if sent {
-            sink.leg.counters.rtp_packets_sent += 1;
-            sink.leg.counters.rtp_bytes_sent += data.len() as u64;
-        } else {
-            sink.leg.counters.send_failures += 1;
-        }
+        sink.leg.counters.count_send(sent, data.len());
     }
 }

@@ -10,7 +10,7 @@ use super::pcm_out::OutPacket;
 use super::{
     GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source, audio_rate,
 };
-use crate::rtp::{RtpHeader, rewrite_header};
+use crate::rtp::RtpHeader;
 use crate::session::legs::{LegSlot, Legs};
 use crate::session::relay::Transmit;
 use crate::session::{Leg, PacketKind};
@@ -357,20 +357,8 @@ fn send_generated<S: Copy, T: Transmit<Handle = S>>(
     let len = 12 + packet.payload.len();
     let sent = tx.push(send, plan.destination, len, |buf| {
         buf[0] = 0x80;
-        rewrite_header(
-            buf,
-            plan.marker,
-            plan.payload_type,
-            plan.sequence,
-            plan.timestamp,
-            plan.ssrc,
-        );
+        plan.stamp(buf);
         buf[12..].copy_from_slice(packet.payload);
     });
-    if sent {
-        leg.counters.rtp_packets_sent += 1;
-        leg.counters.rtp_bytes_sent += len as u64;
-    } else {
-        leg.counters.send_failures += 1;
-    }
+    leg.counters.count_send(sent, len);
 }
