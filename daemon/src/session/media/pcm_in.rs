@@ -88,10 +88,10 @@ pub(crate) struct PcmIn {
     candidate: (u32, u8),
     last_resize_tick: u64,
     decoder: AudioDecoder,
-    fifo: Box<[i16; FIFO]>,
+    fifo: [i16; FIFO],
     fifo_len: usize,
     /// This tick's frame (at the codec's audio rate).
-    frame: Box<[i16; MAX_FRAME]>,
+    frame: [i16; MAX_FRAME],
     /// Whether `frame` holds audio of this stream (not silence for lack of
     /// packets).
     active: bool,
@@ -121,9 +121,9 @@ impl PcmIn {
             candidate: (0, 0),
             last_resize_tick: 0,
             decoder: AudioDecoder::new(kind).ok()?,
-            fifo: Box::new([0; FIFO]),
+            fifo: [0; FIFO],
             fifo_len: 0,
-            frame: Box::new([0; MAX_FRAME]),
+            frame: [0; MAX_FRAME],
             active: false,
             events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
             events_rate: rtp_rate.hz(),
