@@ -295,6 +295,9 @@ async fn run(config: Config, security: ControlSecurity) -> anyhow::Result<()> {
     if let Some(addr) = metrics_addr {
         tracing::info!(metrics = %addr, "Prometheus metrics at http://{addr}/metrics");
     }
+    // The signal handlers exist before "ready" is printed: a SIGTERM from
+    // then on starts the graceful shutdown, never the default action.
+    let shutdown = shutdown_signal();
     // One machine-readable line on stdout for scripts and tests.
     let metrics_field = metrics_addr.map_or_else(String::new, |a| format!(" metrics={a}"));
     println!(
@@ -303,25 +306,29 @@ async fn run(config: Config, security: ControlSecurity) -> anyhow::Result<()> {
         config.shards,
         if security.is_tls() { " tls=on" } else { "" }
     );
-    legato_daemon::serve_secured(engine, listener, security, metrics, shutdown_signal()).await?;
+    legato_daemon::serve_secured(engine, listener, security, metrics, shutdown).await?;
     tracing::info!("legatod stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled (which is later, inside the
+/// server).
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
