@@ -1337,7 +1337,7 @@ impl Leg {
     /// one is then scheduled).
     pub(crate) fn stats_due(&mut self, now: Instant) -> bool {
         match &mut self.stats_every {
-            Some((every, next)) if now >= *next && !self.state.eq(&LegState::Terminated) => {
+            Some((every, next)) if now >= *next && self.state != LegState::Terminated => {
                 // Keep the cadence; after a stall, start again from now.
                 *next += *every;
                 if *next <= now {

@@ -1,8 +1,10 @@
 //! The relay fast path: a received datagram is validated, accounted on its
-//! leg and forwarded to every sink of that leg with payload type, SSRC,
-//! sequence number and timestamp rewritten. It runs once per packet, so it
-//! takes no lock, makes no allocation and no syscall: sends go into the
-//! engine's transmit queue through [`Transmit`].
+//! leg (RTP counters, RTCP reception statistics) and forwarded to every
+//! relayed sink of that leg with payload type, SSRC, sequence number and
+//! timestamp rewritten; when the leg also feeds the PCM path, the packet is
+//! stored in its receive side's jitter buffer too. It runs once per packet,
+//! so it takes no lock, makes no allocation and no syscall: sends go into
+//! the engine's transmit queue through [`Transmit`].
 
 use std::net::SocketAddr;
 use std::time::Instant;
