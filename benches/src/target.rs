@@ -257,35 +257,53 @@ pub async fn bridge_all(
     peers: &[(SocketAddr, SocketAddr)],
     concurrency: usize,
 ) -> Result<Vec<Call>> {
-    let peers: Arc<[(SocketAddr, SocketAddr)]> = peers.into();
+    let client = client.clone();
+    in_parallel(peers.to_vec(), concurrency, move |i, (a, b)| {
+        let client = client.clone();
+        async move {
+            bridge(&client, a, b)
+                .await
+                .with_context(|| format!("setting up call {i}"))
+        }
+    })
+    .await
+}
+
+/// Runs `task` on every item, `concurrency` at a time, and returns the
+/// results in the items' order; the first error ends the run.
+async fn in_parallel<I, O, F, Fut>(items: Vec<I>, concurrency: usize, task: F) -> Result<Vec<O>>
+where
+    I: Clone + Send + Sync + 'static,
+    O: Clone + Send + 'static,
+    F: Fn(usize, I) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<O>> + Send,
+{
+    let items: Arc<[I]> = items.into();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (client, peers, next) = (client.clone(), peers.clone(), next.clone());
+        let (items, next, task) = (items.clone(), next.clone(), task.clone());
         tasks.spawn(async move {
             let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(a, b)) = peers.get(i) else {
+                let Some(item) = items.get(i).cloned() else {
                     return Ok::<_, anyhow::Error>(done);
                 };
-                let call = bridge(&client, a, b)
-                    .await
-                    .with_context(|| format!("setting up call {i}"))?;
-                done.push((i, call));
+                done.push((i, task(i, item).await?));
             }
         });
     }
-    let mut calls: Vec<Option<Call>> = vec![None; peers.len()];
+    let mut results: Vec<Option<O>> = vec![None; items.len()];
     while let Some(joined) = tasks.join_next().await {
-        for (i, call) in joined?? {
-            calls[i] = Some(call);
+        for (i, result) in joined?? {
+            results[i] = Some(result);
         }
     }
-    calls
+    results
         .into_iter()
         .enumerate()
-        .map(|(i, c)| c.ok_or_else(|| anyhow!("call {i} was not set up")))
+        .map(|(i, r)| r.ok_or_else(|| anyhow!("item {i} was not done")))
         .collect()
 }
 
@@ -387,36 +405,16 @@ pub async fn setup_units(
     peers: &[Vec<SocketAddr>],
     concurrency: usize,
 ) -> Result<Vec<Unit>> {
-    let peers: Arc<[Vec<SocketAddr>]> = peers.into();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let (client, peers, next) = (client.clone(), peers.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(p) = peers.get(i) else {
-                    return Ok::<_, anyhow::Error>(done);
-                };
-                let unit = setup_unit(&client, kind, p)
-                    .await
-                    .with_context(|| format!("setting up {kind} unit {i}"))?;
-                done.push((i, unit));
-            }
-        });
-    }
-    let mut units: Vec<Option<Unit>> = vec![None; peers.len()];
-    while let Some(joined) = tasks.join_next().await {
-        for (i, unit) in joined?? {
-            units[i] = Some(unit);
+    let client = client.clone();
+    in_parallel(peers.to_vec(), concurrency, move |i, p| {
+        let client = client.clone();
+        async move {
+            setup_unit(&client, kind, &p)
+                .await
+                .with_context(|| format!("setting up {kind} unit {i}"))
         }
-    }
-    units
-        .into_iter()
-        .enumerate()
-        .map(|(i, u)| u.ok_or_else(|| anyhow!("unit {i} was not set up")))
-        .collect()
+    })
+    .await
 }
 
 /// Switches the routes of `units` on (SendMedia) or off (StopMedia),

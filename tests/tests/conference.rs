@@ -762,6 +762,21 @@ async fn delete_and_bad_input(io: Io) {
         let err = client.delete_conference(id).await.unwrap_err();
         assert_eq!(err.code(), Code::NotFound, "{id}: {err}");
     }
+    // CreateConference: an unsupported rate, an unknown or empty session.
+    for rate in [1, 12_345, 44_100] {
+        let err = client
+            .create_conference_at(&session, rate)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "rate {rate}: {err}");
+    }
+    let err = client
+        .create_conference("no-such-session")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let err = client.create_conference("").await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     // A conference of another session.
     let session2 = client.create_session(None).await.unwrap();
     let foreign = client.create_conference(&session2).await.unwrap();
