@@ -128,6 +128,39 @@ pub fn decode_alaw(codes: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
     Ok(codes.len())
 }
 
+/// Converts G.711 codes of law `from` into codes of law `to` (a copy when
+/// the laws are equal); `out` must be at least as long as `codes`. Each
+/// code maps exactly as decoding and re-encoding it would (one 256-entry
+/// table per direction, built at compile time from the two tables above),
+/// so a µ-law ↔ A-law transcoder needs no linear samples in between.
+/// Returns the number of codes written.
+pub fn convert(from: Law, to: Law, codes: &[u8], out: &mut [u8]) -> Result<usize, CodecError> {
+    let out = out
+        .get_mut(..codes.len())
+        .ok_or(CodecError::OutputTooSmall)?;
+    let table = match (from, to) {
+        (Law::Ulaw, Law::Alaw) => &ULAW_TO_ALAW,
+        (Law::Alaw, Law::Ulaw) => &ALAW_TO_ULAW,
+        _ => {
+            out.copy_from_slice(codes);
+            return Ok(codes.len());
+        }
+    };
+    for (o, &c) in out.iter_mut().zip(codes) {
+        *o = table[usize::from(c)];
+    }
+    Ok(codes.len())
+}
+
+/// Decodes `codes` of `law` into `out` (see [`decode_ulaw`],
+/// [`decode_alaw`]).
+pub fn decode(law: Law, codes: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+    match law {
+        Law::Ulaw => decode_ulaw(codes, out),
+        Law::Alaw => decode_alaw(codes, out),
+    }
+}
+
 /// Which G.711 companding law a [`G711`] codec uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Law {
@@ -247,6 +280,24 @@ const fn build_table(alaw: bool) -> [i16; 256] {
 
 static ULAW_DECODE: [i16; 256] = build_table(false);
 static ALAW_DECODE: [i16; 256] = build_table(true);
+
+/// Entry `c`: the other law's code for the value code `c` decodes to.
+const fn build_convert_table(alaw_in: bool) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if alaw_in {
+            ulaw_encode_one(alaw_decode_one(i as u8))
+        } else {
+            alaw_encode_one(ulaw_decode_one(i as u8))
+        };
+        i += 1;
+    }
+    t
+}
+
+static ULAW_TO_ALAW: [u8; 256] = build_convert_table(false);
+static ALAW_TO_ULAW: [u8; 256] = build_convert_table(true);
 
 /// Low input bits µ-law encoding ignores: 16-bit input, 14-bit domain.
 const ULAW_DROP: u32 = 2;
@@ -440,6 +491,34 @@ mod tests {
             }
             assert_eq!(linear_to_alaw(alaw_to_linear(c)), c, "alaw {c:#04x}");
         }
+    }
+
+    #[test]
+    fn conversion_equals_decode_then_encode() {
+        let codes: Vec<u8> = (0..=255).collect();
+        let mut out = [0u8; 256];
+        convert(Law::Ulaw, Law::Alaw, &codes, &mut out).unwrap();
+        for c in 0..=255u8 {
+            assert_eq!(
+                out[usize::from(c)],
+                linear_to_alaw(ulaw_to_linear(c)),
+                "{c:#04x}"
+            );
+        }
+        convert(Law::Alaw, Law::Ulaw, &codes, &mut out).unwrap();
+        for c in 0..=255u8 {
+            assert_eq!(
+                out[usize::from(c)],
+                linear_to_ulaw(alaw_to_linear(c)),
+                "{c:#04x}"
+            );
+        }
+        convert(Law::Ulaw, Law::Ulaw, &codes, &mut out).unwrap();
+        assert_eq!(&out[..], &codes[..]);
+        assert_eq!(
+            convert(Law::Alaw, Law::Ulaw, &codes, &mut [0u8; 10]),
+            Err(CodecError::OutputTooSmall)
+        );
     }
 
     #[test]

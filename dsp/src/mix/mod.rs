@@ -194,6 +194,15 @@ impl Mixer {
         self.talking.fill(false);
     }
 
+    /// The member's mix-minus from the last [`mix`](Self::mix), to be
+    /// processed in place (e.g. faded) before it is read.
+    pub fn output_mut(&mut self, member: usize) -> Result<&mut [i16], MixError> {
+        if member >= self.members {
+            return Err(MixError::NoSuchMember);
+        }
+        Ok(&mut self.outputs[member * self.frame..(member + 1) * self.frame])
+    }
+
     /// The member's mix-minus from the last [`mix`](Self::mix).
     pub fn output(&self, member: usize) -> Result<&[i16], MixError> {
         if member >= self.members {

@@ -1,7 +1,7 @@
 //! The codecs of the PCM path: one encoder or decoder per leg direction,
 //! chosen from the negotiated [`CodecSpec`], over legato-dsp's codecs.
 
-use legato_dsp::codec::g711::{G711, Law};
+use legato_dsp::codec::g711::{self, G711, Law};
 use legato_dsp::codec::g722::{G722Decoder, G722Encoder};
 use legato_dsp::codec::opus::{OpusApplication, OpusDecoder, OpusEncoder};
 use legato_dsp::codec::{CodecError, Decoder as _, Encoder as _};
@@ -124,6 +124,25 @@ impl AudioEncoder {
                 Self::Opus(Box::new(opus))
             }
         })
+    }
+
+    /// Encodes one packet's worth of G.711 `codes` of `law` into `out`: a
+    /// G.711 encoder converts them code by code, any other decodes them
+    /// into `scratch` (at least as long as `codes`) first.
+    pub(crate) fn encode_codes(
+        &mut self,
+        law: Law,
+        codes: &[u8],
+        scratch: &mut [i16],
+        out: &mut [u8],
+    ) -> Result<usize, CodecError> {
+        match self {
+            Self::G711(c) => g711::convert(law, c.law(), codes, out),
+            _ => {
+                let n = g711::decode(law, codes, scratch)?;
+                self.encode(&scratch[..n], out)
+            }
+        }
     }
 
     /// Encodes one packet's worth of `pcm` into `out`.

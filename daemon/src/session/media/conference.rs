@@ -17,7 +17,7 @@ use legato_dsp::mix::{Gain, Mixer};
 use legato_dsp::resample::Resampler;
 use legato_dsp::time::ClockRate;
 
-use super::{FRAME_MS, MAX_FRAME, frame_len};
+use super::{FRAME_MS, Frame, MAX_FRAME, frame_len};
 
 /// Members of one conference at most (a bound on RPC-driven growth).
 pub(crate) const MAX_MEMBERS: usize = 64;
@@ -58,8 +58,8 @@ pub(crate) struct Conference {
     fixed_rate: Option<ClockRate>,
     members: Vec<Member>,
     mixer: Mixer,
-    /// Listener outputs after their fade, one frame per member.
-    outputs: Vec<i16>,
+    /// A talker's frame decoded from G.711 codes before resampling.
+    scratch: Box<[i16; MAX_FRAME]>,
 }
 
 impl Conference {
@@ -74,7 +74,7 @@ impl Conference {
             fixed_rate,
             members: Vec::new(),
             mixer: Mixer::new(0, frame_len(rate)),
-            outputs: Vec::new(),
+            scratch: Box::new([0; MAX_FRAME]),
         }
     }
 
@@ -199,7 +199,6 @@ impl Conference {
         let n = frame_len(rate);
         if self.mixer.members() != self.members.len() || self.mixer.frame_len() != n {
             self.mixer = Mixer::new(self.members.len(), n);
-            self.outputs = vec![0; self.members.len() * n];
         }
         for (i, m) in self.members.iter_mut().enumerate() {
             let _ = self.mixer.set_gain(i, m.gain);
@@ -223,7 +222,7 @@ impl Conference {
     /// fading out (the caller then reconfigures).
     pub(crate) fn mix<'a>(
         &mut self,
-        input: impl Fn(u32) -> Option<(&'a [i16], ClockRate)>,
+        input: impl Fn(u32) -> Option<(Frame<'a>, ClockRate)>,
     ) -> bool {
         let n = frame_len(self.rate);
         let mut gone = false;
@@ -248,10 +247,12 @@ impl Conference {
             };
             let ok = match &mut m.up {
                 None if rate == self.rate && frame.len() == n => {
-                    slot.copy_from_slice(frame);
+                    frame.write_pcm(slot);
                     true
                 }
-                Some((from, up)) if *from == rate => up.process(frame, slot).is_ok(),
+                Some((from, up)) if *from == rate => {
+                    up.process(frame.pcm(&mut self.scratch[..]), slot).is_ok()
+                }
                 _ => false,
             };
             if !ok {
@@ -273,14 +274,10 @@ impl Conference {
         }
         self.mixer.mix();
         for (i, m) in self.members.iter_mut().enumerate() {
-            if !m.listens {
-                continue;
-            }
-            let out = &mut self.outputs[i * n..(i + 1) * n];
-            if let Ok(mixed) = self.mixer.output(i) {
-                out.copy_from_slice(mixed);
-            }
-            if m.listen_fade == Fade::In {
+            if m.listens
+                && m.listen_fade == Fade::In
+                && let Ok(out) = self.mixer.output_mut(i)
+            {
                 ramp(out, true);
                 m.listen_fade = Fade::On;
             }
@@ -290,12 +287,11 @@ impl Conference {
 
     /// What listener `leg` hears this tick (at [`Conference::rate`]).
     pub(crate) fn output(&self, leg: u32) -> Option<&[i16]> {
-        let n = frame_len(self.rate);
         let i = self
             .members
             .iter()
             .position(|m| m.leg == leg && m.listens)?;
-        self.outputs.get(i * n..(i + 1) * n)
+        self.mixer.output(i).ok()
     }
 }
 
@@ -336,7 +332,12 @@ mod tests {
             .map(|l| tone(400.0 + 300.0 * l as f64, 8000.0, 160, 0))
             .collect();
         for tick in 0..3 {
-            c.mix(|leg| Some((frames[leg as usize].as_slice(), ClockRate::HZ_8000)));
+            c.mix(|leg| {
+                Some((
+                    Frame::Pcm(frames[leg as usize].as_slice()),
+                    ClockRate::HZ_8000,
+                ))
+            });
             let out0 = c.output(0).unwrap();
             if tick == 0 {
                 // Faded in: starts at silence.
@@ -350,12 +351,22 @@ mod tests {
         }
         // Leaving fades out, then the slot goes.
         assert!(c.leave(1, true));
-        let gone = c.mix(|leg| Some((frames[leg as usize].as_slice(), ClockRate::HZ_8000)));
+        let gone = c.mix(|leg| {
+            Some((
+                Frame::Pcm(frames[leg as usize].as_slice()),
+                ClockRate::HZ_8000,
+            ))
+        });
         assert!(gone);
         let last = *c.output(0).unwrap().last().unwrap();
         assert!((i32::from(last) - i32::from(frames[2][159])).abs() < 200);
         c.configure(ClockRate::HZ_8000, |_| Some(ClockRate::HZ_8000));
-        c.mix(|leg| Some((frames[leg as usize].as_slice(), ClockRate::HZ_8000)));
+        c.mix(|leg| {
+            Some((
+                Frame::Pcm(frames[leg as usize].as_slice()),
+                ClockRate::HZ_8000,
+            ))
+        });
         assert_eq!(c.output(0).unwrap(), frames[2].as_slice());
     }
 }

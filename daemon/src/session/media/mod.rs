@@ -30,6 +30,7 @@ mod plan;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use legato_dsp::codec::g711::{self, Law};
 use legato_dsp::time::ClockRate;
 
 pub(crate) use codec::{OPUS_BITRATE, audio_rate};
@@ -67,6 +68,55 @@ pub(crate) enum Source {
     Leg(u32),
     /// A conference's mix, minus the leg's own voice (conference slot).
     Conference(u32),
+}
+
+/// One tick's 20 ms of a source's audio, as its receive side holds it:
+/// decoded samples, or the G.711 codes of a 20 ms packet as they arrived.
+/// Keeping the codes lets a G.711 sink of the other law convert them code
+/// by code (ITU-T G.711's µ-law ↔ A-law tables), with no linear samples in
+/// between; every other consumer decodes them where it needs samples
+/// ([`Frame::write_pcm`], [`Frame::pcm`]), straight into its own buffer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Frame<'a> {
+    Pcm(&'a [i16]),
+    G711(Law, &'a [u8]),
+}
+
+impl<'a> Frame<'a> {
+    /// Samples in the frame.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Pcm(pcm) => pcm.len(),
+            Self::G711(_, codes) => codes.len(),
+        }
+    }
+
+    /// Writes the samples into `out`, which is [`Frame::len`] long.
+    pub(crate) fn write_pcm(&self, out: &mut [i16]) {
+        match *self {
+            Self::Pcm(pcm) => out.copy_from_slice(pcm),
+            Self::G711(law, codes) => {
+                if g711::decode(law, codes, out).is_err() {
+                    out.fill(0);
+                }
+            }
+        }
+    }
+
+    /// The samples: in place, or decoded into `scratch` (at least
+    /// [`Frame::len`] long).
+    pub(crate) fn pcm<'b>(&self, scratch: &'b mut [i16]) -> &'b [i16]
+    where
+        'a: 'b,
+    {
+        match *self {
+            Self::Pcm(pcm) => pcm,
+            Self::G711(law, codes) => {
+                let n = g711::decode(law, codes, scratch).unwrap_or(0);
+                &scratch[..n]
+            }
+        }
+    }
 }
 
 /// A route's end as the controller names it.

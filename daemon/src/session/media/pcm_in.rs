@@ -12,6 +12,7 @@
 //! ([`DigitBus`]) so that sinks on the PCM path can re-send them in their
 //! own payload type and clock rate, or as in-band tones.
 
+use legato_dsp::codec::g711::{self, Law};
 use legato_dsp::jitter::{JitterBuffer, JitterConfig, Playout};
 use legato_dsp::rfc4733::{DigitEvent, EventReceiver};
 use legato_dsp::time::ClockRate;
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use super::MediaClock;
 use super::codec::{AudioDecoder, CodecKind, audio_rate, rtp_per_sample};
-use super::{FRAME_MS, MAX_FRAME, frame_len};
+use super::{FRAME_MS, Frame, MAX_FRAME, frame_len};
 use crate::sdp::CodecSpec;
 use crate::session::JitterBufferStats;
 
@@ -28,6 +29,8 @@ use crate::session::JitterBufferStats;
 pub(crate) const MAX_PACKET_MS: u32 = 60;
 /// FIFO capacity: one longest packet plus one tick, at 48 kHz.
 const FIFO: usize = (MAX_PACKET_MS as usize + FRAME_MS as usize) * 48;
+/// Codes in 20 ms of G.711.
+const G711_FRAME: usize = 160;
 /// Consecutive packets of a new duration before the jitter buffer is set up
 /// for it (a single odd packet is dropped instead).
 const RESIZE_AFTER: u8 = 3;
@@ -88,10 +91,20 @@ pub(crate) struct PcmIn {
     candidate: (u32, u8),
     last_resize_tick: u64,
     decoder: AudioDecoder,
+    /// The G.711 law, for a G.711 stream.
+    law: Option<Law>,
     fifo: [i16; FIFO],
     fifo_len: usize,
-    /// This tick's frame (at the codec's audio rate).
+    /// This tick's frame (at the codec's audio rate), unless `codes` holds
+    /// it.
     frame: [i16; MAX_FRAME],
+    /// This tick's G.711 codes, when `frame_is_codes`: a 20 ms G.711
+    /// packet is kept as it came (see [`Frame`]).
+    codes: [u8; G711_FRAME],
+    frame_is_codes: bool,
+    /// Whether the decoder's concealment has yet to see the last codes
+    /// played (they were never decoded here).
+    unprimed: bool,
     /// Whether `frame` holds audio of this stream (not silence for lack of
     /// packets).
     active: bool,
@@ -121,9 +134,17 @@ impl PcmIn {
             candidate: (0, 0),
             last_resize_tick: 0,
             decoder: AudioDecoder::new(kind).ok()?,
+            law: match kind {
+                CodecKind::Pcmu => Some(Law::Ulaw),
+                CodecKind::Pcma => Some(Law::Alaw),
+                _ => None,
+            },
             fifo: [0; FIFO],
             fifo_len: 0,
             frame: [0; MAX_FRAME],
+            codes: [0; G711_FRAME],
+            frame_is_codes: false,
+            unprimed: false,
             active: false,
             events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
             events_rate: rtp_rate.hz(),
@@ -147,8 +168,11 @@ impl PcmIn {
     }
 
     /// This tick's 20 ms of audio.
-    pub(crate) fn frame(&self) -> &[i16] {
-        &self.frame[..frame_len(self.audio_rate())]
+    pub(crate) fn frame(&self) -> Frame<'_> {
+        match self.law {
+            Some(law) if self.frame_is_codes => Frame::G711(law, &self.codes),
+            _ => Frame::Pcm(&self.frame[..frame_len(self.audio_rate())]),
+        }
     }
 
     /// Whether this tick's frame carries the stream's audio.
@@ -297,12 +321,24 @@ impl PcmIn {
     /// units of the stream; `events_now` the same in the telephone-event
     /// clock.
     pub(crate) fn tick(&mut self, now: u64, events_now: u64) {
-        self.events.handle_timeout(events_now);
-        self.drain_events();
+        if self.events.is_active() {
+            self.events.handle_timeout(events_now);
+            self.drain_events();
+        }
+        self.frame_is_codes = false;
         let rate = self.audio_rate();
         let want = frame_len(rate);
         let (num, den) = rtp_per_sample(self.kind);
         let packet_samples = (self.packet_rtp * den / num) as usize;
+        if let Some(law) = self.law
+            && self.fifo_len == 0
+            && packet_samples == want
+        {
+            // 20 ms G.711 packets (the most common case): keep the codes.
+            self.active = self.play_codes(law, now);
+            return;
+        }
+        self.unprimed = false;
         if self.fifo_len == 0 && packet_samples == want {
             // Packets of one frame (the common case): straight into it.
             let out = &mut self.frame[..want];
@@ -339,6 +375,76 @@ impl PcmIn {
     }
 }
 
+impl PcmIn {
+    /// Plays one 20 ms G.711 packet at media time `now` into `codes`
+    /// (`frame_is_codes`), or concealment or silence into `frame`. Returns
+    /// whether the frame is the stream's audio.
+    fn play_codes(&mut self, law: Law, now: u64) -> bool {
+        let Self {
+            playing,
+            decoder,
+            frame,
+            codes,
+            frame_is_codes,
+            unprimed,
+            ..
+        } = self;
+        let out = &mut frame[..G711_FRAME];
+        match playing.next(now) {
+            Playout::Packet { payload, .. } if payload.len() == G711_FRAME => {
+                codes.copy_from_slice(payload);
+                playing.counters.decoded_frames += 1;
+                playing.quiet = codes_power(law, codes) < QUIET_POWER;
+                *frame_is_codes = true;
+                *unprimed = true;
+                true
+            }
+            Playout::Packet { .. } => {
+                playing.counters.decode_errors += 1;
+                playing.counters.concealed_frames += 1;
+                conceal_codes(decoder, codes, unprimed, out);
+                true
+            }
+            Playout::Conceal => {
+                playing.counters.concealed_frames += 1;
+                conceal_codes(decoder, codes, unprimed, out);
+                true
+            }
+            Playout::Empty => {
+                out.fill(0);
+                false
+            }
+        }
+    }
+}
+
+/// G.711 concealment into `out` after codes the decoder never saw: it is
+/// shown the last codes first (`unprimed`), so it repeats them.
+fn conceal_codes(decoder: &mut AudioDecoder, codes: &[u8], unprimed: &mut bool, out: &mut [i16]) {
+    if std::mem::take(unprimed) {
+        let _ = decoder.decode(codes, out);
+    }
+    if decoder.conceal(out).is_err() {
+        out.fill(0);
+    }
+}
+
+/// Mean power of G.711 `codes` as [`mean_power`] measures samples.
+fn codes_power(law: Law, codes: &[u8]) -> u64 {
+    let sum: u64 = codes
+        .iter()
+        .step_by(4)
+        .map(|&c| {
+            let x = match law {
+                Law::Ulaw => g711::ulaw_to_linear(c),
+                Law::Alaw => g711::alaw_to_linear(c),
+            };
+            u64::from(x.unsigned_abs()) * u64::from(x.unsigned_abs())
+        })
+        .sum();
+    sum / codes.len().div_ceil(4).max(1) as u64
+}
+
 /// The jitter buffer and what goes with its playout.
 #[derive(Debug)]
 struct Playing {
@@ -356,16 +462,7 @@ struct Playing {
 /// are the stream's audio.
 fn play(p: &mut Playing, decoder: &mut AudioDecoder, at: u64, out: &mut [i16]) -> (usize, bool) {
     let samples = out.len();
-    // Shrink the delay in a pause, or after waiting long enough.
-    let wants = p.jitter.wants_to_shrink(at);
-    let may_shrink = !wants || p.quiet || p.shrink_wait >= SHRINK_WAIT_TICKS;
-    if wants && may_shrink {
-        p.shrink_wait = 0;
-        p.counters.shrinks += 1;
-    } else if wants {
-        p.shrink_wait += 1;
-    }
-    match p.jitter.pop_with(at, may_shrink) {
+    match p.next(at) {
         Playout::Packet { payload, .. } => match decoder.decode(payload, out) {
             Ok(n) if n == samples => {
                 p.counters.decoded_frames += 1;
@@ -397,6 +494,22 @@ fn play(p: &mut Playing, decoder: &mut AudioDecoder, at: u64, out: &mut [i16]) -
             out.fill(0);
             (samples, false)
         }
+    }
+}
+
+impl Playing {
+    /// The jitter buffer's next packet for media time `at`, shrinking the
+    /// delay in a pause, or after waiting long enough.
+    fn next(&mut self, at: u64) -> Playout<'_> {
+        let wants = self.jitter.wants_to_shrink(at);
+        let may_shrink = !wants || self.quiet || self.shrink_wait >= SHRINK_WAIT_TICKS;
+        if wants && may_shrink {
+            self.shrink_wait = 0;
+            self.counters.shrinks += 1;
+        } else if wants {
+            self.shrink_wait += 1;
+        }
+        self.jitter.pop_with(at, may_shrink)
     }
 }
 

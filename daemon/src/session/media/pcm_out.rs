@@ -19,7 +19,7 @@ use legato_dsp::time::ClockRate;
 
 use super::codec::{AudioEncoder, CodecKind, audio_rate, rtp_per_sample};
 use super::pcm_in::{DigitBus, MAX_PACKET_MS};
-use super::{FRAME_MS, MAX_FRAME, frame_len};
+use super::{FRAME_MS, Frame, MAX_FRAME, frame_len};
 use crate::sdp::CodecSpec;
 
 /// FIFO capacity: one longest packet plus one tick, at 48 kHz.
@@ -163,7 +163,7 @@ impl PcmOut {
     /// due goes to `emit`.
     pub(crate) fn tick(
         &mut self,
-        input: Option<(&[i16], ClockRate)>,
+        input: Option<(Frame<'_>, ClockRate)>,
         digits: DigitBus,
         mut emit: impl FnMut(OutPacket<'_>),
     ) {
@@ -178,7 +178,7 @@ impl PcmOut {
             && self.inband.is_idle()
         {
             // One frame, one packet, same rate (the common case): encode
-            // the source's frame as it is.
+            // the source's frame as it is (G.711 to G.711: code by code).
             self.send_packet(Some(frame), &mut emit);
             return;
         }
@@ -189,10 +189,11 @@ impl PcmOut {
         }
         let dst = &mut self.fifo[self.fifo_len..self.fifo_len + n];
         match input {
-            Some((frame, r)) if r == rate && frame.len() == n => dst.copy_from_slice(frame),
+            Some((frame, r)) if r == rate && frame.len() == n => frame.write_pcm(dst),
             Some((frame, r)) => match &mut self.resampler {
                 Some((from, resampler)) if *from == r => {
-                    if resampler.process(frame, dst).is_err() {
+                    let pcm = frame.pcm(&mut self.scratch);
+                    if resampler.process(pcm, dst).is_err() {
                         dst.fill(0);
                     }
                 }
@@ -269,7 +270,7 @@ impl PcmOut {
 
     /// Sends the packet due: from `pcm` (exactly one packet of audio) or,
     /// with `None`, from the front of the FIFO.
-    fn send_packet(&mut self, pcm: Option<&[i16]>, emit: &mut impl FnMut(OutPacket<'_>)) {
+    fn send_packet(&mut self, pcm: Option<Frame<'_>>, emit: &mut impl FnMut(OutPacket<'_>)) {
         let samples = self.packet_samples;
         let now = u64::from(self.timestamp);
         if self.events.is_active() {
@@ -288,8 +289,17 @@ impl PcmOut {
                 self.sequence = self.sequence.wrapping_add(1);
             }
         } else {
-            let pcm = pcm.unwrap_or(&self.fifo[..samples]);
-            match self.encoder.encode(pcm, &mut self.payload[..]) {
+            let encoded = match pcm {
+                Some(Frame::G711(law, codes)) => {
+                    self.encoder
+                        .encode_codes(law, codes, &mut self.scratch, &mut self.payload)
+                }
+                Some(Frame::Pcm(pcm)) => self.encoder.encode(pcm, &mut self.payload),
+                None => self
+                    .encoder
+                    .encode(&self.fifo[..samples], &mut self.payload),
+            };
+            match encoded {
                 Ok(len) => {
                     self.counters.encoded_frames += 1;
                     emit(OutPacket {
@@ -324,7 +334,7 @@ mod tests {
         let mut packets = Vec::new();
         for _ in 0..30 {
             tx.tick(
-                Some((&frame, ClockRate::HZ_8000)),
+                Some((Frame::Pcm(&frame), ClockRate::HZ_8000)),
                 DigitBus::default(),
                 |p| {
                     packets.push((p.sequence, p.timestamp, p.payload.len()));
@@ -335,6 +345,75 @@ mod tests {
         for (i, &(seq, ts, len)) in packets.iter().enumerate() {
             assert_eq!((seq, ts, len), (i as u16, i as u32 * 240, 240));
         }
+    }
+
+    /// PCMU in, PCMA out, 20 ms each: the codes are converted one by one
+    /// exactly as decoding and re-encoding would, and a lost packet is
+    /// concealed from the last codes although they were never decoded.
+    #[test]
+    fn g711_codes_are_converted_and_concealed() {
+        use super::super::PcmIn;
+        use legato_dsp::codec::g711::{
+            alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear,
+        };
+        let mut rx = PcmIn::new(&PCMU, 20).unwrap();
+        let mut tx = PcmOut::new(&PCMA, 20, Some(8000), 0).unwrap();
+        let packet = |n: u32| -> Vec<u8> {
+            (0..160u32)
+                .map(|i| {
+                    let t = f64::from(n * 160 + i) / 8000.0;
+                    linear_to_ulaw((9000.0 * (2.0 * std::f64::consts::PI * 700.0 * t).sin()) as i16)
+                })
+                .collect()
+        };
+        let mut sent = Vec::new();
+        let mut out = Vec::new();
+        for tick in 0..40u64 {
+            let now = tick * 160;
+            let n = tick as u32;
+            // Packet 30 is lost.
+            if n != 30 {
+                rx.push(now, tick, 7, n as u16, n * 160, &packet(n));
+            }
+            sent.push(packet(n));
+            rx.tick(now, now);
+            let frame = rx.frame();
+            tx.tick(
+                Some((frame, ClockRate::HZ_8000)),
+                DigitBus::default(),
+                |p| {
+                    out.push(p.payload.to_vec());
+                },
+            );
+        }
+        assert_eq!(out.len(), 40);
+        // The jitter buffer delays by its minimum; match packets by content.
+        let converted = |codes: &[u8]| -> Vec<u8> {
+            codes
+                .iter()
+                .map(|&c| linear_to_alaw(ulaw_to_linear(c)))
+                .collect()
+        };
+        let first = out
+            .iter()
+            .position(|p| *p == converted(&sent[0]))
+            .expect("packet 0 converted");
+        for (k, payload) in out[first..].iter().enumerate() {
+            if k == 30 {
+                // Concealed: the last frame repeated, a little quieter.
+                let power = |codes: &[u8]| -> f64 {
+                    codes
+                        .iter()
+                        .map(|&c| f64::from(alaw_to_linear(c)).powi(2))
+                        .sum()
+                };
+                let (lost, before) = (power(payload), power(&converted(&sent[29])));
+                assert!(lost > before / 16.0 && lost < before, "{lost} {before}");
+            } else {
+                assert_eq!(*payload, converted(&sent[k]), "packet {k}");
+            }
+        }
+        assert_eq!(rx.counters().concealed_frames, 1);
     }
 
     #[test]
@@ -351,11 +430,15 @@ mod tests {
         let mut events = Vec::new();
         for tick in 0..20 {
             let digits = press(1, tick >= 6);
-            tx.tick(Some((&frame, ClockRate::HZ_8000)), digits, |p| {
-                if p.kind == Generated::TelephoneEvent {
-                    events.push((p.marker, p.timestamp, p.payload[1] & 0x80 != 0));
-                }
-            });
+            tx.tick(
+                Some((Frame::Pcm(&frame), ClockRate::HZ_8000)),
+                digits,
+                |p| {
+                    if p.kind == Generated::TelephoneEvent {
+                        events.push((p.marker, p.timestamp, p.payload[1] & 0x80 != 0));
+                    }
+                },
+            );
         }
         assert!(events[0].0);
         assert!(events.iter().all(|e| e.1 == events[0].1));
@@ -365,7 +448,7 @@ mod tests {
         let mut loud = 0;
         for tick in 0..20 {
             tx.tick(
-                Some((&frame, ClockRate::HZ_8000)),
+                Some((Frame::Pcm(&frame), ClockRate::HZ_8000)),
                 press(1, tick >= 6),
                 |p| {
                     if p.payload.iter().any(|&b| b != 0xff && b != 0x7f) {

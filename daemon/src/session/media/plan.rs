@@ -8,7 +8,8 @@ use legato_dsp::time::ClockRate;
 use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::{
-    GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source, audio_rate,
+    Frame, GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
+    audio_rate,
 };
 use crate::rtp::RtpHeader;
 use crate::session::legs::{LegSlot, Legs};
@@ -236,8 +237,14 @@ impl<S: Copy, C> Legs<S, C> {
                     let Some(Some(sink)) = self.slots.get_mut(slot as usize) else {
                         continue;
                     };
-                    if input.is_some() {
-                        tick_sink(sink, input, DigitBus::default(), now, tx);
+                    if let Some((output, rate)) = input {
+                        tick_sink(
+                            sink,
+                            Some((Frame::Pcm(output), rate)),
+                            DigitBus::default(),
+                            now,
+                            tx,
+                        );
                     }
                 }
                 _ => {}
@@ -266,7 +273,7 @@ fn pair_mut<T>(slots: &mut [Option<T>], a: usize, b: usize) -> (Option<&T>, Opti
 /// One tick of a sink's send side, fed `input`.
 fn tick_sink<S: Copy, C, T: Transmit<Handle = S>>(
     sink: &mut LegSlot<S, C>,
-    input: Option<(&[i16], ClockRate)>,
+    input: Option<(Frame<'_>, ClockRate)>,
     digits: DigitBus,
     now: Instant,
     tx: &mut T,
