@@ -160,6 +160,9 @@ pub struct JitterBuffer {
     rate: ClockRate,
     slots: Vec<Slot>,
     data: Vec<u8>,
+    /// Slot of the packet the last pop played, until a packet is stored in
+    /// its place (see [`JitterBuffer::last_played`]).
+    played: Option<usize>,
     ssrc: Option<u32>,
     highest_ts: Option<u64>,
     /// Timestamp that slot indices are counted from.
@@ -222,6 +225,7 @@ impl JitterBuffer {
             rate: config.clock_rate,
             slots: vec![Slot::default(); config.slots],
             data: vec![0; config.slots * config.max_payload],
+            played: None,
             ssrc: None,
             highest_ts: None,
             base_ts: 0,
@@ -301,6 +305,9 @@ impl JitterBuffer {
         }
         if !slot.used {
             self.buffered += 1;
+        }
+        if self.played == Some(i) {
+            self.played = None;
         }
         *slot = Slot {
             used: true,
@@ -382,6 +389,7 @@ impl JitterBuffer {
             };
             let s = self.slots[i];
             let off = i * self.max_payload;
+            self.played = Some(i);
             return Playout::Packet {
                 payload: &self.data[off..off + s.len],
                 timestamp: s.ts as u64,
@@ -408,6 +416,16 @@ impl JitterBuffer {
         }
         self.counters.concealed += 1;
         Playout::Conceal
+    }
+
+    /// The payload of the packet the last [`pop`](Self::pop) played, for as
+    /// long as no later packet has been stored in its place: a caller can
+    /// read it again after the pop's borrow has ended (e.g. convert it
+    /// later in the same tick) instead of copying it out.
+    pub fn last_played(&self) -> Option<&[u8]> {
+        let i = self.played?;
+        let off = i * self.max_payload;
+        self.data.get(off..off + self.slots.get(i)?.len)
     }
 
     /// Whether the next [`pop`](Self::pop) would drop a frame to shrink the
@@ -555,6 +573,42 @@ mod tests {
 
     fn jb() -> JitterBuffer {
         JitterBuffer::new(JitterConfig::new(ClockRate::HZ_8000, 20)).unwrap()
+    }
+
+    #[test]
+    fn the_last_played_payload_stays_readable_until_overwritten() {
+        let mut jb = JitterBuffer::new(JitterConfig {
+            slots: 4,
+            max_delay_ms: 60,
+            ..JitterConfig::new(ClockRate::HZ_8000, 20)
+        })
+        .unwrap();
+        assert_eq!(jb.last_played(), None);
+        let mut now = 0;
+        for k in 0..3u32 {
+            jb.push(u64::from(k) * F, 1, k as u16, k * F as u32, &[k as u8; 3])
+                .unwrap();
+        }
+        let played = loop {
+            if let Playout::Packet { payload, .. } = jb.pop(now) {
+                break payload.to_vec();
+            }
+            now += F;
+        };
+        assert_eq!(jb.last_played(), Some(&played[..]));
+        // Storing packets in the other slots keeps it; its own slot ends it.
+        let k0 = u32::from(played[0]);
+        let mut k = 3;
+        while jb.last_played().is_some() {
+            assert!(k < k0 + 8, "never overwritten");
+            jb.push(now, 1, k as u16, k * F as u32, &[k as u8; 3])
+                .unwrap();
+            if jb.last_played().is_some() {
+                assert_eq!(jb.last_played(), Some(&played[..]));
+            }
+            k += 1;
+        }
+        assert_eq!(k, k0 + 5);
     }
 
     /// Pops until the buffer starts playing and returns the played

@@ -96,14 +96,11 @@ impl AudioDecoder {
     }
 }
 
-/// An encoder for one sent stream. G.711 inline, as for [`AudioDecoder`].
+/// An encoder for one sent stream. G.711 encoding is stateless: the law
+/// is all it needs.
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the G.711 state inline saves a pointer chase per tick; the enum lives in a boxed PcmOut"
-)]
 pub(crate) enum AudioEncoder {
-    G711(G711),
+    G711(Law),
     G722(Box<G722Encoder>),
     Opus(Box<OpusEncoder>),
 }
@@ -113,8 +110,8 @@ impl AudioEncoder {
     /// Opus.
     pub(crate) fn new(kind: CodecKind, ptime_ms: u32, bitrate: u32) -> Result<Self, CodecError> {
         Ok(match kind {
-            CodecKind::Pcmu => Self::G711(G711::new(Law::Ulaw)),
-            CodecKind::Pcma => Self::G711(G711::new(Law::Alaw)),
+            CodecKind::Pcmu => Self::G711(Law::Ulaw),
+            CodecKind::Pcma => Self::G711(Law::Alaw),
             CodecKind::G722 => Self::G722(Box::default()),
             CodecKind::Opus => {
                 let mut opus =
@@ -137,7 +134,7 @@ impl AudioEncoder {
         out: &mut [u8],
     ) -> Result<usize, CodecError> {
         match self {
-            Self::G711(c) => g711::convert(law, c.law(), codes, out),
+            Self::G711(to) => g711::convert(law, *to, codes, out),
             _ => {
                 let n = g711::decode(law, codes, scratch)?;
                 self.encode(&scratch[..n], out)
@@ -148,7 +145,8 @@ impl AudioEncoder {
     /// Encodes one packet's worth of `pcm` into `out`.
     pub(crate) fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
         match self {
-            Self::G711(c) => c.encode(pcm, out),
+            Self::G711(Law::Ulaw) => g711::encode_ulaw(pcm, out),
+            Self::G711(Law::Alaw) => g711::encode_alaw(pcm, out),
             Self::G722(c) => c.encode(pcm, out),
             Self::Opus(c) => c.encode(pcm, out),
         }

@@ -76,31 +76,19 @@ pub(crate) struct RxCounters {
 }
 
 /// See the module docs.
+///
+/// `repr(C)` keeps the fields in this order: what every packet and tick
+/// reads comes first, on a few cache lines, and the large buffers last.
+/// A shard ticks a thousand such legs in a row, each evicted since its last
+/// tick by the others, so every further line a tick touches is a miss.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct PcmIn {
     kind: CodecKind,
-    /// What it was set up for: codec and expected packet duration (ms).
-    format: (CodecSpec, u32),
-    /// RTP clock rate of the stream.
-    rtp_rate: ClockRate,
-    /// The jitter buffer, with the playout state and counters.
-    playing: Playing,
-    /// Packet duration the jitter buffer is set up for, in RTP units.
-    packet_rtp: u32,
-    /// A different duration seen on consecutive packets.
-    candidate: (u32, u8),
-    last_resize_tick: u64,
-    decoder: AudioDecoder,
     /// The G.711 law, for a G.711 stream.
     law: Option<Law>,
-    fifo: [i16; FIFO],
-    fifo_len: usize,
-    /// This tick's frame (at the codec's audio rate), unless `codes` holds
-    /// it.
-    frame: [i16; MAX_FRAME],
-    /// This tick's G.711 codes, when `frame_is_codes`: a 20 ms G.711
-    /// packet is kept as it came (see [`Frame`]).
-    codes: [u8; G711_FRAME],
+    /// Whether this tick's frame is the G.711 packet the jitter buffer
+    /// played, read in place (see [`Frame`]).
     frame_is_codes: bool,
     /// Whether the decoder's concealment has yet to see the last codes
     /// played (they were never decoded here).
@@ -108,9 +96,28 @@ pub(crate) struct PcmIn {
     /// Whether `frame` holds audio of this stream (not silence for lack of
     /// packets).
     active: bool,
-    events: EventReceiver,
+    /// Whether `events` has a key press under way (it then needs ticks).
+    events_active: bool,
+    /// RTP clock rate of the stream.
+    rtp_rate: ClockRate,
+    /// Packet duration the jitter buffer is set up for, in RTP units.
+    packet_rtp: u32,
+    fifo_len: usize,
     events_rate: u32,
     digits: DigitBus,
+    /// A different duration seen on consecutive packets.
+    candidate: (u32, u8),
+    last_resize_tick: u64,
+    /// The jitter buffer, with the playout state and counters.
+    playing: Playing,
+    /// What it was set up for: codec and expected packet duration (ms).
+    format: (CodecSpec, u32),
+    events: EventReceiver,
+    decoder: AudioDecoder,
+    /// This tick's frame (at the codec's audio rate), unless
+    /// `frame_is_codes`.
+    frame: [i16; MAX_FRAME],
+    fifo: [i16; FIFO],
 }
 
 impl PcmIn {
@@ -127,6 +134,7 @@ impl PcmIn {
             playing: Playing {
                 jitter,
                 quiet: true,
+                loudness_pending: None,
                 shrink_wait: 0,
                 counters: RxCounters::default(),
             },
@@ -142,10 +150,10 @@ impl PcmIn {
             fifo: [0; FIFO],
             fifo_len: 0,
             frame: [0; MAX_FRAME],
-            codes: [0; G711_FRAME],
             frame_is_codes: false,
             unprimed: false,
             active: false,
+            events_active: false,
             events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
             events_rate: rtp_rate.hz(),
             digits: DigitBus::default(),
@@ -170,7 +178,9 @@ impl PcmIn {
     /// This tick's 20 ms of audio.
     pub(crate) fn frame(&self) -> Frame<'_> {
         match self.law {
-            Some(law) if self.frame_is_codes => Frame::G711(law, &self.codes),
+            Some(law) if self.frame_is_codes => {
+                Frame::G711(law, self.playing.jitter.last_played().unwrap_or(&[]))
+            }
             _ => Frame::Pcm(&self.frame[..frame_len(self.audio_rate())]),
         }
     }
@@ -294,6 +304,7 @@ impl PcmIn {
         {
             self.playing.counters.decode_errors += 1;
         }
+        self.events_active = self.events.is_active();
         self.drain_events();
     }
 
@@ -321,8 +332,9 @@ impl PcmIn {
     /// units of the stream; `events_now` the same in the telephone-event
     /// clock.
     pub(crate) fn tick(&mut self, now: u64, events_now: u64) {
-        if self.events.is_active() {
+        if self.events_active {
             self.events.handle_timeout(events_now);
+            self.events_active = self.events.is_active();
             self.drain_events();
         }
         self.frame_is_codes = false;
@@ -376,56 +388,52 @@ impl PcmIn {
 }
 
 impl PcmIn {
-    /// Plays one 20 ms G.711 packet at media time `now` into `codes`
-    /// (`frame_is_codes`), or concealment or silence into `frame`. Returns
-    /// whether the frame is the stream's audio.
+    /// Plays one 20 ms G.711 packet at media time `now`: the packet stays
+    /// in the jitter buffer, read in place (`frame_is_codes`); concealment
+    /// or silence go into `frame`. Returns whether the frame is the
+    /// stream's audio.
     fn play_codes(&mut self, law: Law, now: u64) -> bool {
         let Self {
             playing,
             decoder,
             frame,
-            codes,
             frame_is_codes,
             unprimed,
             ..
         } = self;
         let out = &mut frame[..G711_FRAME];
-        match playing.next(now) {
+        let conceal = match playing.next(now) {
             Playout::Packet { payload, .. } if payload.len() == G711_FRAME => {
-                codes.copy_from_slice(payload);
                 playing.counters.decoded_frames += 1;
-                playing.quiet = codes_power(law, codes) < QUIET_POWER;
+                // Measured only if the jitter buffer wants to shrink.
+                playing.loudness_pending = Some(law);
                 *frame_is_codes = true;
                 *unprimed = true;
-                true
+                return true;
             }
             Playout::Packet { .. } => {
                 playing.counters.decode_errors += 1;
-                playing.counters.concealed_frames += 1;
-                conceal_codes(decoder, codes, unprimed, out);
                 true
             }
-            Playout::Conceal => {
-                playing.counters.concealed_frames += 1;
-                conceal_codes(decoder, codes, unprimed, out);
-                true
-            }
-            Playout::Empty => {
-                out.fill(0);
-                false
-            }
+            Playout::Conceal => true,
+            Playout::Empty => false,
+        };
+        if !conceal {
+            out.fill(0);
+            return false;
         }
-    }
-}
-
-/// G.711 concealment into `out` after codes the decoder never saw: it is
-/// shown the last codes first (`unprimed`), so it repeats them.
-fn conceal_codes(decoder: &mut AudioDecoder, codes: &[u8], unprimed: &mut bool, out: &mut [i16]) {
-    if std::mem::take(unprimed) {
-        let _ = decoder.decode(codes, out);
-    }
-    if decoder.conceal(out).is_err() {
-        out.fill(0);
+        playing.counters.concealed_frames += 1;
+        // The decoder's concealment repeats what it decoded last: show it
+        // the last codes played, which it never saw.
+        if std::mem::take(unprimed)
+            && let Some(codes) = playing.jitter.last_played()
+        {
+            let _ = decoder.decode(codes, out);
+        }
+        if decoder.conceal(out).is_err() {
+            out.fill(0);
+        }
+        true
     }
 }
 
@@ -451,6 +459,9 @@ struct Playing {
     jitter: JitterBuffer,
     /// Whether the last decoded packet was a pause (see [`QUIET_POWER`]).
     quiet: bool,
+    /// The last packet played was G.711 of this law, its loudness not yet
+    /// measured into `quiet` (done only when a shrink asks for it).
+    loudness_pending: Option<Law>,
     /// Ticks the jitter buffer has wanted to shrink without a pause.
     shrink_wait: u32,
     counters: RxCounters,
@@ -467,6 +478,7 @@ fn play(p: &mut Playing, decoder: &mut AudioDecoder, at: u64, out: &mut [i16]) -
             Ok(n) if n == samples => {
                 p.counters.decoded_frames += 1;
                 p.quiet = mean_power(out) < QUIET_POWER;
+                p.loudness_pending = None;
                 (n, true)
             }
             _ => {
@@ -502,6 +514,12 @@ impl Playing {
     /// delay in a pause, or after waiting long enough.
     fn next(&mut self, at: u64) -> Playout<'_> {
         let wants = self.jitter.wants_to_shrink(at);
+        if wants && let Some(law) = self.loudness_pending.take() {
+            self.quiet = self
+                .jitter
+                .last_played()
+                .is_some_and(|codes| codes_power(law, codes) < QUIET_POWER);
+        }
         let may_shrink = !wants || self.quiet || self.shrink_wait >= SHRINK_WAIT_TICKS;
         if wants && may_shrink {
             self.shrink_wait = 0;

@@ -64,32 +64,36 @@ pub(crate) struct TxCounters {
 }
 
 /// See the module docs.
+///
+/// `repr(C)`: what each tick reads first, the buffers last (see
+/// `PcmIn`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct PcmOut {
     kind: CodecKind,
+    /// An event being sent: ends when the source's press ends.
+    event_on: bool,
+    fifo_len: usize,
     /// Packet duration in audio samples and in RTP units.
     packet_samples: usize,
     packet_rtp: u32,
-    encoder: AudioEncoder,
-    /// Resampler from the source's rate, when it differs.
-    resampler: Option<(ClockRate, Resampler)>,
-    fifo: [i16; FIFO],
-    fifo_len: usize,
-    scratch: [i16; MAX_FRAME],
-    payload: [u8; MAX_PAYLOAD],
     sequence: u16,
     timestamp: u32,
-    /// The peer's telephone-event clock rate, when it negotiated events.
-    events_rate: Option<u32>,
-    events: EventSender,
-    /// An event being sent: ends when the source's press ends.
-    event_on: bool,
-    inband: DtmfGenerator,
-    /// Upsampler of the 8 kHz in-band tones for wideband codecs.
-    inband_resampler: Option<Resampler>,
     /// The last key press of the source acted on.
     digit_id: u32,
+    /// The peer's telephone-event clock rate, when it negotiated events.
+    events_rate: Option<u32>,
     pub(crate) counters: TxCounters,
+    encoder: AudioEncoder,
+    events: EventSender,
+    inband: DtmfGenerator,
+    /// Resampler from the source's rate, when it differs.
+    resampler: Option<(ClockRate, Resampler)>,
+    /// Upsampler of the 8 kHz in-band tones for wideband codecs.
+    inband_resampler: Option<Resampler>,
+    payload: [u8; MAX_PAYLOAD],
+    scratch: [i16; MAX_FRAME],
+    fifo: [i16; FIFO],
 }
 
 impl PcmOut {
