@@ -11,7 +11,7 @@
 //! | --- | --- |
 //! | [`time`] | [`time::ClockRate`], [`time::MediaTime`], and the one place RTP sequence numbers and timestamps are extended to 64 bits ([`time::extend_u16`], [`time::extend_u32`]) |
 //! | [`codec`] | [`codec::Encoder`] / [`codec::Decoder`] traits (with concealment); G.711 (bit-exact, exhaustively tested), G.722 (64 kbit/s, bit-exact with ffmpeg), Opus 48/16 kHz (pure-Rust `opus-rs`) |
-//! | [`resample`] | 8/16/48 kHz in fixed 20 ms chunks (rubato FFT, 10 ms delay) |
+//! | [`resample`] | 8/16/48 kHz in fixed chunks (polyphase Kaiser-windowed FIR, 2 ms delay) |
 //! | [`mix`] | saturating N-way mix, per-input gain, O(N) mix-minus |
 //! | [`rfc4733`] | telephone-event payloads, sender and receiver state machines |
 //! | [`jitter`] | adaptive jitter buffer (reorder, duplicates, loss, wrap, resync, shrinks after bursts) |
