@@ -493,47 +493,51 @@ mod tests {
         (x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
     }
 
+    /// A `hz` sine of amplitude 10,000 resampled from `from` to `to` Hz for
+    /// 400 ms, against the ideal sine at `to` delayed by the resampler's
+    /// [`delay`](Resampler::delay): the signal-to-error ratio in dB over
+    /// the last 200 ms. Images, aliases, pass-band ripple, a wrong delay
+    /// and rounding all count as error.
+    fn sine_snr(from: u32, to: u32, hz: f64) -> f64 {
+        let (from, to) = (ClockRate::new(from).unwrap(), ClockRate::new(to).unwrap());
+        let mut r = Resampler::new(from, to, 20).unwrap();
+        let got = run(
+            &mut r,
+            &sine(from.hz(), hz, 10000.0, from.samples_in_ms(400) as usize),
+        );
+        let want = sine(to.hz(), hz, 10000.0, got.len());
+        let delay = r.delay().samples() as usize;
+        let (mut sig, mut err) = (0f64, 0f64);
+        for i in got.len() / 2..got.len() {
+            let w = f64::from(want[i - delay]);
+            sig += w * w;
+            err += (f64::from(got[i]) - w).powi(2);
+        }
+        let snr = 10.0 * (sig / err).log10();
+        eprintln!(
+            "{} -> {} Hz, {hz} Hz sine: SNR {snr:.1} dB",
+            from.hz(),
+            to.hz()
+        );
+        snr
+    }
+
     #[test]
     fn pass_band_edge_is_kept_and_delay_is_exact() {
-        // 3.4 kHz (the top of the telephone band) and 3 kHz through every
-        // pair that involves 8 kHz, 6.8 kHz for 16 <-> 48 kHz: the output is
-        // the same sine, delayed by exactly `delay`, within 0.1 dB (SNR
-        // limited by the pass-band ripple and i16 rounding).
+        // The top of the pass band (3.4 kHz, the telephone band's edge,
+        // for every pair with 8 kHz; 6.8 kHz for 16 <-> 48 kHz) comes out
+        // as the same sine, delayed by exactly `delay`, the error over
+        // 60 dB down (about 72 dB measured: pass-band ripple and rounding).
         for (from, to, hz) in [
             (8000, 16000, 3400.0),
             (16000, 8000, 3400.0),
             (8000, 48000, 3400.0),
-            (48000, 8000, 3000.0),
+            (48000, 8000, 3400.0),
             (16000, 48000, 6800.0),
             (48000, 16000, 6800.0),
         ] {
-            let (from, to) = (ClockRate::new(from).unwrap(), ClockRate::new(to).unwrap());
-            let mut r = Resampler::new(from, to, 20).unwrap();
-            let got = run(
-                &mut r,
-                &sine(from.hz(), hz, 10000.0, from.samples_in_ms(500) as usize),
-            );
-            let want = sine(to.hz(), hz, 10000.0, got.len());
-            let delay = r.delay().samples() as usize;
-            let skip = to.samples_in_ms(20) as usize;
-            let (mut sig, mut err) = (0f64, 0f64);
-            for i in skip..got.len() {
-                let w = f64::from(want[i - delay]);
-                sig += w * w;
-                err += (f64::from(got[i]) - w).powi(2);
-            }
-            let snr = 10.0 * (sig / err).log10();
-            eprintln!(
-                "{} -> {} Hz, {hz} Hz sine: SNR {snr:.1} dB",
-                from.hz(),
-                to.hz()
-            );
-            assert!(
-                snr > 40.0,
-                "{} -> {} at {hz} Hz: SNR {snr:.1} dB",
-                from.hz(),
-                to.hz()
-            );
+            let snr = sine_snr(from, to, hz);
+            assert!(snr > 60.0, "{from} -> {to} at {hz} Hz: SNR {snr:.1} dB");
         }
     }
 
@@ -569,30 +573,8 @@ mod tests {
         // Up: a 1 kHz tone at 8 kHz has images at 7, 9, 15, 17 ... kHz;
         // after the resampler everything but 1 kHz is at least 60 dB down.
         for (from, to) in [(8000, 48000), (8000, 16000), (16000, 48000)] {
-            let (from, to) = (ClockRate::new(from).unwrap(), ClockRate::new(to).unwrap());
-            let mut r = Resampler::new(from, to, 20).unwrap();
-            let got = run(
-                &mut r,
-                &sine(from.hz(), 1000.0, 20000.0, from.samples_in_ms(200) as usize),
-            );
-            let delay = r.delay().samples() as usize;
-            let want = sine(to.hz(), 1000.0, 20000.0, got.len());
-            let tail = got.len() / 2;
-            let residue: Vec<i16> = (tail..got.len())
-                .map(|i| got[i] - want[i - delay])
-                .collect();
-            let level = 20.0 * (rms(&residue) / (20000.0 / 2f64.sqrt())).log10();
-            eprintln!(
-                "{} -> {} Hz, 1 kHz sine: images and error {level:.1} dB",
-                from.hz(),
-                to.hz()
-            );
-            assert!(
-                level < -60.0,
-                "{} -> {}: residue {level:.1} dB",
-                from.hz(),
-                to.hz()
-            );
+            let snr = sine_snr(from, to, 1000.0);
+            assert!(snr > 60.0, "{from} -> {to}: images at {snr:.1} dB");
         }
     }
 
@@ -615,24 +597,9 @@ mod tests {
             assert!(worst <= Some(1), "{from:?} -> {to:?}: {worst:?}");
         }
         // Neither rate divides the other: 32 <-> 48 kHz (up 3, down 2).
-        let r32 = ClockRate::new(32_000).unwrap();
-        for (from, to) in [(r32, ClockRate::HZ_48000), (ClockRate::HZ_48000, r32)] {
-            let mut r = Resampler::new(from, to, 20).unwrap();
-            let got = run(
-                &mut r,
-                &sine(from.hz(), 1000.0, 10000.0, from.samples_in_ms(200) as usize),
-            );
-            let delay = r.delay().samples() as usize;
-            let want = sine(to.hz(), 1000.0, 10000.0, got.len());
-            let tail = got.len() / 2;
-            let residue: Vec<i16> = (tail..got.len())
-                .map(|i| got[i] - want[i - delay])
-                .collect();
-            assert!(
-                rms(&residue) < 10.0,
-                "{from:?} -> {to:?}: {}",
-                rms(&residue)
-            );
+        for (from, to) in [(32_000, 48_000), (48_000, 32_000)] {
+            let snr = sine_snr(from, to, 1000.0);
+            assert!(snr > 60.0, "{from} -> {to}: SNR {snr:.1} dB");
         }
         // Reset forgets the history.
         let mut r = Resampler::new(ClockRate::HZ_8000, ClockRate::HZ_16000, 20).unwrap();
