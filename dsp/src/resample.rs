@@ -21,8 +21,9 @@
 //! # Latency
 //!
 //! The linear-phase filter delays the signal by half its length: 16 samples
-//! of the lower rate, so 2 ms between 8 kHz and 16 or 48 kHz and 1 ms
-//! between 16 and 48 kHz ([`Resampler::delay`], checked by the
+//! of the lower rate (rounded up to a whole output sample where the rates
+//! need it, as 24 → 32 kHz does), so 2 ms between 8 kHz and 16 or 48 kHz
+//! and 1 ms between 16 and 48 kHz ([`Resampler::delay`], checked by the
 //! `latency_table` test). Equal rates copy and add no delay.
 
 use crate::time::{ClockRate, MediaTime};
@@ -161,8 +162,8 @@ fn lowpass(len: usize, cutoff: f64, gain: f64) -> Vec<f64> {
 impl Resampler {
     /// A resampler from `from` to `to` for frames of `frame_ms`
     /// milliseconds. The two rates must be a ratio of small integers apart
-    /// (up and down factors at most 6, e.g. 8, 16, 24, 32, 48 kHz), and the
-    /// frame a whole number of samples at both.
+    /// (up and down factors at most 6: any two of 8, 16, 24, 32 and
+    /// 48 kHz), and the frame a whole number of samples at both.
     pub fn new(from: ClockRate, to: ClockRate, frame_ms: u32) -> Result<Self, ResampleError> {
         let in_len = from.samples_in_ms(frame_ms) as usize;
         let out_len = to.samples_in_ms(frame_ms) as usize;
@@ -200,11 +201,10 @@ impl Resampler {
         // At the common rate `from · up = to · down`, one sample of the
         // lower rate spans `max(up, down)` samples.
         let high_per_low = up.max(down);
-        let half = HALF_LEN_AT_LOW_RATE * high_per_low;
-        if !half.is_multiple_of(down) {
-            // The delay would not be a whole number of output samples.
-            return Err(ResampleError::Unsupported);
-        }
+        // Half the filter, rounded up so the delay is a whole number of
+        // output samples (it already is for every pair of 8, 16, 32 and
+        // 48 kHz; 24 → 32 kHz needs 66 common-rate samples, not 64).
+        let half = (HALF_LEN_AT_LOW_RATE * high_per_low).next_multiple_of(down);
         let len = 2 * half + 1;
         // `h[age]`: the tap for the input `age` common-rate samples old.
         let h = lowpass(len, CUTOFF / high_per_low as f64, up as f64);
@@ -596,8 +596,14 @@ mod tests {
             let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).max();
             assert!(worst <= Some(1), "{from:?} -> {to:?}: {worst:?}");
         }
-        // Neither rate divides the other: 32 <-> 48 kHz (up 3, down 2).
-        for (from, to) in [(32_000, 48_000), (48_000, 32_000)] {
+        // Neither rate divides the other: 32 <-> 48 kHz (up 3, down 2),
+        // 24 <-> 32 kHz (up 4, down 3).
+        for (from, to) in [
+            (32_000, 48_000),
+            (48_000, 32_000),
+            (24_000, 32_000),
+            (32_000, 24_000),
+        ] {
             let snr = sine_snr(from, to, 1000.0);
             assert!(snr > 60.0, "{from} -> {to}: SNR {snr:.1} dB");
         }
