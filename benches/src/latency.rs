@@ -98,7 +98,8 @@ pub struct LatencyReport {
 /// codecs' look-ahead (G.711: none; G.722: its QMF filter pair, 23 samples
 /// at 16 kHz ≈ 1.5 ms; Opus: 6.5 ms at 20 ms frames, RFC 6716 §2). The
 /// resampler between 8 kHz and B's rate (G.722, Opus) adds its own filter
-/// delay, not counted here.
+/// delay (2 ms, `legato_dsp::resample`), not counted here: the measured
+/// figure has to fit it into the bound's slack.
 pub fn expected_bound_ms(kind: CallKind) -> (f64, String) {
     let codec = kind.side_b().unwrap_or(Codec::Pcmu);
     if kind.is_relay() {
