@@ -209,16 +209,20 @@ impl Resampler {
         // `h[age]`: the tap for the input `age` common-rate samples old.
         let h = lowpass(len, CUTOFF / high_per_low as f64, up as f64);
         let tap = |i: usize| h.get(i).map_or(0.0, |&t| t as f32);
+        // Phase `p`'s `taps` taps, time-reversed: output n·up + p meets
+        // input n − k with tap p + k·up.
+        let phases = |taps: usize| -> Vec<f32> {
+            (0..up)
+                .flat_map(|p| (0..taps).map(move |j| (p, j)))
+                .map(|(p, j)| tap(p + (taps - 1 - j) * up))
+                .collect()
+        };
         r.delay = half / down;
         if down == 1 {
-            // Output n·up + p meets input n − k with tap p + k·up.
             r.form = Form::Up;
             r.taps = len.div_ceil(up);
             r.history = r.taps - 1;
-            r.bank = (0..up)
-                .flat_map(|p| (0..r.taps).map(move |j| (p, j)))
-                .map(|(p, j)| tap(p + (r.taps - 1 - j) * up))
-                .collect();
+            r.bank = phases(r.taps);
         } else if up == 1 {
             // Output m meets input m·down − a with tap a. With
             // T = taps·down history-and-current samples per output, input
@@ -237,10 +241,7 @@ impl Resampler {
             r.form = Form::Rational;
             r.taps = len.div_ceil(up).div_ceil(LANES) * LANES;
             r.history = r.taps - 1;
-            r.bank = (0..up)
-                .flat_map(|p| (0..r.taps).map(move |j| (p, j)))
-                .map(|(p, j)| tap(p + (r.taps - 1 - j) * up))
-                .collect();
+            r.bank = phases(r.taps);
         }
         r.buf = vec![0.0; r.history + in_len];
         Ok(r)
@@ -290,9 +291,7 @@ impl Resampler {
         self.buf.copy_within(self.in_len.., 0);
         Ok(self.out_len)
     }
-}
 
-impl Resampler {
     /// [`Form::Up`]: output `n·up + p` is phase `p`'s taps against
     /// `buf[n..n + taps]` (inputs `n − taps + 1 ..= n`). [`LANES`]
     /// consecutive `n` are computed together.
@@ -456,15 +455,8 @@ mod tests {
                     got.extend_from_slice(&out);
                 }
                 let want = tone(to.hz(), got.len(), 0);
-                // Skip the first 100 ms (filter settling) and align.
-                let skip = to.samples_in_ms(100) as usize;
-                let (mut sig, mut err) = (0f64, 0f64);
-                for i in skip..got.len() {
-                    let w = want[i - delay] as f64;
-                    sig += w * w;
-                    err += (got[i] as f64 - w).powi(2);
-                }
-                let snr = 10.0 * (sig / err).log10();
+                // Skip the first 100 ms (filter settling).
+                let snr = aligned_snr(&got, &want, delay, to.samples_in_ms(100) as usize);
                 assert!(snr > 40.0, "{} -> {}: SNR {snr:.1} dB", from.hz(), to.hz());
             }
         }
@@ -493,32 +485,40 @@ mod tests {
         (x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
     }
 
+    /// Signal-to-error ratio in dB of `got` against `want` delayed by
+    /// `delay` samples, from sample `skip` on.
+    fn aligned_snr(got: &[i16], want: &[i16], delay: usize, skip: usize) -> f64 {
+        let (mut sig, mut err) = (0f64, 0f64);
+        for i in skip.max(delay)..got.len() {
+            let w = f64::from(want[i - delay]);
+            sig += w * w;
+            err += (f64::from(got[i]) - w).powi(2);
+        }
+        10.0 * (sig / err).log10()
+    }
+
+    /// A `hz` sine of amplitude `amp` at `from` Hz for `ms`, resampled to
+    /// `to` Hz; also the resampler's delay in output samples.
+    fn resampled_sine(from: u32, to: u32, hz: f64, amp: f64, ms: u32) -> (Vec<i16>, usize) {
+        let (from, to) = (ClockRate::new(from).unwrap(), ClockRate::new(to).unwrap());
+        let mut r = Resampler::new(from, to, 20).unwrap();
+        let got = run(
+            &mut r,
+            &sine(from.hz(), hz, amp, from.samples_in_ms(ms) as usize),
+        );
+        (got, r.delay().samples() as usize)
+    }
+
     /// A `hz` sine of amplitude 10,000 resampled from `from` to `to` Hz for
     /// 400 ms, against the ideal sine at `to` delayed by the resampler's
     /// [`delay`](Resampler::delay): the signal-to-error ratio in dB over
     /// the last 200 ms. Images, aliases, pass-band ripple, a wrong delay
     /// and rounding all count as error.
     fn sine_snr(from: u32, to: u32, hz: f64) -> f64 {
-        let (from, to) = (ClockRate::new(from).unwrap(), ClockRate::new(to).unwrap());
-        let mut r = Resampler::new(from, to, 20).unwrap();
-        let got = run(
-            &mut r,
-            &sine(from.hz(), hz, 10000.0, from.samples_in_ms(400) as usize),
-        );
-        let want = sine(to.hz(), hz, 10000.0, got.len());
-        let delay = r.delay().samples() as usize;
-        let (mut sig, mut err) = (0f64, 0f64);
-        for i in got.len() / 2..got.len() {
-            let w = f64::from(want[i - delay]);
-            sig += w * w;
-            err += (f64::from(got[i]) - w).powi(2);
-        }
-        let snr = 10.0 * (sig / err).log10();
-        eprintln!(
-            "{} -> {} Hz, {hz} Hz sine: SNR {snr:.1} dB",
-            from.hz(),
-            to.hz()
-        );
+        let (got, delay) = resampled_sine(from, to, hz, 10000.0, 400);
+        let want = sine(to, hz, 10000.0, got.len());
+        let snr = aligned_snr(&got, &want, delay, got.len() / 2);
+        eprintln!("{from} -> {to} Hz, {hz} Hz sine: SNR {snr:.1} dB");
         snr
     }
 
@@ -551,24 +551,10 @@ mod tests {
             (16000, 8000, 4600.0),
             (48000, 16000, 9200.0),
         ] {
-            let (from, to) = (ClockRate::new(from).unwrap(), ClockRate::new(to).unwrap());
-            let mut r = Resampler::new(from, to, 20).unwrap();
-            let got = run(
-                &mut r,
-                &sine(from.hz(), hz, 20000.0, from.samples_in_ms(200) as usize),
-            );
+            let (got, _) = resampled_sine(from, to, hz, 20000.0, 200);
             let level = 20.0 * (rms(&got[got.len() / 2..]) / (20000.0 / 2f64.sqrt())).log10();
-            eprintln!(
-                "{} -> {} Hz, {hz} Hz sine: {level:.1} dB",
-                from.hz(),
-                to.hz()
-            );
-            assert!(
-                level < -60.0,
-                "{} -> {} at {hz} Hz: {level:.1} dB",
-                from.hz(),
-                to.hz()
-            );
+            eprintln!("{from} -> {to} Hz, {hz} Hz sine: {level:.1} dB");
+            assert!(level < -60.0, "{from} -> {to} at {hz} Hz: {level:.1} dB");
         }
         // Up: a 1 kHz tone at 8 kHz has images at 7, 9, 15, 17 ... kHz;
         // after the resampler everything but 1 kHz is at least 60 dB down.
