@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole legato test suite on a fresh machine with only the Rust
 # toolchain: installs the system tools the tests use as independent peers
-# (ffmpeg, sox, espeak-ng, Python grpcio, libspandsp and libopus for comparison tests)
+# (ffmpeg, sox, multimon-ng, espeak-ng, Python grpcio, libspandsp and libopus for comparison tests)
 # when they are missing, then runs
 # formatting, lint and every test of the workspace.
 set -euo pipefail
@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# multimon-ng: an independent DTMF decoder for the SendDigits test.
+command -v multimon-ng >/dev/null 2>&1 || need_apt+=(multimon-ng)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 # spandsp is the DTMF detector FreeSWITCH uses; a dsp test compares against it.

@@ -1,7 +1,9 @@
 //! What a "call" of a load point is: a relayed bridge (the fast path), a
 //! bridge whose second leg negotiates another codec (legatod transcodes on
-//! its PCM path: decode, jitter buffer, 20 ms media clock, re-encode), or a
-//! conference of N members, each talking and listening (mix-minus).
+//! its PCM path: decode, jitter buffer, 20 ms media clock, re-encode; or,
+//! for PCMU ↔ PCMA, converts code by code on the relay path unless the
+//! legs ask for `always_transcode`), or a conference of N members, each
+//! talking and listening (mix-minus).
 //!
 //! The unit of load stays the "call" of the sweep (`--calls`): a bridged
 //! call has 2 legs, a conference of N members N legs. Every leg's party
@@ -27,8 +29,12 @@ pub enum CallKind {
     /// Both legs PCMU, routed both ways: relayed packet by packet.
     #[default]
     Relay,
-    /// Leg A PCMU, leg B PCMA: G.711 ↔ G.711 transcoding.
+    /// Leg A PCMU, leg B PCMA: G.711 ↔ G.711, which legatod converts
+    /// code by code on the relay path.
     PcmuPcma,
+    /// As [`CallKind::PcmuPcma`] with both legs asking for
+    /// `always_transcode`: the PCM path (jitter buffer, media clock).
+    PcmuPcmaPcm,
     /// Leg A PCMU, leg B G.722.
     PcmuG722,
     /// Leg A PCMU, leg B Opus.
@@ -52,6 +58,11 @@ impl CallKind {
         self == Self::Relay
     }
 
+    /// Whether the legs ask for `always_transcode` (the PCM path).
+    pub fn always_transcode(self) -> bool {
+        self == Self::PcmuPcmaPcm
+    }
+
     /// Floor calls relaying as many packets as `units` of this kind.
     pub fn floor_calls(self, units: usize) -> usize {
         (units * self.legs()).div_ceil(2)
@@ -61,7 +72,7 @@ impl CallKind {
     pub fn side_b(self) -> Option<Codec> {
         match self {
             Self::Relay => Some(Codec::Pcmu),
-            Self::PcmuPcma => Some(Codec::Pcma),
+            Self::PcmuPcma | Self::PcmuPcmaPcm => Some(Codec::Pcma),
             Self::PcmuG722 => Some(Codec::G722),
             Self::PcmuOpus => Some(Codec::Opus),
             Self::Conference(_) => None,
@@ -74,6 +85,7 @@ impl fmt::Display for CallKind {
         match self {
             Self::Relay => f.write_str("relay"),
             Self::PcmuPcma => f.write_str("pcmu-pcma"),
+            Self::PcmuPcmaPcm => f.write_str("pcmu-pcma-pcm"),
             Self::PcmuG722 => f.write_str("pcmu-g722"),
             Self::PcmuOpus => f.write_str("pcmu-opus"),
             Self::Conference(n) => write!(f, "conference:{n}"),
@@ -88,6 +100,7 @@ impl FromStr for CallKind {
         match s {
             "relay" => Ok(Self::Relay),
             "pcmu-pcma" => Ok(Self::PcmuPcma),
+            "pcmu-pcma-pcm" => Ok(Self::PcmuPcmaPcm),
             "pcmu-g722" => Ok(Self::PcmuG722),
             "pcmu-opus" => Ok(Self::PcmuOpus),
             _ => {
@@ -96,7 +109,7 @@ impl FromStr for CallKind {
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(|| {
                         format!(
-                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-g722, pcmu-opus or conference:N"
+                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus or conference:N"
                         )
                     })?;
                 if !(2..=MAX_CONFERENCE_MEMBERS).contains(&n) {
@@ -207,6 +220,7 @@ mod tests {
         for s in [
             "relay",
             "pcmu-pcma",
+            "pcmu-pcma-pcm",
             "pcmu-g722",
             "pcmu-opus",
             "conference:3",

@@ -105,6 +105,12 @@ pub fn expected_bound_ms(kind: CallKind) -> (f64, String) {
     if kind.is_relay() {
         return (0.0, "relay: no jitter buffer, no media clock".to_owned());
     }
+    if kind == CallKind::PcmuPcma {
+        return (
+            0.0,
+            "PCMU to PCMA converted per packet: no jitter buffer, no media clock".to_owned(),
+        );
+    }
     let lookahead = match codec {
         Codec::Pcmu | Codec::Pcma => 0.0,
         Codec::G722 => 1.5,
@@ -447,7 +453,8 @@ mod tests {
 
     #[test]
     fn bounds() {
-        assert_eq!(expected_bound_ms(CallKind::PcmuPcma).0, 40.0);
+        assert_eq!(expected_bound_ms(CallKind::PcmuPcma).0, 0.0);
+        assert_eq!(expected_bound_ms(CallKind::PcmuPcmaPcm).0, 40.0);
         assert_eq!(expected_bound_ms(CallKind::PcmuOpus).0, 46.5);
         assert_eq!(expected_bound_ms(CallKind::Relay).0, 0.0);
     }

@@ -330,7 +330,8 @@ async fn leg_offering(
     codec: Codec,
     kind: CallKind,
 ) -> Result<proto::Leg> {
-    let mut params = CreateLeg::incoming(session, offer_codec(peer, codec));
+    let mut params = CreateLeg::incoming(session, offer_codec(peer, codec))
+        .always_transcode(kind.always_transcode());
     if codec != Codec::Pcmu {
         params = params.codec(codec.name());
     }

@@ -501,8 +501,8 @@ fn tiny_conference_rounds_report_sane_numbers() {
     assert!(f(legatod, "cpu_ratio_to_floor.median") > 0.0);
 }
 
-/// The latency probe of a PCMU → PCMA call finds its clicks, each well
-/// under a second late.
+/// The latency probe of a PCMU → PCMA call on the PCM path
+/// (`always_transcode`) finds its clicks, each well under a second late.
 #[test]
 fn latency_probe_finds_the_clicks() {
     let report = run_loadgen(
@@ -510,7 +510,7 @@ fn latency_probe_finds_the_clicks() {
         &[
             "latency",
             "--call-kind",
-            "pcmu-pcma",
+            "pcmu-pcma-pcm",
             "--clicks",
             "3",
             "--io",

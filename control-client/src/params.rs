@@ -30,6 +30,7 @@ pub struct CreateLeg {
     strict_source: Option<bool>,
     local_direction: Option<proto::MediaDirection>,
     ptime_ms: u32,
+    always_transcode: bool,
 }
 
 impl CreateLeg {
@@ -55,6 +56,7 @@ impl CreateLeg {
             strict_source: None,
             local_direction: None,
             ptime_ms: 0,
+            always_transcode: false,
         }
     }
 
@@ -134,6 +136,15 @@ impl CreateLeg {
         self
     }
 
+    /// Audio routed to this leg always takes the PCM path (jitter buffer,
+    /// decode, re-encode), even from a source it could relay or G.711-convert
+    /// packet by packet (default: off).
+    #[must_use]
+    pub fn always_transcode(mut self, enabled: bool) -> Self {
+        self.always_transcode = enabled;
+        self
+    }
+
     /// Direction legato writes in its own SDP (default `SENDRECV`).
     #[must_use]
     pub fn local_direction(mut self, direction: proto::MediaDirection) -> Self {
@@ -178,6 +189,7 @@ impl CreateLeg {
                 .unwrap_or(proto::MediaDirection::Unspecified)
                 .into(),
             ptime_ms: self.ptime_ms,
+            always_transcode: self.always_transcode,
         }
     }
 }

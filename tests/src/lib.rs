@@ -638,18 +638,33 @@ pub async fn connected_leg_with(
     peer: &Peer,
     formats: &str,
 ) -> Result<proto::Leg> {
-    let created = client
-        .create_leg(legato_client::CreateLeg::incoming(
-            session,
-            peer.offer_with(formats, "a=sendrecv", "127.0.0.1"),
-        ))
-        .await?;
+    let offer = peer.offer_with(formats, "a=sendrecv", "127.0.0.1");
+    connected(client, legato_client::CreateLeg::incoming(session, offer)).await
+}
+
+/// Creates the leg `params` describe and connects it.
+async fn connected(client: &Client, params: legato_client::CreateLeg) -> Result<proto::Leg> {
+    let created = client.create_leg(params).await?;
     let updated = client
         .update_leg(
             legato_client::UpdateLeg::new(&created.leg.leg_id).state(proto::LegState::Connected),
         )
         .await?;
     Ok(updated.leg)
+}
+
+/// As [`connected_leg_with`], the leg asking for `always_transcode`: audio
+/// routed to it always takes the PCM path (jitter buffer, decode,
+/// re-encode), even from a source it could relay or G.711-convert.
+pub async fn connected_leg_transcoding(
+    client: &Client,
+    session: &str,
+    peer: &Peer,
+    formats: &str,
+) -> Result<proto::Leg> {
+    let offer = peer.offer_with(formats, "a=sendrecv", "127.0.0.1");
+    let params = legato_client::CreateLeg::incoming(session, offer).always_transcode(true);
+    connected(client, params).await
 }
 
 /// Samples `n0..n0 + len` of a sine of `hz` and peak `amplitude` at 8 kHz.

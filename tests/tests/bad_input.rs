@@ -140,7 +140,14 @@ async fn statuses_for_bad_requests(io: Io) {
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // Declared but not built: an honest UNIMPLEMENTED.
-    let err = client.stop_playback(&pcma.leg.leg_id).await.unwrap_err();
+    let err = client
+        .say(proto::SayRequest {
+            leg_id: pcma.leg.leg_id.clone(),
+            text: "hello".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
 }
 

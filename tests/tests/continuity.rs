@@ -5,7 +5,9 @@
 //!
 //! Sink S (PCMU) is fed first by a PCMU leg (relayed packet by packet),
 //! then SendMedia switches its source to a PCMA leg (decoded, re-encoded on
-//! the media clock), then back. Both sources send steady tones (300 and
+//! the media clock: S has no telephone-event, so the PCMA leg's digits
+//! would be played in-band and the per-packet law conversion is not
+//! used), then back. Both sources send steady tones (300 and
 //! 700 Hz) as paced 20 ms packets over 127.0.0.1; S's peer records every
 //! packet with its arrival time.
 //!
@@ -25,6 +27,7 @@
 
 use std::time::{Duration, Instant};
 
+use legato_client::proto;
 use legato_tests::{
     G711, Io, Options, Peer, Received, ToneStream, connected_leg_with, daemon_or_skip,
     decode_window, local_rtp, paced, per_backend, spawn_collector, tone_level_db,
@@ -50,7 +53,10 @@ async fn relay_transcode_relay(io: Io) {
     let a = connected_leg_with(&client, &session, &pa, G711::Pcma.formats())
         .await
         .unwrap();
-    let s = connected_leg_with(&client, &session, &ps, G711::Pcmu.formats())
+    // No telephone-event on the sink: digits from the PCMA source must be
+    // played in-band, so PCMA to it takes the PCM path (not the per-packet
+    // law conversion) while PCMU to it is relayed.
+    let s = connected_leg_with(&client, &session, &ps, "0")
         .await
         .unwrap();
     let route = |from: &str| {
@@ -61,7 +67,7 @@ async fn relay_transcode_relay(io: Io) {
         }
     };
     let leg = route(&u.leg_id).await;
-    assert!(!leg.transcoding, "PCMU to PCMU is relayed");
+    assert_eq!(leg.media_path(), proto::MediaPath::Relay, "PCMU to PCMU");
     assert_eq!(leg.media_source_leg_id, u.leg_id);
 
     let start = Instant::now() + Duration::from_millis(50);
@@ -79,15 +85,15 @@ async fn relay_transcode_relay(io: Io) {
         });
     });
     let mut switches = Vec::new();
-    for (at_ms, from, transcoding) in [(1500, &a.leg_id, true), (3000, &u.leg_id, false)] {
+    for (at_ms, from, path) in [
+        (1500, &a.leg_id, proto::MediaPath::Pcm),
+        (3000, &u.leg_id, proto::MediaPath::Relay),
+    ] {
         tokio::time::sleep_until((start + Duration::from_millis(at_ms)).into()).await;
         let before = Instant::now();
         let leg = route(from).await;
         switches.push((before, Instant::now()));
-        assert_eq!(
-            leg.transcoding, transcoding,
-            "GetLeg after switching to {from}"
-        );
+        assert_eq!(leg.media_path(), path, "GetLeg after switching to {from}");
         assert_eq!(&leg.media_source_leg_id, from);
     }
     sender.join().unwrap();

@@ -151,6 +151,7 @@ async fn one(raw: &mut MediaPlaneClient<Channel>, g: &mut Gen, peer: &Peer) -> t
                     .rng
                     .choice([0, 7, 10, 20, 25, 60, 1000, u32::MAX])
                     .unwrap_or(0),
+                always_transcode: g.rng.bool(),
             })
             .await
             .map(|r| {

@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use legato_client::{Client, proto};
 use legato_tests::{
-    G711, Io, Options, Peer, Rtp, connected_leg_with, daemon_or_skip, decode_window, local_rtp,
-    per_backend, send_rtp, spawn_collector, tone_level_db,
+    G711, Io, Options, Peer, Rtp, connected_leg_transcoding, connected_leg_with, daemon_or_skip,
+    decode_window, local_rtp, per_backend, send_rtp, spawn_collector, tone_level_db,
 };
 
 /// Impaired phase.
@@ -189,7 +189,9 @@ async fn impaired_sender(io: Io) {
     let a = connected_leg_with(&client, &session, &pa, G711::Pcmu.formats())
         .await
         .unwrap();
-    let b = connected_leg_with(&client, &session, &pb, G711::Pcma.formats())
+    // The PCM path's jitter buffer is what this test measures: without
+    // always_transcode, PCMU to PCMA is converted packet by packet.
+    let b = connected_leg_transcoding(&client, &session, &pb, G711::Pcma.formats())
         .await
         .unwrap();
     client
@@ -197,7 +199,11 @@ async fn impaired_sender(io: Io) {
         .await
         .unwrap();
     let leg_b: proto::Leg = client.get_leg(&b.leg_id).await.unwrap();
-    assert!(leg_b.transcoding, "PCMU to PCMA goes through the PCM path");
+    assert_eq!(
+        leg_b.media_path(),
+        proto::MediaPath::Pcm,
+        "PCMU to PCMA goes through the PCM path"
+    );
 
     let (departures, impaired, dropped) = schedule(0x001e_6a70);
     let total = departures.len();

@@ -21,8 +21,9 @@ use legato_dsp::codec::g722::G722Encoder;
 use legato_dsp::codec::opus::{OpusApplication, OpusEncoder};
 use legato_dsp::time::ClockRate;
 use legato_tests::{
-    G711, Io, Options, Peer, Received, Rtp, connected_leg_with, daemon_or_skip, decode_window,
-    local_rtp, paced, per_backend, send_rtp, sine, spawn_collector, tone_level_db,
+    G711, Io, Options, Peer, Received, Rtp, connected_leg_transcoding, connected_leg_with,
+    daemon_or_skip, decode_window, local_rtp, paced, per_backend, send_rtp, sine, spawn_collector,
+    tone_level_db,
 };
 
 /// Steps of 20 ms: valid until `BAD.start`, bad in `BAD`, valid after.
@@ -290,8 +291,10 @@ async fn bad_input_on_the_pcm_path(io: Io) {
     let sink_peers: Vec<Peer> = (0..3).map(|_| Peer::new().unwrap()).collect();
     let mut sinks = Vec::new();
     for (peer, law) in sink_peers.iter().zip([G711::Pcmu, G711::Pcmu, G711::Pcma]) {
+        // The PCM path's concealment is what the PT switch exercises
+        // (PCMU to PCMA alone would be converted packet by packet).
         sinks.push(
-            connected_leg_with(&client, &session, peer, law.formats())
+            connected_leg_transcoding(&client, &session, peer, law.formats())
                 .await
                 .unwrap(),
         );
@@ -309,7 +312,12 @@ async fn bad_input_on_the_pcm_path(io: Io) {
             .await
             .unwrap();
         let to = client.get_leg(&to.leg_id).await.unwrap();
-        assert!(to.transcoding, "{} is on the PCM path", to.leg_id);
+        assert_eq!(
+            to.media_path(),
+            proto::MediaPath::Pcm,
+            "{} is on the PCM path",
+            to.leg_id
+        );
     }
 
     // ---- a conference routed into itself -------------------------------------

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use legato_dsp::codec::g711::{alaw_to_linear, linear_to_ulaw};
 use legato_proto::v1 as proto;
 use legato_tests::{
-    Io, Options, Peer, Rtp, connected_leg_sdp, daemon_or_skip, local_rtp, per_backend, tone_ratio,
+    Io, Options, Peer, Rtp, connected_leg_sdp, connected_leg_transcoding, daemon_or_skip,
+    local_rtp, per_backend, tone_ratio,
 };
 
 /// Creates an incoming leg offering only `formats` and connects it.
@@ -145,19 +146,41 @@ fn send_tone(peer: &Peer, to: std::net::SocketAddr, count: usize, seq0: u16, hz:
     }
 }
 
+/// PCMU to PCMA: converted packet by packet on the relay path.
 async fn pcmu_to_pcma(io: Io) {
+    pcmu_to_pcma_on(io, false).await;
+}
+
+/// PCMU to PCMA with `always_transcode` on the sink: the PCM path.
+async fn pcmu_to_pcma_pcm_path(io: Io) {
+    pcmu_to_pcma_on(io, true).await;
+}
+
+async fn pcmu_to_pcma_on(io: Io, always_transcode: bool) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
     let (pa, pb) = (Peer::new().unwrap(), Peer::new().unwrap());
     let a = leg_with(&client, &session, &pa, "0 101").await;
-    let b = leg_with(&client, &session, &pb, "8 101").await;
+    let b = if always_transcode {
+        connected_leg_transcoding(&client, &session, &pb, "8 101")
+            .await
+            .unwrap()
+    } else {
+        leg_with(&client, &session, &pb, "8 101").await
+    };
     client
         .send_media(a.leg_id.as_str(), b.leg_id.as_str())
         .await
         .unwrap();
     let leg_b = client.get_leg(&b.leg_id).await.unwrap();
-    assert!(leg_b.transcoding, "PCMU to PCMA goes through the PCM path");
+    assert!(leg_b.transcoding);
+    let path = if always_transcode {
+        proto::MediaPath::Pcm
+    } else {
+        proto::MediaPath::Convert
+    };
+    assert_eq!(leg_b.media_path(), path);
     let target = local_rtp(&a);
     let sender = std::thread::spawn(move || send_tone(&pa, target, 100, 7, 1000.0));
     let mut packets = Vec::new();
@@ -194,4 +217,9 @@ async fn pcmu_to_pcma(io: Io) {
     assert!(at_1k > 0.95, "1 kHz carries {at_1k:.3} of the power");
 }
 
-per_backend!(pcmu_to_pcma, pcmu_to_g722, pcmu_to_opus);
+per_backend!(
+    pcmu_to_pcma,
+    pcmu_to_pcma_pcm_path,
+    pcmu_to_g722,
+    pcmu_to_opus
+);

@@ -35,7 +35,9 @@ struct Cli {
     /// conferences with --call-kind conference:N.
     #[arg(long, value_delimiter = ',', default_value = "100")]
     calls: Vec<usize>,
-    /// What a call is: relay (both legs PCMU, the fast path), pcmu-pcma,
+    /// What a call is: relay (both legs PCMU, the fast path), pcmu-pcma
+    /// (legatod converts G.711 laws code by code on the relay path),
+    /// pcmu-pcma-pcm (the same with always_transcode: the PCM path),
     /// pcmu-g722, pcmu-opus (side B offers that codec: legatod transcodes),
     /// or conference:N (N PCMU members per conference, each talking and
     /// listening). The floor relays as many packets: ceil(legs / 2) calls.
@@ -171,7 +173,8 @@ enum Sub {
     /// with a click every second; side B decodes legatod's output and finds
     /// each click (kernel receive time stamps). Spawns its own legatod.
     Latency {
-        /// Kind of the call: pcmu-pcma, pcmu-g722, pcmu-opus, or relay.
+        /// Kind of the call: pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus,
+        /// or relay.
         #[arg(long, default_value = "pcmu-pcma")]
         call_kind: CallKind,
         /// Clicks to send (one per second, after 2 s of lead-in).

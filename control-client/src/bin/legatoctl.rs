@@ -217,6 +217,10 @@ struct LegCreateArgs {
     /// Only accept RTP/RTCP from the address in the remote SDP.
     #[arg(long)]
     strict_source: bool,
+    /// Audio routed to this leg always takes the PCM path (jitter buffer,
+    /// decode, re-encode), even from a source it could relay or convert.
+    #[arg(long)]
+    always_transcode: bool,
     /// Direction legato writes in its own SDP.
     #[arg(long, value_enum)]
     direction: Option<DirectionArg>,
@@ -706,6 +710,9 @@ async fn leg(
             }
             if args.strict_source {
                 params = params.strict_source(true);
+            }
+            if args.always_transcode {
+                params = params.always_transcode(true);
             }
             if let Some(value) = args.direction {
                 params = params.local_direction(value.into());

@@ -8,7 +8,8 @@ use legato_proto::v1 as pb;
 use crate::engine::EngineEvent;
 use crate::sdp::MediaDirection;
 use crate::session::{
-    Counters, Endpoint, EngineError, EventKind, LegState, LegView, MediaStats, SourceChange,
+    Counters, Endpoint, EngineError, EventKind, LegState, LegView, MediaPath, MediaStats,
+    SourceChange,
 };
 
 pub(crate) fn leg_state(state: LegState) -> pb::LegState {
@@ -186,7 +187,14 @@ pub(crate) fn leg(v: &LegView) -> pb::Leg {
             Some(Endpoint::Conference(id)) => id.to_string(),
             _ => String::new(),
         },
-        transcoding: v.transcoding,
+        transcoding: matches!(v.path, MediaPath::Convert { .. } | MediaPath::Pcm),
+        media_path: match v.path {
+            MediaPath::None => pb::MediaPath::Unspecified,
+            MediaPath::Relay => pb::MediaPath::Relay,
+            MediaPath::Convert { .. } => pb::MediaPath::Convert,
+            MediaPath::Pcm => pb::MediaPath::Pcm,
+        }
+        .into(),
         media_sink_leg_ids: v.sinks.iter().map(|s| s.to_string()).collect(),
         voice_active: false,
         created_at_ms: millis(v.created_at),
@@ -194,6 +202,7 @@ pub(crate) fn leg(v: &LegView) -> pb::Leg {
         counters: Some(counters(&v.counters)),
         description,
         termination_code: u32::from(v.termination_code),
+        playback_id: v.playback.as_deref().unwrap_or_default().to_owned(),
     }
 }
 
@@ -225,6 +234,19 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
             reason: reason.clone(),
         }),
         EventKind::AudioStarted => Kind::AudioStarted(pb::AudioStarted {}),
+        EventKind::PlaybackStarted {
+            playback,
+            duration_ms,
+        } => Kind::PlaybackStarted(pb::PlaybackStarted {
+            playback_id: playback.to_string(),
+            duration_ms: *duration_ms,
+        }),
+        EventKind::PlaybackFinished { playback, error } => {
+            Kind::PlaybackFinished(pb::PlaybackFinished {
+                playback_id: playback.to_string(),
+                error: error.clone().unwrap_or_default(),
+            })
+        }
         EventKind::FirstAudioPacketReceived {
             source,
             payload_type,

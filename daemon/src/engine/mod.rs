@@ -35,7 +35,8 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, IoMode};
 use crate::session::{
-    Endpoint, EngineError, EventKind, LegRequest, LegUpdate, LegView, MediaStats,
+    DigitMode, Endpoint, EngineError, EventKind, Key, LegRequest, LegUpdate, LegView, MediaStats,
+    Player,
 };
 
 pub(crate) use crate::session::{Page, Routed, SessionInfo, SessionLimits};
@@ -313,6 +314,8 @@ pub(crate) enum Command {
     Leg(LegCommand),
     /// Routing between legs (SendMedia, StopMedia).
     Route(RouteCommand),
+    /// Players: tones, prompts, speech (PlayProgressTone, StopPlayback).
+    Play(PlayCommand),
     /// Counters and gauges for a metrics scrape.
     Metrics { reply: Reply<ShardMetrics> },
     /// Hang up every leg, close every socket and end the thread.
@@ -419,6 +422,32 @@ impl From<SessionCommand> for Command {
 impl From<LegCommand> for Command {
     fn from(c: LegCommand) -> Self {
         Self::Leg(c)
+    }
+}
+
+/// Player commands.
+#[derive(Debug)]
+pub(crate) enum PlayCommand {
+    /// `player` becomes leg `leg`'s source (PlayProgressTone).
+    Start {
+        leg: Arc<str>,
+        player: Box<Player>,
+        reply: Reply<Routed>,
+    },
+    /// StopPlayback: whether a player was stopped.
+    Stop { leg: Arc<str>, reply: Reply<bool> },
+    /// SendDigits.
+    Digits {
+        leg: Arc<str>,
+        keys: Vec<Key>,
+        mode: DigitMode,
+        reply: Reply<()>,
+    },
+}
+
+impl From<PlayCommand> for Command {
+    fn from(c: PlayCommand) -> Self {
+        Self::Play(c)
     }
 }
 

@@ -21,7 +21,8 @@ use super::metrics::ShardTotals;
 use super::sys::EventFd;
 use super::{
     Admitted, Backend, Command, CreateLeg, EngineEvent, Io, LegCommand, PacketHandler, Page,
-    RouteCommand, SessionCommand, SessionLimits, Shared, SockId, WARM_BATCH, epoll, uring,
+    PlayCommand, RouteCommand, SessionCommand, SessionLimits, Shared, SockId, WARM_BATCH, epoll,
+    uring,
 };
 use super::{SendTo, TxQueue};
 use crate::session::{
@@ -359,7 +360,8 @@ impl Shard {
     /// Runs the media clock's due ticks (a bounded number after a stall).
     fn media_ticks(&mut self, now: Instant) {
         while let Some(tick) = self.legs.clock.due(now) {
-            self.legs.media_tick(tick, now, &mut self.tx);
+            self.legs
+                .media_tick(tick, now, &mut self.tx, &mut self.events);
         }
     }
 
@@ -415,6 +417,7 @@ impl Shard {
             Command::Session(c) => self.handle_session_command(c, now),
             Command::Leg(c) => self.handle_leg_command(c, now),
             Command::Route(c) => self.handle_route_command(c, now),
+            Command::Play(c) => self.handle_play_command(c, now),
             Command::Metrics { reply } => {
                 let legs = self.legs.slots.iter().flatten();
                 let legs = legs.map(|s| (s.leg.state(), &s.leg.counters));
@@ -557,6 +560,28 @@ impl Shard {
             }
             RouteCommand::CheckConference { id, reply } => {
                 let _ = reply.send(self.legs.find_conference(&id).map(drop));
+            }
+        }
+    }
+
+    fn handle_play_command(&mut self, command: PlayCommand, now: Instant) {
+        match command {
+            PlayCommand::Start { leg, player, reply } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.play(&leg, *player));
+            }
+            PlayCommand::Stop { leg, reply } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.stop_playback(&leg));
+            }
+            PlayCommand::Digits {
+                leg,
+                keys,
+                mode,
+                reply,
+            } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.send_digits(&leg, keys, mode));
             }
         }
     }

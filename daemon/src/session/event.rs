@@ -54,6 +54,18 @@ pub(crate) enum EventKind {
     MediaStatistics(Box<super::MediaStats>),
     /// A leg's final statistics, when it is torn down (CallEvents.Statistics).
     Statistics(Box<super::MediaStats>),
+    /// A player's first frame went to the leg (CallEvents.PlaybackStarted);
+    /// `duration_ms` 0 when it plays until stopped.
+    PlaybackStarted {
+        playback: Arc<str>,
+        duration_ms: u64,
+    },
+    /// A player ended on its own, or could not play (`error`)
+    /// (CallEvents.PlaybackFinished). Not raised by StopPlayback.
+    PlaybackFinished {
+        playback: Arc<str>,
+        error: Option<String>,
+    },
     /// The leg's RTP source (and destination) changed (RTP latching).
     MediaSourceChanged {
         old: Option<SocketAddr>,

@@ -10,8 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use legato_dsp::codec::g711::Law;
+
 use crate::rtp::RtpHeader;
-use crate::sdp::{self, CodecSpec, LocalParams, MediaDirection, Negotiated};
+use crate::sdp::{self, CodecKind, CodecSpec, LocalParams, MediaDirection, Negotiated};
 
 use smallvec::SmallVec;
 
@@ -133,9 +135,36 @@ pub(crate) enum PacketKind {
     TelephoneEvent,
 }
 
+/// How a leg gets its source's audio; chosen by `Legs::replan` whenever
+/// routing, codecs or options change, never per packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum MediaPath {
+    /// No source.
+    #[default]
+    None,
+    /// Packets forwarded as they are (same codec and packet duration).
+    Relay,
+    /// Packets forwarded with every G.711 code mapped to the sink's law
+    /// (µ-law ↔ A-law, same packet duration): transcoding at the relay's
+    /// cost, with no jitter buffer and no added delay.
+    Convert { from: Law, to: Law },
+    /// Decoded through a jitter buffer, mixed or resampled, re-encoded on
+    /// the media clock.
+    Pcm,
+}
+
+impl MediaPath {
+    /// Whether the source's packets reach the leg on the relay path.
+    pub(crate) fn is_relayed(self) -> bool {
+        matches!(self, Self::Relay | Self::Convert { .. })
+    }
+}
+
 /// Where and how to send one relayed packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ForwardPlan {
+    /// The G.711 law conversion its payload needs, if any.
+    pub(crate) convert: Option<(Law, Law)>,
     pub(crate) destination: SocketAddr,
     pub(crate) marker: bool,
     pub(crate) payload_type: u8,
@@ -248,8 +277,10 @@ pub(crate) struct LegView {
     pub(crate) on_hold: bool,
     pub(crate) source: Option<Endpoint>,
     pub(crate) sinks: Vec<Arc<str>>,
-    /// The source reaches the leg through the PCM path.
-    pub(crate) transcoding: bool,
+    /// How the source reaches the leg.
+    pub(crate) path: MediaPath,
+    /// The playback the leg hears, if its source is a player.
+    pub(crate) playback: Option<Arc<str>>,
     pub(crate) created_at: SystemTime,
     pub(crate) connected_at: Option<SystemTime>,
     pub(crate) counters: Counters,
@@ -302,10 +333,16 @@ pub(crate) struct Leg {
     /// Payload type of the audio format being received: the fast check of
     /// every packet.
     receive_pt: u8,
-    /// Whether this leg's source is relayed packet by packet (same codec
-    /// and packet duration); otherwise the PCM path feeds it. Set by
+    /// How this leg's source reaches it: relayed packet by packet (as they
+    /// are or G.711-converted) or through the PCM path. Set by
     /// `Legs::replan`.
-    pub(crate) relayed: bool,
+    pub(crate) path: MediaPath,
+    /// Audio sent to this leg always takes the PCM path (the controller's
+    /// `always_transcode`).
+    pub(crate) always_transcode: bool,
+    /// SendDigits keys are being played: the leg's send side must exist
+    /// (the PCM path, even with no source) until they are over.
+    pub(crate) sending_digits: bool,
     /// Whether any of `sinks` is relayed (else the relay loop is skipped:
     /// every sink gets this leg's audio through the PCM path). Set by
     /// `Legs::replan`.
@@ -367,6 +404,8 @@ pub(crate) struct LegRequest {
     pub(crate) local_direction: MediaDirection,
     /// Packet duration to ask for (`a=ptime`), in ms: 10, 20, ..., 60.
     pub(crate) ptime: u32,
+    /// Audio sent to the leg always takes the PCM path.
+    pub(crate) always_transcode: bool,
 }
 
 /// Arguments of [`Leg::new`]: the request plus what the engine assigned.
@@ -442,7 +481,9 @@ impl Leg {
             counters: Counters::default(),
             source: None,
             sinks: SmallVec::new(),
-            relayed: false,
+            path: MediaPath::None,
+            always_transcode: request.always_transcode,
+            sending_digits: false,
             relays: false,
             receive_pt: u8::MAX,
             receive_codec: None,
@@ -1361,10 +1402,25 @@ impl Leg {
         kind: PacketKind,
         codec: Option<CodecSpec>,
     ) -> Option<ForwardPlan> {
-        if !self.relayed {
-            return None;
+        match self.path {
+            MediaPath::Relay => self.plan_send(now, source, header, kind, codec),
+            MediaPath::Convert { from, to } => {
+                if kind == PacketKind::TelephoneEvent {
+                    return self.plan_send(now, source, header, kind, codec);
+                }
+                // Only the law the plan was made for is converted; after a
+                // switch the first packets wait for the re-plan.
+                if codec.and_then(|c| law_of(c.kind)) != Some(from) {
+                    self.counters.unsendable_payload_packets += 1;
+                    return None;
+                }
+                let own = self.codec();
+                let mut plan = self.plan_send(now, source, header, kind, own)?;
+                plan.convert = Some((from, to));
+                Some(plan)
+            }
+            MediaPath::None | MediaPath::Pcm => None,
         }
-        self.plan_send(now, source, header, kind, codec)
     }
 
     /// Plans sending a packet the PCM path made for this leg (in its own
@@ -1421,6 +1477,7 @@ impl Leg {
         let r = self.out.map(now, source, header, clock_rate);
         self.rtcp.on_rtp_sent(now, r.timestamp, header.payload_len);
         Some(ForwardPlan {
+            convert: None,
             destination,
             marker: r.marker && kind == PacketKind::Audio || header.marker,
             payload_type,
@@ -1428,6 +1485,18 @@ impl Leg {
             timestamp: r.timestamp,
             ssrc: self.out.ssrc,
         })
+    }
+
+    /// Whether packets routed to this leg are sent to its remote party now
+    /// (EARLY_MEDIA or CONNECTED, media negotiated, not on hold either way):
+    /// the cheap form of [`Leg::held_back_reason`].
+    pub(crate) fn can_send(&self) -> bool {
+        matches!(self.state, LegState::EarlyMedia | LegState::Connected)
+            && self.media.as_ref().is_some_and(|media| {
+                !media.remote_on_hold_address
+                    && media.remote_direction.receives()
+                    && media.local_direction.sends()
+            })
     }
 
     /// Why packets routed to this leg are not sent to its remote party now,
@@ -1495,7 +1564,12 @@ impl Leg {
             remote_direction: self.media.as_ref().map(|m| m.remote_direction),
             local_direction: self.local.direction,
             on_hold: self.on_hold,
-            transcoding: self.source.is_some() && !self.relayed,
+            path: if self.source.is_some() {
+                self.path
+            } else {
+                MediaPath::None
+            },
+            playback: None,
             source,
             sinks: self.sinks.iter().filter_map(|&s| names(s)).collect(),
             created_at: self.created_at,
@@ -1512,4 +1586,13 @@ enum PendingChange {
     Keep,
     Clear,
     Set(PendingOffer),
+}
+
+/// The G.711 law of a codec, if it is G.711.
+pub(crate) fn law_of(kind: CodecKind) -> Option<Law> {
+    match kind {
+        CodecKind::Pcmu => Some(Law::Ulaw),
+        CodecKind::Pcma => Some(Law::Alaw),
+        _ => None,
+    }
 }

@@ -108,8 +108,10 @@ impl<S, C> Legs<S, C> {
             Some(Source::Conference(c)) => self
                 .conference(c)
                 .map(|c| Endpoint::Conference(c.id.clone())),
-            None => None,
+            Some(Source::Player) | None => None,
         };
-        Some(entry.leg.view(source, |other| self.name(other)))
+        let mut view = entry.leg.view(source, |other| self.name(other));
+        view.playback = entry.media.player.as_ref().map(|p| p.id.clone());
+        Some(view)
     }
 }

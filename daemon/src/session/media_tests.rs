@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use legato_dsp::codec::g711::{alaw_to_linear, linear_to_ulaw};
+use legato_dsp::codec::g711::{self, Law, alaw_to_linear, linear_to_ulaw};
 
 use super::media::{Endpoint, MediaClock};
 use super::tests::{ALLOCATIONS, ARMED, Events, LIVE_BYTES, connect, params};
@@ -42,23 +42,37 @@ fn offer(port: u16, formats: &str) -> String {
 impl Harness {
     /// Connected legs "l0", "l1"... offering `formats` each.
     fn new(formats: &[&str]) -> Self {
+        Self::with(formats, false)
+    }
+
+    /// As [`Harness::new`], every leg asking for `always_transcode`.
+    fn transcoding(formats: &[&str]) -> Self {
+        Self::with(formats, true)
+    }
+
+    /// `formats` starting with "out:" make an outgoing leg whose peer
+    /// answers with the formats after it.
+    fn with(formats: &[&str], always_transcode: bool) -> Self {
         let t0 = Instant::now();
         let mut legs = Legs::new(t0, SystemTime::now());
         let mut events = Events::new();
         for (i, f) in formats.iter().enumerate() {
+            let answer = f.strip_prefix("out:");
+            let f = answer.unwrap_or(f);
             let (mut leg, _) = Leg::new(
                 NewLeg {
                     id: format!("l{i}").into(),
                     session: Arc::from("s"),
                     request: LegRequest {
-                        incoming: true,
+                        incoming: answer.is_none(),
                         metadata: Metadata::default(),
-                        remote_offer: Some(offer(remote(i).port(), f)),
+                        remote_offer: answer.is_none().then(|| offer(remote(i).port(), f)),
                         codecs: vec![PCMU, PCMA, G722, OPUS],
                         rtcp_mux: true,
                         strict_source: false,
                         local_direction: MediaDirection::SendRecv,
                         ptime: 20,
+                        always_transcode,
                     },
                     advertised: "127.0.0.1".parse().unwrap(),
                     rtp_port: 30_000 + 2 * i as u16,
@@ -70,6 +84,14 @@ impl Harness {
                 SystemTime::now(),
             )
             .unwrap();
+            if answer.is_some() {
+                let update = LegUpdate {
+                    remote_sdp: Some((false, offer(remote(i).port(), f))),
+                    ..LegUpdate::default()
+                };
+                leg.update(update, t0, SystemTime::now(), &mut events)
+                    .unwrap();
+            }
             connect(&mut leg, t0, &mut events);
             legs.by_id.insert(leg.id.clone(), i as u32);
             legs.slots.push(Some(LegSlot {
@@ -115,7 +137,8 @@ impl Harness {
     fn run_until(&mut self, t: Instant) {
         while let Some(tick) = self.legs.clock.due(t) {
             let at = self.legs.clock.next_deadline().min(t);
-            self.legs.media_tick(tick, at, &mut self.tx);
+            self.legs
+                .media_tick(tick, at, &mut self.tx, &mut self.events);
             self.drain();
         }
     }
@@ -143,6 +166,18 @@ fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     p[8..12].copy_from_slice(&ssrc.to_be_bytes());
     p.extend_from_slice(payload);
     p
+}
+
+/// Share of the power of 8 kHz `pcm` at `hz` (1 for a pure tone there).
+fn tone_share(pcm: &[i16], hz: f64) -> f64 {
+    let (mut re, mut im, mut total) = (0.0f64, 0.0f64, 0.0f64);
+    for (n, &s) in pcm.iter().enumerate() {
+        let w = 2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0;
+        re += f64::from(s) * w.cos();
+        im += f64::from(s) * w.sin();
+        total += f64::from(s) * f64::from(s);
+    }
+    2.0 * (re * re + im * im) / (pcm.len() as f64 * total.max(1.0))
 }
 
 fn tone_ulaw(start: usize, n: usize, hz: f64) -> Vec<u8> {
@@ -180,11 +215,14 @@ fn media_clock_is_drift_free_and_catches_up_a_bounded_number_of_ticks() {
 /// and (after the first ticks) no allocation at all.
 #[test]
 fn transcoding_runs_without_allocation() {
-    let mut h = Harness::new(&["0 101", "8 101"]);
+    let mut h = Harness::transcoding(&["0 101", "8 101"]);
     h.legs
         .route(&Harness::leg(0), &Harness::leg(1), 0.0)
         .unwrap();
-    assert!(h.legs.get(1).unwrap().leg.view(None, |_| None).transcoding);
+    assert_eq!(
+        h.legs.get(1).unwrap().leg.view(None, |_| None).path,
+        MediaPath::Pcm
+    );
     let t0 = h.t0;
     let mut sent_by_b = 0;
     for i in 0..3000usize {
@@ -230,14 +268,331 @@ fn transcoding_runs_without_allocation() {
         .iter()
         .flat_map(|p| p[12..].iter().map(|&b| alaw_to_linear(b)))
         .collect();
-    let (mut at, mut total) = (0.0f64, 0.0f64);
-    for (n, &s) in pcm.iter().enumerate() {
-        let w = 2.0 * std::f64::consts::PI * 1000.0 * n as f64 / 8000.0;
-        at += f64::from(s) * w.sin();
-        total += f64::from(s) * f64::from(s);
-    }
-    let share = 2.0 * at * at / (pcm.len() as f64 * total);
+    let share = tone_share(&pcm, 1000.0);
     assert!(share > 0.9, "1 kHz share {share}");
+}
+
+/// PCMU → PCMA with telephone-event on both sides: every packet is
+/// forwarded at once with each code mapped (exactly decode + encode),
+/// digits pass through under the sink's payload type, nothing allocates.
+/// Without telephone-event on the sink, or with `always_transcode`, the
+/// PCM path takes over (it plays the digits in-band); a peer switching to
+/// the sink's law is relayed as is.
+#[test]
+fn g711_law_conversion_on_the_relay_path() {
+    let path = |h: &Harness| h.legs.get(1).unwrap().leg.view(None, |_| None).path;
+    let mut h = Harness::new(&["out:0 8 101", "8 101"]);
+    h.legs
+        .route(&Harness::leg(0), &Harness::leg(1), 0.0)
+        .unwrap();
+    assert_eq!(
+        path(&h),
+        MediaPath::Convert {
+            from: Law::Ulaw,
+            to: Law::Alaw
+        }
+    );
+    let t0 = h.t0;
+    let mut sent = Vec::new();
+    for i in 0..400usize {
+        let at = t0 + Duration::from_millis(20 * i as u64 + 3);
+        let payload = tone_ulaw(i * 160, 160, 700.0);
+        let p = rtp_packet(0, 1000 + i as u16, (i * 160) as u32, 0xabc, &payload);
+        if i == 100 {
+            h.quiet = true;
+            ALLOCATIONS.store(0, Ordering::Relaxed);
+        }
+        ARMED.with(|a| a.set(i >= 100));
+        h.receive(at, 0, &p);
+        h.run_until(at + Duration::from_millis(10));
+        ARMED.with(|a| a.set(false));
+        if i < 100 {
+            // Forwarded by the packet itself, not by a tick.
+            let (to, out) = h.sent.last().expect("forwarded at once").clone();
+            assert_eq!(to, remote(1));
+            sent.push((payload, out));
+        }
+    }
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "allocations");
+    assert_eq!(sent.len(), 100);
+    for (i, (payload, out)) in sent.iter().enumerate() {
+        assert_eq!(out[1] & 0x7f, 8, "PCMA payload type");
+        let mut expect = payload.clone();
+        g711::convert_in_place(Law::Ulaw, Law::Alaw, &mut expect);
+        assert_eq!(&out[12..], &expect[..], "packet {i}");
+        let seq = u16::from_be_bytes([out[2], out[3]]);
+        let first = u16::from_be_bytes([sent[0].1[2], sent[0].1[3]]);
+        assert_eq!(seq, first.wrapping_add(i as u16));
+    }
+    // A digit: forwarded under the sink's telephone-event type (101).
+    h.quiet = false;
+    h.sent.clear();
+    let at = t0 + Duration::from_millis(20 * 400 + 3);
+    h.receive(
+        at,
+        0,
+        &rtp_packet(101, 1400, 400 * 160, 0xabc, &[5, 0x0a, 0, 160]),
+    );
+    let (_, digit) = h.sent.last().expect("digit forwarded");
+    assert_eq!(
+        (digit[1] & 0x7f, &digit[12..]),
+        (101, &[5, 0x0a, 0, 160][..])
+    );
+
+    // The peer switches to PCMA: after the re-plan, relayed as is.
+    let mut now = at;
+    for i in 0..5usize {
+        now += Duration::from_millis(20);
+        let p = rtp_packet(
+            8,
+            1401 + i as u16,
+            (401 + i as u32) * 160,
+            0xabc,
+            &[0x55; 160],
+        );
+        h.receive(now, 0, &p);
+        if h.legs.get_mut(0).unwrap().leg.take_format_change() {
+            h.legs.replan();
+        }
+    }
+    assert_eq!(path(&h), MediaPath::Relay);
+    let (_, last) = h.sent.last().unwrap();
+    assert_eq!((last[1] & 0x7f, &last[12..]), (8, &[0x55; 160][..]));
+
+    // No telephone-event on the sink: the PCM path (digits in-band).
+    let mut h = Harness::new(&["0 101", "8"]);
+    h.legs
+        .route(&Harness::leg(0), &Harness::leg(1), 0.0)
+        .unwrap();
+    assert_eq!(path(&h), MediaPath::Pcm);
+    // The sink asked for the PCM path.
+    let mut h = Harness::transcoding(&["0", "8"]);
+    h.legs
+        .route(&Harness::leg(0), &Harness::leg(1), 0.0)
+        .unwrap();
+    assert_eq!(path(&h), MediaPath::Pcm);
+    // Without digits anywhere, conversion.
+    let mut h = Harness::new(&["8", "0"]);
+    h.legs
+        .route(&Harness::leg(0), &Harness::leg(1), 0.0)
+        .unwrap();
+    assert_eq!(
+        path(&h),
+        MediaPath::Convert {
+            from: Law::Alaw,
+            to: Law::Ulaw
+        }
+    );
+}
+
+/// A progress tone played into a connected PCMA leg on the virtual clock:
+/// one packet per tick, the tone's 425 Hz in them, PlaybackStarted once,
+/// nothing allocated per tick; StopPlayback silences the leg at once.
+#[test]
+fn a_tone_player_is_a_source_on_the_media_clock() {
+    use legato_dsp::tone::{Country, ProgressTone};
+    let mut h = Harness::new(&["8 101"]);
+    let player = Player::tone("p1".into(), Country::De, ProgressTone::Dial).unwrap();
+    let routed = h.legs.play("l0", player).unwrap();
+    assert!(routed.replaced.is_none() && routed.held_back.is_none());
+    let view = h.legs.view(0).unwrap();
+    assert_eq!(view.playback.as_deref(), Some("p1"));
+    assert_eq!(view.path, MediaPath::Pcm);
+    let t0 = h.t0;
+    for i in 1..=250u64 {
+        if i == 50 {
+            h.quiet = true;
+            ALLOCATIONS.store(0, Ordering::Relaxed);
+            ARMED.with(|a| a.set(true));
+        }
+        h.run_until(t0 + Duration::from_millis(20 * i + 1));
+    }
+    ARMED.with(|a| a.set(false));
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "allocations per tick"
+    );
+    let out: Vec<&Vec<u8>> = h
+        .sent
+        .iter()
+        .filter(|(to, _)| *to == remote(0))
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        (48..=52).contains(&out.len()),
+        "{} packets in 1 s",
+        out.len()
+    );
+    assert!(out.iter().all(|p| p[1] & 0x7f == 8));
+    let pcm: Vec<i16> = out[1..]
+        .iter()
+        .flat_map(|p| p[12..].iter().map(|&b| alaw_to_linear(b)))
+        .collect();
+    let share = tone_share(&pcm, 425.0);
+    assert!(share > 0.9, "425 Hz share {share}");
+    let started: Vec<_> = h
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, EventKind::PlaybackStarted { .. }))
+        .collect();
+    assert_eq!(started.len(), 1);
+    // Stopped: no more packets, no PlaybackFinished.
+    assert!(h.legs.stop_playback("l0").unwrap());
+    assert!(!h.legs.stop_playback("l0").unwrap());
+    h.quiet = false;
+    h.sent.clear();
+    h.run_until(t0 + Duration::from_millis(20 * 300));
+    assert!(h.sent.is_empty(), "{} packets after the stop", h.sent.len());
+    assert!(
+        !h.events
+            .iter()
+            .any(|(_, e)| matches!(e, EventKind::PlaybackFinished { .. }))
+    );
+    assert_eq!(h.legs.view(0).unwrap().playback, None);
+}
+
+/// A player waits while its leg cannot send (here the peer put the call
+/// on hold with `a=sendonly`): no packet and no PlaybackStarted.
+#[test]
+fn a_player_waits_for_a_leg_that_cannot_send() {
+    use legato_dsp::tone::{Country, ProgressTone};
+    let mut h = Harness::new(&["0"]);
+    let hold = LegUpdate {
+        remote_sdp: Some((
+            true,
+            offer(remote(0).port(), "0").replace("a=sendrecv", "a=sendonly"),
+        )),
+        ..LegUpdate::default()
+    };
+    h.legs
+        .get_mut(0)
+        .unwrap()
+        .leg
+        .update(hold, h.t0, SystemTime::now(), &mut h.events)
+        .unwrap();
+    let player = Player::tone("p".into(), Country::Us, ProgressTone::Ringback).unwrap();
+    let routed = h.legs.play("l0", player).unwrap();
+    assert!(routed.held_back.is_some());
+    h.run_until(h.t0 + Duration::from_millis(500));
+    assert!(h.sent.is_empty());
+    assert!(
+        !h.events
+            .iter()
+            .any(|(_, e)| matches!(e, EventKind::PlaybackStarted { .. }))
+    );
+}
+
+/// SendDigits on a relayed leg with telephone-event: the leg moves to the
+/// PCM path, sends each digit as RFC 4733 events (one start timestamp,
+/// duration 100 ms = 800, three end packets) in its one outgoing stream,
+/// then returns to the relay. On a leg without telephone-event the digits
+/// go in-band, and legato-dsp's detector reads them back.
+#[test]
+fn send_digits_as_events_then_in_band() {
+    use legato_dsp::dtmf::{Digit, DtmfDetector, DtmfDetectorConfig, DtmfEvent};
+    let key = |c: char| Key {
+        digit: Digit::from_char(c),
+        on_ms: 100,
+        off_ms: 100,
+        events: false,
+    };
+    let mut h = Harness::new(&["0 101", "0 101"]);
+    h.legs
+        .route(&Harness::leg(0), &Harness::leg(1), 0.0)
+        .unwrap();
+    assert_eq!(h.legs.view(1).unwrap().path, MediaPath::Relay);
+    h.legs
+        .send_digits("l1", vec![key('1'), key(','), key('#')], DigitMode::Auto)
+        .unwrap();
+    assert_eq!(h.legs.view(1).unwrap().path, MediaPath::Pcm);
+    let t0 = h.t0;
+    for i in 1..=75u64 {
+        h.run_until(t0 + Duration::from_millis(20 * i + 1));
+    }
+    assert_eq!(h.legs.view(1).unwrap().path, MediaPath::Relay, "back");
+    let out: Vec<&Vec<u8>> = h
+        .sent
+        .iter()
+        .filter(|(to, _)| *to == remote(1))
+        .map(|(_, p)| p)
+        .collect();
+    let ssrc = &out[0][8..12];
+    assert!(out.iter().all(|p| &p[8..12] == ssrc), "one SSRC");
+    for w in out.windows(2) {
+        let (a, b) = (
+            u16::from_be_bytes([w[0][2], w[0][3]]),
+            u16::from_be_bytes([w[1][2], w[1][3]]),
+        );
+        assert_eq!(b, a.wrapping_add(1), "continuous sequence");
+    }
+    let events: Vec<(u8, bool, u16, u32)> = out
+        .iter()
+        .filter(|p| p[1] & 0x7f == 101)
+        .map(|p| {
+            (
+                p[12],
+                p[13] & 0x80 != 0,
+                u16::from_be_bytes([p[14], p[15]]),
+                u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+            )
+        })
+        .collect();
+    let ends: Vec<_> = events.iter().filter(|e| e.1).collect();
+    assert_eq!(ends.len(), 6, "three end packets per digit: {events:?}");
+    assert!(ends[..3].iter().all(|e| e.0 == 1 && e.2 == 800));
+    assert!(ends[3..].iter().all(|e| e.0 == 11 && e.2 == 800));
+    for code in [1u8, 11] {
+        let stamps: Vec<u32> = events.iter().filter(|e| e.0 == code).map(|e| e.3).collect();
+        assert!(
+            stamps.windows(2).all(|w| w[0] == w[1]),
+            "{code}: one timestamp"
+        );
+    }
+    let (t1, t2) = (
+        events.iter().find(|e| e.0 == 1).unwrap().3,
+        events.iter().find(|e| e.0 == 11).unwrap().3,
+    );
+    // 100 ms tone + 100 ms pause + 500 ms for ','.
+    assert_eq!(t2.wrapping_sub(t1), 5600, "digit spacing");
+
+    // Without telephone-event: in-band, read back by the detector.
+    let mut h = Harness::new(&["8"]);
+    h.legs
+        .send_digits(
+            "l0",
+            vec![key('1'), key('5'), key('9'), key('#')],
+            DigitMode::Auto,
+        )
+        .unwrap();
+    let err = h
+        .legs
+        .send_digits("l0", vec![key('1')], DigitMode::Rfc4733)
+        .unwrap_err();
+    assert!(matches!(err, EngineError::FailedPrecondition(_)), "{err:?}");
+    for i in 1..=60u64 {
+        h.run_until(h.t0 + Duration::from_millis(20 * i + 1));
+    }
+    let pcm: Vec<i16> = h
+        .sent
+        .iter()
+        .filter(|(to, _)| *to == remote(0))
+        .flat_map(|(_, p)| p[12..].iter().map(|&b| alaw_to_linear(b)))
+        .collect();
+    let mut detector = DtmfDetector::new(DtmfDetectorConfig::default()).unwrap();
+    detector.handle_samples(&pcm);
+    let mut read = String::new();
+    while let Some(e) = detector.poll_event() {
+        if let DtmfEvent::Started { digit, .. } = e {
+            read.push(digit.to_char());
+        }
+    }
+    assert_eq!(read, "159#");
+    // Done: no send side left on a leg with no source.
+    assert_eq!(h.legs.view(0).unwrap().path, MediaPath::None);
+    let sent = h.sent.len();
+    h.run_until(h.t0 + Duration::from_millis(2000));
+    assert_eq!(h.sent.len(), sent, "silent once the digits are over");
 }
 
 /// A sender with 5 % loss, up to 40 ms of jitter, 1 % reordering and a
@@ -246,7 +601,7 @@ fn transcoding_runs_without_allocation() {
 /// bounds, and it returns to its floor once the impairment ends.
 #[test]
 fn impaired_sender_on_a_virtual_clock() {
-    let mut h = Harness::new(&["0 101", "8 101"]);
+    let mut h = Harness::transcoding(&["0 101", "8 101"]);
     h.legs
         .route(&Harness::leg(0), &Harness::leg(1), 0.0)
         .unwrap();

@@ -21,14 +21,16 @@ mod tests;
 pub(crate) use error::EngineError;
 pub(crate) use event::{EventKind, EventSink};
 pub(crate) use leg::{
-    Counters, KernelFilter, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, Metadata,
-    NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,
+    Counters, KernelFilter, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, MediaPath,
+    Metadata, NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,
 };
 pub(crate) use legs::{LegSlot, Legs};
-pub(crate) use media::{Endpoint, LegMedia, MediaClock};
+pub(crate) use media::{
+    DIGIT_COMMA_MS, Endpoint, Key, LegMedia, MediaClock, Player, tone_by_name, tone_name,
+};
 pub(crate) use registry::{Page, SessionInfo, SessionLimits, Sessions};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};
-pub(crate) use routing::Routed;
+pub(crate) use routing::{DigitMode, MAX_QUEUED_KEYS, Routed};
 pub(crate) use rtcp::MAX_COMPOUND_LEN;
 pub(crate) use stats::{JitterBufferStats, MediaStats};
 #[cfg(test)]

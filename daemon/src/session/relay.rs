@@ -1,13 +1,16 @@
 //! The relay fast path: a received datagram is validated, accounted on its
 //! leg (RTP counters, RTCP reception statistics) and forwarded to every
 //! relayed sink of that leg with payload type, SSRC, sequence number and
-//! timestamp rewritten; when the leg also feeds the PCM path, the packet is
+//! timestamp rewritten (and, towards a sink using the other G.711 law,
+//! every payload byte mapped through a 256-entry table); when the leg also feeds the PCM path, the packet is
 //! stored in its receive side's jitter buffer too. It runs once per packet,
 //! so it takes no lock, makes no allocation and no syscall: sends go into
 //! the engine's transmit queue through [`Transmit`].
 
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use legato_dsp::codec::g711;
 
 use super::legs::Legs;
 use super::{EventSink, PacketKind};
@@ -148,7 +151,9 @@ fn relay<S: Copy, C, T: Transmit<Handle = S>>(
     if !entry.leg.relays {
         return;
     }
-    let codec = entry.leg.codec();
+    // What the peer sends now: the negotiated codec, or the one of the
+    // exchange it switched to.
+    let codec = entry.leg.codec().map(|_| entry.leg.receive_codec());
     let sinks = entry.leg.sinks.len();
     for i in 0..sinks {
         let Some(sink_slot) = legs.get(slot).and_then(|e| e.leg.sinks.get(i).copied()) else {
@@ -163,6 +168,12 @@ fn relay<S: Copy, C, T: Transmit<Handle = S>>(
         let sent = tx.push(sink.send, plan.destination, data.len(), |buf| {
             buf.copy_from_slice(data);
             plan.stamp(buf);
+            if let Some((from, to)) = plan.convert
+                && let Some(payload) =
+                    buf.get_mut(header.payload_offset..header.payload_offset + header.payload_len)
+            {
+                g711::convert_in_place(from, to, payload);
+            }
         });
         sink.leg.counters.count_send(sent, data.len());
     }

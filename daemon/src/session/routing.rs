@@ -13,8 +13,20 @@ use legato_dsp::mix::Gain;
 use legato_dsp::time::ClockRate;
 
 use super::EngineError;
-use super::legs::Legs;
-use super::media::{Conference, Endpoint, MAX_CONFERENCES, MAX_MEMBERS, Source};
+use super::legs::{LegSlot, Legs};
+use super::media::{Conference, Endpoint, Key, MAX_CONFERENCES, MAX_MEMBERS, Player, Source};
+
+/// Most SendDigits keys one leg may have waiting.
+pub(crate) const MAX_QUEUED_KEYS: usize = 256;
+
+/// How SendDigits sends its digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DigitMode {
+    /// RFC 4733 when the leg negotiated telephone-event, else in-band.
+    Auto,
+    Rfc4733,
+    InBand,
+}
 
 /// The outcome of SendMedia.
 #[derive(Clone, Debug)]
@@ -99,6 +111,92 @@ impl<S: Copy, C> Legs<S, C> {
         Ok(())
     }
 
+    /// StartPlayback, Say, PlayProgressTone: `player` becomes the source of
+    /// leg `leg`, replacing what it heard (returned as `replaced` when that
+    /// was a leg or conference; a replaced player ends without an event).
+    pub(crate) fn play(&mut self, leg: &str, player: Player) -> Result<Routed, EngineError> {
+        let slot = self.find(leg)?;
+        let entry = self.media_ready(slot, leg)?;
+        let held_back = entry.leg.held_back_reason();
+        let replaced = self.clear_source(slot);
+        if let Some(entry) = self.get_mut(slot) {
+            entry.leg.source = Some(Source::Player);
+            entry.media.player = Some(Box::new(player));
+            entry.leg.reset_out_source();
+        }
+        self.replan();
+        Ok(Routed {
+            replaced,
+            held_back,
+        })
+    }
+
+    /// SendDigits: queues `keys` on leg `leg`'s send side, as RFC 4733
+    /// events or in-band tones per `mode`. The leg takes the PCM path
+    /// until they are over (a relayed leg returns to the relay after).
+    pub(crate) fn send_digits(
+        &mut self,
+        leg: &str,
+        mut keys: Vec<Key>,
+        mode: DigitMode,
+    ) -> Result<(), EngineError> {
+        let slot = self.find(leg)?;
+        let entry = self.media_ready(slot, leg)?;
+        let has_events = entry.leg.telephone_event_rate().is_some();
+        let events = match mode {
+            DigitMode::Auto => has_events,
+            DigitMode::InBand => false,
+            DigitMode::Rfc4733 if has_events => true,
+            DigitMode::Rfc4733 => {
+                return Err(EngineError::FailedPrecondition(format!(
+                    "leg '{leg}' negotiated no telephone-event: send its digits IN_BAND or AUTO"
+                )));
+            }
+        };
+        for key in &mut keys {
+            key.events = events;
+        }
+        let was_sending = entry.leg.sending_digits;
+        if let Some(entry) = self.get_mut(slot) {
+            entry.leg.sending_digits = true;
+        }
+        if !was_sending {
+            self.replan();
+        }
+        let queued = self
+            .get_mut(slot)
+            .and_then(|e| e.media.tx.as_mut())
+            .map(|tx| tx.queue_keys(&keys, MAX_QUEUED_KEYS));
+        match queued {
+            Some(true) => Ok(()),
+            Some(false) => Err(EngineError::ResourceExhausted(format!(
+                "leg '{leg}' has digits waiting already: at most {MAX_QUEUED_KEYS} at once"
+            ))),
+            None => {
+                if let Some(entry) = self.get_mut(slot) {
+                    entry.leg.sending_digits = false;
+                }
+                self.replan();
+                Err(EngineError::FailedPrecondition(format!(
+                    "leg '{leg}' cannot send audio in its codec"
+                )))
+            }
+        }
+    }
+
+    /// StopPlayback: ends the player of leg `leg`, if it has one, with no
+    /// event; the leg then hears nothing until routed again. Whether a
+    /// player was stopped.
+    pub(crate) fn stop_playback(&mut self, leg: &str) -> Result<bool, EngineError> {
+        let slot = self.find(leg)?;
+        if self.source_of(slot) != Some(Source::Player) {
+            return Ok(false);
+        }
+        self.clear_source(slot);
+        self.replan();
+        Ok(true)
+    }
+
     fn source_of(&self, slot: u32) -> Option<Source> {
         self.get(slot).and_then(|e| e.leg.source)
     }
@@ -119,18 +217,8 @@ impl<S: Copy, C> Legs<S, C> {
                 "legs '{from}' and '{to}' belong to different sessions"
             )));
         }
-        for (name, slot) in [(from, source), (to, sink)] {
-            if slot.leg.is_terminated() {
-                return Err(EngineError::FailedPrecondition(format!(
-                    "leg '{name}' is terminated"
-                )));
-            }
-            if slot.leg.codec().is_none() {
-                return Err(EngineError::FailedPrecondition(format!(
-                    "leg '{name}' has no negotiated media yet"
-                )));
-            }
-        }
+        self.media_ready(from_slot, from)?;
+        self.media_ready(to_slot, to)?;
         let held_back = sink.leg.held_back_reason();
         if self.source_of(to_slot) == Some(Source::Leg(from_slot)) {
             return Ok(Routed {
@@ -223,17 +311,26 @@ impl<S: Copy, C> Legs<S, C> {
                 "leg '{leg}' and conference '{conference}' belong to different sessions"
             )));
         }
+        self.media_ready(slot, leg).map(drop)
+    }
+
+    /// The leg in `slot` (named `name`), if it can take part in media: not
+    /// terminated, media negotiated.
+    fn media_ready(&self, slot: u32, name: &str) -> Result<&LegSlot<S, C>, EngineError> {
+        let Some(entry) = self.get(slot) else {
+            return Err(EngineError::NotFound(format!("no such leg '{name}'")));
+        };
         if entry.leg.is_terminated() {
             return Err(EngineError::FailedPrecondition(format!(
-                "leg '{leg}' is terminated"
+                "leg '{name}' is terminated"
             )));
         }
         if entry.leg.codec().is_none() {
             return Err(EngineError::FailedPrecondition(format!(
-                "leg '{leg}' has no negotiated media yet"
+                "leg '{name}' has no negotiated media yet"
             )));
         }
-        Ok(())
+        Ok(entry)
     }
 
     /// Removes the source of leg `slot`, returning what it was.
@@ -254,6 +351,10 @@ impl<S: Copy, C> Legs<S, C> {
                 let conf = self.conferences.get_mut(c as usize)?.as_mut()?;
                 conf.leave(slot, false);
                 Some(Endpoint::Conference(conf.id.clone()))
+            }
+            Source::Player => {
+                self.get_mut(slot)?.media.player = None;
+                None
             }
         }
     }

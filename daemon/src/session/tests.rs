@@ -99,6 +99,7 @@ fn incoming_with(id: &str, remote_port: u16, now: Instant, strict_source: bool) 
                 strict_source,
                 local_direction: MediaDirection::SendRecv,
                 ptime: 20,
+                always_transcode: false,
             },
             advertised: "127.0.0.1".parse().unwrap(),
             rtp_port: 30_000,
@@ -146,7 +147,7 @@ fn relay_path_does_not_allocate() {
     // The shard's own slab and relay path, a routed to b.
     a.sinks.push(1);
     b.source = Some(Source::Leg(0));
-    b.relayed = true;
+    b.path = MediaPath::Relay;
     a.relays = true;
     let mut legs: Legs<SendTo, ()> = Legs::new(now, SystemTime::now());
     for (slot, leg) in [a, b].into_iter().enumerate() {
@@ -255,6 +256,7 @@ fn failed_versus_disconnected() {
                 strict_source: false,
                 local_direction: MediaDirection::SendRecv,
                 ptime: 20,
+                always_transcode: false,
             },
             advertised: "127.0.0.1".parse().unwrap(),
             rtp_port: 30_002,
@@ -492,6 +494,7 @@ fn sdp_pointing_at_legato_is_refused() {
         strict_source: false,
         local_direction: MediaDirection::SendRecv,
         ptime: 20,
+        always_transcode: false,
     };
     let new = |port: u16| {
         Leg::new(

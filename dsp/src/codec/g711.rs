@@ -152,6 +152,21 @@ pub fn convert(from: Law, to: Law, codes: &[u8], out: &mut [u8]) -> Result<usize
     Ok(codes.len())
 }
 
+/// Converts G.711 codes of law `from` into law `to` where they lie, as
+/// [`convert`] does: the relay path rewrites a packet's payload in its
+/// transmit buffer with it, so a µ-law ↔ A-law bridge costs one table load
+/// per byte and no jitter buffer.
+pub fn convert_in_place(from: Law, to: Law, codes: &mut [u8]) {
+    let table = match (from, to) {
+        (Law::Ulaw, Law::Alaw) => &ULAW_TO_ALAW,
+        (Law::Alaw, Law::Ulaw) => &ALAW_TO_ULAW,
+        _ => return,
+    };
+    for c in codes {
+        *c = table[usize::from(*c)];
+    }
+}
+
 /// Decodes `codes` of `law` into `out` (see [`decode_ulaw`],
 /// [`decode_alaw`]).
 pub fn decode(law: Law, codes: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
@@ -515,6 +530,16 @@ mod tests {
         }
         convert(Law::Ulaw, Law::Ulaw, &codes, &mut out).unwrap();
         assert_eq!(&out[..], &codes[..]);
+        for (from, to) in [
+            (Law::Ulaw, Law::Alaw),
+            (Law::Alaw, Law::Ulaw),
+            (Law::Alaw, Law::Alaw),
+        ] {
+            let mut in_place = codes.clone();
+            convert_in_place(from, to, &mut in_place);
+            convert(from, to, &codes, &mut out).unwrap();
+            assert_eq!(&in_place[..], &out[..], "{from:?} -> {to:?}");
+        }
         assert_eq!(
             convert(Law::Alaw, Law::Ulaw, &codes, &mut [0u8; 10]),
             Err(CodecError::OutputTooSmall)

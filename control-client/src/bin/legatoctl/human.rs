@@ -34,8 +34,14 @@ pub(crate) fn leg_line(leg: &proto::Leg) -> String {
     if !leg.media_source_conference_id.is_empty() {
         let _ = write!(line, " conference={}", leg.media_source_conference_id);
     }
-    if leg.transcoding {
-        line.push_str(" transcoding");
+    if !leg.playback_id.is_empty() {
+        let _ = write!(line, " playback={}", leg.playback_id);
+    }
+    match proto::MediaPath::try_from(leg.media_path) {
+        Ok(proto::MediaPath::Convert) => line.push_str(" converting"),
+        Ok(proto::MediaPath::Pcm) => line.push_str(" transcoding"),
+        _ if leg.transcoding => line.push_str(" transcoding"),
+        _ => {}
     }
     if !leg.media_sink_leg_ids.is_empty() {
         let _ = write!(line, " sinks={}", leg.media_sink_leg_ids.join(","));
@@ -102,20 +108,23 @@ pub(crate) fn leg_details(leg: &proto::Leg) -> String {
         format!(
             "source={}{} sinks={}{}",
             optional_text(&leg.media_source_leg_id),
-            if leg.media_source_conference_id.is_empty() {
-                String::new()
-            } else {
+            if !leg.media_source_conference_id.is_empty() {
                 format!(" conference={}", leg.media_source_conference_id)
+            } else if !leg.playback_id.is_empty() {
+                format!(" playback={}", leg.playback_id)
+            } else {
+                String::new()
             },
             if leg.media_sink_leg_ids.is_empty() {
                 "-".to_owned()
             } else {
                 leg.media_sink_leg_ids.join(",")
             },
-            if leg.transcoding {
-                " (transcoding)"
-            } else {
-                ""
+            match proto::MediaPath::try_from(leg.media_path) {
+                Ok(proto::MediaPath::Convert) => " (G.711 law converted per packet)",
+                Ok(proto::MediaPath::Pcm) => " (transcoding)",
+                _ if leg.transcoding => " (transcoding)",
+                _ => "",
             },
         ),
     );

@@ -31,6 +31,8 @@ pub(crate) fn leg(leg: &proto::Leg) -> Value {
         "media_sink_leg_ids": leg.media_sink_leg_ids,
         "media_source_conference_id": leg.media_source_conference_id,
         "transcoding": leg.transcoding,
+        "media_path": names::media_path(leg.media_path),
+        "playback_id": leg.playback_id,
         "voice_active": leg.voice_active,
         "created_at_ms": leg.created_at_ms,
         "connected_at_ms": leg.connected_at_ms,
@@ -310,7 +312,7 @@ mod tests {
         let Value::Object(object) = &value else {
             panic!("not an object: {value}");
         };
-        assert_eq!(object.len(), 25, "one key per Leg field");
+        assert_eq!(object.len(), 27, "one key per Leg field");
         assert_eq!(value["leg_id"], "l1");
         assert_eq!(value["session_id"], "s1");
         assert_eq!(value["state"], "CONNECTED");

@@ -23,6 +23,7 @@ macro_rules! short_name {
 short_name!(leg_state, proto::LegState, "LEG_STATE_");
 short_name!(media_direction, proto::MediaDirection, "MEDIA_DIRECTION_");
 short_name!(client_type, proto::ClientType, "CLIENT_TYPE_");
+short_name!(media_path, proto::MediaPath, "MEDIA_PATH_");
 short_name!(tone_source, proto::ToneSource, "TONE_SOURCE_");
 short_name!(
     source_change_reason,

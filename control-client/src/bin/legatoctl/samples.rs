@@ -60,6 +60,8 @@ pub(crate) fn leg() -> proto::Leg {
         termination_code: 0,
         media_source_conference_id: String::new(),
         transcoding: false,
+        media_path: proto::MediaPath::Relay.into(),
+        playback_id: String::new(),
     }
 }
 

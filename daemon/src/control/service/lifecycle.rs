@@ -196,6 +196,7 @@ pub(super) async fn create_leg(
             strict_source: req.strict_source.unwrap_or(shared.config.strict_source),
             local_direction,
             ptime,
+            always_transcode: req.always_transcode,
         },
     };
     let (view, local_sdp) = svc

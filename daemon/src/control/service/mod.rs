@@ -8,6 +8,7 @@
 //! not built yet answer UNIMPLEMENTED here until their group is built.
 
 mod lifecycle;
+mod playback;
 mod routing;
 mod watchers;
 
@@ -235,9 +236,9 @@ impl MediaPlane for Service {
 
     async fn stop_playback(
         &self,
-        _request: Request<pb::StopPlaybackRequest>,
+        request: Request<pb::StopPlaybackRequest>,
     ) -> Result<Response<pb::StopPlaybackResponse>, Status> {
-        Err(unimplemented("StopPlayback", "prompt playback"))
+        playback::stop_playback(self, request).await
     }
 
     async fn say(
@@ -249,16 +250,16 @@ impl MediaPlane for Service {
 
     async fn play_progress_tone(
         &self,
-        _request: Request<pb::PlayProgressToneRequest>,
+        request: Request<pb::PlayProgressToneRequest>,
     ) -> Result<Response<pb::PlayProgressToneResponse>, Status> {
-        Err(unimplemented("PlayProgressTone", "progress tone playback"))
+        playback::play_progress_tone(self, request).await
     }
 
     async fn send_digits(
         &self,
-        _request: Request<pb::SendDigitsRequest>,
+        request: Request<pb::SendDigitsRequest>,
     ) -> Result<Response<pb::SendDigitsResponse>, Status> {
-        Err(unimplemented("SendDigits", "DTMF generation"))
+        playback::send_digits(self, request).await
     }
 
     async fn start_recording(

@@ -18,14 +18,17 @@
 //! every 20 ms) then run with no allocation: receive sides first, then
 //! conferences, then send sides.
 //!
-//! Later sources (players, forks) and taps (recorders, detectors) plug in
-//! as further [`Source`] variants and users of [`PcmIn`] frames.
+//! Players (tones, prompts, speech: `player.rs`) are a [`Source`] too,
+//! held by the leg they play to. Later sources (forks) and taps (recorders,
+//! detectors) plug in as further [`Source`] variants and users of [`PcmIn`]
+//! frames.
 
 mod codec;
 mod conference;
 mod pcm_in;
 mod pcm_out;
 mod plan;
+mod player;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -36,7 +39,8 @@ use legato_dsp::time::ClockRate;
 pub(crate) use codec::{OPUS_BITRATE, audio_rate};
 pub(crate) use conference::{Conference, MAX_MEMBERS};
 pub(crate) use pcm_in::PcmIn;
-pub(crate) use pcm_out::{Generated, PcmOut};
+pub(crate) use pcm_out::{DIGIT_COMMA_MS, Generated, Key, PcmOut};
+pub(crate) use player::{Player, tone_by_name, tone_name};
 
 use crate::sdp::CodecSpec;
 
@@ -68,6 +72,8 @@ pub(crate) enum Source {
     Leg(u32),
     /// A conference's mix, minus the leg's own voice (conference slot).
     Conference(u32),
+    /// The leg's own player (`LegMedia::player`): a tone, prompt or speech.
+    Player,
 }
 
 /// One tick's 20 ms of a source's audio, as its receive side holds it:
@@ -145,6 +151,8 @@ pub(crate) struct LegMedia {
     /// What `tx` was set up for: codec, packet duration (ms),
     /// telephone-event clock rate and (Opus) bit rate.
     pub(crate) tx_format: Option<(CodecSpec, u32, Option<u32>, u32)>,
+    /// What the leg plays when its source is [`Source::Player`].
+    pub(crate) player: Option<Box<Player>>,
 }
 
 /// The legs and conferences the media clock ticks, rebuilt by

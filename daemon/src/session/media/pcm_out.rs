@@ -37,6 +37,30 @@ const MAX_DIGIT_MS: u32 = 8000;
 /// of the pause after it (ITU-T Q.24 asks for at least 40 ms of each).
 const INBAND_DIGIT_MS: u32 = 100;
 
+/// Pause a ',' of SendDigits stands for.
+pub(crate) const DIGIT_COMMA_MS: u32 = 500;
+
+/// One key of a SendDigits request: a DTMF digit, or `None` for a ','
+/// pause; how long its tone lasts and the pause after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    pub(crate) digit: Option<Digit>,
+    pub(crate) on_ms: u32,
+    pub(crate) off_ms: u32,
+    /// Sent as RFC 4733 events (else as in-band tones).
+    pub(crate) events: bool,
+}
+
+/// Keys the controller asked the leg to send, played in order on the
+/// media clock (allocated by the command, never per tick).
+#[derive(Debug)]
+struct LocalDigits {
+    keys: Vec<Key>,
+    next: usize,
+    /// Audio samples until the next key may start.
+    wait: u64,
+}
+
 /// What a generated packet carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Generated {
@@ -91,6 +115,9 @@ pub(crate) struct PcmOut {
     resampler: Option<(ClockRate, Resampler)>,
     /// Upsampler of the 8 kHz in-band tones for wideband codecs.
     inband_resampler: Option<Resampler>,
+    /// SendDigits keys being played (the source's presses are not
+    /// followed meanwhile).
+    local: Option<Box<LocalDigits>>,
     payload: [u8; MAX_PAYLOAD],
     scratch: [i16; MAX_FRAME],
     fifo: [i16; FIFO],
@@ -140,6 +167,7 @@ impl PcmOut {
             )
             .ok()?,
             inband_resampler,
+            local: None,
             digit_id: 0,
             counters: TxCounters::default(),
         })
@@ -154,6 +182,31 @@ impl PcmOut {
         } else if self.resampler.as_ref().is_none_or(|(r, _)| *r != rate) {
             self.resampler = Resampler::new(rate, own, FRAME_MS).ok().map(|r| (rate, r));
         }
+    }
+
+    /// Queues SendDigits keys after those still being played. At most
+    /// `max` keys may wait at once: `false` (nothing queued) beyond it.
+    pub(crate) fn queue_keys(&mut self, keys: &[Key], max: usize) -> bool {
+        let local = self.local.get_or_insert_with(|| {
+            Box::new(LocalDigits {
+                keys: Vec::with_capacity(keys.len()),
+                next: 0,
+                wait: 0,
+            })
+        });
+        if local.keys.len() - local.next + keys.len() > max {
+            return false;
+        }
+        local.keys.drain(..local.next);
+        local.next = 0;
+        local.keys.extend_from_slice(keys);
+        true
+    }
+
+    /// Whether SendDigits keys are still being played (tones, events or
+    /// their pauses).
+    pub(crate) fn sending_keys(&self) -> bool {
+        self.local.is_some()
     }
 
     /// Starts following a new source's key presses from `digits` (presses
@@ -173,7 +226,14 @@ impl PcmOut {
     ) {
         let rate = audio_rate(self.kind);
         let n = frame_len(rate);
-        self.follow(digits);
+        if self.local.is_some() {
+            // The source's presses are not followed while the controller's
+            // keys play; presses already under way are not picked up later.
+            self.digit_id = digits.id;
+            self.play_keys(rate, n);
+        } else {
+            self.follow(digits);
+        }
         if let Some((frame, r)) = input
             && r == rate
             && frame.len() == n
@@ -211,6 +271,70 @@ impl PcmOut {
         self.fifo_len += n;
         while self.fifo_len >= self.packet_samples {
             self.send_packet(None, &mut emit);
+        }
+    }
+
+    /// Advances the SendDigits keys by one tick of `n` samples at `rate`:
+    /// starts the next key when the last one and its pause are over.
+    fn play_keys(&mut self, rate: ClockRate, n: usize) {
+        let Some(local) = self.local.as_mut() else {
+            return;
+        };
+        let n = n as u64;
+        if local.wait > 0 {
+            // Rounded up to whole ticks: a key never cuts the last one's
+            // pause short.
+            local.wait = local.wait.saturating_sub(n);
+            return;
+        }
+        let Some(key) = local.keys.get(local.next).copied() else {
+            if !self.events.is_active() && self.inband.is_idle() {
+                // Done: back to the defaults for the source's presses.
+                self.local = None;
+                self.reset_inband(INBAND_DIGIT_MS, INBAND_DIGIT_MS);
+            }
+            return;
+        };
+        local.next += 1;
+        // This tick's samples are the key's first: it starts on the media
+        // clock, so the spacing of keys rounds up to whole 20 ms ticks.
+        let samples = |ms: u32| u64::from(rate.samples_in_ms(ms));
+        let Some(digit) = key.digit else {
+            local.wait = samples(DIGIT_COMMA_MS).saturating_sub(n);
+            return;
+        };
+        local.wait = (samples(key.on_ms) + samples(key.off_ms)).saturating_sub(n);
+        match (key.events, self.events_rate) {
+            (true, Some(events_rate)) => {
+                let duration = u64::from(events_rate) * u64::from(key.on_ms) / 1000;
+                let now = u64::from(self.timestamp);
+                if self.events.is_active() {
+                    self.events.stop(now);
+                }
+                if self
+                    .events
+                    .start(digit.event_code(), duration, now, self.timestamp)
+                    .is_ok()
+                {
+                    self.counters.events_sent += 1;
+                }
+            }
+            _ => {
+                self.reset_inband(key.on_ms, key.off_ms);
+                if self.inband.push(digit).is_ok() {
+                    self.counters.inband_digits += 1;
+                }
+            }
+        }
+    }
+
+    /// A fresh in-band generator with these durations (a plain value: no
+    /// allocation).
+    fn reset_inband(&mut self, on_ms: u32, off_ms: u32) {
+        if let Ok(generator) =
+            DtmfGenerator::new(DtmfGeneratorConfig::default().with_durations_ms(on_ms, off_ms))
+        {
+            self.inband = generator;
         }
     }
 

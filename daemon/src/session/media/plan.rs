@@ -12,9 +12,10 @@ use super::{
     audio_rate,
 };
 use crate::rtp::RtpHeader;
+use crate::session::leg::{MediaPath, law_of};
 use crate::session::legs::{LegSlot, Legs};
 use crate::session::relay::Transmit;
-use crate::session::{Leg, PacketKind};
+use crate::session::{EventKind, EventSink, Leg, PacketKind};
 
 /// What a leg's send side is set up for: codec, packet duration and
 /// telephone-event clock rate.
@@ -33,25 +34,29 @@ impl<S: Copy, C> Legs<S, C> {
             let Some(entry) = self.slots[slot].as_ref() else {
                 continue;
             };
-            let relayed = match entry.leg.source {
+            let path = match entry.leg.source {
                 Some(Source::Leg(src)) => match self.get(src) {
-                    Some(s) if same_format(&s.leg, &entry.leg) => {
-                        relays[src as usize] = true;
-                        true
+                    Some(s) => {
+                        let path = leg_path(&s.leg, &entry.leg);
+                        if path.is_relayed() {
+                            relays[src as usize] = true;
+                        } else {
+                            need_rx[src as usize] = true;
+                        }
+                        path
                     }
-                    Some(_) => {
-                        need_rx[src as usize] = true;
-                        false
-                    }
-                    None => false,
+                    None => MediaPath::None,
                 },
-                Some(Source::Conference(_)) => false,
-                None => false,
+                Some(Source::Conference(_) | Source::Player) => MediaPath::Pcm,
+                None => MediaPath::None,
             };
+            let relayed = path.is_relayed();
             let format = if relayed || entry.leg.is_terminated() {
                 None
+            } else if entry.leg.source.is_some() || entry.leg.sending_digits {
+                tx_format(&entry.leg)
             } else {
-                entry.leg.source.and_then(|_| tx_format(&entry.leg))
+                None
             };
             let input_rate = match entry.leg.source {
                 Some(Source::Leg(src)) => self
@@ -59,6 +64,7 @@ impl<S: Copy, C> Legs<S, C> {
                     .filter(|s| s.leg.codec().is_some())
                     .map(|s| audio_rate(s.leg.receive_codec().kind)),
                 Some(Source::Conference(c)) => self.conference(c).map(|c| c.rate()),
+                Some(Source::Player) => entry.media.player.as_ref().map(|p| p.rate()),
                 None => None,
             };
             let source_digits = match entry.leg.source {
@@ -71,8 +77,8 @@ impl<S: Copy, C> Legs<S, C> {
             let Some(entry) = self.slots[slot].as_mut() else {
                 continue;
             };
-            let was_relayed = entry.leg.relayed;
-            entry.leg.relayed = relayed;
+            let was_relayed = entry.leg.path.is_relayed();
+            entry.leg.path = path;
             set_tx(&mut entry.media, format, input_rate, source_digits);
             if was_relayed != relayed {
                 entry.leg.reset_out_source();
@@ -180,6 +186,7 @@ impl<S: Copy, C> Legs<S, C> {
         tick: u64,
         now: Instant,
         tx: &mut T,
+        events: &mut impl EventSink,
     ) {
         for &slot in &self.schedule.rx {
             let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
@@ -219,7 +226,7 @@ impl<S: Copy, C> Legs<S, C> {
                         continue;
                     };
                     if let Some(sink) = sink {
-                        tick_sink(
+                        regroup |= tick_sink(
                             sink,
                             Some((rx.frame(), rx.audio_rate())),
                             rx.digits(),
@@ -238,13 +245,25 @@ impl<S: Copy, C> Legs<S, C> {
                         continue;
                     };
                     if let Some((output, rate)) = input {
-                        tick_sink(
+                        regroup |= tick_sink(
                             sink,
                             Some((Frame::Pcm(output), rate)),
                             DigitBus::default(),
                             now,
                             tx,
                         );
+                    }
+                }
+                Some(Source::Player) => {
+                    let Some(Some(sink)) = self.slots.get_mut(slot as usize) else {
+                        continue;
+                    };
+                    regroup |= tick_player(sink, now, tx, events);
+                }
+                None => {
+                    // No source: only SendDigits keys keep a send side.
+                    if let Some(Some(sink)) = self.slots.get_mut(slot as usize) {
+                        regroup |= tick_sink(sink, None, DigitBus::default(), now, tx);
                     }
                 }
                 _ => {}
@@ -254,6 +273,55 @@ impl<S: Copy, C> Legs<S, C> {
             self.replan();
         }
     }
+}
+
+/// One tick of a leg playing its own player: the player's next frame into
+/// the leg's send side, while the leg can send (a player waits for a leg
+/// that is ringing or on hold). Raises PlaybackStarted after the first
+/// frame; a player that ended raises PlaybackFinished and leaves the leg
+/// with no source. Whether routing changed (the caller re-plans).
+fn tick_player<S: Copy, C, T: Transmit<Handle = S>>(
+    sink: &mut LegSlot<S, C>,
+    now: Instant,
+    tx: &mut T,
+    events: &mut impl EventSink,
+) -> bool {
+    if !sink.leg.can_send() {
+        return false;
+    }
+    // Out of the slot while the send side (in the same slot) reads its
+    // frame: a move of the box, no allocation.
+    let Some(mut player) = sink.media.player.take() else {
+        return false;
+    };
+    let playing = player.tick();
+    if player.take_started() {
+        events.emit(
+            &sink.leg.session,
+            Some(&sink.leg.id),
+            EventKind::PlaybackStarted {
+                playback: player.id.clone(),
+                duration_ms: player.duration_ms(),
+            },
+        );
+    }
+    if playing {
+        let input = (Frame::Pcm(player.frame()), player.rate());
+        let replan = tick_sink(sink, Some(input), DigitBus::default(), now, tx);
+        sink.media.player = Some(player);
+        return replan;
+    }
+    events.emit(
+        &sink.leg.session,
+        Some(&sink.leg.id),
+        EventKind::PlaybackFinished {
+            playback: player.id.clone(),
+            error: None,
+        },
+    );
+    sink.leg.source = None;
+    sink.leg.reset_out_source();
+    true
 }
 
 /// Shared access to slot `a` and exclusive access to slot `b` (`a != b`).
@@ -270,34 +338,62 @@ fn pair_mut<T>(slots: &mut [Option<T>], a: usize, b: usize) -> (Option<&T>, Opti
     }
 }
 
-/// One tick of a sink's send side, fed `input`.
+/// One tick of a sink's send side, fed `input`. Whether its SendDigits
+/// keys just ended (the leg's path is then re-planned: back to the relay,
+/// or no send side without a source).
 fn tick_sink<S: Copy, C, T: Transmit<Handle = S>>(
     sink: &mut LegSlot<S, C>,
     input: Option<(Frame<'_>, ClockRate)>,
     digits: DigitBus,
     now: Instant,
     tx: &mut T,
-) {
+) -> bool {
     let LegSlot {
         send, leg, media, ..
     } = sink;
     let Some(out) = media.tx.as_mut() else {
-        return;
+        return false;
     };
     let send = *send;
     out.tick(input, digits, |packet| {
         send_generated(leg, send, now, &packet, tx);
     });
+    if leg.sending_digits && !out.sending_keys() {
+        leg.sending_digits = false;
+        return true;
+    }
+    false
 }
 
-/// Whether `sink` can relay `source`'s packets as they are: same codec and
-/// packet duration.
-fn same_format(source: &Leg, sink: &Leg) -> bool {
-    match (source.codec(), sink.codec()) {
-        (Some(_), Some(b)) => {
-            source.receive_codec() == b && source.receive_ptime() == sink.send_ptime()
-        }
-        _ => false,
+/// How `sink` gets `source`'s audio:
+/// - relayed as they are: same codec and packet duration (unless the sink
+///   asked for `always_transcode`);
+/// - relayed with each code converted: µ-law ↔ A-law with the same packet
+///   duration, when nothing the PCM path would give is lost, that is when
+///   the source's RFC 4733 digits can be forwarded (the sink has
+///   telephone-event at the same rate, or the source has none); else the
+///   PCM path plays them in-band;
+/// - otherwise the PCM path.
+fn leg_path(source: &Leg, sink: &Leg) -> MediaPath {
+    let (Some(_), Some(to)) = (source.codec(), sink.codec()) else {
+        return MediaPath::Pcm;
+    };
+    let from = source.receive_codec();
+    let same_ptime = source.receive_ptime() == sink.send_ptime();
+    if sink.always_transcode || sink.sending_digits || !same_ptime {
+        return MediaPath::Pcm;
+    }
+    if from == to {
+        return MediaPath::Relay;
+    }
+    let digits_pass = match (source.telephone_event_rate(), sink.telephone_event_rate()) {
+        (None, _) => true,
+        (Some(a), Some(b)) => a == b,
+        (Some(_), None) => false,
+    };
+    match (law_of(from.kind), law_of(to.kind)) {
+        (Some(from), Some(to)) if digits_pass => MediaPath::Convert { from, to },
+        _ => MediaPath::Pcm,
     }
 }
 
