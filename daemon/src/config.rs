@@ -106,6 +106,18 @@ pub struct FileConfig {
     pub shutdown_drain_ms: Option<u64>,
     /// Most WatchEvents streams open at once.
     pub max_watchers: Option<usize>,
+    /// Directories prompt files may be played from.
+    pub prompt_dirs: Option<Vec<PathBuf>>,
+    /// Largest prompt file, MiB.
+    pub prompt_max_file_mb: Option<u64>,
+    /// Longest prompt, seconds.
+    pub prompt_max_seconds: Option<u32>,
+    /// Decoded prompt audio cached, MiB.
+    pub prompt_cache_mb: Option<usize>,
+    /// Prompt decodes at once.
+    pub prompt_workers: Option<usize>,
+    /// Text-to-speech command (argv) instead of espeak-ng.
+    pub tts_command: Option<Vec<String>>,
     /// HTTP/2 keepalive ping interval (and answer timeout) of gRPC
     /// connections, in ms; 0: no pings.
     pub grpc_keepalive_ms: Option<u64>,
@@ -169,6 +181,12 @@ impl FileConfig {
             realtime_priority: other.realtime_priority.or(self.realtime_priority),
             shutdown_drain_ms: other.shutdown_drain_ms.or(self.shutdown_drain_ms),
             max_watchers: other.max_watchers.or(self.max_watchers),
+            prompt_dirs: other.prompt_dirs.or(self.prompt_dirs),
+            prompt_max_file_mb: other.prompt_max_file_mb.or(self.prompt_max_file_mb),
+            prompt_max_seconds: other.prompt_max_seconds.or(self.prompt_max_seconds),
+            prompt_cache_mb: other.prompt_cache_mb.or(self.prompt_cache_mb),
+            prompt_workers: other.prompt_workers.or(self.prompt_workers),
+            tts_command: other.tts_command.or(self.tts_command),
             grpc_keepalive_ms: other.grpc_keepalive_ms.or(self.grpc_keepalive_ms),
             session_idle_timeout_ms: other
                 .session_idle_timeout_ms
@@ -302,6 +320,25 @@ pub struct Config {
     /// RESOURCE_EXHAUSTED. Each holds a 1,024-event queue and, when it
     /// asks for a replay, a copy of the retained window's references.
     pub max_watchers: usize,
+    /// Directories StartPlayback may play files from (resolved; default
+    /// none: any file legatod can read). A file outside them is refused
+    /// with PERMISSION_DENIED.
+    pub prompt_dirs: Vec<PathBuf>,
+    /// Largest prompt file (default 64 MiB, 1 MiB to 4 GiB).
+    pub prompt_max_file_bytes: u64,
+    /// Longest prompt (default 3,600 s, 1 s to 24 h).
+    pub prompt_max_seconds: u32,
+    /// Decoded prompt audio the cache keeps (default 256 MiB, 1 MiB to
+    /// 64 GiB), least recently used out first.
+    pub prompt_cache_bytes: usize,
+    /// Prompt decodes running at once (default 2, 1-64), off the shards;
+    /// 64 more may wait, beyond which StartPlayback gets
+    /// RESOURCE_EXHAUSTED.
+    pub prompt_workers: usize,
+    /// Say's text-to-speech command, as argv (default: espeak-ng): text on
+    /// its standard input, a WAV file written to `{out}`; `{voice}` and
+    /// `{lang}` are filled in (see `prompts/tts.rs`). No shell runs it.
+    pub tts_command: Vec<String>,
     /// legatod pings every gRPC connection this often over HTTP/2 and
     /// closes it when a ping is not answered within the same time (default
     /// 20 s). A controller that died without closing its connection would
@@ -456,6 +493,20 @@ impl Config {
                 }
             },
             max_watchers: f.max_watchers.unwrap_or(1_024).clamp(1, 100_000),
+            prompt_dirs: f
+                .prompt_dirs
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| {
+                    d.canonicalize()
+                        .map_err(|e| format!("prompt_dirs: {}: {e}", d.display()))
+                })
+                .collect::<Result<_, _>>()?,
+            prompt_max_file_bytes: f.prompt_max_file_mb.unwrap_or(64).clamp(1, 4096) << 20,
+            prompt_max_seconds: f.prompt_max_seconds.unwrap_or(3600).clamp(1, 86_400),
+            prompt_cache_bytes: f.prompt_cache_mb.unwrap_or(256).clamp(1, 65_536) << 20,
+            prompt_workers: f.prompt_workers.unwrap_or(2).clamp(1, 64),
+            tts_command: f.tts_command.unwrap_or_default(),
             grpc_keepalive: match f.grpc_keepalive_ms.unwrap_or(20_000) {
                 0 => None,
                 ms => Some(Duration::from_millis(ms.clamp(100, 3_600_000))),

@@ -25,6 +25,7 @@
 pub mod config;
 mod control;
 mod engine;
+mod prompts;
 mod rtp;
 mod sdp;
 mod session;

@@ -104,6 +104,28 @@ struct Cli {
     /// Most WatchEvents streams open at once [default: 1024].
     #[arg(long)]
     max_watchers: Option<usize>,
+    /// A directory StartPlayback may play files from (repeat for more);
+    /// none: any file legatod can read.
+    #[arg(long = "prompt-dir", value_name = "DIR")]
+    prompt_dirs: Vec<PathBuf>,
+    /// Largest prompt file in MiB [default: 64].
+    #[arg(long)]
+    prompt_max_file_mb: Option<u64>,
+    /// Longest prompt in seconds [default: 3600].
+    #[arg(long)]
+    prompt_max_seconds: Option<u32>,
+    /// Decoded prompt audio the cache keeps, in MiB [default: 256].
+    #[arg(long)]
+    prompt_cache_mb: Option<usize>,
+    /// Prompt decodes running at once [default: 2].
+    #[arg(long)]
+    prompt_workers: Option<usize>,
+    /// Say's text-to-speech command, one argument per flag (e.g.
+    /// `--tts-command /opt/tts.sh --tts-command {lang} --tts-command
+    /// {out}`); text on its input, a WAV written to {out} [default:
+    /// espeak-ng].
+    #[arg(long = "tts-command", value_name = "ARG", allow_hyphen_values = true)]
+    tts_command: Vec<String>,
     /// HTTP/2 keepalive ping interval and timeout of gRPC connections in
     /// ms, to find dead controllers; 0: no pings [default: 20000].
     #[arg(long)]
@@ -183,6 +205,12 @@ impl Cli {
             realtime_priority: self.realtime_priority,
             shutdown_drain_ms: self.shutdown_drain_ms,
             max_watchers: self.max_watchers,
+            prompt_dirs: (!self.prompt_dirs.is_empty()).then(|| self.prompt_dirs.clone()),
+            prompt_max_file_mb: self.prompt_max_file_mb,
+            prompt_max_seconds: self.prompt_max_seconds,
+            prompt_cache_mb: self.prompt_cache_mb,
+            prompt_workers: self.prompt_workers,
+            tts_command: (!self.tts_command.is_empty()).then(|| self.tts_command.clone()),
             grpc_keepalive_ms: self.grpc_keepalive_ms,
             session_idle_timeout_ms: self.session_idle_timeout_ms,
             session_max_duration_ms: self.session_max_duration_ms,
@@ -357,7 +385,16 @@ async fn reload_tokens_on_sighup(tokens: legato_daemon::TokenStore) {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The prompt decoder's own log lines are off: every failure reaches
+    // the controller as PlaybackFinished with its reason, and legatod logs
+    // it once itself.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(
+            "info,symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,\
+             symphonia_format_riff=off,symphonia_format_ogg=off,symphonia_codec_pcm=off,\
+             symphonia_codec_vorbis=off",
+        )
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

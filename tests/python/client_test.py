@@ -83,8 +83,8 @@ def main():
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.NOT_FOUND, e.code()
     try:
-        stub.Say(mp.SayRequest(leg_id=leg_id, text="hello"))
-        raise SystemExit("Say succeeded although it is not built")
+        stub.StartRecording(mp.StartRecordingRequest(leg_id=leg_id))
+        raise SystemExit("StartRecording succeeded although it is not built")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
 

@@ -141,9 +141,8 @@ async fn statuses_for_bad_requests(io: Io) {
 
     // Declared but not built: an honest UNIMPLEMENTED.
     let err = client
-        .say(proto::SayRequest {
+        .start_recording(proto::StartRecordingRequest {
             leg_id: pcma.leg.leg_id.clone(),
-            text: "hello".into(),
             ..Default::default()
         })
         .await

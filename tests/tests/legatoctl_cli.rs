@@ -123,7 +123,7 @@ fn legatoctl_drives_a_call() {
         String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND"),
         "{out:?}"
     );
-    let out = ctl(&endpoint, &["say", &leg_id, "hello"]);
+    let out = ctl(&endpoint, &["record", "start", &leg_id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("UNIMPLEMENTED"),

@@ -234,6 +234,13 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
             reason: reason.clone(),
         }),
         EventKind::AudioStarted => Kind::AudioStarted(pb::AudioStarted {}),
+        EventKind::PlaybackReady {
+            playback,
+            duration_ms,
+        } => Kind::PlaybackReady(pb::PlaybackReady {
+            playback_id: playback.to_string(),
+            duration_ms: *duration_ms,
+        }),
         EventKind::PlaybackStarted {
             playback,
             duration_ms,

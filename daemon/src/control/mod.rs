@@ -6,7 +6,7 @@
 mod auth;
 mod convert;
 mod events;
-mod limits;
+pub(crate) mod limits;
 mod metrics;
 mod service;
 mod status;

@@ -39,6 +39,7 @@ use crate::session::{
     Player,
 };
 
+use crate::prompts::PromptAudio;
 pub(crate) use crate::session::{Page, Routed, SessionInfo, SessionLimits};
 pub(crate) use admission::{Admitted, Limit};
 pub(crate) use metrics::{LEG_COUNTERS, LEG_STATES, ShardMetrics};
@@ -436,6 +437,15 @@ pub(crate) enum PlayCommand {
     },
     /// StopPlayback: whether a player was stopped.
     Stop { leg: Arc<str>, reply: Reply<bool> },
+    /// StartPlayback with `preload_only`: PlaybackReady (or
+    /// PlaybackFinished with the error) on leg `leg` once `audio` is
+    /// decoded.
+    Preload {
+        leg: Arc<str>,
+        playback: Arc<str>,
+        audio: Arc<PromptAudio>,
+        reply: Reply<()>,
+    },
     /// SendDigits.
     Digits {
         leg: Arc<str>,

@@ -25,6 +25,7 @@ use super::{
     uring,
 };
 use super::{SendTo, TxQueue};
+use crate::prompts::{Progress, PromptAudio};
 use crate::session::{
     Endpoint, EngineError, EventKind, EventSink, JitterBufferStats, KernelFilter, Leg, LegMedia,
     LegParams, LegSlot, LegUpdate, LegView, MAX_COMPOUND_LEN, MediaClock, MediaStats, NewLeg,
@@ -116,6 +117,7 @@ pub(super) fn run(
         running: true,
         sweep_cursor: 0,
         totals: ShardTotals::new(),
+        preloads: Vec::new(),
     };
     tracing::info!(shard = index, backend = backend.as_str(), "shard started");
     shard.run();
@@ -269,7 +271,21 @@ struct Shard {
     sweep_cursor: usize,
     /// Counters of freed legs and I/O totals, for metrics.
     totals: ShardTotals,
+    /// Preloaded prompts whose PlaybackReady is due once decoded.
+    preloads: Vec<Preload>,
 }
+
+/// A StartPlayback with `preload_only`, waiting for its prompt.
+#[derive(Debug)]
+struct Preload {
+    session: Arc<str>,
+    leg: Arc<str>,
+    playback: Arc<str>,
+    audio: Arc<PromptAudio>,
+}
+
+/// Preloads a shard follows at once, at most.
+const MAX_PRELOADS: usize = 1024;
 
 impl Shard {
     fn run(&mut self) {
@@ -368,6 +384,9 @@ impl Shard {
     fn tick(&mut self, now: Instant) {
         if self.sessions.has_limits() {
             self.expire_sessions(now);
+        }
+        if !self.preloads.is_empty() {
+            self.finish_preloads();
         }
         let len = self.legs.slots.len();
         let start = self.sweep_cursor.min(len);
@@ -574,6 +593,36 @@ impl Shard {
                 self.sessions.touch_leg(&self.legs, &leg, now);
                 let _ = reply.send(self.legs.stop_playback(&leg));
             }
+            PlayCommand::Preload {
+                leg,
+                playback,
+                audio,
+                reply,
+            } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let result = self
+                    .legs
+                    .find(&leg)
+                    .and_then(|slot| self.legs.get(slot).ok_or_else(|| not_found(&leg)))
+                    .and_then(|entry| {
+                        if self.preloads.len() >= MAX_PRELOADS {
+                            return Err(EngineError::ResourceExhausted(format!(
+                                "{MAX_PRELOADS} preloads are pending on this shard"
+                            )));
+                        }
+                        self.preloads.push(Preload {
+                            session: entry.leg.session.clone(),
+                            leg: entry.leg.id.clone(),
+                            playback,
+                            audio,
+                        });
+                        Ok(())
+                    });
+                if result.is_ok() {
+                    self.finish_preloads();
+                }
+                let _ = reply.send(result);
+            }
             PlayCommand::Digits {
                 leg,
                 keys,
@@ -584,6 +633,27 @@ impl Shard {
                 let _ = reply.send(self.legs.send_digits(&leg, keys, mode));
             }
         }
+    }
+
+    /// Raises PlaybackReady (or PlaybackFinished with the error) for every
+    /// preload whose prompt is decoded.
+    fn finish_preloads(&mut self) {
+        let events = &mut self.events;
+        self.preloads.retain(|p| {
+            let kind = match p.audio.progress() {
+                Progress::Loading => return true,
+                Progress::Complete => EventKind::PlaybackReady {
+                    playback: p.playback.clone(),
+                    duration_ms: p.audio.duration_ms(),
+                },
+                Progress::Failed => EventKind::PlaybackFinished {
+                    playback: p.playback.clone(),
+                    error: Some(p.audio.error().unwrap_or("decoding failed").to_owned()),
+                },
+            };
+            events.emit(&p.session, Some(&p.leg), kind);
+            false
+        });
     }
 
     /// A route names legs or conferences: each is a sign of life of its

@@ -54,6 +54,11 @@ pub(crate) enum EventKind {
     MediaStatistics(Box<super::MediaStats>),
     /// A leg's final statistics, when it is torn down (CallEvents.Statistics).
     Statistics(Box<super::MediaStats>),
+    /// A prompt is wholly decoded and cached (CallEvents.PlaybackReady).
+    PlaybackReady {
+        playback: Arc<str>,
+        duration_ms: u64,
+    },
     /// A player's first frame went to the leg (CallEvents.PlaybackStarted);
     /// `duration_ms` 0 when it plays until stopped.
     PlaybackStarted {

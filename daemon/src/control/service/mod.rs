@@ -27,6 +27,7 @@ use super::limits::quote;
 use super::metrics::ControlMetrics;
 use super::status::unimplemented;
 use crate::engine::{Command, Engine, LegCommand, Reply};
+use crate::prompts::{PromptLimits, Prompts};
 
 /// The MediaPlane implementation.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub(crate) struct Service {
     metrics: Arc<ControlMetrics>,
     /// WatchEvents streams open now.
     watchers: Arc<AtomicUsize>,
+    /// Prompt decoding and cache (off the shards).
+    prompts: Arc<Prompts>,
 }
 
 impl Service {
@@ -48,6 +51,9 @@ impl Service {
         closing: watch::Receiver<bool>,
         metrics: Arc<ControlMetrics>,
     ) -> Self {
+        let prompts = Arc::new(Prompts::new(PromptLimits::from_config(
+            &engine.shared().config,
+        )));
         Self {
             engine,
             hub,
@@ -55,6 +61,7 @@ impl Service {
             closing,
             metrics,
             watchers: Arc::new(AtomicUsize::new(0)),
+            prompts,
         }
     }
 
@@ -229,9 +236,9 @@ impl MediaPlane for Service {
 
     async fn start_playback(
         &self,
-        _request: Request<pb::StartPlaybackRequest>,
+        request: Request<pb::StartPlaybackRequest>,
     ) -> Result<Response<pb::StartPlaybackResponse>, Status> {
-        Err(unimplemented("StartPlayback", "prompt playback"))
+        playback::start_playback(self, request).await
     }
 
     async fn stop_playback(
@@ -243,9 +250,9 @@ impl MediaPlane for Service {
 
     async fn say(
         &self,
-        _request: Request<pb::SayRequest>,
+        request: Request<pb::SayRequest>,
     ) -> Result<Response<pb::SayResponse>, Status> {
-        Err(unimplemented("Say", "text-to-speech"))
+        playback::say(self, request).await
     }
 
     async fn play_progress_tone(

@@ -26,6 +26,61 @@ const DEFAULT_DIGIT_MS: u32 = 100;
 const MIN_DIGIT_MS: u32 = 40;
 const MAX_DIGIT_MS: u32 = 5000;
 
+pub(super) async fn start_playback(
+    svc: &Service,
+    request: Request<pb::StartPlaybackRequest>,
+) -> Result<Response<pb::StartPlaybackResponse>, Status> {
+    let req = request.into_inner();
+    let leg = required(&req.leg_id, "leg_id")?;
+    let shard = svc.leg_shard(leg)?;
+    // The leg first: no decode for a request that cannot play.
+    svc.check_leg_exists(leg).await?;
+    let audio = svc.prompts.open(&req.url).await?;
+    let id: Arc<str> = new_leg_id(shard).into();
+    if req.preload_only {
+        svc.call(shard, |reply| PlayCommand::Preload {
+            leg: leg.into(),
+            playback: id.clone(),
+            audio,
+            reply,
+        })
+        .await?;
+    } else {
+        let player = Player::prompt(id.clone(), audio, req.r#loop);
+        svc.call(shard, |reply| PlayCommand::Start {
+            leg: leg.into(),
+            player: Box::new(player),
+            reply,
+        })
+        .await?;
+    }
+    Ok(Response::new(pb::StartPlaybackResponse {
+        playback_id: id.to_string(),
+    }))
+}
+
+pub(super) async fn say(
+    svc: &Service,
+    request: Request<pb::SayRequest>,
+) -> Result<Response<pb::SayResponse>, Status> {
+    let req = request.into_inner();
+    let leg = required(&req.leg_id, "leg_id")?;
+    let shard = svc.leg_shard(leg)?;
+    svc.check_leg_exists(leg).await?;
+    let audio = svc.prompts.say(&req.text, &req.language, &req.voice)?;
+    let id: Arc<str> = new_leg_id(shard).into();
+    let player = Player::prompt(id.clone(), audio, false);
+    svc.call(shard, |reply| PlayCommand::Start {
+        leg: leg.into(),
+        player: Box::new(player),
+        reply,
+    })
+    .await?;
+    Ok(Response::new(pb::SayResponse {
+        playback_id: id.to_string(),
+    }))
+}
+
 pub(super) async fn play_progress_tone(
     svc: &Service,
     request: Request<pb::PlayProgressToneRequest>,

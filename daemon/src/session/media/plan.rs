@@ -7,6 +7,7 @@ use legato_dsp::time::ClockRate;
 
 use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
+use super::player::Step;
 use super::{
     Frame, GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
     audio_rate,
@@ -294,7 +295,17 @@ fn tick_player<S: Copy, C, T: Transmit<Handle = S>>(
     let Some(mut player) = sink.media.player.take() else {
         return false;
     };
-    let playing = player.tick();
+    let step = player.tick();
+    if let Some(duration_ms) = player.take_ready() {
+        events.emit(
+            &sink.leg.session,
+            Some(&sink.leg.id),
+            EventKind::PlaybackReady {
+                playback: player.id.clone(),
+                duration_ms,
+            },
+        );
+    }
     if player.take_started() {
         events.emit(
             &sink.leg.session,
@@ -305,18 +316,25 @@ fn tick_player<S: Copy, C, T: Transmit<Handle = S>>(
             },
         );
     }
-    if playing {
-        let input = (Frame::Pcm(player.frame()), player.rate());
-        let replan = tick_sink(sink, Some(input), DigitBus::default(), now, tx);
-        sink.media.player = Some(player);
-        return replan;
-    }
+    let error = match step {
+        Step::Frame => {
+            let input = (Frame::Pcm(player.frame()), player.rate());
+            let replan = tick_sink(sink, Some(input), DigitBus::default(), now, tx);
+            sink.media.player = Some(player);
+            return replan;
+        }
+        Step::Wait | Step::Replan => {
+            sink.media.player = Some(player);
+            return step == Step::Replan;
+        }
+        Step::Ended(error) => error,
+    };
     events.emit(
         &sink.leg.session,
         Some(&sink.leg.id),
         EventKind::PlaybackFinished {
             playback: player.id.clone(),
-            error: None,
+            error,
         },
     );
     sink.leg.source = None;

@@ -18,12 +18,43 @@ use legato_dsp::time::ClockRate;
 use legato_dsp::tone::{Country, ProgressTone, ProgressToneGenerator};
 
 use super::{MAX_FRAME, frame_len};
+use crate::prompts::{Progress, PromptAudio};
 
 /// What a player plays.
 #[derive(Debug)]
 enum Kind {
     /// A country's progress tone, cadence repeated until stopped.
     Tone(Box<ProgressToneGenerator>),
+    /// A prompt's decoded audio, read as it is published.
+    Prompt(Box<Cursor>),
+}
+
+/// Where a prompt player is in its audio.
+#[derive(Debug)]
+struct Cursor {
+    audio: Arc<PromptAudio>,
+    /// The segment being read and the next one's index.
+    current: Option<Arc<[i16]>>,
+    next: usize,
+    offset: usize,
+    looping: bool,
+    /// PlaybackReady was raised (or is due: `ready_due`).
+    ready: bool,
+    ready_due: bool,
+}
+
+/// What one tick of a player gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A frame ([`Player::frame`]).
+    Frame,
+    /// Nothing yet: a prompt still decoding.
+    Wait,
+    /// Nothing yet: a prompt's rate just became known, the leg's send side
+    /// is set up for it first (the caller re-plans).
+    Replan,
+    /// It ended: on its own, or with an error.
+    Ended(Option<String>),
 }
 
 /// One playback into one leg.
@@ -39,6 +70,8 @@ pub(crate) struct Player {
     started: bool,
     /// Frames made so far.
     frames: u64,
+    /// The rate is known (a prompt's, once its decoding says it).
+    rate_known: bool,
 }
 
 impl Player {
@@ -52,6 +85,27 @@ impl Player {
         ))
     }
 
+    /// A player of a prompt (`looping`: from the start again at its end).
+    pub(crate) fn prompt(id: Arc<str>, audio: Arc<PromptAudio>, looping: bool) -> Self {
+        let rate = audio.rate();
+        let cursor = Cursor {
+            audio,
+            current: None,
+            next: 0,
+            offset: 0,
+            looping,
+            ready: false,
+            ready_due: false,
+        };
+        let mut player = Self::new(
+            id,
+            Kind::Prompt(Box::new(cursor)),
+            rate.unwrap_or(ClockRate::HZ_8000),
+        );
+        player.rate_known = rate.is_some();
+        player
+    }
+
     fn new(id: Arc<str>, kind: Kind, rate: ClockRate) -> Self {
         Self {
             id,
@@ -61,6 +115,7 @@ impl Player {
             len: frame_len(rate).min(MAX_FRAME),
             started: false,
             frames: 0,
+            rate_known: true,
         }
     }
 
@@ -69,18 +124,51 @@ impl Player {
         self.rate
     }
 
-    /// Makes the next 20 ms frame; `false` when the player has ended (no
-    /// frame then).
-    pub(crate) fn tick(&mut self) -> bool {
+    /// Makes the next 20 ms frame, if it can.
+    pub(crate) fn tick(&mut self) -> Step {
+        if !self.rate_known {
+            let Kind::Prompt(cursor) = &self.kind else {
+                return Step::Wait;
+            };
+            if let Some(rate) = cursor.audio.rate() {
+                self.rate = rate;
+                self.len = frame_len(rate).min(MAX_FRAME);
+                self.rate_known = true;
+                return Step::Replan;
+            }
+            if cursor.audio.progress() == Progress::Failed {
+                return Step::Ended(cursor.audio.error().map(str::to_owned));
+            }
+            return Step::Wait;
+        }
         let out = &mut self.frame[..self.len];
-        match &mut self.kind {
-            Kind::Tone(generator) => generator.fill(out),
+        let step = match &mut self.kind {
+            Kind::Tone(generator) => {
+                generator.fill(out);
+                Step::Frame
+            }
+            Kind::Prompt(cursor) => cursor.fill(out),
+        };
+        if step == Step::Frame {
+            if self.frames == 0 {
+                self.started = true;
+            }
+            self.frames += 1;
         }
-        if self.frames == 0 {
-            self.started = true;
+        step
+    }
+
+    /// PlaybackReady is due (once, when a prompt is wholly decoded), with
+    /// its duration in ms.
+    pub(crate) fn take_ready(&mut self) -> Option<u64> {
+        let Kind::Prompt(cursor) = &mut self.kind else {
+            return None;
+        };
+        if !cursor.ready && cursor.audio.progress() == Progress::Complete {
+            cursor.ready = true;
+            cursor.ready_due = true;
         }
-        self.frames += 1;
-        true
+        std::mem::take(&mut cursor.ready_due).then(|| cursor.audio.duration_ms())
     }
 
     /// The frame the last [`Player::tick`] made.
@@ -96,9 +184,60 @@ impl Player {
     /// Duration of what it plays in ms, when it has an end (0: until
     /// stopped).
     pub(crate) fn duration_ms(&self) -> u64 {
-        match self.kind {
+        match &self.kind {
             Kind::Tone(_) => 0,
+            Kind::Prompt(cursor) => match cursor.audio.progress() {
+                Progress::Complete => cursor.audio.duration_ms(),
+                _ => 0,
+            },
         }
+    }
+}
+
+impl Cursor {
+    /// Fills `out` from the audio published so far. A frame the audio
+    /// ends in is completed with silence; one the decoding has not reached
+    /// yet waits (a gap in what the leg hears only when decoding runs
+    /// slower than real time).
+    fn fill(&mut self, out: &mut [i16]) -> Step {
+        let mut filled = 0;
+        while filled < out.len() {
+            if let Some(current) = &self.current
+                && self.offset < current.len()
+            {
+                let n = (out.len() - filled).min(current.len() - self.offset);
+                out[filled..filled + n].copy_from_slice(&current[self.offset..self.offset + n]);
+                self.offset += n;
+                filled += n;
+                continue;
+            }
+            if let Some(segment) = self.audio.segment(self.next) {
+                self.current = Some(segment);
+                self.next += 1;
+                self.offset = 0;
+                continue;
+            }
+            match self.audio.progress() {
+                Progress::Loading => break,
+                Progress::Failed => {
+                    return Step::Ended(self.audio.error().map(str::to_owned));
+                }
+                Progress::Complete if self.looping && self.audio.samples() > 0 => {
+                    self.current = None;
+                    self.next = 0;
+                    self.offset = 0;
+                }
+                Progress::Complete => break,
+            }
+        }
+        if filled == 0 {
+            return match self.audio.progress() {
+                Progress::Loading => Step::Wait,
+                _ => Step::Ended(self.audio.error().map(str::to_owned)),
+            };
+        }
+        out[filled..].fill(0);
+        Step::Frame
     }
 }
 
@@ -143,12 +282,50 @@ mod tests {
     fn a_tone_player_makes_20_ms_frames_and_starts_once() {
         let mut p = Player::tone("p".into(), Country::Us, ProgressTone::Ringback).unwrap();
         assert_eq!(p.rate(), ClockRate::HZ_8000);
-        assert!(p.tick());
+        assert_eq!(p.tick(), Step::Frame);
         assert_eq!(p.frame().len(), 160);
         assert!(p.frame().iter().any(|&s| s != 0), "US ringback starts on");
         assert!(p.take_started());
-        assert!(p.tick());
+        assert_eq!(p.tick(), Step::Frame);
         assert!(!p.take_started());
         assert_eq!(p.duration_ms(), 0);
+        assert_eq!(p.take_ready(), None);
+    }
+
+    #[test]
+    fn a_prompt_player_follows_its_audio_as_it_is_published() {
+        let audio = Arc::new(PromptAudio::default());
+        let mut p = Player::prompt("p".into(), audio.clone(), false);
+        assert_eq!(p.tick(), Step::Wait, "no rate yet");
+        audio.set_rate(ClockRate::HZ_16000);
+        assert_eq!(p.tick(), Step::Replan, "rate known: re-plan first");
+        assert_eq!(p.rate(), ClockRate::HZ_16000);
+        assert_eq!(p.tick(), Step::Wait, "no samples yet");
+        audio.publish((0..400).collect());
+        assert_eq!(p.tick(), Step::Frame);
+        assert_eq!(p.frame().len(), 320);
+        assert_eq!(p.frame()[319], 319);
+        assert!(p.take_started());
+        // 80 samples left, the decoder still busy: a frame ending in
+        // silence would be wrong, but this is what was published.
+        audio.publish((400..800).collect());
+        assert_eq!(p.tick(), Step::Frame);
+        assert_eq!(p.frame()[0], 320);
+        assert_eq!(p.take_ready(), None);
+        audio.complete();
+        assert_eq!(p.take_ready(), Some(50));
+        assert_eq!(p.take_ready(), None);
+        assert_eq!(p.tick(), Step::Frame, "the last 160 samples, padded");
+        assert_eq!((p.frame()[159], p.frame()[160]), (799, 0));
+        assert_eq!(p.tick(), Step::Ended(None));
+
+        // Looping restarts; a failure ends with its reason.
+        let mut l = Player::prompt("l".into(), audio, true);
+        for _ in 0..10 {
+            assert_eq!(l.tick(), Step::Frame);
+        }
+        let broken = Arc::new(PromptAudio::failed("not audio".into()));
+        let mut b = Player::prompt("b".into(), broken, false);
+        assert_eq!(b.tick(), Step::Ended(Some("not audio".into())));
     }
 }

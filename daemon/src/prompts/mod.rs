@@ -1,0 +1,529 @@
+//! Prompts: audio files decoded off the shards and cached as shared,
+//! immutable PCM ([`PromptAudio`]) that shards play without locking.
+//!
+//! - **Sources**: an absolute path or a `file://` URL (http(s) is not built
+//!   yet: UNIMPLEMENTED). With `prompt_dirs` configured, only files under
+//!   those directories (after resolving links) may be played.
+//! - **Workers**: decoding runs on a bounded pool (`workers` jobs at once)
+//!   behind a bounded queue (`queue` jobs waiting); a request beyond it
+//!   gets RESOURCE_EXHAUSTED. Neither a shard nor the gRPC runtime waits
+//!   for a decode.
+//! - **Cache**: keyed by the file's resolved path and checked against its
+//!   size and modification time on every request (a changed file is
+//!   decoded again); requests for a prompt being decoded share that decode;
+//!   failed decodes are not kept; bounded by the bytes of PCM it holds
+//!   (checked at every request: decodes that finish in between may take
+//!   it over for a while), least recently used first out (a prompt still
+//!   playing stays alive in its players until they end).
+//! - **Limits**: file size and duration; over either, the playback ends
+//!   with PlaybackFinished carrying the reason.
+
+mod audio;
+mod decode;
+mod tts;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::Semaphore;
+use tonic::Status;
+
+pub(crate) use audio::{Progress, PromptAudio};
+
+use crate::control::limits::quote;
+
+/// Longest prompt URL or path accepted.
+pub(crate) const MAX_URL_LEN: usize = 4096;
+/// Longest text Say speaks (the Call API's limit).
+pub(crate) const MAX_SAY_CHARS: usize = 1500;
+
+/// Bounds of the prompt machinery.
+#[derive(Clone, Debug)]
+pub(crate) struct PromptLimits {
+    /// Directories files may be played from; empty: any readable file.
+    pub(crate) dirs: Vec<PathBuf>,
+    /// Largest file accepted, in bytes.
+    pub(crate) max_file_bytes: u64,
+    /// Longest prompt, in seconds.
+    pub(crate) max_seconds: u32,
+    /// PCM the cache keeps, in bytes.
+    pub(crate) cache_bytes: usize,
+    /// Decodes running at once.
+    pub(crate) workers: usize,
+    /// Decodes waiting for a worker, at most.
+    pub(crate) queue: usize,
+    /// The text-to-speech command (argv with `{voice}`, `{lang}`, `{out}`);
+    /// empty: espeak-ng.
+    pub(crate) tts_command: Vec<String>,
+}
+
+impl PromptLimits {
+    /// The limits `config` sets.
+    pub(crate) fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            dirs: config.prompt_dirs.clone(),
+            max_file_bytes: config.prompt_max_file_bytes,
+            max_seconds: config.prompt_max_seconds,
+            cache_bytes: config.prompt_cache_bytes,
+            workers: config.prompt_workers,
+            queue: 64,
+            tts_command: config.tts_command.clone(),
+        }
+    }
+}
+
+impl Default for PromptLimits {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            max_file_bytes: 64 << 20,
+            max_seconds: 3600,
+            cache_bytes: 256 << 20,
+            workers: 2,
+            queue: 64,
+            tts_command: Vec::new(),
+        }
+    }
+}
+
+/// A cached prompt.
+#[derive(Debug)]
+struct Entry {
+    audio: Arc<PromptAudio>,
+    /// The file's size and modification time when decoded.
+    len: u64,
+    modified: Option<SystemTime>,
+    last_used: u64,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    /// `file:<resolved path>` or `tts:<engine>\0<voice>\0<language>\0<text>`.
+    entries: HashMap<String, Entry>,
+    clock: u64,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Prompts {
+    limits: PromptLimits,
+    cache: Mutex<Cache>,
+    workers: Arc<Semaphore>,
+    /// Decodes queued or running.
+    jobs: Arc<AtomicUsize>,
+    /// The text-to-speech engine, when its program is installed.
+    tts: Option<tts::Engine>,
+}
+
+impl Prompts {
+    pub(crate) fn new(limits: PromptLimits) -> Self {
+        Self {
+            workers: Arc::new(Semaphore::new(limits.workers.max(1))),
+            tts: tts::Engine::find(&limits.tts_command),
+            limits,
+            cache: Mutex::default(),
+            jobs: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The audio of `url`: from the cache, or a decode started now (the
+    /// audio fills as it goes). File problems (missing, unreadable, too
+    /// big, not audio) come back as failed audio, for PlaybackFinished;
+    /// what the request itself gets wrong is a gRPC status.
+    pub(crate) async fn open(&self, url: &str) -> Result<Arc<PromptAudio>, Status> {
+        let path = self.path_of(url)?;
+        let resolved = match tokio::fs::canonicalize(&path).await {
+            Ok(resolved) => resolved,
+            Err(e) => return Ok(failed(format!("cannot open {}: {e}", path.display()))),
+        };
+        if !self.limits.dirs.is_empty() && !self.limits.dirs.iter().any(|d| resolved.starts_with(d))
+        {
+            return Err(Status::permission_denied(format!(
+                "{} is outside the prompt directories",
+                quote(&resolved.to_string_lossy())
+            )));
+        }
+        let meta = match tokio::fs::metadata(&resolved).await {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) => return Ok(failed(format!("{} is not a file", resolved.display()))),
+            Err(e) => return Ok(failed(format!("cannot open {}: {e}", resolved.display()))),
+        };
+        if meta.len() > self.limits.max_file_bytes {
+            return Ok(failed(format!(
+                "{} is {} bytes, over the {} bytes a prompt file may have",
+                resolved.display(),
+                meta.len(),
+                self.limits.max_file_bytes
+            )));
+        }
+        let key = format!("file:{}", resolved.display());
+        let version = (meta.len(), meta.modified().ok());
+        self.cached_or_start(key, version, Job::File(resolved))
+    }
+
+    /// Speech for `text` in `language` and `voice` from the configured
+    /// engine: from the cache (keyed by engine, voice, language and text),
+    /// or synthesized and decoded now. Text over [`MAX_SAY_CHARS`] comes
+    /// back as failed audio, for PlaybackFinished (as the Call API says).
+    pub(crate) fn say(
+        &self,
+        text: &str,
+        language: &str,
+        voice: &str,
+    ) -> Result<Arc<PromptAudio>, Status> {
+        if text.trim().is_empty() {
+            return Err(Status::invalid_argument("text is required"));
+        }
+        let language = if language.is_empty() {
+            "en-US"
+        } else {
+            language
+        };
+        check_token(language, "language", 35, |c| {
+            c.is_ascii_alphanumeric() || c == '-'
+        })?;
+        check_token(voice, "voice", 64, |c| {
+            c.is_ascii_alphanumeric() || "-_+.".contains(c)
+        })?;
+        let chars = text.chars().count();
+        if chars > MAX_SAY_CHARS {
+            return Ok(failed(format!(
+                "the text has {chars} characters, over the {MAX_SAY_CHARS} Say accepts"
+            )));
+        }
+        let engine = self.tts.as_ref().ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "no text-to-speech engine: {} was not found on this host (install it, \
+                 or configure tts_command)",
+                self.limits
+                    .tts_command
+                    .first()
+                    .map_or("espeak-ng", String::as_str)
+            ))
+        })?;
+        let argv = engine.argv(language, voice, text);
+        let key = format!(
+            "tts:{}\0{voice}\0{language}\0{text}",
+            engine.program.display()
+        );
+        self.cached_or_start(
+            key,
+            (0, None),
+            Job::Speech {
+                argv,
+                text: text.to_owned(),
+            },
+        )
+    }
+
+    /// The cached audio under `key` at `version`, or a job started for it
+    /// (shared by every request until it ends; not kept if it fails).
+    fn cached_or_start(
+        &self,
+        key: String,
+        version: (u64, Option<SystemTime>),
+        job: Job,
+    ) -> Result<Arc<PromptAudio>, Status> {
+        let audio = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.clock += 1;
+            let now = cache.clock;
+            if let Some(entry) = cache.entries.get_mut(&key)
+                && (entry.len, entry.modified) == version
+                && entry.audio.progress() != Progress::Failed
+            {
+                entry.last_used = now;
+                let audio = entry.audio.clone();
+                self.evict(&mut cache);
+                return Ok(audio);
+            }
+            if self.jobs.load(Ordering::Acquire) >= self.limits.queue + self.limits.workers {
+                return Err(Status::resource_exhausted(format!(
+                    "{} prompt jobs are queued or running already",
+                    self.limits.queue + self.limits.workers
+                )));
+            }
+            let audio = Arc::new(PromptAudio::default());
+            cache.entries.insert(
+                key,
+                Entry {
+                    audio: audio.clone(),
+                    len: version.0,
+                    modified: version.1,
+                    last_used: now,
+                },
+            );
+            self.evict(&mut cache);
+            audio
+        };
+        self.spawn(job, audio.clone());
+        Ok(audio)
+    }
+
+    /// The file a URL names.
+    fn path_of(&self, url: &str) -> Result<PathBuf, Status> {
+        if url.is_empty() {
+            return Err(Status::invalid_argument("url is required"));
+        }
+        if url.len() > MAX_URL_LEN {
+            return Err(Status::invalid_argument(format!(
+                "url is {} bytes, over {MAX_URL_LEN}",
+                url.len()
+            )));
+        }
+        let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return Err(Status::unimplemented(
+                "StartPlayback of http(s) URLs is not built yet in this version of legatod; \
+                 play a file (absolute path or file:// URL)",
+            ));
+        }
+        let path = if let Some(rest) = url.strip_prefix("file://") {
+            rest
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(Status::invalid_argument(format!(
+                "unknown URL scheme {}: an absolute path, file://, http:// or https://",
+                quote(scheme)
+            )));
+        } else {
+            url
+        };
+        let path = Path::new(path);
+        if !path.is_absolute() {
+            return Err(Status::invalid_argument(format!(
+                "{} is not an absolute path",
+                quote(url)
+            )));
+        }
+        Ok(path.to_path_buf())
+    }
+
+    /// Drops least recently used, finished entries while the cache holds
+    /// more than its budget.
+    fn evict(&self, cache: &mut Cache) {
+        let mut total: usize = cache.entries.values().map(|e| e.audio.bytes()).sum();
+        while total > self.limits.cache_bytes {
+            let victim = cache
+                .entries
+                .iter()
+                .filter(|(_, e)| e.audio.progress() != Progress::Loading)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, e)| (k.clone(), e.audio.bytes()));
+            let Some((key, bytes)) = victim else {
+                break;
+            };
+            cache.entries.remove(&key);
+            total -= bytes;
+        }
+    }
+
+    /// Runs `job` into `audio` on the worker pool.
+    fn spawn(&self, job: Job, audio: Arc<PromptAudio>) {
+        let (workers, jobs) = (self.workers.clone(), self.jobs.clone());
+        let max_seconds = self.limits.max_seconds;
+        jobs.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let permit = workers.acquire_owned().await;
+            let into = audio.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                job.run(&into, max_seconds);
+            })
+            .await;
+            if result.is_err() {
+                audio.fail("the prompt decoder stopped".into());
+            }
+            if let Some(error) = audio.error() {
+                tracing::info!(%error, "prompt not playable");
+            }
+            jobs.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+fn failed(error: String) -> Arc<PromptAudio> {
+    Arc::new(PromptAudio::failed(error))
+}
+
+/// Fails unless `value` is at most `max` bytes of `allowed` characters.
+fn check_token(
+    value: &str,
+    field: &str,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), Status> {
+    if value.len() > max || !value.chars().all(allowed) {
+        return Err(Status::invalid_argument(format!(
+            "{field} {} is not a valid {field} (letters, digits and '-', at most {max})",
+            quote(value)
+        )));
+    }
+    Ok(())
+}
+
+/// What a worker does for a prompt.
+#[derive(Debug)]
+enum Job {
+    /// Decode a file.
+    File(PathBuf),
+    /// Run the text-to-speech command (`{out}` already filled in argv).
+    Speech { argv: Vec<String>, text: String },
+}
+
+impl Job {
+    fn run(self, audio: &PromptAudio, max_seconds: u32) {
+        match self {
+            Self::File(path) => match std::fs::File::open(&path) {
+                Ok(file) => {
+                    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_owned);
+                    decode::decode(Box::new(file), ext.as_deref(), audio, max_seconds);
+                }
+                Err(e) => audio.fail(format!("cannot open {}: {e}", path.display())),
+            },
+            Self::Speech { argv, text } => match tts::synthesize(&argv, &text) {
+                Ok(file) => {
+                    let reader = std::fs::File::open(file.path());
+                    match reader {
+                        Ok(reader) => {
+                            decode::decode(Box::new(reader), Some("wav"), audio, max_seconds)
+                        }
+                        Err(e) => audio.fail(format!("text-to-speech output unreadable: {e}")),
+                    }
+                }
+                Err(e) => audio.fail(e),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(samples: usize, value: i16) -> Vec<u8> {
+        let data = (samples * 2) as u32;
+        let mut w = Vec::new();
+        w.extend_from_slice(b"RIFF");
+        w.extend_from_slice(&(36 + data).to_le_bytes());
+        w.extend_from_slice(b"WAVEfmt ");
+        for v in [
+            16u32.to_le_bytes().to_vec(),
+            1u16.to_le_bytes().to_vec(),
+            1u16.to_le_bytes().to_vec(),
+        ] {
+            w.extend_from_slice(&v);
+        }
+        w.extend_from_slice(&8000u32.to_le_bytes());
+        w.extend_from_slice(&16_000u32.to_le_bytes());
+        w.extend_from_slice(&2u16.to_le_bytes());
+        w.extend_from_slice(&16u16.to_le_bytes());
+        w.extend_from_slice(b"data");
+        w.extend_from_slice(&data.to_le_bytes());
+        for _ in 0..samples {
+            w.extend_from_slice(&value.to_le_bytes());
+        }
+        w
+    }
+
+    async fn settled(audio: &PromptAudio) -> Progress {
+        for _ in 0..500 {
+            if audio.progress() != Progress::Loading {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        audio.progress()
+    }
+
+    /// Twenty requests at once share one decode; a second request later
+    /// is a cache hit; a rewritten file is decoded again; a failed decode
+    /// is not kept; the cache stays within its budget.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_decode_per_file_version_within_budget() {
+        let dir = std::env::temp_dir().join(format!("legato-prompts-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.wav");
+        std::fs::write(&path, wav(8000, 100)).unwrap();
+        let limits = PromptLimits {
+            cache_bytes: 40_000,
+            ..PromptLimits::default()
+        };
+        let prompts = Arc::new(Prompts::new(limits));
+        let url = path.to_str().unwrap().to_owned();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (p, u) = (prompts.clone(), url.clone());
+            tasks.push(tokio::spawn(async move { p.open(&u).await.unwrap() }));
+        }
+        let mut opened = Vec::new();
+        for t in tasks {
+            opened.push(t.await.unwrap());
+        }
+        assert!(
+            opened.iter().all(|a| Arc::ptr_eq(a, &opened[0])),
+            "one decode"
+        );
+        assert_eq!(settled(&opened[0]).await, Progress::Complete);
+        let again = prompts.open(&url).await.unwrap();
+        assert!(Arc::ptr_eq(&again, &opened[0]), "cache hit");
+        // Rewritten (another size): a new decode.
+        std::fs::write(&path, wav(4000, 200)).unwrap();
+        let new = prompts.open(&url).await.unwrap();
+        assert!(!Arc::ptr_eq(&new, &opened[0]));
+        assert_eq!(settled(&new).await, Progress::Complete);
+        assert_eq!(new.segment(0).unwrap()[0], 200);
+        // Broken: failed, not kept.
+        std::fs::write(&path, b"not audio at all").unwrap();
+        let broken = prompts.open(&url).await.unwrap();
+        assert_eq!(settled(&broken).await, Progress::Failed);
+        std::fs::write(&path, wav(4000, 300)).unwrap();
+        let fixed = prompts.open(&url).await.unwrap();
+        assert!(!Arc::ptr_eq(&fixed, &broken));
+        assert_eq!(settled(&fixed).await, Progress::Complete);
+        // Budget: 40 kB holds two 8 kB prompts and more, not three 16 kB.
+        for i in 0..3 {
+            let p = dir.join(format!("b{i}.wav"));
+            std::fs::write(&p, wav(8000, i)).unwrap();
+            let a = prompts.open(p.to_str().unwrap()).await.unwrap();
+            settled(&a).await;
+        }
+        let _ = prompts.open(&url).await.unwrap();
+        let held: usize = prompts
+            .cache
+            .lock()
+            .unwrap()
+            .entries
+            .values()
+            .map(|e| e.audio.bytes())
+            .sum();
+        assert!(held <= 40_000, "{held} bytes cached");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        let p = Prompts::new(PromptLimits::default());
+        assert_eq!(p.path_of("/a/b.wav").unwrap(), PathBuf::from("/a/b.wav"));
+        assert_eq!(
+            p.path_of("file:///a/b.wav").unwrap(),
+            PathBuf::from("/a/b.wav")
+        );
+        for (url, code) in [
+            ("", tonic::Code::InvalidArgument),
+            ("b.wav", tonic::Code::InvalidArgument),
+            ("ftp://x/y.wav", tonic::Code::InvalidArgument),
+            ("HTTPS://x/y.wav?a=1.2", tonic::Code::Unimplemented),
+            ("http://x/y.wav", tonic::Code::Unimplemented),
+        ] {
+            assert_eq!(p.path_of(url).unwrap_err().code(), code, "{url}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_URL_LEN));
+        assert_eq!(
+            p.path_of(&long).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}
