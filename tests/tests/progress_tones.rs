@@ -198,7 +198,10 @@ async fn tone_waits_for_the_leg_and_stops(io: Io) {
 
     // StopPlayback: silence, no PlaybackFinished, no playback on GetLeg.
     client.stop_playback(&leg).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Read away what was sent before the stop took effect.
+    let _ = spawn_collector(&peer, Instant::now() + Duration::from_millis(200))
+        .unwrap()
+        .join();
     let after = spawn_collector(&peer, Instant::now() + Duration::from_millis(400)).unwrap();
     let got = after.join().unwrap();
     assert!(got.is_empty(), "{} packets after StopPlayback", got.len());

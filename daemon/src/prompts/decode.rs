@@ -227,12 +227,18 @@ impl<'a> Output<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::prompts::audio::Progress;
     use std::io::Cursor;
 
-    fn wav(rate: u32, channels: u16, samples: &[i16], declared: Option<u32>) -> Vec<u8> {
+    /// A 16-bit PCM WAV; `declared` overrides the data size in its header.
+    pub(in crate::prompts) fn wav(
+        rate: u32,
+        channels: u16,
+        samples: &[i16],
+        declared: Option<u32>,
+    ) -> Vec<u8> {
         let data = (samples.len() * 2) as u32;
         let declared = declared.unwrap_or(data);
         let mut w = Vec::new();

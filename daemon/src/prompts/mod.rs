@@ -404,28 +404,7 @@ mod tests {
     use super::*;
 
     fn wav(samples: usize, value: i16) -> Vec<u8> {
-        let data = (samples * 2) as u32;
-        let mut w = Vec::new();
-        w.extend_from_slice(b"RIFF");
-        w.extend_from_slice(&(36 + data).to_le_bytes());
-        w.extend_from_slice(b"WAVEfmt ");
-        for v in [
-            16u32.to_le_bytes().to_vec(),
-            1u16.to_le_bytes().to_vec(),
-            1u16.to_le_bytes().to_vec(),
-        ] {
-            w.extend_from_slice(&v);
-        }
-        w.extend_from_slice(&8000u32.to_le_bytes());
-        w.extend_from_slice(&16_000u32.to_le_bytes());
-        w.extend_from_slice(&2u16.to_le_bytes());
-        w.extend_from_slice(&16u16.to_le_bytes());
-        w.extend_from_slice(b"data");
-        w.extend_from_slice(&data.to_le_bytes());
-        for _ in 0..samples {
-            w.extend_from_slice(&value.to_le_bytes());
-        }
-        w
+        decode::tests::wav(8000, 1, &vec![value; samples], None)
     }
 
     async fn settled(audio: &PromptAudio) -> Progress {

@@ -452,6 +452,79 @@ fn a_tone_player_is_a_source_on_the_media_clock() {
     assert_eq!(h.legs.view(0).unwrap().playback, None);
 }
 
+/// A prompt (16 kHz, three segments) played into a PCMU leg: one packet
+/// per tick while it lasts, its audio resampled in them, nothing allocated
+/// per tick (segments are read through `ArcSwap` and `Arc` clones), then
+/// PlaybackReady/Started/Finished once each and the leg quiet.
+#[test]
+fn a_prompt_player_reads_shared_pcm_without_allocating() {
+    use crate::prompts::PromptAudio;
+    let audio = Arc::new(PromptAudio::default());
+    audio.set_rate(legato_dsp::time::ClockRate::HZ_16000);
+    let tone: Vec<i16> = (0..48_000)
+        .map(|i| {
+            (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * f64::from(i) / 16_000.0).sin()) as i16
+        })
+        .collect();
+    for chunk in tone.chunks(16_000) {
+        audio.publish(chunk.to_vec());
+    }
+    audio.complete();
+    let mut h = Harness::new(&["0"]);
+    h.legs
+        .play("l0", Player::prompt("pr".into(), audio, false))
+        .unwrap();
+    let t0 = h.t0;
+    for i in 1..=200u64 {
+        if i == 20 {
+            h.quiet = true;
+            ALLOCATIONS.store(0, Ordering::Relaxed);
+            ARMED.with(|a| a.set(true));
+        }
+        if i == 140 {
+            ARMED.with(|a| a.set(false));
+            assert_eq!(
+                ALLOCATIONS.load(Ordering::Relaxed),
+                0,
+                "allocations per tick"
+            );
+            h.quiet = false;
+        }
+        h.run_until(t0 + Duration::from_millis(20 * i + 1));
+    }
+    let kinds: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            EventKind::PlaybackReady { .. } => Some("ready"),
+            EventKind::PlaybackStarted { duration_ms, .. } => {
+                assert_eq!(*duration_ms, 3000);
+                Some("started")
+            }
+            EventKind::PlaybackFinished { error, .. } => {
+                assert_eq!(error, &None);
+                Some("finished")
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["ready", "started", "finished"]);
+    // 3 s = 150 packets; the quiet window kept ticks 20-139 out of `sent`.
+    let out: Vec<&Vec<u8>> = h.sent.iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        out.len() + 120,
+        150,
+        "{} packets outside the quiet window",
+        out.len()
+    );
+    let pcm: Vec<i16> = out[..19]
+        .iter()
+        .flat_map(|p| p[12..].iter().map(|&b| g711::ulaw_to_linear(b)))
+        .collect();
+    assert!(tone_share(&pcm[160..], 500.0) > 0.9);
+    assert_eq!(h.legs.view(0).unwrap().playback, None, "ended: no source");
+}
+
 /// A player waits while its leg cannot send (here the peer put the call
 /// on hold with `a=sendonly`): no packet and no PlaybackStarted.
 #[test]
