@@ -1,8 +1,9 @@
 //! Prompts: audio files decoded off the shards and cached as shared,
 //! immutable PCM ([`PromptAudio`]) that shards play without locking.
 //!
-//! - **Sources**: an absolute path or a `file://` URL (http(s) is not built
-//!   yet: UNIMPLEMENTED). With `prompt_dirs` configured, only files under
+//! - **Sources**: an absolute path, a `file://` URL, or an `http(s)://`
+//!   URL (see `http.rs`: caching headers, conditional revalidation, the
+//!   body decoded as it downloads). With `prompt_dirs` configured, only files under
 //!   those directories (after resolving links) may be played.
 //! - **Workers**: decoding runs on a bounded pool (`workers` jobs at once)
 //!   behind a bounded queue (`queue` jobs waiting); a request beyond it
@@ -10,7 +11,10 @@
 //!   for a decode.
 //! - **Cache**: keyed by the file's resolved path and checked against its
 //!   size and modification time on every request (a changed file is
-//!   decoded again); requests for a prompt being decoded share that decode;
+//!   decoded again), or by the whole URL (query string included) and kept
+//!   as its Cache-Control, ETag and Last-Modified say (no-store: never;
+//!   stale: revalidated with If-None-Match / If-Modified-Since, 304 keeps
+//!   it); requests for a prompt being decoded share that decode;
 //!   failed decodes are not kept; bounded by the bytes of PCM it holds
 //!   (checked at every request: decodes that finish in between may take
 //!   it over for a while), least recently used first out (a prompt still
@@ -20,13 +24,14 @@
 
 mod audio;
 mod decode;
+mod http;
 mod tts;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::Semaphore;
 use tonic::Status;
@@ -96,7 +101,25 @@ struct Entry {
     /// The file's size and modification time when decoded.
     len: u64,
     modified: Option<SystemTime>,
+    /// An http(s) prompt's caching headers.
+    http: Option<http::Validators>,
     last_used: u64,
+}
+
+/// Where a prompt comes from.
+#[derive(Debug)]
+enum Source {
+    File(PathBuf),
+    Http,
+}
+
+/// The extension of a URL's or path's last segment (query left out), as a
+/// format hint.
+fn extension_of(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let name = path.rsplit('/').next()?;
+    let (_, ext) = name.rsplit_once('.')?;
+    (!ext.is_empty() && ext.len() <= 5).then(|| ext.to_ascii_lowercase())
 }
 
 #[derive(Debug, Default)]
@@ -110,12 +133,14 @@ struct Cache {
 #[derive(Debug)]
 pub(crate) struct Prompts {
     limits: PromptLimits,
-    cache: Mutex<Cache>,
+    cache: Arc<Mutex<Cache>>,
     workers: Arc<Semaphore>,
     /// Decodes queued or running.
     jobs: Arc<AtomicUsize>,
     /// The text-to-speech engine, when its program is installed.
     tts: Option<tts::Engine>,
+    /// The client of http(s) prompts.
+    http: Option<reqwest::Client>,
 }
 
 impl Prompts {
@@ -123,8 +148,9 @@ impl Prompts {
         Self {
             workers: Arc::new(Semaphore::new(limits.workers.max(1))),
             tts: tts::Engine::find(&limits.tts_command),
+            http: http::client(),
             limits,
-            cache: Mutex::default(),
+            cache: Arc::default(),
             jobs: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -134,7 +160,10 @@ impl Prompts {
     /// big, not audio) come back as failed audio, for PlaybackFinished;
     /// what the request itself gets wrong is a gRPC status.
     pub(crate) async fn open(&self, url: &str) -> Result<Arc<PromptAudio>, Status> {
-        let path = self.path_of(url)?;
+        let path = match self.source_of(url)? {
+            Source::File(path) => path,
+            Source::Http => return self.open_http(url).await,
+        };
         let resolved = match tokio::fs::canonicalize(&path).await {
             Ok(resolved) => resolved,
             Err(e) => return Ok(failed(format!("cannot open {}: {e}", path.display()))),
@@ -227,8 +256,8 @@ impl Prompts {
         version: (u64, Option<SystemTime>),
         job: Job,
     ) -> Result<Arc<PromptAudio>, Status> {
-        let audio = {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut cache = self.lock();
             cache.clock += 1;
             let now = cache.clock;
             if let Some(entry) = cache.entries.get_mut(&key)
@@ -240,31 +269,156 @@ impl Prompts {
                 self.evict(&mut cache);
                 return Ok(audio);
             }
-            if self.jobs.load(Ordering::Acquire) >= self.limits.queue + self.limits.workers {
-                return Err(Status::resource_exhausted(format!(
-                    "{} prompt jobs are queued or running already",
-                    self.limits.queue + self.limits.workers
-                )));
-            }
-            let audio = Arc::new(PromptAudio::default());
-            cache.entries.insert(
-                key,
-                Entry {
-                    audio: audio.clone(),
-                    len: version.0,
-                    modified: version.1,
-                    last_used: now,
-                },
-            );
-            self.evict(&mut cache);
-            audio
         };
+        let audio = self.insert(key, version)?;
         self.spawn(job, audio.clone());
         Ok(audio)
     }
 
-    /// The file a URL names.
-    fn path_of(&self, url: &str) -> Result<PathBuf, Status> {
+    /// An http(s) prompt: the cached copy while fresh (or while its first
+    /// download runs: concurrent requests share it), revalidated with a
+    /// conditional GET once stale, downloaded again when changed.
+    async fn open_http(&self, url: &str) -> Result<Arc<PromptAudio>, Status> {
+        let key = format!("url:{url}");
+        let Some(client) = self.http.clone() else {
+            return Ok(failed("no HTTP client could be set up".into()));
+        };
+        let cached = {
+            let mut cache = self.lock();
+            cache.clock += 1;
+            let now = cache.clock;
+            match cache.entries.get_mut(&key) {
+                Some(e) if e.audio.progress() != Progress::Failed => {
+                    e.last_used = now;
+                    Some((e.audio.clone(), e.http.clone().unwrap_or_default()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((audio, validators)) = cached {
+            let fresh = validators.fresh_until.is_some_and(|t| Instant::now() < t);
+            if fresh || audio.progress() == Progress::Loading {
+                return Ok(audio);
+            }
+            if validators.can_revalidate() {
+                return match http::fetch(&client, url, Some(&validators)).await {
+                    Ok(http::Fetched::NotModified(refreshed)) => {
+                        if let Some(e) = self.lock().entries.get_mut(&key) {
+                            e.http = Some(http::Validators {
+                                etag: refreshed.etag.or(validators.etag),
+                                last_modified: refreshed.last_modified.or(validators.last_modified),
+                                ..refreshed
+                            });
+                        }
+                        Ok(audio)
+                    }
+                    Ok(http::Fetched::Body(response, refreshed)) => {
+                        self.start_http(key, client, url, Some((*response, refreshed)))
+                    }
+                    Err(e) => Ok(failed(e)),
+                };
+            }
+        }
+        self.start_http(key, client, url, None)
+    }
+
+    /// Starts downloading and decoding `url` (or decoding `response`, a
+    /// download already under way) into new audio under `key`.
+    fn start_http(
+        &self,
+        key: String,
+        client: reqwest::Client,
+        url: &str,
+        response: Option<(reqwest::Response, http::Validators)>,
+    ) -> Result<Arc<PromptAudio>, Status> {
+        let audio = self.insert(key.clone(), (0, None))?;
+        let (workers, jobs, cache) = (self.workers.clone(), self.jobs.clone(), self.cache.clone());
+        let (max_bytes, max_seconds) = (self.limits.max_file_bytes, self.limits.max_seconds);
+        let url = url.to_owned();
+        let into = audio.clone();
+        jobs.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let fetched = match response {
+                Some((response, validators)) => Ok((response, validators)),
+                None => match http::fetch(&client, &url, None).await {
+                    Ok(http::Fetched::Body(response, validators)) => Ok((*response, validators)),
+                    Ok(http::Fetched::NotModified(_)) => Err(format!("HTTP 304 from {url}")),
+                    Err(e) => Err(e),
+                },
+            };
+            match fetched {
+                Err(e) => into.fail(e),
+                Ok((response, validators)) => {
+                    {
+                        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                        if validators.no_store {
+                            cache.entries.remove(&key);
+                        } else if let Some(e) = cache.entries.get_mut(&key)
+                            && Arc::ptr_eq(&e.audio, &into)
+                        {
+                            e.http = Some(validators);
+                        }
+                    }
+                    let ext = extension_of(&url);
+                    let reader = http::body_reader(response, max_bytes);
+                    let permit = workers.acquire_owned().await;
+                    let job = into.clone();
+                    let decoded = tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        let source = symphonia::core::io::ReadOnlySource::new(reader);
+                        decode::decode(Box::new(source), ext.as_deref(), &job, max_seconds);
+                    })
+                    .await;
+                    if decoded.is_err() {
+                        into.fail("the prompt decoder stopped".into());
+                    }
+                }
+            }
+            if let Some(error) = into.error() {
+                tracing::info!(%error, "prompt not playable");
+            }
+            jobs.fetch_sub(1, Ordering::AcqRel);
+        });
+        Ok(audio)
+    }
+
+    /// Locks the cache (a poisoned lock is still a cache).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new loading entry under `key`, unless the job queue is full.
+    fn insert(
+        &self,
+        key: String,
+        version: (u64, Option<SystemTime>),
+    ) -> Result<Arc<PromptAudio>, Status> {
+        let mut cache = self.lock();
+        cache.clock += 1;
+        let now = cache.clock;
+        if self.jobs.load(Ordering::Acquire) >= self.limits.queue + self.limits.workers {
+            return Err(Status::resource_exhausted(format!(
+                "{} prompt jobs are queued or running already",
+                self.limits.queue + self.limits.workers
+            )));
+        }
+        let audio = Arc::new(PromptAudio::default());
+        cache.entries.insert(
+            key,
+            Entry {
+                audio: audio.clone(),
+                len: version.0,
+                modified: version.1,
+                http: None,
+                last_used: now,
+            },
+        );
+        self.evict(&mut cache);
+        Ok(audio)
+    }
+
+    /// What a URL names.
+    fn source_of(&self, url: &str) -> Result<Source, Status> {
         if url.is_empty() {
             return Err(Status::invalid_argument("url is required"));
         }
@@ -276,10 +430,7 @@ impl Prompts {
         }
         let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
-            return Err(Status::unimplemented(
-                "StartPlayback of http(s) URLs is not built yet in this version of legatod; \
-                 play a file (absolute path or file:// URL)",
-            ));
+            return Ok(Source::Http);
         }
         let path = if let Some(rest) = url.strip_prefix("file://") {
             rest
@@ -298,7 +449,7 @@ impl Prompts {
                 quote(url)
             )));
         }
-        Ok(path.to_path_buf())
+        Ok(Source::File(path.to_path_buf()))
     }
 
     /// Drops least recently used, finished entries while the cache holds
@@ -485,24 +636,25 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let p = Prompts::new(PromptLimits::default());
-        assert_eq!(p.path_of("/a/b.wav").unwrap(), PathBuf::from("/a/b.wav"));
-        assert_eq!(
-            p.path_of("file:///a/b.wav").unwrap(),
-            PathBuf::from("/a/b.wav")
-        );
-        for (url, code) in [
-            ("", tonic::Code::InvalidArgument),
-            ("b.wav", tonic::Code::InvalidArgument),
-            ("ftp://x/y.wav", tonic::Code::InvalidArgument),
-            ("HTTPS://x/y.wav?a=1.2", tonic::Code::Unimplemented),
-            ("http://x/y.wav", tonic::Code::Unimplemented),
-        ] {
-            assert_eq!(p.path_of(url).unwrap_err().code(), code, "{url}");
+        let file = |url: &str| match p.source_of(url) {
+            Ok(Source::File(path)) => path,
+            other => panic!("{url}: {other:?}"),
+        };
+        assert_eq!(file("/a/b.wav"), PathBuf::from("/a/b.wav"));
+        assert_eq!(file("file:///a/b.wav"), PathBuf::from("/a/b.wav"));
+        for url in ["HTTPS://x/y.wav?a=1.2", "http://x/y.wav"] {
+            assert!(matches!(p.source_of(url), Ok(Source::Http)), "{url}");
+        }
+        for url in ["", "b.wav", "ftp://x/y.wav"] {
+            let code = p.source_of(url).unwrap_err().code();
+            assert_eq!(code, tonic::Code::InvalidArgument, "{url}");
         }
         let long = format!("/{}", "a".repeat(MAX_URL_LEN));
         assert_eq!(
-            p.path_of(&long).unwrap_err().code(),
+            p.source_of(&long).unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
+        assert_eq!(extension_of("http://h/a/b.MP3?x=1.2"), Some("mp3".into()));
+        assert_eq!(extension_of("http://h/a/b?x=1.wav"), None);
     }
 }
