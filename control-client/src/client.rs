@@ -384,10 +384,14 @@ impl Client {
         Ok(reply.into_inner().playback_id)
     }
 
-    /// Stops the leg's playback.
-    pub async fn stop_playback(&self, leg_id: &str) -> Result<(), Error> {
+    /// Stops the playback of a leg or (with a
+    /// [`MediaEndpoint::Conference`]) a conference. Strings convert to leg
+    /// ids.
+    pub async fn stop_playback(&self, target: impl Into<MediaEndpoint>) -> Result<(), Error> {
+        let (leg_id, conference_id) = split(target.into());
         let request = proto::StopPlaybackRequest {
-            leg_id: leg_id.to_owned(),
+            leg_id,
+            conference_id,
         };
         self.stub().stop_playback(request).await.map_err(status)?;
         Ok(())
@@ -400,17 +404,21 @@ impl Client {
     }
 
     /// Plays a country's progress `tone` (`"ringback"`, `"busy"`, ...) into
-    /// a leg; returns the playback id.
+    /// a leg or (with a [`MediaEndpoint::Conference`]) a conference, whose
+    /// listeners all hear it; returns the playback id. Strings convert to
+    /// leg ids.
     pub async fn play_progress_tone(
         &self,
-        leg_id: &str,
+        target: impl Into<MediaEndpoint>,
         country: &str,
         tone: &str,
     ) -> Result<String, Error> {
+        let (leg_id, conference_id) = split(target.into());
         let request = proto::PlayProgressToneRequest {
-            leg_id: leg_id.to_owned(),
+            leg_id,
             country: country.to_owned(),
             tone: tone.to_owned(),
+            conference_id,
         };
         let reply = self
             .stub()
@@ -724,3 +732,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a PING may go unanswered before the connection is dropped.
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A player request's target as its (leg_id, conference_id) fields.
+fn split(target: MediaEndpoint) -> (String, String) {
+    match target {
+        MediaEndpoint::Leg(id) => (id, String::new()),
+        MediaEndpoint::Conference(id) => (String::new(), id),
+    }
+}

@@ -341,7 +341,7 @@ async fn loop_preload_and_bad_files(io: Io) {
             leg_id: leg.leg_id.clone(),
             url: format!("file://{}", short.display()),
             r#loop: true,
-            preload_only: false,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -371,8 +371,8 @@ async fn loop_preload_and_bad_files(io: Io) {
         .start_playback(proto::StartPlaybackRequest {
             leg_id: leg.leg_id.clone(),
             url: other.to_str().unwrap().to_owned(),
-            r#loop: false,
             preload_only: true,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -14,12 +14,12 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use legato_client::{Code, CreateLeg, EventFilter, UpdateLeg, proto};
+use legato_client::{Code, CreateLeg, EventFilter, MediaEndpoint, UpdateLeg, proto};
 use legato_dsp::tone::{
     Country, ProgressDetector, ProgressDetectorConfig, ProgressEvent, ProgressTone,
 };
 use legato_tests::{
-    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, decode_window, per_backend,
+    Codec, G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, decode_window, per_backend,
     spawn_collector, wait_event,
 };
 
@@ -280,7 +280,108 @@ async fn tone_waits_for_the_leg_and_stops(io: Io) {
     assert_eq!(err.code(), Code::FailedPrecondition);
 }
 
+/// A tone played into a conference: every listener (PCMU, PCMA, G.722)
+/// hears it, over the members' mix; its events carry the session and no
+/// leg; StopPlayback of the conference ends it; bad targets are refused.
+async fn a_tone_into_a_conference(io: Io) {
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let conference = client.create_conference(&session).await.unwrap();
+    let mut events = client
+        .watch_events(EventFilter::new().session(&session))
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for formats in ["0", "8", "9"] {
+        let peer = Peer::new().unwrap();
+        let leg = connected_leg_with(&client, &session, &peer, formats)
+            .await
+            .unwrap();
+        client
+            .send_media(
+                MediaEndpoint::Conference(conference.clone()),
+                leg.leg_id.as_str(),
+            )
+            .await
+            .unwrap();
+        members.push((peer, formats));
+    }
+    let start = Instant::now();
+    let until = start + Duration::from_millis(3500);
+    let collectors: Vec<_> = members
+        .iter()
+        .map(|(peer, _)| spawn_collector(peer, until).unwrap())
+        .collect();
+    let id = client
+        .play_progress_tone(MediaEndpoint::Conference(conference.clone()), "US", "busy")
+        .await
+        .unwrap();
+    let e = wait_event(
+        &mut events,
+        Duration::from_secs(5),
+        |e| matches!(&e.kind, Some(proto::event::Kind::PlaybackStarted(s)) if s.playback_id == id),
+    )
+    .await
+    .unwrap();
+    assert!(e.leg_id.is_empty(), "a conference's event names no leg");
+    for ((_, formats), collector) in members.iter().zip(collectors) {
+        let got = collector.join().unwrap();
+        let codec = match *formats {
+            "0" => Codec::Pcmu,
+            "8" => Codec::Pcma,
+            _ => Codec::G722,
+        };
+        let pcm = decode_window(&got, codec, start, until);
+        // G.722 decodes at 16 kHz: every other sample for the 8 kHz
+        // detector (the busy tone's 480 and 620 Hz are far below 4 kHz).
+        let pcm: Vec<i16> = if codec == Codec::G722 {
+            pcm.iter().step_by(2).copied().collect()
+        } else {
+            pcm
+        };
+        let mut detector = ProgressDetector::new(ProgressDetectorConfig::new(Country::Us)).unwrap();
+        detector.handle_samples(&pcm);
+        let found = detector
+            .poll_event()
+            .map(|ProgressEvent::Detected { tone, .. }| tone);
+        assert_eq!(found, Some(ProgressTone::Busy), "member on {codec:?}");
+    }
+    client
+        .stop_playback(MediaEndpoint::Conference(conference.clone()))
+        .await
+        .unwrap();
+    // Bad targets.
+    let unknown = MediaEndpoint::Conference("00000000000000000000".into());
+    let err = client
+        .play_progress_tone(unknown, "US", "busy")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let err = client
+        .start_playback(proto::StartPlaybackRequest {
+            conference_id: conference.clone(),
+            url: "/nonexistent.wav".into(),
+            preload_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    let err = client
+        .start_playback(proto::StartPlaybackRequest {
+            leg_id: "00000000000000000000".into(),
+            conference_id: conference.clone(),
+            url: "/nonexistent.wav".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+}
+
 per_backend!(
     every_countrys_ringback_and_busy,
-    tone_waits_for_the_leg_and_stops
+    tone_waits_for_the_leg_and_stops,
+    a_tone_into_a_conference
 );

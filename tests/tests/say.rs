@@ -24,6 +24,7 @@ fn say(leg: &str, text: &str, voice: &str) -> proto::SayRequest {
         text: text.to_owned(),
         language: "en-US".into(),
         voice: voice.to_owned(),
+        conference_id: String::new(),
     }
 }
 

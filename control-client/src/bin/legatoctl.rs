@@ -558,6 +558,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 text: args.text,
                 language: args.language,
                 voice: args.voice,
+                conference_id: String::new(),
             };
             let playback_id = client.say(request).await?;
             out.result(
@@ -875,6 +876,7 @@ async fn playback(
                 url,
                 r#loop: looped,
                 preload_only,
+                conference_id: String::new(),
             };
             let playback_id = client.start_playback(request).await?;
             out.result(

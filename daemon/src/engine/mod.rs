@@ -429,14 +429,17 @@ impl From<LegCommand> for Command {
 /// Player commands.
 #[derive(Debug)]
 pub(crate) enum PlayCommand {
-    /// `player` becomes leg `leg`'s source (PlayProgressTone).
+    /// `player` becomes a leg's source, or plays over a conference's mix.
     Start {
-        leg: Arc<str>,
+        target: Endpoint,
         player: Box<Player>,
         reply: Reply<Routed>,
     },
-    /// StopPlayback: whether a player was stopped.
-    Stop { leg: Arc<str>, reply: Reply<bool> },
+    /// StopPlayback of a leg or conference: whether a player was stopped.
+    Stop {
+        target: Endpoint,
+        reply: Reply<bool>,
+    },
     /// StartPlayback with `preload_only`: PlaybackReady (or
     /// PlaybackFinished with the error) on leg `leg` once `audio` is
     /// decoded.

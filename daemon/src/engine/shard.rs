@@ -585,13 +585,31 @@ impl Shard {
 
     fn handle_play_command(&mut self, command: PlayCommand, now: Instant) {
         match command {
-            PlayCommand::Start { leg, player, reply } => {
-                self.sessions.touch_leg(&self.legs, &leg, now);
-                let _ = reply.send(self.legs.play(&leg, *player));
+            PlayCommand::Start {
+                target,
+                player,
+                reply,
+            } => {
+                self.touch_endpoints(&target, &target, now);
+                let result = match &target {
+                    Endpoint::Leg(leg) => self.legs.play(leg, *player),
+                    Endpoint::Conference(id) => {
+                        self.legs
+                            .play_conference(id, *player)
+                            .map(|()| crate::session::Routed {
+                                replaced: None,
+                                held_back: None,
+                            })
+                    }
+                };
+                let _ = reply.send(result);
             }
-            PlayCommand::Stop { leg, reply } => {
-                self.sessions.touch_leg(&self.legs, &leg, now);
-                let _ = reply.send(self.legs.stop_playback(&leg));
+            PlayCommand::Stop { target, reply } => {
+                self.touch_endpoints(&target, &target, now);
+                let _ = reply.send(match &target {
+                    Endpoint::Leg(leg) => self.legs.stop_playback(leg),
+                    Endpoint::Conference(id) => self.legs.stop_conference_playback(id),
+                });
             }
             PlayCommand::Preload {
                 leg,

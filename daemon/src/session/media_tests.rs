@@ -525,6 +525,59 @@ fn a_prompt_player_reads_shared_pcm_without_allocating() {
     assert_eq!(h.legs.view(0).unwrap().playback, None, "ended: no source");
 }
 
+/// A short prompt into a conference of two listeners: both hear it, the
+/// events (no leg) come once each, and the conference is quiet after.
+#[test]
+fn a_prompt_into_a_conference_reaches_every_listener() {
+    use crate::prompts::PromptAudio;
+    let audio = Arc::new(PromptAudio::default());
+    audio.set_rate(legato_dsp::time::ClockRate::HZ_8000);
+    audio.publish(vec![3000; 800]);
+    audio.complete();
+    let mut h = Harness::new(&["0", "0"]);
+    h.legs
+        .create_conference("c".into(), "s".into(), None)
+        .unwrap();
+    for i in 0..2 {
+        h.legs
+            .route(&Endpoint::Conference("c".into()), &Harness::leg(i), 0.0)
+            .unwrap();
+    }
+    h.legs
+        .play_conference("c", Player::prompt("cp".into(), audio, false))
+        .unwrap();
+    h.run_until(h.t0 + Duration::from_millis(20 * 20 + 1));
+    for i in 0..2 {
+        let loud = h
+            .sent
+            .iter()
+            .filter(|(to, p)| *to == remote(i) && g711::ulaw_to_linear(p[20]) > 1000)
+            .count();
+        assert!((4..=5).contains(&loud), "listener {i}: {loud} loud packets");
+    }
+    let events: Vec<(bool, &str)> = h
+        .events
+        .iter()
+        .filter_map(|(leg, e)| {
+            let kind = match e {
+                EventKind::PlaybackReady { .. } => "ready",
+                EventKind::PlaybackStarted { .. } => "started",
+                EventKind::PlaybackFinished { .. } => "finished",
+                _ => return None,
+            };
+            Some((leg.is_none(), kind))
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [(true, "ready"), (true, "started"), (true, "finished")]
+    );
+    assert!(
+        !h.legs.stop_conference_playback("c").unwrap(),
+        "already over"
+    );
+}
+
 /// A player waits while its leg cannot send (here the peer put the call
 /// on hold with `a=sendonly`): no packet and no PlaybackStarted.
 #[test]

@@ -131,6 +131,28 @@ impl<S: Copy, C> Legs<S, C> {
         })
     }
 
+    /// StartPlayback, Say, PlayProgressTone into conference `id`: every
+    /// listener hears `player` over the mix, replacing the conference's
+    /// previous player (which ends without an event).
+    pub(crate) fn play_conference(&mut self, id: &str, player: Player) -> Result<(), EngineError> {
+        let c = self.find_conference(id)?;
+        if let Some(conf) = self.conferences[c as usize].as_mut() {
+            conf.set_player(Some(player));
+        }
+        self.replan();
+        Ok(())
+    }
+
+    /// StopPlayback of conference `id`: its player ends with no event.
+    pub(crate) fn stop_conference_playback(&mut self, id: &str) -> Result<bool, EngineError> {
+        let c = self.find_conference(id)?;
+        let stopped = self.conferences[c as usize]
+            .as_mut()
+            .and_then(|conf| conf.set_player(None))
+            .is_some();
+        Ok(stopped)
+    }
+
     /// SendDigits: queues `keys` on leg `leg`'s send side, as RFC 4733
     /// events or in-band tones per `mode`. The leg takes the PCM path
     /// until they are over (a relayed leg returns to the relay after).

@@ -16,9 +16,9 @@ use tonic::{Request, Response, Status};
 
 use super::{Service, new_leg_id, required};
 use crate::control::limits::quote;
-use crate::engine::PlayCommand;
+use crate::engine::{PlayCommand, RouteCommand};
 use crate::session::{
-    DIGIT_COMMA_MS, DigitMode, Key, MAX_QUEUED_KEYS, Player, tone_by_name, tone_name,
+    DIGIT_COMMA_MS, DigitMode, Endpoint, Key, MAX_QUEUED_KEYS, Player, tone_by_name, tone_name,
 };
 
 /// Default and bounds of a SendDigits tone and of the pause after it, ms.
@@ -31,15 +31,18 @@ pub(super) async fn start_playback(
     request: Request<pb::StartPlaybackRequest>,
 ) -> Result<Response<pb::StartPlaybackResponse>, Status> {
     let req = request.into_inner();
-    let leg = required(&req.leg_id, "leg_id")?;
-    let shard = svc.leg_shard(leg)?;
-    // The leg first: no decode for a request that cannot play.
-    svc.check_leg_exists(leg).await?;
+    // The target first: no decode for a request that cannot play.
+    let (target, shard) = target(svc, &req.leg_id, &req.conference_id).await?;
     let audio = svc.prompts.open(&req.url).await?;
     let id: Arc<str> = new_leg_id(shard).into();
     if req.preload_only {
+        let Endpoint::Leg(leg) = target else {
+            return Err(Status::invalid_argument(
+                "preload_only applies to a leg: give leg_id, not conference_id",
+            ));
+        };
         svc.call(shard, |reply| PlayCommand::Preload {
-            leg: leg.into(),
+            leg,
             playback: id.clone(),
             audio,
             reply,
@@ -48,7 +51,7 @@ pub(super) async fn start_playback(
     } else {
         let player = Player::prompt(id.clone(), audio, req.r#loop);
         svc.call(shard, |reply| PlayCommand::Start {
-            leg: leg.into(),
+            target,
             player: Box::new(player),
             reply,
         })
@@ -64,14 +67,12 @@ pub(super) async fn say(
     request: Request<pb::SayRequest>,
 ) -> Result<Response<pb::SayResponse>, Status> {
     let req = request.into_inner();
-    let leg = required(&req.leg_id, "leg_id")?;
-    let shard = svc.leg_shard(leg)?;
-    svc.check_leg_exists(leg).await?;
+    let (target, shard) = target(svc, &req.leg_id, &req.conference_id).await?;
     let audio = svc.prompts.say(&req.text, &req.language, &req.voice)?;
     let id: Arc<str> = new_leg_id(shard).into();
     let player = Player::prompt(id.clone(), audio, false);
     svc.call(shard, |reply| PlayCommand::Start {
-        leg: leg.into(),
+        target,
         player: Box::new(player),
         reply,
     })
@@ -86,10 +87,9 @@ pub(super) async fn play_progress_tone(
     request: Request<pb::PlayProgressToneRequest>,
 ) -> Result<Response<pb::PlayProgressToneResponse>, Status> {
     let req = request.into_inner();
-    let leg = required(&req.leg_id, "leg_id")?;
     let country = country(&req.country)?;
     let tone = tone(&req.tone)?;
-    let shard = svc.leg_shard(leg)?;
+    let (target, shard) = target(svc, &req.leg_id, &req.conference_id).await?;
     let id: Arc<str> = new_leg_id(shard).into();
     let player = Player::tone(id.clone(), country, tone).ok_or_else(|| {
         Status::internal(format!(
@@ -99,7 +99,7 @@ pub(super) async fn play_progress_tone(
         ))
     })?;
     svc.call(shard, |reply| PlayCommand::Start {
-        leg: leg.into(),
+        target,
         player: Box::new(player),
         reply,
     })
@@ -114,14 +114,46 @@ pub(super) async fn stop_playback(
     request: Request<pb::StopPlaybackRequest>,
 ) -> Result<Response<pb::StopPlaybackResponse>, Status> {
     let req = request.into_inner();
-    let leg = required(&req.leg_id, "leg_id")?;
-    let shard = svc.leg_shard(leg)?;
-    svc.call(shard, |reply| PlayCommand::Stop {
-        leg: leg.into(),
-        reply,
-    })
-    .await?;
+    let (target, shard) = target(svc, &req.leg_id, &req.conference_id).await?;
+    svc.call(shard, |reply| PlayCommand::Stop { target, reply })
+        .await?;
     Ok(Response::new(pb::StopPlaybackResponse {}))
+}
+
+/// The leg or conference a player request names (exactly one), checked to
+/// exist, and its shard.
+async fn target(
+    svc: &Service,
+    leg_id: &str,
+    conference_id: &str,
+) -> Result<(Endpoint, usize), Status> {
+    match (leg_id.is_empty(), conference_id.is_empty()) {
+        (false, true) => {
+            let shard = svc.leg_shard(leg_id)?;
+            svc.check_leg_exists(leg_id).await?;
+            Ok((Endpoint::Leg(leg_id.into()), shard))
+        }
+        (true, false) => {
+            let shard = super::leg_shard(conference_id)
+                .filter(|&s| s < svc.engine.shard_count())
+                .ok_or_else(|| {
+                    Status::not_found(format!("no such conference {}", quote(conference_id)))
+                })?;
+            let id: Arc<str> = conference_id.into();
+            svc.call(shard, |reply| RouteCommand::CheckConference {
+                id: id.clone(),
+                reply,
+            })
+            .await?;
+            Ok((Endpoint::Conference(id), shard))
+        }
+        (true, true) => Err(Status::invalid_argument(
+            "leg_id or conference_id is required",
+        )),
+        (false, false) => Err(Status::invalid_argument(
+            "give leg_id or conference_id, not both",
+        )),
+    }
 }
 
 pub(super) async fn send_digits(

@@ -10,6 +10,9 @@
 //! Joining and leaving never click: a new talker's audio is faded in over
 //! one 20 ms frame, a leaving talker's faded out over one frame before its
 //! slot is released, and a new listener hears the mix faded in.
+//!
+//! A conference may also play one prompt or tone (a [`Player`]) that every
+//! listener hears over the mix, resampled to the mix's rate.
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use legato_dsp::mix::{Gain, Mixer};
 use legato_dsp::resample::Resampler;
 use legato_dsp::time::ClockRate;
 
+use super::player::{Player, Step};
 use super::{FRAME_MS, Frame, MAX_FRAME, frame_len};
 
 /// Members of one conference at most (a bound on RPC-driven growth).
@@ -60,6 +64,24 @@ pub(crate) struct Conference {
     mixer: Mixer,
     /// A talker's frame decoded from G.711 codes before resampling.
     scratch: Box<[i16; MAX_FRAME]>,
+    /// What every listener hears over the mix, with its resampler to the
+    /// mix's rate.
+    player: Option<Box<Player>>,
+    player_up: Option<(ClockRate, Resampler)>,
+}
+
+/// What one tick of a conference's player did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PlayerTick {
+    /// Nothing to report.
+    Quiet,
+    /// Its first frame went to the listeners (the duration, 0 while not
+    /// known).
+    Started(u64),
+    /// Its rate became known: reconfigure before the next tick.
+    Replan,
+    /// It ended (with an error, perhaps): it is gone.
+    Ended(Option<String>),
 }
 
 impl Conference {
@@ -75,6 +97,69 @@ impl Conference {
             members: Vec::new(),
             mixer: Mixer::new(0, frame_len(rate)),
             scratch: Box::new([0; MAX_FRAME]),
+            player: None,
+            player_up: None,
+        }
+    }
+
+    /// Plays `player` to every listener, replacing the one playing (which
+    /// ends without an event); `None` stops it.
+    pub(crate) fn set_player(&mut self, player: Option<Player>) -> Option<Arc<str>> {
+        let old = self.player.take().map(|p| p.id.clone());
+        self.player = player.map(Box::new);
+        old
+    }
+
+    /// The playback every listener hears, if any.
+    pub(crate) fn playback(&self) -> Option<&Arc<str>> {
+        self.player.as_ref().map(|p| &p.id)
+    }
+
+    /// One tick of the conference's player after [`Conference::mix`]: its
+    /// frame is added to every listener's output. `ready` is called when a
+    /// prompt is wholly decoded.
+    pub(crate) fn tick_player(&mut self, mut ready: impl FnMut(&Arc<str>, u64)) -> PlayerTick {
+        let Some(player) = self.player.as_mut() else {
+            return PlayerTick::Quiet;
+        };
+        let step = player.tick();
+        if let Some(duration_ms) = player.take_ready() {
+            ready(&player.id, duration_ms);
+        }
+        match step {
+            Step::Wait => return PlayerTick::Quiet,
+            Step::Replan => return PlayerTick::Replan,
+            Step::Ended(error) => {
+                self.player = None;
+                return PlayerTick::Ended(error);
+            }
+            Step::Frame => {}
+        }
+        let n = frame_len(self.rate);
+        let frame = player.frame();
+        let over: &[i16] = match &mut self.player_up {
+            None if player.rate() == self.rate && frame.len() == n => frame,
+            Some((from, up)) if *from == player.rate() => {
+                if up.process(frame, &mut self.scratch[..n]).is_err() {
+                    return PlayerTick::Quiet;
+                }
+                &self.scratch[..n]
+            }
+            _ => return PlayerTick::Quiet,
+        };
+        for (i, m) in self.members.iter().enumerate() {
+            if m.listens
+                && let Ok(out) = self.mixer.output_mut(i)
+            {
+                for (o, &p) in out.iter_mut().zip(over) {
+                    *o = o.saturating_add(p);
+                }
+            }
+        }
+        if player.take_started() {
+            PlayerTick::Started(player.duration_ms())
+        } else {
+            PlayerTick::Quiet
         }
     }
 
@@ -197,6 +282,13 @@ impl Conference {
         self.prune();
         self.rate = rate;
         let n = frame_len(rate);
+        self.player_up = match self.player.as_ref().map(|p| p.rate()) {
+            Some(from) if from != rate => match self.player_up.take() {
+                Some((r, up)) if r == from && up.output_len() == n => Some((r, up)),
+                _ => Resampler::new(from, rate, FRAME_MS).ok().map(|r| (from, r)),
+            },
+            _ => None,
+        };
         if self.mixer.members() != self.members.len() || self.mixer.frame_len() != n {
             self.mixer = Mixer::new(self.members.len(), n);
         }

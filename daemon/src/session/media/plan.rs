@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use legato_dsp::time::ClockRate;
 
+use super::conference::PlayerTick;
 use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::player::Step;
@@ -212,6 +213,33 @@ impl<S: Copy, C> Legs<S, C> {
                 let rx = slots.get(leg as usize)?.as_ref()?.media.rx.as_ref()?;
                 rx.is_active().then(|| (rx.frame(), rx.audio_rate()))
             });
+            let Some(playback) = conf.playback().cloned() else {
+                continue;
+            };
+            let session = conf.session.clone();
+            let tick = conf.tick_player(|id, duration_ms| {
+                events.emit(
+                    &session,
+                    None,
+                    EventKind::PlaybackReady {
+                        playback: id.clone(),
+                        duration_ms,
+                    },
+                );
+            });
+            let kind = match tick {
+                PlayerTick::Quiet => continue,
+                PlayerTick::Replan => {
+                    regroup = true;
+                    continue;
+                }
+                PlayerTick::Started(duration_ms) => EventKind::PlaybackStarted {
+                    playback,
+                    duration_ms,
+                },
+                PlayerTick::Ended(error) => EventKind::PlaybackFinished { playback, error },
+            };
+            events.emit(&session, None, kind);
         }
         for &slot in &self.schedule.tx {
             let source = match self.slots.get(slot as usize) {
