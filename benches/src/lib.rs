@@ -19,6 +19,7 @@ pub mod generator;
 pub mod histogram;
 pub mod kind;
 pub mod latency;
+pub mod playback;
 pub mod plot;
 pub mod procfs;
 pub mod report;

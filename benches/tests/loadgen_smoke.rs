@@ -523,3 +523,31 @@ fn latency_probe_finds_the_clicks() {
     assert!(0.0 < p50 && p50 <= p99 && p99 < 500.0, "{report}");
     assert_eq!(f(&report, "expected_bound_ms"), 40.0);
 }
+
+/// The playback probe on a few legs: every probe gets its first packet
+/// well under a second, playing legs cost CPU and send about 50 packets/s.
+#[test]
+fn playback_probe_reports_sane_numbers() {
+    let report = run_loadgen(
+        "playback",
+        &[
+            "playback",
+            "--legs",
+            "6",
+            "--probes",
+            "3",
+            "--seconds",
+            "1",
+            "--io",
+            "epoll",
+        ],
+    );
+    assert_eq!(f(&report, "legs"), 6.0, "{report}");
+    let (p50, p99) = (
+        f(&report, "first_packet_p50_ms"),
+        f(&report, "first_packet_p99_ms"),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 < 1000.0, "{report}");
+    assert!(f(&report, "cpu_us_per_leg_tick") > 0.0, "{report}");
+    assert!(f(&report, "packets_per_leg_s") > 30.0, "{report}");
+}

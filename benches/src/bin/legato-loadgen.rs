@@ -13,7 +13,7 @@ use legato_benches::kind::{CallKind, Codec};
 use legato_benches::procfs::{self, CpuDelta, Machine, ProcSample, UdpCounters};
 use legato_benches::report::{Cpu, Latency, Point, Report};
 use legato_benches::target::{self, Call, Spawned, Unit};
-use legato_benches::{floor, latency, plot, setup, stall};
+use legato_benches::{floor, latency, playback, plot, setup, stall};
 use legato_client::Client;
 
 /// Environment variable set once the generator runs under `taskset`.
@@ -196,6 +196,32 @@ enum Sub {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Many legs playing one cached prompt: StartPlayback to first packet
+    /// (p50/p99), legatod CPU and RSS per playing leg. Spawns its own
+    /// legatod.
+    Playback {
+        /// Legs that play.
+        #[arg(long, default_value_t = 1000)]
+        legs: usize,
+        /// Legs whose StartPlayback to first packet is timed.
+        #[arg(long, default_value_t = 200)]
+        probes: usize,
+        /// Measuring window, seconds (idle, then playing).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// legatod backend: uring or epoll.
+        #[arg(long, value_enum, default_value = "uring")]
+        io: IoSel,
+        /// legatod binary [default: legatod next to this binary].
+        #[arg(long)]
+        legatod: Option<PathBuf>,
+        /// Pin legatod to this CPU.
+        #[arg(long)]
+        pin_daemon: Option<usize>,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Plot JSON reports of earlier sweeps into one SVG (one line per
     /// target and call kind across all reports).
     Plot {
@@ -279,6 +305,24 @@ fn main() -> Result<()> {
     }) = &cli.command
     {
         return plot_reports(out, title, reports);
+    }
+    if let Some(Sub::Playback {
+        legs,
+        probes,
+        seconds,
+        io,
+        legatod,
+        pin_daemon,
+        json,
+    }) = &cli.command
+    {
+        return playback_probe(
+            (*legs, *probes, *seconds),
+            *io,
+            legatod.clone(),
+            *pin_daemon,
+            json.as_deref(),
+        );
     }
     if let Some(Sub::Latency {
         call_kind,
@@ -462,6 +506,51 @@ fn latency_probe(
         .to_owned();
     let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
     let result = latency::probe(&runtime, &client, kind, clicks);
+    drop(client);
+    process.stop()?;
+    let report = result?;
+    print!("{}", report.text());
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `legato-loadgen playback`: see `legato_benches::playback`.
+fn playback_probe(
+    (legs, probes, seconds): (usize, usize, f64),
+    io: IoSel,
+    legatod: Option<PathBuf>,
+    pin_daemon: Option<usize>,
+    json: Option<&Path>,
+) -> Result<()> {
+    let &[io] = io.flags() else {
+        bail!("the playback probe runs on one backend: --io uring or --io epoll");
+    };
+    if legs == 0 || !(seconds > 0.0 && seconds <= 600.0) {
+        bail!("--legs must be at least 1 and --seconds 0-600");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let path = match legatod {
+        Some(p) => p,
+        None => default_legatod()?,
+    };
+    let mut process = Spawned::start(
+        &path,
+        &target::legatod_args(io, legs, 1, target::MEDIA_PORTS),
+        pin_daemon,
+        "legatod ready",
+    )?;
+    let grpc = process
+        .field("grpc")
+        .context("legatod's ready line has no grpc=")?
+        .to_owned();
+    let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
+    let result = playback::probe(&runtime, &client, process.pid, legs, probes, seconds);
     drop(client);
     process.stop()?;
     let report = result?;
