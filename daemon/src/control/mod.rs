@@ -3,7 +3,7 @@
 //! sending commands to the shard that owns them. TLS and bearer tokens are
 //! set up in `auth`.
 
-mod auth;
+pub(crate) mod auth;
 mod convert;
 mod events;
 pub(crate) mod limits;

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reqwest::StatusCode;
+
+use crate::control::auth::error_chain;
 use reqwest::header::{
     CACHE_CONTROL, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
@@ -130,18 +132,6 @@ pub(crate) async fn fetch(
         StatusCode::OK => Ok(Fetched::Body(Box::new(response), validators)),
         status => Err(format!("HTTP {status} from {url}")),
     }
-}
-
-/// The error and its causes, one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Streams `response`'s body into a blocking reader for the decoder; the
