@@ -677,6 +677,30 @@ pub fn sine(hz: f64, amplitude: f64, n0: usize, len: usize) -> Vec<i16> {
         .collect()
 }
 
+/// A 16-bit mono WAV file of `samples` at `rate`; `declared` overrides
+/// the data size its header announces (a lying header).
+pub fn wav(rate: u32, samples: &[i16], declared: Option<u32>) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let declared = declared.unwrap_or(data);
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + declared).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&declared.to_le_bytes());
+    for s in samples {
+        w.extend_from_slice(&s.to_le_bytes());
+    }
+    w
+}
+
 /// Calls `f(i)` for `i` in `0..count`, call `i` at `start + i × period`
 /// (real time, drift-free: a late call does not delay the next ones).
 pub fn paced(start: Instant, count: usize, period: Duration, mut f: impl FnMut(usize)) {

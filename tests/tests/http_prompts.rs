@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use legato_client::{Client, EventFilter, proto};
 use legato_tests::{
-    Io, Options, Peer, connected_leg_with, daemon_or_skip, per_backend, spawn_collector, wait_event,
+    Io, Options, Peer, connected_leg_with, daemon_or_skip, per_backend, sine, spawn_collector,
+    wait_event,
 };
 
 const SERVER: &str = r#"
@@ -143,26 +144,11 @@ impl Drop for Server {
 
 /// A 16-bit mono WAV at 8 kHz holding `seconds` of a `hz` tone.
 fn wav(seconds: f64, hz: f64) -> Vec<u8> {
-    let n = (8000.0 * seconds) as usize;
-    let data = (n * 2) as u32;
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + data).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(&16_000u32.to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&data.to_le_bytes());
-    for i in 0..n {
-        let s = (6000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16;
-        w.extend_from_slice(&s.to_le_bytes());
-    }
-    w
+    legato_tests::wav(
+        8000,
+        &sine(hz, 6000.0, 0, (8000.0 * seconds) as usize),
+        None,
+    )
 }
 
 /// How long a play's packets are counted: its 1-2 s and a margin.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use legato_client::{Code, EventFilter, proto};
 use legato_tests::{
     Codec, G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, decode_window, per_backend,
-    spawn_collector, wait_event,
+    spawn_collector, wait_event, wav,
 };
 
 /// The reference signal: three tones under a slow swell, like speech's
@@ -37,29 +37,6 @@ fn reference(rate: u32, seconds: f64) -> Vec<i16> {
             (4000.0 * swell * x) as i16
         })
         .collect()
-}
-
-/// A 16-bit mono WAV; `declared` overrides the data size in the header.
-fn wav(rate: u32, samples: &[i16], declared: Option<u32>) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let declared = declared.unwrap_or(data);
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + declared).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&rate.to_le_bytes());
-    w.extend_from_slice(&(rate * 2).to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&declared.to_le_bytes());
-    for s in samples {
-        w.extend_from_slice(&s.to_le_bytes());
-    }
-    w
 }
 
 /// SNR of `got` against `reference` at the best delay (up to 200 ms at

@@ -486,35 +486,12 @@ fn latency_probe(
         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
             .with_context(|| format!("pinning the probe to CPU {cpu}"))?;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let path = match legatod {
-        Some(p) => p,
-        None => default_legatod()?,
-    };
-    let mut process = Spawned::start(
-        &path,
-        &target::legatod_args(io, 4, 1, target::MEDIA_PORTS),
-        pin_daemon,
-        "legatod ready",
-    )?;
-    let grpc = process
-        .field("grpc")
-        .context("legatod's ready line has no grpc=")?
-        .to_owned();
-    let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
-    let result = latency::probe(&runtime, &client, kind, clicks);
-    drop(client);
-    process.stop()?;
-    let report = result?;
+    let args = target::legatod_args(io, 4, 1, target::MEDIA_PORTS);
+    let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, _| {
+        latency::probe(runtime, client, kind, clicks)
+    })?;
     print!("{}", report.text());
-    if let Some(path) = json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_json(json, &report)
 }
 
 /// `legato-loadgen playback`: see `legato_benches::playback`.
@@ -531,32 +508,47 @@ fn playback_probe(
     if legs == 0 || !(seconds > 0.0 && seconds <= 600.0) {
         bail!("--legs must be at least 1 and --seconds 0-600");
     }
+    let args = target::legatod_args(io, legs, 1, target::MEDIA_PORTS);
+    let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, pid| {
+        playback::probe(runtime, client, pid, legs, probes, seconds)
+    })?;
+    print!("{}", report.text());
+    write_json(json, &report)
+}
+
+/// For the probe subcommands (no sweep options): spawns legatod (`path`
+/// or the one next to this binary) with `args`, runs `probe` with a client
+/// of it (and its pid), and stops it.
+fn probe_spawned<T>(
+    path: Option<PathBuf>,
+    args: &[String],
+    pin_daemon: Option<usize>,
+    probe: impl FnOnce(&tokio::runtime::Runtime, &Client, u32) -> Result<T>,
+) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let path = match legatod {
+    let path = match path {
         Some(p) => p,
         None => default_legatod()?,
     };
-    let mut process = Spawned::start(
-        &path,
-        &target::legatod_args(io, legs, 1, target::MEDIA_PORTS),
-        pin_daemon,
-        "legatod ready",
-    )?;
+    let mut process = Spawned::start(&path, args, pin_daemon, "legatod ready")?;
     let grpc = process
         .field("grpc")
         .context("legatod's ready line has no grpc=")?
         .to_owned();
     let client = runtime.block_on(Client::connect(format!("http://{grpc}")))?;
-    let result = playback::probe(&runtime, &client, process.pid, legs, probes, seconds);
+    let result = probe(&runtime, &client, process.pid);
     drop(client);
     process.stop()?;
-    let report = result?;
-    print!("{}", report.text());
-    if let Some(path) = json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+    result
+}
+
+/// Writes `report` as JSON to `path`, when given.
+fn write_json(path: Option<&Path>, report: &impl serde::Serialize) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

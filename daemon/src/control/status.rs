@@ -55,7 +55,7 @@ mod tests {
             assert_eq!(status.message(), "a");
         }
         assert_eq!(
-            unimplemented("Say", "text-to-speech").code(),
+            unimplemented("StartRecording", "recording").code(),
             Code::Unimplemented
         );
     }

@@ -256,22 +256,12 @@ impl Prompts {
         version: (u64, Option<SystemTime>),
         job: Job,
     ) -> Result<Arc<PromptAudio>, Status> {
-        {
-            let mut cache = self.lock();
-            cache.clock += 1;
-            let now = cache.clock;
-            if let Some(entry) = cache.entries.get_mut(&key)
-                && (entry.len, entry.modified) == version
-                && entry.audio.progress() != Progress::Failed
-            {
-                entry.last_used = now;
-                let audio = entry.audio.clone();
-                self.evict(&mut cache);
-                return Ok(audio);
-            }
-        };
-        let audio = self.insert(key, version)?;
-        self.spawn(job, audio.clone());
+        let (audio, new) = self.claim(key, version, |e| {
+            (e.len, e.modified) == version && e.audio.progress() != Progress::Failed
+        })?;
+        if new {
+            self.spawn(job, audio.clone());
+        }
         Ok(audio)
     }
 
@@ -331,12 +321,19 @@ impl Prompts {
         url: &str,
         response: Option<(reqwest::Response, http::Validators)>,
     ) -> Result<Arc<PromptAudio>, Status> {
-        let audio = self.insert(key.clone(), (0, None))?;
+        // A first download another request started meanwhile is shared; a
+        // changed copy (`response`) replaces the entry.
+        let replace = response.is_some();
+        let (audio, new) = self.claim(key.clone(), (0, None), |e| {
+            !replace && e.audio.progress() == Progress::Loading
+        })?;
+        if !new {
+            return Ok(audio);
+        }
         let (workers, jobs, cache) = (self.workers.clone(), self.jobs.clone(), self.cache.clone());
         let (max_bytes, max_seconds) = (self.limits.max_file_bytes, self.limits.max_seconds);
         let url = url.to_owned();
         let into = audio.clone();
-        jobs.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let fetched = match response {
                 Some((response, validators)) => Ok((response, validators)),
@@ -387,15 +384,28 @@ impl Prompts {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new loading entry under `key`, unless the job queue is full.
-    fn insert(
+    /// Under one lock, so concurrent requests for one prompt share one
+    /// job: the entry under `key` when `reuse` accepts it (`false`: no job
+    /// to start), else a new loading entry at `version` whose job the
+    /// caller starts (`true`, counted in `jobs`), unless the job queue is
+    /// full.
+    fn claim(
         &self,
         key: String,
         version: (u64, Option<SystemTime>),
-    ) -> Result<Arc<PromptAudio>, Status> {
+        reuse: impl Fn(&Entry) -> bool,
+    ) -> Result<(Arc<PromptAudio>, bool), Status> {
         let mut cache = self.lock();
         cache.clock += 1;
         let now = cache.clock;
+        if let Some(entry) = cache.entries.get_mut(&key)
+            && reuse(entry)
+        {
+            entry.last_used = now;
+            let audio = entry.audio.clone();
+            self.evict(&mut cache);
+            return Ok((audio, false));
+        }
         if self.jobs.load(Ordering::Acquire) >= self.limits.queue + self.limits.workers {
             return Err(Status::resource_exhausted(format!(
                 "{} prompt jobs are queued or running already",
@@ -413,8 +423,9 @@ impl Prompts {
                 last_used: now,
             },
         );
+        self.jobs.fetch_add(1, Ordering::AcqRel);
         self.evict(&mut cache);
-        Ok(audio)
+        Ok((audio, true))
     }
 
     /// What a URL names.
@@ -471,11 +482,11 @@ impl Prompts {
         }
     }
 
-    /// Runs `job` into `audio` on the worker pool.
+    /// Runs `job` into `audio` on the worker pool (counted in `jobs` by
+    /// [`Prompts::claim`]).
     fn spawn(&self, job: Job, audio: Arc<PromptAudio>) {
         let (workers, jobs) = (self.workers.clone(), self.jobs.clone());
         let max_seconds = self.limits.max_seconds;
-        jobs.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let permit = workers.acquire_owned().await;
             let into = audio.clone();

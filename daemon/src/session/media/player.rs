@@ -38,9 +38,8 @@ struct Cursor {
     next: usize,
     offset: usize,
     looping: bool,
-    /// PlaybackReady was raised (or is due: `ready_due`).
+    /// PlaybackReady was raised.
     ready: bool,
-    ready_due: bool,
 }
 
 /// What one tick of a player gave.
@@ -68,8 +67,8 @@ pub(crate) struct Player {
     len: usize,
     /// PlaybackStarted is due (the first frame was made).
     started: bool,
-    /// Frames made so far.
-    frames: u64,
+    /// A frame was made (PlaybackStarted raised or due).
+    playing: bool,
     /// The rate is known (a prompt's, once its decoding says it).
     rate_known: bool,
 }
@@ -95,7 +94,6 @@ impl Player {
             offset: 0,
             looping,
             ready: false,
-            ready_due: false,
         };
         let mut player = Self::new(
             id,
@@ -114,7 +112,7 @@ impl Player {
             frame: [0; MAX_FRAME],
             len: frame_len(rate).min(MAX_FRAME),
             started: false,
-            frames: 0,
+            playing: false,
             rate_known: true,
         }
     }
@@ -149,11 +147,9 @@ impl Player {
             }
             Kind::Prompt(cursor) => cursor.fill(out),
         };
-        if step == Step::Frame {
-            if self.frames == 0 {
-                self.started = true;
-            }
-            self.frames += 1;
+        if step == Step::Frame && !self.playing {
+            self.playing = true;
+            self.started = true;
         }
         step
     }
@@ -164,11 +160,11 @@ impl Player {
         let Kind::Prompt(cursor) = &mut self.kind else {
             return None;
         };
-        if !cursor.ready && cursor.audio.progress() == Progress::Complete {
-            cursor.ready = true;
-            cursor.ready_due = true;
+        if cursor.ready || cursor.audio.progress() != Progress::Complete {
+            return None;
         }
-        std::mem::take(&mut cursor.ready_due).then(|| cursor.audio.duration_ms())
+        cursor.ready = true;
+        Some(cursor.audio.duration_ms())
     }
 
     /// The frame the last [`Player::tick`] made.
