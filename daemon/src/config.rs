@@ -118,6 +118,16 @@ pub struct FileConfig {
     pub prompt_workers: Option<usize>,
     /// Text-to-speech command (argv) instead of espeak-ng.
     pub tts_command: Option<Vec<String>>,
+    /// Text-to-speech HTTP endpoint instead of a command.
+    pub tts_url: Option<String>,
+    /// Hosts http(s) prompts may be fetched from.
+    pub prompt_hosts: Option<Vec<String>>,
+    /// PEM certificates trusted for https prompts besides the webpki roots.
+    pub prompt_ca_file: Option<PathBuf>,
+    /// Directory of the on-disk prompt cache.
+    pub prompt_cache_dir: Option<PathBuf>,
+    /// Size of the on-disk prompt cache, MiB.
+    pub prompt_cache_dir_mb: Option<u64>,
     /// HTTP/2 keepalive ping interval (and answer timeout) of gRPC
     /// connections, in ms; 0: no pings.
     pub grpc_keepalive_ms: Option<u64>,
@@ -187,6 +197,11 @@ impl FileConfig {
             prompt_cache_mb: other.prompt_cache_mb.or(self.prompt_cache_mb),
             prompt_workers: other.prompt_workers.or(self.prompt_workers),
             tts_command: other.tts_command.or(self.tts_command),
+            tts_url: other.tts_url.or(self.tts_url),
+            prompt_hosts: other.prompt_hosts.or(self.prompt_hosts),
+            prompt_ca_file: other.prompt_ca_file.or(self.prompt_ca_file),
+            prompt_cache_dir: other.prompt_cache_dir.or(self.prompt_cache_dir),
+            prompt_cache_dir_mb: other.prompt_cache_dir_mb.or(self.prompt_cache_dir_mb),
             grpc_keepalive_ms: other.grpc_keepalive_ms.or(self.grpc_keepalive_ms),
             session_idle_timeout_ms: other
                 .session_idle_timeout_ms
@@ -339,6 +354,23 @@ pub struct Config {
     /// its standard input, a WAV file written to `{out}`; `{voice}` and
     /// `{lang}` are filled in (see `prompts/tts.rs`). No shell runs it.
     pub tts_command: Vec<String>,
+    /// Say's text-to-speech HTTP endpoint (default none), instead of a
+    /// command: legatod POSTs the text, language and voice as JSON and
+    /// plays the audio it answers with (see `prompts/tts.rs`).
+    pub tts_url: Option<String>,
+    /// Hosts http(s) prompts may come from, redirects included: exact
+    /// names or `*.suffix` (default none: any host).
+    pub prompt_hosts: Vec<String>,
+    /// Certificates (PEM, read from `prompt_ca_file` at start) trusted
+    /// for https prompts and `tts_url` besides the webpki roots, e.g. a
+    /// carrier's private CA.
+    pub prompt_ca_pem: Option<Vec<u8>>,
+    /// Directory of the on-disk prompt cache (default none: memory only):
+    /// downloads and speech survive a restart there.
+    pub prompt_cache_dir: Option<PathBuf>,
+    /// Bytes the on-disk prompt cache may hold (default 1 GiB, 1 MiB to
+    /// 1 TiB), least recently used out first.
+    pub prompt_cache_dir_bytes: u64,
     /// legatod pings every gRPC connection this often over HTTP/2 and
     /// closes it when a ping is not answered within the same time (default
     /// 20 s). A controller that died without closing its connection would
@@ -506,7 +538,58 @@ impl Config {
             prompt_max_seconds: f.prompt_max_seconds.unwrap_or(3600).clamp(1, 86_400),
             prompt_cache_bytes: f.prompt_cache_mb.unwrap_or(256).clamp(1, 65_536) << 20,
             prompt_workers: f.prompt_workers.unwrap_or(2).clamp(1, 64),
+            tts_url: match (f.tts_url, &f.tts_command) {
+                (Some(_), Some(_)) => {
+                    return Err("tts_url and tts_command: configure one engine, not both".into());
+                }
+                (Some(url), None) => {
+                    let parsed =
+                        reqwest::Url::parse(&url).map_err(|e| format!("tts_url = {url:?}: {e}"))?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(format!("tts_url = {url:?}: must be http:// or https://"));
+                    }
+                    Some(url)
+                }
+                (None, _) => None,
+            },
             tts_command: f.tts_command.unwrap_or_default(),
+            prompt_hosts: {
+                let hosts = f.prompt_hosts.unwrap_or_default();
+                if let Some(bad) = hosts.iter().find(|h| {
+                    let name = h.strip_prefix("*.").unwrap_or(h);
+                    name.is_empty()
+                        || name.len() > 253
+                        || !name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+                }) {
+                    return Err(format!(
+                        "prompt_hosts: {bad:?} is not a host name (or *.suffix)"
+                    ));
+                }
+                hosts
+            },
+            prompt_ca_pem: match f.prompt_ca_file {
+                None => None,
+                Some(path) => {
+                    let pem = std::fs::read(&path)
+                        .map_err(|e| format!("prompt_ca_file {}: {e}", path.display()))?;
+                    match reqwest::Certificate::from_pem_bundle(&pem) {
+                        Ok(certs) if !certs.is_empty() => Some(pem),
+                        Ok(_) => {
+                            return Err(format!(
+                                "prompt_ca_file {}: no PEM certificate in it",
+                                path.display()
+                            ));
+                        }
+                        Err(e) => {
+                            return Err(format!("prompt_ca_file {}: {e}", path.display()));
+                        }
+                    }
+                }
+            },
+            prompt_cache_dir: f.prompt_cache_dir,
+            prompt_cache_dir_bytes: f.prompt_cache_dir_mb.unwrap_or(1024).clamp(1, 1 << 20) << 20,
             grpc_keepalive: match f.grpc_keepalive_ms.unwrap_or(20_000) {
                 0 => None,
                 ms => Some(Duration::from_millis(ms.clamp(100, 3_600_000))),

@@ -126,6 +126,23 @@ struct Cli {
     /// espeak-ng].
     #[arg(long = "tts-command", value_name = "ARG", allow_hyphen_values = true)]
     tts_command: Vec<String>,
+    /// Say's text-to-speech HTTP endpoint, instead of a command: the text,
+    /// language and voice POSTed as JSON, audio expected back.
+    #[arg(long, value_name = "URL")]
+    tts_url: Option<String>,
+    /// A host http(s) prompts may come from (repeat for more; `*.suffix`
+    /// for its subdomains); none: any host.
+    #[arg(long = "prompt-host", value_name = "HOST")]
+    prompt_hosts: Vec<String>,
+    /// PEM certificates trusted for https prompts besides the webpki roots.
+    #[arg(long, value_name = "FILE")]
+    prompt_ca_file: Option<PathBuf>,
+    /// Directory of an on-disk prompt cache that survives restarts.
+    #[arg(long, value_name = "DIR")]
+    prompt_cache_dir: Option<PathBuf>,
+    /// Size of the on-disk prompt cache in MiB [default: 1024].
+    #[arg(long)]
+    prompt_cache_dir_mb: Option<u64>,
     /// HTTP/2 keepalive ping interval and timeout of gRPC connections in
     /// ms, to find dead controllers; 0: no pings [default: 20000].
     #[arg(long)]
@@ -211,6 +228,11 @@ impl Cli {
             prompt_cache_mb: self.prompt_cache_mb,
             prompt_workers: self.prompt_workers,
             tts_command: (!self.tts_command.is_empty()).then(|| self.tts_command.clone()),
+            tts_url: self.tts_url.clone(),
+            prompt_hosts: (!self.prompt_hosts.is_empty()).then(|| self.prompt_hosts.clone()),
+            prompt_ca_file: self.prompt_ca_file.clone(),
+            prompt_cache_dir: self.prompt_cache_dir.clone(),
+            prompt_cache_dir_mb: self.prompt_cache_dir_mb,
             grpc_keepalive_ms: self.grpc_keepalive_ms,
             session_idle_timeout_ms: self.session_idle_timeout_ms,
             session_max_duration_ms: self.session_max_duration_ms,

@@ -112,6 +112,61 @@ fn legatoctl_drives_a_call() {
         "{}",
         stdout(&out)
     );
+    // Players into the conference and the leg, and digits.
+    let out = ctl(
+        &endpoint,
+        &[
+            "--json",
+            "tone",
+            "--conference",
+            &conference,
+            "busy",
+            "--country",
+            "GB",
+        ],
+    );
+    assert!(
+        out.status.success() && stdout(&out).contains("\"playback_id\""),
+        "{out:?}"
+    );
+    let out = ctl(
+        &endpoint,
+        &["say", "--conference", &conference, "hello everyone"],
+    );
+    assert!(
+        out.status.success() && stdout(&out).starts_with("playback "),
+        "{out:?}"
+    );
+    let out = ctl(
+        &endpoint,
+        &["playback", "stop", "--conference", &conference],
+    );
+    assert!(
+        out.status.success() && stdout(&out).contains("conference"),
+        "{out:?}"
+    );
+    let prompt = offer.with_extension("wav");
+    let samples = legato_tests::sine(440.0, 4000.0, 0, 4000);
+    std::fs::write(&prompt, legato_tests::wav(8000, &samples, None)).unwrap();
+    let out = ctl(
+        &endpoint,
+        &["playback", "start", &leg_id, prompt.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = ctl(&endpoint, &["tone", &leg_id, "ringback", "--country", "DE"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = ctl(&endpoint, &["digits", &leg_id, "12#"]);
+    assert!(
+        out.status.success() && stdout(&out).contains("12#"),
+        "{out:?}"
+    );
+    let out = ctl(&endpoint, &["tone", "--conference", "nope", "busy"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND"),
+        "{out:?}"
+    );
+    let _ = std::fs::remove_file(prompt);
     let out = ctl(&endpoint, &["conference", "delete", &conference]);
     assert!(out.status.success(), "{out:?}");
     let out = ctl(&endpoint, &["leg", "hangup", &leg_id, "--code", "486"]);

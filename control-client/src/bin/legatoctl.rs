@@ -335,10 +335,14 @@ struct EventsArgs {
 
 #[derive(Debug, Subcommand)]
 enum PlaybackCommand {
-    /// Play a file (path, file:// or http(s):// URL) into a leg.
+    /// Play a file (path, file:// or http(s):// URL) into a leg or, with
+    /// --conference, into a conference (every member hears it).
     Start {
-        /// Leg id.
+        /// Leg id (conference id with --conference).
         leg: String,
+        /// LEG is a conference id.
+        #[arg(long)]
+        conference: bool,
         /// WAV or MP3 file or URL.
         url: String,
         /// Repeat until stopped.
@@ -348,17 +352,23 @@ enum PlaybackCommand {
         #[arg(long)]
         preload_only: bool,
     },
-    /// Stop a leg's playback.
+    /// Stop a leg's (or with --conference, a conference's) playback.
     Stop {
-        /// Leg id.
+        /// Leg id (conference id with --conference).
         leg: String,
+        /// LEG is a conference id.
+        #[arg(long)]
+        conference: bool,
     },
 }
 
 #[derive(Debug, Args)]
 struct SayArgs {
-    /// Leg id.
+    /// Leg id (conference id with --conference).
     leg: String,
+    /// LEG is a conference id: every member hears the speech.
+    #[arg(long)]
+    conference: bool,
     /// Text to speak (at most 1500 characters).
     text: String,
     /// BCP 47 language tag.
@@ -371,8 +381,11 @@ struct SayArgs {
 
 #[derive(Debug, Args)]
 struct ToneArgs {
-    /// Leg id.
+    /// Leg id (conference id with --conference).
     leg: String,
+    /// LEG is a conference id: every member hears the tone.
+    #[arg(long)]
+    conference: bool,
     /// Which tone.
     #[arg(value_parser = ["dial", "ringback", "busy", "congestion", "call_waiting", "sit"])]
     tone: String,
@@ -553,12 +566,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events(&client, &mut out, args).await,
         Command::Playback(command) => playback(&client, &mut out, command).await,
         Command::Say(args) => {
+            let (leg_id, conference_id) = target(args.leg, args.conference);
             let request = proto::SayRequest {
-                leg_id: args.leg,
+                leg_id,
                 text: args.text,
                 language: args.language,
                 voice: args.voice,
-                conference_id: String::new(),
+                conference_id,
             };
             let playback_id = client.say(request).await?;
             out.result(
@@ -567,8 +581,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Tone(args) => {
+            let endpoint = if args.conference {
+                MediaEndpoint::Conference(args.leg)
+            } else {
+                MediaEndpoint::Leg(args.leg)
+            };
             let playback_id = client
-                .play_progress_tone(&args.leg, &args.country, &args.tone)
+                .play_progress_tone(endpoint, &args.country, &args.tone)
                 .await?;
             out.result(
                 || format!("playback {playback_id}"),
@@ -867,16 +886,18 @@ async fn playback(
     match command {
         PlaybackCommand::Start {
             leg,
+            conference,
             url,
             looped,
             preload_only,
         } => {
+            let (leg_id, conference_id) = target(leg, conference);
             let request = proto::StartPlaybackRequest {
-                leg_id: leg,
+                leg_id,
                 url,
                 r#loop: looped,
                 preload_only,
-                conference_id: String::new(),
+                conference_id,
             };
             let playback_id = client.start_playback(request).await?;
             out.result(
@@ -884,13 +905,33 @@ async fn playback(
                 || json!({ "playback_id": playback_id }),
             )
         }
-        PlaybackCommand::Stop { leg } => {
-            client.stop_playback(&leg).await?;
+        PlaybackCommand::Stop { leg, conference } => {
+            let (what, key) = if conference {
+                client
+                    .stop_playback(MediaEndpoint::Conference(leg.clone()))
+                    .await?;
+                ("conference", "conference_id")
+            } else {
+                client
+                    .stop_playback(MediaEndpoint::Leg(leg.clone()))
+                    .await?;
+                ("leg", "leg_id")
+            };
             out.result(
-                || format!("playback of leg {leg} stopped"),
-                || json!({ "leg_id": leg }),
+                || format!("playback of {what} {leg} stopped"),
+                || json!({ key: leg }),
             )
         }
+    }
+}
+
+/// A player's target as (leg_id, conference_id): `id` is a conference's
+/// when `conference`.
+fn target(id: String, conference: bool) -> (String, String) {
+    if conference {
+        (String::new(), id)
+    } else {
+        (id, String::new())
     }
 }
 

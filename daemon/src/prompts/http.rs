@@ -8,10 +8,15 @@
 //! no body data for [`STALL_TIMEOUT`] ends the download; the body may not
 //! exceed the file-size limit. Each failure ends the playback with a
 //! PlaybackFinished error naming it (HTTP status, timeout, size).
+//!
+//! Trust and reach: https servers are checked against the webpki roots
+//! plus the configured `prompt_ca_file`; with `prompt_hosts` configured,
+//! only those hosts may be fetched from, redirects included (a redirect
+//! elsewhere fails the download).
 
 use std::io::Read;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -93,13 +98,93 @@ pub(crate) enum Fetched {
     Body(Box<reqwest::Response>, Validators),
 }
 
-/// A client for prompt downloads (rustls, system-independent roots).
-pub(crate) fn client() -> Option<reqwest::Client> {
-    reqwest::Client::builder()
+/// Hosts prompts may be fetched from: empty, any; else exact names
+/// (`prompts.example.com`) or suffixes (`*.example.com`, which matches
+/// the subdomains, not the bare name), compared without case.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Hosts(Arc<[String]>);
+
+impl Hosts {
+    pub(crate) fn new(hosts: &[String]) -> Self {
+        Self(hosts.iter().map(|h| h.to_ascii_lowercase()).collect())
+    }
+
+    /// Whether `url` may be fetched.
+    pub(crate) fn allow(&self, url: &reqwest::Url) -> bool {
+        if self.0.is_empty() {
+            return true;
+        }
+        let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+            return false;
+        };
+        self.0
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => *allowed == host,
+            })
+    }
+}
+
+/// Redirects a prompt download follows at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// A client for prompt downloads (rustls with the webpki roots, plus the
+/// certificates in `ca_pem`), following redirects only to `hosts`.
+pub(crate) fn client(ca_pem: Option<&[u8]>, hosts: Hosts) -> Result<reqwest::Client, String> {
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if hosts.allow(attempt.url()) {
+            attempt.follow()
+        } else {
+            let to = attempt.url().host_str().unwrap_or("").to_owned();
+            attempt.error(format!("redirected to {to}, not in prompt_hosts"))
+        }
+    });
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(HEADERS_TIMEOUT)
-        .user_agent(concat!("legatod/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirects)
+        .user_agent(concat!("legatod/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("prompt_ca_file: {}", error_chain(&e)))?;
+        if certs.is_empty() {
+            return Err("prompt_ca_file holds no PEM certificate".into());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
         .build()
-        .ok()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))
+}
+
+/// Why a fetch failed.
+#[derive(Debug)]
+pub(crate) struct FetchError {
+    /// The server's answer, when it answered with an error status.
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) message: String,
+}
+
+impl FetchError {
+    fn new(message: String) -> Self {
+        Self {
+            status: None,
+            message,
+        }
+    }
+
+    /// Whether a cached copy may still be served (RFC 5861's
+    /// stale-if-error): the server could not be reached or failed (5xx),
+    /// as opposed to saying the resource is gone or forbidden (4xx).
+    pub(crate) fn transient(&self) -> bool {
+        self.status.is_none_or(|s| s.is_server_error())
+    }
 }
 
 /// GETs `url`, conditionally on `cached` when it has validators.
@@ -107,7 +192,7 @@ pub(crate) async fn fetch(
     client: &reqwest::Client,
     url: &str,
     cached: Option<&Validators>,
-) -> Result<Fetched, String> {
+) -> Result<Fetched, FetchError> {
     let mut request = client.get(url);
     if let Some(v) = cached {
         if let Some(etag) = &v.etag {
@@ -120,17 +205,20 @@ pub(crate) async fn fetch(
     let response = tokio::time::timeout(HEADERS_TIMEOUT, request.send())
         .await
         .map_err(|_| {
-            format!(
+            FetchError::new(format!(
                 "no response from {url} within {} s",
                 HEADERS_TIMEOUT.as_secs()
-            )
+            ))
         })?
-        .map_err(|e| format!("fetching {url} failed: {}", error_chain(&e)))?;
+        .map_err(|e| FetchError::new(format!("fetching {url} failed: {}", error_chain(&e))))?;
     let validators = Validators::from_headers(response.headers(), Instant::now());
     match response.status() {
         StatusCode::NOT_MODIFIED if cached.is_some() => Ok(Fetched::NotModified(validators)),
         StatusCode::OK => Ok(Fetched::Body(Box::new(response), validators)),
-        status => Err(format!("HTTP {status} from {url}")),
+        status => Err(FetchError {
+            status: Some(status),
+            message: format!("HTTP {status} from {url}"),
+        }),
     }
 }
 
@@ -256,5 +344,25 @@ mod tests {
         assert_eq!(Validators::from_headers(&h, now).fresh_until, None);
         h.insert(CACHE_CONTROL, HeaderValue::from_static("max-age=bogus"));
         assert_eq!(Validators::from_headers(&h, now).fresh_until, None);
+    }
+
+    #[test]
+    fn hosts_match_names_and_suffixes() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(Hosts::default().allow(&url("http://anything/x.wav")));
+        let hosts = Hosts::new(&["Prompts.Example.com".into(), "*.cdn.net".into()]);
+        for (u, ok) in [
+            ("https://prompts.example.com/a.wav", true),
+            ("https://PROMPTS.example.com:8443/a.wav", true),
+            ("https://evil-prompts.example.com/a.wav", false),
+            ("https://prompts.example.com.evil.org/a.wav", false),
+            ("http://a.cdn.net/x", true),
+            ("http://a.b.cdn.net/x", true),
+            ("http://cdn.net/x", false),
+            ("http://xcdn.net/x", false),
+            ("http://169.254.169.254/latest", false),
+        ] {
+            assert_eq!(hosts.allow(&url(u)), ok, "{u}");
+        }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! - **Sources**: an absolute path, a `file://` URL, or an `http(s)://`
 //!   URL (see `http.rs`: caching headers, conditional revalidation, the
-//!   body decoded as it downloads). With `prompt_dirs` configured, only files under
-//!   those directories (after resolving links) may be played.
+//!   body decoded as it downloads; `prompt_hosts` limits where from). With
+//!   `prompt_dirs` configured, only files under those directories (after
+//!   resolving links) may be played. Speech comes from `tts.rs`.
 //! - **Workers**: decoding runs on a bounded pool (`workers` jobs at once)
 //!   behind a bounded queue (`queue` jobs waiting); a request beyond it
 //!   gets RESOURCE_EXHAUSTED. Neither a shard nor the gRPC runtime waits
@@ -14,16 +15,21 @@
 //!   decoded again), or by the whole URL (query string included) and kept
 //!   as its Cache-Control, ETag and Last-Modified say (no-store: never;
 //!   stale: revalidated with If-None-Match / If-Modified-Since, 304 keeps
-//!   it); requests for a prompt being decoded share that decode;
-//!   failed decodes are not kept; bounded by the bytes of PCM it holds
-//!   (checked at every request: decodes that finish in between may take
-//!   it over for a while), least recently used first out (a prompt still
-//!   playing stays alive in its players until they end).
+//!   it; when the server cannot be reached or fails with a 5xx, the stale
+//!   copy plays, as RFC 5861's stale-if-error allows), or by engine,
+//!   voice, language and text for speech; requests for a prompt being
+//!   decoded share that decode; failed decodes are not kept; bounded by
+//!   the bytes of PCM it holds (checked at every request: decodes that
+//!   finish in between may take it over for a while), least recently used
+//!   first out (a prompt still playing stays alive in its players until
+//!   they end). Optionally backed by a directory (`disk.rs`) that outlives
+//!   the process.
 //! - **Limits**: file size and duration; over either, the playback ends
 //!   with PlaybackFinished carrying the reason.
 
 mod audio;
 mod decode;
+mod disk;
 mod http;
 mod tts;
 
@@ -50,19 +56,27 @@ pub(crate) const MAX_SAY_CHARS: usize = 1500;
 pub(crate) struct PromptLimits {
     /// Directories files may be played from; empty: any readable file.
     pub(crate) dirs: Vec<PathBuf>,
+    /// Hosts http(s) prompts may come from; empty: any.
+    pub(crate) hosts: Vec<String>,
+    /// Certificates (PEM) trusted for https besides the webpki roots.
+    pub(crate) ca_pem: Option<Vec<u8>>,
     /// Largest file accepted, in bytes.
     pub(crate) max_file_bytes: u64,
     /// Longest prompt, in seconds.
     pub(crate) max_seconds: u32,
     /// PCM the cache keeps, in bytes.
     pub(crate) cache_bytes: usize,
+    /// The on-disk cache's directory and byte budget.
+    pub(crate) disk: Option<(PathBuf, u64)>,
     /// Decodes running at once.
     pub(crate) workers: usize,
     /// Decodes waiting for a worker, at most.
     pub(crate) queue: usize,
     /// The text-to-speech command (argv with `{voice}`, `{lang}`, `{out}`);
-    /// empty: espeak-ng.
+    /// empty: espeak-ng (unless `tts_url`).
     pub(crate) tts_command: Vec<String>,
+    /// The text-to-speech HTTP endpoint, instead of a command.
+    pub(crate) tts_url: Option<String>,
 }
 
 impl PromptLimits {
@@ -70,12 +84,19 @@ impl PromptLimits {
     pub(crate) fn from_config(config: &crate::config::Config) -> Self {
         Self {
             dirs: config.prompt_dirs.clone(),
+            hosts: config.prompt_hosts.clone(),
+            ca_pem: config.prompt_ca_pem.clone(),
             max_file_bytes: config.prompt_max_file_bytes,
             max_seconds: config.prompt_max_seconds,
             cache_bytes: config.prompt_cache_bytes,
+            disk: config
+                .prompt_cache_dir
+                .clone()
+                .map(|d| (d, config.prompt_cache_dir_bytes)),
             workers: config.prompt_workers,
             queue: 64,
             tts_command: config.tts_command.clone(),
+            tts_url: config.tts_url.clone(),
         }
     }
 }
@@ -84,12 +105,16 @@ impl Default for PromptLimits {
     fn default() -> Self {
         Self {
             dirs: Vec::new(),
+            hosts: Vec::new(),
+            ca_pem: None,
             max_file_bytes: 64 << 20,
             max_seconds: 3600,
             cache_bytes: 256 << 20,
+            disk: None,
             workers: 2,
             queue: 64,
             tts_command: Vec::new(),
+            tts_url: None,
         }
     }
 }
@@ -113,6 +138,26 @@ enum Source {
     Http,
 }
 
+/// The text-to-speech engine.
+#[derive(Debug)]
+enum Tts {
+    Command(tts::Engine),
+    Http {
+        url: String,
+        client: reqwest::Client,
+    },
+}
+
+impl Tts {
+    /// Names the engine in cache keys.
+    fn name(&self) -> String {
+        match self {
+            Self::Command(engine) => engine.program.display().to_string(),
+            Self::Http { url, .. } => url.clone(),
+        }
+    }
+}
+
 /// The extension of a URL's or path's last segment (query left out), as a
 /// format hint.
 fn extension_of(url: &str) -> Option<String> {
@@ -124,7 +169,8 @@ fn extension_of(url: &str) -> Option<String> {
 
 #[derive(Debug, Default)]
 struct Cache {
-    /// `file:<resolved path>` or `tts:<engine>\0<voice>\0<language>\0<text>`.
+    /// `file:<resolved path>`, `url:<url>` or
+    /// `tts:<engine>\0<voice>\0<language>\0<text>`.
     entries: HashMap<String, Entry>,
     clock: u64,
 }
@@ -138,17 +184,45 @@ pub(crate) struct Prompts {
     /// Decodes queued or running.
     jobs: Arc<AtomicUsize>,
     /// The text-to-speech engine, when its program is installed.
-    tts: Option<tts::Engine>,
+    tts: Option<Tts>,
     /// The client of http(s) prompts.
     http: Option<reqwest::Client>,
+    hosts: http::Hosts,
+    /// The on-disk cache, when configured and usable.
+    disk: Option<Arc<disk::Disk>>,
 }
 
 impl Prompts {
+    /// The prompt machinery within `limits`. A part that cannot be set up
+    /// (the HTTP client, the cache directory) is logged and left out: its
+    /// requests fail with the reason instead.
     pub(crate) fn new(limits: PromptLimits) -> Self {
+        let hosts = http::Hosts::new(&limits.hosts);
+        let http = http::client(limits.ca_pem.as_deref(), hosts.clone())
+            .inspect_err(|e| tracing::error!(error = %e, "http(s) prompts are off"))
+            .ok();
+        let tts = match &limits.tts_url {
+            Some(url) => http::client(limits.ca_pem.as_deref(), http::Hosts::default())
+                .inspect_err(|e| tracing::error!(error = %e, "tts_url is off"))
+                .ok()
+                .map(|client| Tts::Http {
+                    url: url.clone(),
+                    client,
+                }),
+            None => tts::Engine::find(&limits.tts_command).map(Tts::Command),
+        };
+        let disk = limits.disk.as_ref().and_then(|(dir, budget)| {
+            disk::Disk::open(dir, *budget)
+                .inspect_err(|e| tracing::error!(error = %e, "the on-disk prompt cache is off"))
+                .ok()
+                .map(Arc::new)
+        });
         Self {
             workers: Arc::new(Semaphore::new(limits.workers.max(1))),
-            tts: tts::Engine::find(&limits.tts_command),
-            http: http::client(),
+            tts,
+            http,
+            hosts,
+            disk,
             limits,
             cache: Arc::default(),
             jobs: Arc::new(AtomicUsize::new(0)),
@@ -224,28 +298,43 @@ impl Prompts {
             )));
         }
         let engine = self.tts.as_ref().ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "no text-to-speech engine: {} was not found on this host (install it, \
-                 or configure tts_command)",
-                self.limits
-                    .tts_command
-                    .first()
-                    .map_or("espeak-ng", String::as_str)
-            ))
+            Status::failed_precondition(match &self.limits.tts_url {
+                Some(url) => format!(
+                    "no text-to-speech engine: the HTTP client for {} could not be set up \
+                     (see legatod's log)",
+                    quote(url)
+                ),
+                None => format!(
+                    "no text-to-speech engine: {} was not found on this host (install it, \
+                     or configure tts_command or tts_url)",
+                    self.limits
+                        .tts_command
+                        .first()
+                        .map_or("espeak-ng", String::as_str)
+                ),
+            })
         })?;
-        let argv = engine.argv(language, voice, text);
-        let key = format!(
-            "tts:{}\0{voice}\0{language}\0{text}",
-            engine.program.display()
-        );
-        self.cached_or_start(
-            key,
-            (0, None),
-            Job::Speech {
-                argv,
+        let key = format!("tts:{}\0{voice}\0{language}\0{text}", engine.name());
+        let job = match engine {
+            Tts::Command(engine) => Job::Speech {
+                argv: engine.argv(language, voice, text),
                 text: text.to_owned(),
             },
-        )
+            Tts::Http { url, client } => Job::SpeechHttp {
+                client: client.clone(),
+                url: url.clone(),
+                text: text.to_owned(),
+                language: language.to_owned(),
+                voice: voice.to_owned(),
+            },
+        };
+        let store = self.disk.clone().map(|d| (d, key.clone()));
+        let (audio, new) =
+            self.claim(key, (0, None), |e| e.audio.progress() != Progress::Failed)?;
+        if new {
+            self.spawn(job, audio.clone(), store);
+        }
+        Ok(audio)
     }
 
     /// The cached audio under `key` at `version`, or a job started for it
@@ -260,18 +349,22 @@ impl Prompts {
             (e.len, e.modified) == version && e.audio.progress() != Progress::Failed
         })?;
         if new {
-            self.spawn(job, audio.clone());
+            self.spawn(job, audio.clone(), None);
         }
         Ok(audio)
     }
 
     /// An http(s) prompt: the cached copy while fresh (or while its first
     /// download runs: concurrent requests share it), revalidated with a
-    /// conditional GET once stale, downloaded again when changed.
+    /// conditional GET once stale, downloaded again when changed. The
+    /// on-disk cache, when configured, is the second level.
     async fn open_http(&self, url: &str) -> Result<Arc<PromptAudio>, Status> {
         let key = format!("url:{url}");
         let Some(client) = self.http.clone() else {
-            return Ok(failed("no HTTP client could be set up".into()));
+            return Ok(failed(
+                "http(s) prompts are off: the HTTP client could not be set up (see legatod's log)"
+                    .into(),
+            ));
         };
         let cached = {
             let mut cache = self.lock();
@@ -285,31 +378,97 @@ impl Prompts {
                 _ => None,
             }
         };
-        if let Some((audio, validators)) = cached {
-            let fresh = validators.fresh_until.is_some_and(|t| Instant::now() < t);
-            if fresh || audio.progress() == Progress::Loading {
-                return Ok(audio);
+        let (stored, validators) = match cached {
+            Some((audio, validators)) => {
+                let fresh = validators.fresh_until.is_some_and(|t| Instant::now() < t);
+                if fresh || audio.progress() == Progress::Loading {
+                    return Ok(audio);
+                }
+                (Cached::Memory(audio), validators)
             }
-            if validators.can_revalidate() {
-                return match http::fetch(&client, url, Some(&validators)).await {
-                    Ok(http::Fetched::NotModified(refreshed)) => {
+            None => match self.disk_load(&key).await {
+                Some(stored) => {
+                    let validators = stored.meta.validators();
+                    if validators.fresh_until.is_some() {
+                        return self.start_stored(key, stored.wav, validators);
+                    }
+                    (Cached::Disk(stored.wav), validators)
+                }
+                None => return self.start_http(key, client, url, None),
+            },
+        };
+        if !validators.can_revalidate() {
+            return self.start_http(key, client, url, None);
+        }
+        match http::fetch(&client, url, Some(&validators)).await {
+            Ok(http::Fetched::NotModified(refreshed)) => {
+                let merged = http::Validators {
+                    etag: refreshed.etag.or(validators.etag),
+                    last_modified: refreshed.last_modified.or(validators.last_modified),
+                    ..refreshed
+                };
+                if let Some(disk) = self.disk.clone() {
+                    let meta = disk::Meta::new(&key, Some(&merged));
+                    tokio::task::spawn_blocking(move || disk.update(&meta));
+                }
+                match stored {
+                    Cached::Memory(audio) => {
                         if let Some(e) = self.lock().entries.get_mut(&key) {
-                            e.http = Some(http::Validators {
-                                etag: refreshed.etag.or(validators.etag),
-                                last_modified: refreshed.last_modified.or(validators.last_modified),
-                                ..refreshed
-                            });
+                            e.http = Some(merged);
                         }
                         Ok(audio)
                     }
-                    Ok(http::Fetched::Body(response, refreshed)) => {
-                        self.start_http(key, client, url, Some((*response, refreshed)))
-                    }
-                    Err(e) => Ok(failed(e)),
-                };
+                    Cached::Disk(wav) => self.start_stored(key, wav, merged),
+                }
+            }
+            Ok(http::Fetched::Body(response, refreshed)) => {
+                self.start_http(key, client, url, Some((*response, refreshed)))
+            }
+            Err(e) if e.transient() => {
+                tracing::warn!(error = %e.message, "prompt revalidation failed: playing the cached copy");
+                match stored {
+                    Cached::Memory(audio) => Ok(audio),
+                    Cached::Disk(wav) => self.start_stored(key, wav, validators),
+                }
+            }
+            Err(e) => {
+                self.lock().entries.remove(&key);
+                if let Some(disk) = self.disk.clone() {
+                    tokio::task::spawn_blocking(move || disk.remove(&key));
+                }
+                Ok(failed(e.message))
             }
         }
-        self.start_http(key, client, url, None)
+    }
+
+    /// The on-disk entry of `key`, if the disk cache is on and has it.
+    async fn disk_load(&self, key: &str) -> Option<disk::Stored> {
+        let disk = self.disk.clone()?;
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || disk.load(&key))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Decodes an on-disk entry (`wav`) into new audio under `key`, with
+    /// the http(s) validators it was kept with.
+    fn start_stored(
+        &self,
+        key: String,
+        wav: PathBuf,
+        validators: http::Validators,
+    ) -> Result<Arc<PromptAudio>, Status> {
+        let (audio, new) = self.claim(key.clone(), (0, None), |e| {
+            e.audio.progress() == Progress::Loading
+        })?;
+        if new {
+            if let Some(e) = self.lock().entries.get_mut(&key) {
+                e.http = Some(validators);
+            }
+            self.spawn(Job::File(wav), audio.clone(), None);
+        }
+        Ok(audio)
     }
 
     /// Starts downloading and decoding `url` (or decoding `response`, a
@@ -332,6 +491,7 @@ impl Prompts {
         }
         let (workers, jobs, cache) = (self.workers.clone(), self.jobs.clone(), self.cache.clone());
         let (max_bytes, max_seconds) = (self.limits.max_file_bytes, self.limits.max_seconds);
+        let disk = self.disk.clone();
         let url = url.to_owned();
         let into = audio.clone();
         tokio::spawn(async move {
@@ -340,7 +500,7 @@ impl Prompts {
                 None => match http::fetch(&client, &url, None).await {
                     Ok(http::Fetched::Body(response, validators)) => Ok((*response, validators)),
                     Ok(http::Fetched::NotModified(_)) => Err(format!("HTTP 304 from {url}")),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.message),
                 },
             };
             match fetched {
@@ -353,17 +513,25 @@ impl Prompts {
                         } else if let Some(e) = cache.entries.get_mut(&key)
                             && Arc::ptr_eq(&e.audio, &into)
                         {
-                            e.http = Some(validators);
+                            e.http = Some(validators.clone());
                         }
                     }
                     let ext = extension_of(&url);
                     let reader = http::body_reader(response, max_bytes);
                     let permit = workers.acquire_owned().await;
                     let job = into.clone();
+                    let store = disk
+                        .filter(|_| !validators.no_store)
+                        .map(|d| (d, disk::Meta::new(&key, Some(&validators))));
                     let decoded = tokio::task::spawn_blocking(move || {
                         let _permit = permit;
                         let source = symphonia::core::io::ReadOnlySource::new(reader);
                         decode::decode(Box::new(source), ext.as_deref(), &job, max_seconds);
+                        if let Some((disk, meta)) = store
+                            && job.progress() == Progress::Complete
+                        {
+                            disk.store(&job, &meta);
+                        }
                     })
                     .await;
                     if decoded.is_err() {
@@ -441,6 +609,15 @@ impl Prompts {
         }
         let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
+            let parsed = reqwest::Url::parse(url).map_err(|e| {
+                Status::invalid_argument(format!("{} is not a valid URL: {e}", quote(url)))
+            })?;
+            if !self.hosts.allow(&parsed) {
+                return Err(Status::permission_denied(format!(
+                    "{} is not in prompt_hosts",
+                    quote(parsed.host_str().unwrap_or(""))
+                )));
+            }
             return Ok(Source::Http);
         }
         let path = if let Some(rest) = url.strip_prefix("file://") {
@@ -483,16 +660,53 @@ impl Prompts {
     }
 
     /// Runs `job` into `audio` on the worker pool (counted in `jobs` by
-    /// [`Prompts::claim`]).
-    fn spawn(&self, job: Job, audio: Arc<PromptAudio>) {
+    /// [`Prompts::claim`]); speech is looked up in, and stored to, the
+    /// on-disk cache under the key in `disk`.
+    fn spawn(&self, job: Job, audio: Arc<PromptAudio>, disk: Option<(Arc<disk::Disk>, String)>) {
         let (workers, jobs) = (self.workers.clone(), self.jobs.clone());
-        let max_seconds = self.limits.max_seconds;
+        let (max_seconds, max_bytes) = (self.limits.max_seconds, self.limits.max_file_bytes);
         tokio::spawn(async move {
+            let stored = match &disk {
+                Some((d, key)) => {
+                    let (d, key) = (d.clone(), key.clone());
+                    tokio::task::spawn_blocking(move || d.load(&key))
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            };
+            // An HTTP engine's request runs here, before a worker is taken
+            // (it waits on the network, not on a CPU).
+            let job = match (stored, job) {
+                (Some(stored), _) => Job::File(stored.wav),
+                (
+                    None,
+                    Job::SpeechHttp {
+                        client,
+                        url,
+                        text,
+                        language,
+                        voice,
+                    },
+                ) => match tts::request(&client, &url, &text, &language, &voice, max_bytes).await {
+                    Ok((bytes, hint)) => Job::Bytes(bytes, hint),
+                    Err(e) => Job::Fail(e),
+                },
+                (None, job) => job,
+            };
             let permit = workers.acquire_owned().await;
             let into = audio.clone();
             let result = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
+                let keep = matches!(job, Job::Speech { .. } | Job::Bytes(..));
                 job.run(&into, max_seconds);
+                if keep
+                    && into.progress() == Progress::Complete
+                    && let Some((disk, key)) = disk
+                {
+                    disk.store(&into, &disk::Meta::new(&key, None));
+                }
             })
             .await;
             if result.is_err() {
@@ -504,6 +718,12 @@ impl Prompts {
             jobs.fetch_sub(1, Ordering::AcqRel);
         });
     }
+}
+
+/// A copy an http(s) prompt may be served from once revalidated.
+enum Cached {
+    Memory(Arc<PromptAudio>),
+    Disk(PathBuf),
 }
 
 fn failed(error: String) -> Arc<PromptAudio> {
@@ -533,6 +753,19 @@ enum Job {
     File(PathBuf),
     /// Run the text-to-speech command (`{out}` already filled in argv).
     Speech { argv: Vec<String>, text: String },
+    /// Ask the text-to-speech HTTP endpoint (done before a worker is
+    /// taken; becomes `Bytes` or `Fail`).
+    SpeechHttp {
+        client: reqwest::Client,
+        url: String,
+        text: String,
+        language: String,
+        voice: String,
+    },
+    /// Decode audio held in memory, with a format hint.
+    Bytes(Vec<u8>, Option<String>),
+    /// Fail with this reason.
+    Fail(String),
 }
 
 impl Job {
@@ -557,6 +790,16 @@ impl Job {
                 }
                 Err(e) => audio.fail(e),
             },
+            Self::Bytes(bytes, hint) => decode::decode(
+                Box::new(std::io::Cursor::new(bytes)),
+                hint.as_deref(),
+                audio,
+                max_seconds,
+            ),
+            Self::SpeechHttp { url, .. } => {
+                audio.fail(format!("text-to-speech request to {url} was not made"))
+            }
+            Self::Fail(error) => audio.fail(error),
         }
     }
 }

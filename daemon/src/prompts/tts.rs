@@ -10,6 +10,13 @@
 //! (the BCP 47 tag as given), `{out}`. For espeak-ng, text starting with
 //! `<speak` is passed as SSML (`-m`). The program runs without a shell,
 //! with each argument as one argv entry, for at most [`TIMEOUT`].
+//!
+//! Or `tts_url` names an HTTP endpoint (a cloud TTS behind a small
+//! gateway, or one that speaks this directly): legatod POSTs
+//! `{"text": …, "language": …, "voice": …}` as JSON and expects audio back
+//! (200 with a WAV, MP3, FLAC or Ogg body; the Content-Type or the URL's
+//! extension hints the format); any other status fails the Say with the
+//! status and the start of the body.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -78,6 +85,96 @@ fn program_path(name: &str) -> Option<PathBuf> {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
+    })
+}
+
+/// Longest error body quoted from an HTTP engine.
+const ERROR_BODY: usize = 200;
+
+/// Asks the HTTP engine at `url` to speak `text`: the audio (at most
+/// `max_bytes`) and a format hint.
+pub(crate) async fn request(
+    client: &reqwest::Client,
+    url: &str,
+    text: &str,
+    language: &str,
+    voice: &str,
+    max_bytes: u64,
+) -> Result<(Vec<u8>, Option<String>), String> {
+    use futures::StreamExt as _;
+    let body = serde_json::json!({ "text": text, "language": language, "voice": voice });
+    let work = async {
+        let response = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                "audio/wav, audio/mpeg, audio/flac, audio/ogg",
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "text-to-speech request to {url} failed: {}",
+                    crate::control::auth::error_chain(&e)
+                )
+            })?;
+        let status = response.status();
+        let hint = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(format_of_content_type)
+            .map(str::to_owned);
+        let mut stream = response.bytes_stream();
+        let mut audio = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                format!(
+                    "text-to-speech response from {url} broke off: {}",
+                    crate::control::auth::error_chain(&e)
+                )
+            })?;
+            if (audio.len() + chunk.len()) as u64 > max_bytes {
+                return Err(format!(
+                    "text-to-speech response from {url} is over {max_bytes} bytes"
+                ));
+            }
+            audio.extend_from_slice(&chunk);
+            if !status.is_success() && audio.len() >= ERROR_BODY {
+                break;
+            }
+        }
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&audio[..audio.len().min(ERROR_BODY)])
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>();
+            return Err(format!(
+                "text-to-speech engine {url} answered HTTP {status}: {}",
+                text.trim()
+            ));
+        }
+        Ok((audio, hint))
+    };
+    tokio::time::timeout(TIMEOUT, work).await.map_err(|_| {
+        format!(
+            "text-to-speech engine {url} did not answer within {} s",
+            TIMEOUT.as_secs()
+        )
+    })?
+}
+
+/// The format a Content-Type names, as a file extension hint.
+fn format_of_content_type(value: &str) -> Option<&'static str> {
+    let mime = value.split(';').next()?.trim().to_ascii_lowercase();
+    Some(match mime.as_str() {
+        "audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "wav",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/flac" | "audio/x-flac" => "flac",
+        "audio/ogg" | "application/ogg" => "ogg",
+        _ => return None,
     })
 }
 
@@ -190,5 +287,12 @@ mod tests {
         let argv = ["/bin/sh", "-c", "cat > /dev/null"].map(str::to_owned);
         let err = synthesize(&argv, "hello").unwrap_err();
         assert!(err.contains("wrote no audio"), "{err}");
+    }
+
+    #[test]
+    fn content_types_hint_formats() {
+        assert_eq!(format_of_content_type("audio/mpeg"), Some("mp3"));
+        assert_eq!(format_of_content_type("Audio/WAV; codecs=1"), Some("wav"));
+        assert_eq!(format_of_content_type("text/html"), None);
     }
 }
