@@ -538,11 +538,15 @@ fn playback_probe_reports_sane_numbers() {
             "3",
             "--seconds",
             "1",
+            "--mp3-rounds",
+            "1",
             "--io",
             "epoll",
         ],
     );
     assert_eq!(f(&report, "legs"), 6.0, "{report}");
+    // The MP3 step (ffmpeg is installed by scripts/test.sh).
+    assert!(f(&report, "mp3_bytes") > 900_000.0, "{report}");
     let (p50, p99) = (
         f(&report, "first_packet_p50_ms"),
         f(&report, "first_packet_p99_ms"),

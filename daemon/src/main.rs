@@ -407,16 +407,27 @@ async fn reload_tokens_on_sighup(tokens: legato_daemon::TokenStore) {
 }
 
 fn init_tracing(format: LogFormat) {
-    // The prompt decoder's own log lines are off: every failure reaches
-    // the controller as PlaybackFinished with its reason, and legatod logs
-    // it once itself.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "info,symphonia_core=off,symphonia_bundle_mp3=off,symphonia_bundle_flac=off,\
-             symphonia_format_riff=off,symphonia_format_ogg=off,symphonia_codec_pcm=off,\
-             symphonia_codec_vorbis=off",
-        )
-    });
+    // The prompt decoder's own log lines are off, whatever RUST_LOG says
+    // (a directive there for one of these crates still wins): every
+    // failure reaches the controller as PlaybackFinished with its reason,
+    // and legatod logs it once itself.
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    for krate in [
+        "symphonia_core",
+        "symphonia_bundle_mp3",
+        "symphonia_bundle_flac",
+        "symphonia_format_riff",
+        "symphonia_format_ogg",
+        "symphonia_codec_pcm",
+        "symphonia_codec_vorbis",
+    ] {
+        if !asked.contains(krate)
+            && let Ok(directive) = format!("{krate}=off").parse()
+        {
+            filter = filter.add_directive(directive);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

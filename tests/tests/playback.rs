@@ -128,9 +128,26 @@ async fn play(
     listen: Duration,
 ) -> Played {
     let peer = Peer::new().unwrap();
-    let leg = connected_leg_with(client, session, &peer, formats)
-        .await
-        .unwrap();
+    let leg = if formats == "111" {
+        let lines = Codec::Opus.sdp_lines();
+        let offer = peer.offer_with("111", &format!("{lines}a=sendrecv"), "127.0.0.1");
+        let created = client
+            .create_leg(legato_client::CreateLeg::incoming(session, offer))
+            .await
+            .unwrap();
+        client
+            .update_leg(
+                legato_client::UpdateLeg::new(&created.leg.leg_id)
+                    .state(proto::LegState::Connected),
+            )
+            .await
+            .unwrap()
+            .leg
+    } else {
+        connected_leg_with(client, session, &peer, formats)
+            .await
+            .unwrap()
+    };
     let mut events = client
         .watch_events(EventFilter::new().leg(&leg.leg_id))
         .await
@@ -208,14 +225,11 @@ async fn files_play_with_their_events(io: Io) {
     .await;
     let (finished_at, error) = p.finished.clone().expect("PlaybackFinished");
     assert_eq!(error, "", "no error");
-    let (ready, started) = (
-        p.ready.expect("PlaybackReady"),
-        p.started.expect("PlaybackStarted"),
-    );
-    assert!(
-        ready <= started + Duration::from_millis(20),
-        "ready before started"
-    );
+    // PlaybackReady comes once the file is wholly decoded: here usually
+    // with PlaybackStarted, on a loaded machine after it (playback starts
+    // from the first decoded segment).
+    p.ready.expect("PlaybackReady");
+    let started = p.started.expect("PlaybackStarted");
     let first = p.packets.first().expect("packets").at;
     let last = p.packets.last().unwrap().at;
     let start_skew = started.max(first) - started.min(first);
@@ -277,6 +291,22 @@ async fn files_play_with_their_events(io: Io) {
     .await;
     eprintln!("{io:?} WAV 16 kHz on G.722: SNR {snr:.1} dB");
     assert!(snr >= 20.0, "WAV on G.722: {snr:.1} dB");
+
+    // A 48 kHz WAV on Opus (a perceptual codec: its waveform SNR is low
+    // by design; the bound only says the prompt arrives in order, whole).
+    let full = reference(48_000, 3.0);
+    let full_path = write(&dir, "full.wav", &wav(48_000, &full, None));
+    let snr = played_snr(
+        &client,
+        &session,
+        ("111", Codec::Opus),
+        &full_path,
+        &full,
+        9600,
+    )
+    .await;
+    eprintln!("{io:?} WAV 48 kHz on Opus: SNR {snr:.1} dB");
+    assert!(snr >= 8.0, "WAV on Opus: {snr:.1} dB");
 
     // The file rewritten (another length): decoded again, not the cache.
     let short = reference(8000, 1.0);
@@ -379,10 +409,24 @@ async fn loop_preload_and_bad_files(io: Io) {
         &wav(8000, &reference(8000, 0.5), Some(64_000)),
     );
     let missing = dir.join("missing.wav");
+    // An MP3 (ffmpeg writes an Info header with its frame count) cut to
+    // 40 %: truncated.
+    let whole = dir.join("whole.mp3");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&other)
+        .args(["-b:a", "32k"])
+        .arg(&whole)
+        .status()
+        .expect("ffmpeg (installed by scripts/test.sh)");
+    assert!(status.success());
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = write(&dir, "cut.mp3", &bytes[..bytes.len() * 2 / 5]);
     for (path, reason) in [
         (missing.as_path(), "cannot open"),
         (html.as_path(), "not audio"),
         (liar.as_path(), "truncated"),
+        (cut.as_path(), "truncated"),
     ] {
         let p = play(
             &client,

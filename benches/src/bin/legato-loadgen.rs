@@ -209,6 +209,10 @@ enum Sub {
         /// Measuring window, seconds (idle, then playing).
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+        /// Downloads of a 1 MB MP3 over loopback HTTP timed to
+        /// PlaybackReady (0: none; needs ffmpeg to make the MP3).
+        #[arg(long, default_value_t = 5)]
+        mp3_rounds: usize,
         /// legatod backend: uring or epoll.
         #[arg(long, value_enum, default_value = "uring")]
         io: IoSel,
@@ -310,6 +314,7 @@ fn main() -> Result<()> {
         legs,
         probes,
         seconds,
+        mp3_rounds,
         io,
         legatod,
         pin_daemon,
@@ -317,7 +322,7 @@ fn main() -> Result<()> {
     }) = &cli.command
     {
         return playback_probe(
-            (*legs, *probes, *seconds),
+            (*legs, *probes, *seconds, *mp3_rounds),
             *io,
             legatod.clone(),
             *pin_daemon,
@@ -496,7 +501,7 @@ fn latency_probe(
 
 /// `legato-loadgen playback`: see `legato_benches::playback`.
 fn playback_probe(
-    (legs, probes, seconds): (usize, usize, f64),
+    (legs, probes, seconds, mp3_rounds): (usize, usize, f64, usize),
     io: IoSel,
     legatod: Option<PathBuf>,
     pin_daemon: Option<usize>,
@@ -510,7 +515,7 @@ fn playback_probe(
     }
     let args = target::legatod_args(io, legs, 1, target::MEDIA_PORTS);
     let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, pid| {
-        playback::probe(runtime, client, pid, legs, probes, seconds)
+        playback::probe(runtime, client, pid, legs, probes, seconds, mp3_rounds)
     })?;
     print!("{}", report.text());
     write_json(json, &report)
