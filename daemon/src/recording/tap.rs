@@ -1,0 +1,203 @@
+//! The shard side of a recording: [`Tap`] copies each 20 ms frame into a
+//! preallocated bounded ring that a writer thread drains.
+//!
+//! A shard never waits for a writer: [`Tap::push`] is a copy into a slot of
+//! a lock-free queue whose memory was allocated when the recording started.
+//! When the ring is full the frame is dropped and counted; the writer later
+//! sees the missing tick and writes silence in its place, so the file's
+//! timeline (and duration) is kept.
+//!
+//! This file uses only `std` and `crossbeam-queue`, so the no-allocation
+//! test (`daemon/tests/recording_tap_no_alloc.rs`) can compile it on its own
+//! with a counting global allocator.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+/// Samples in one 20 ms frame at the highest rate a leg uses (48 kHz).
+pub(crate) const MAX_FRAME_SAMPLES: usize = 960;
+
+/// One frame as the shard handed it over, stored inline (no heap).
+#[derive(Clone, Debug)]
+pub(crate) struct FrameBuf {
+    /// Media clock tick (20 ms apart).
+    pub(crate) tick: u64,
+    /// PCM rate of both channels, in Hz.
+    pub(crate) rate: u32,
+    /// Samples used in each channel (one 20 ms frame at `rate`).
+    pub(crate) len: u16,
+    /// Whether `received` holds audio (false: silence).
+    pub(crate) has_received: bool,
+    /// Whether `sent` holds audio (false: silence).
+    pub(crate) has_sent: bool,
+    /// What the party said.
+    pub(crate) received: [i16; MAX_FRAME_SAMPLES],
+    /// What the party heard.
+    pub(crate) sent: [i16; MAX_FRAME_SAMPLES],
+}
+
+impl FrameBuf {
+    /// The received channel, or `None` for silence.
+    pub(crate) fn received(&self) -> Option<&[i16]> {
+        self.has_received
+            .then(|| &self.received[..usize::from(self.len)])
+    }
+
+    /// The sent channel, or `None` for silence.
+    pub(crate) fn sent(&self) -> Option<&[i16]> {
+        self.has_sent.then(|| &self.sent[..usize::from(self.len)])
+    }
+}
+
+/// State shared by the taps and the writer of one recording.
+#[derive(Debug)]
+pub(crate) struct TapShared {
+    /// Frames pushed and not yet drained.
+    ring: ArrayQueue<FrameBuf>,
+    /// Frames dropped because the ring was full.
+    overflowed: AtomicU64,
+    /// Frames rejected as malformed (rate or length out of range).
+    rejected: AtomicU64,
+    /// Set by [`Tap::stop`] or when the last [`Tap`] is dropped: no frame
+    /// follows.
+    ended: AtomicBool,
+}
+
+impl TapShared {
+    /// A ring of `capacity` frames (at least 1), allocated now.
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            ring: ArrayQueue::new(capacity.max(1)),
+            overflowed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+        })
+    }
+
+    /// The oldest frame not yet drained.
+    pub(crate) fn pop(&self) -> Option<FrameBuf> {
+        self.ring.pop()
+    }
+
+    /// Frames dropped so far because the ring was full.
+    pub(crate) fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
+    /// Frames rejected so far as malformed.
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the recording has ended. Frames pushed before the end are
+    /// visible to a [`pop`](Self::pop) after this returns true.
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Marks the end (as [`Tap::stop`] does).
+    pub(crate) fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+    }
+}
+
+/// The shard's handle on a recording. Cloning shares the recording; when
+/// the last clone is dropped the recording ends as if [`Tap::stop`] had
+/// been called (a call that ends without a StopRecording still gets a
+/// finalized file).
+#[derive(Clone, Debug)]
+pub(crate) struct Tap {
+    handle: Arc<Handle>,
+}
+
+/// Ends the recording when the last [`Tap`] goes.
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<TapShared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.end();
+    }
+}
+
+impl Tap {
+    /// A tap feeding `shared`.
+    pub(crate) fn new(shared: Arc<TapShared>) -> Self {
+        Self {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    /// Copies one 20 ms frame at `rate` Hz into the ring: `received` is
+    /// what the party said, `sent` what it heard (`None`: silence). Never
+    /// blocks and never allocates. Returns false when the frame was not
+    /// taken: the ring is full (counted; the writer writes silence for
+    /// it), the recording has stopped, or the frame is malformed (a rate
+    /// whose 20 ms is not a whole number of samples up to 960, or a
+    /// channel that is not exactly one frame long).
+    pub(crate) fn push(
+        &self,
+        tick: u64,
+        rate: u32,
+        received: Option<&[i16]>,
+        sent: Option<&[i16]>,
+    ) -> bool {
+        let shared = &self.handle.shared;
+        if shared.ended.load(Ordering::Relaxed) {
+            return false;
+        }
+        let len = frame_len(rate);
+        let fits = |channel: Option<&[i16]>| channel.is_none_or(|c| c.len() == len);
+        if len == 0 || !fits(received) || !fits(sent) {
+            shared.rejected.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut frame = FrameBuf {
+            tick,
+            rate,
+            // At most MAX_FRAME_SAMPLES (frame_len's bound): fits in u16.
+            len: len as u16,
+            has_received: received.is_some(),
+            has_sent: sent.is_some(),
+            received: [0; MAX_FRAME_SAMPLES],
+            sent: [0; MAX_FRAME_SAMPLES],
+        };
+        if let Some(r) = received {
+            frame.received[..len].copy_from_slice(r);
+        }
+        if let Some(s) = sent {
+            frame.sent[..len].copy_from_slice(s);
+        }
+        match shared.ring.push(frame) {
+            Ok(()) => true,
+            Err(_) => {
+                shared.overflowed.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Ends the recording: the writer drains what was pushed, finalizes
+    /// the file and reports Stopped. Later pushes are refused.
+    pub(crate) fn stop(&self) {
+        self.handle.shared.end();
+    }
+
+    /// Frames dropped so far because the ring was full.
+    pub(crate) fn overflowed(&self) -> u64 {
+        self.handle.shared.overflowed()
+    }
+}
+
+/// Samples in 20 ms at `rate` Hz, or 0 when that is not a whole number of
+/// samples between 1 and [`MAX_FRAME_SAMPLES`].
+pub(crate) fn frame_len(rate: u32) -> usize {
+    if rate == 0 || !rate.is_multiple_of(50) || rate / 50 > MAX_FRAME_SAMPLES as u32 {
+        return 0;
+    }
+    (rate / 50) as usize
+}
