@@ -60,6 +60,9 @@ pub(crate) struct TapShared {
     overflowed: AtomicU64,
     /// Frames rejected as malformed (rate or length out of range).
     rejected: AtomicU64,
+    /// One past the latest tick pushed, taken or not (0: none yet), so
+    /// frames lost at the very end still count on the timeline.
+    end_tick: AtomicU64,
     /// Set by [`Tap::stop`] or when the last [`Tap`] is dropped: no frame
     /// follows.
     ended: AtomicBool,
@@ -72,6 +75,7 @@ impl TapShared {
             ring: ArrayQueue::new(capacity.max(1)),
             overflowed: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            end_tick: AtomicU64::new(0),
             ended: AtomicBool::new(false),
         })
     }
@@ -89,6 +93,11 @@ impl TapShared {
     /// Frames rejected so far as malformed.
     pub(crate) fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// One past the latest tick a tap offered (0: none).
+    pub(crate) fn end_tick(&self) -> u64 {
+        self.end_tick.load(Ordering::Acquire)
     }
 
     /// Whether the recording has ended. Frames pushed before the end are
@@ -156,6 +165,9 @@ impl Tap {
             shared.rejected.fetch_add(1, Ordering::Relaxed);
             return false;
         }
+        shared
+            .end_tick
+            .fetch_max(tick.saturating_add(1), Ordering::AcqRel);
         let mut frame = FrameBuf {
             tick,
             rate,

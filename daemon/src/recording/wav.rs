@@ -34,7 +34,10 @@ pub(crate) struct WavWriter {
 impl WavWriter {
     /// Writes the header (sizes 0) to the new, empty `file`.
     pub(crate) fn create(file: File, rate: u32, channels: u16) -> io::Result<Self> {
-        file.write_all_at(&header(rate, channels, 0), 0)?;
+        // A plain write: the file position moves past the header, and the
+        // samples follow it (the size updates use pwrite, which leaves the
+        // position alone; O_APPEND would send them to the end on Linux).
+        (&file).write_all(&header(rate, channels, 0))?;
         Ok(Self {
             file,
             channels,

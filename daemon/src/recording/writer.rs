@@ -79,8 +79,10 @@ pub(super) struct Active {
     next_tick: u64,
     /// Ticks the file covers so far (frames and gaps).
     ticks: u64,
-    /// Samples per channel handed to the sink.
+    /// Samples per channel placed on the timeline.
     samples: u64,
+    /// Samples per channel the sink took without error.
+    written: u64,
     /// Per-channel resampler output not yet written.
     pending: Vec<Vec<i16>>,
     /// Interleaved samples for the sink.
@@ -118,6 +120,7 @@ impl Active {
             next_tick: 0,
             ticks: 0,
             samples: 0,
+            written: 0,
             pending: vec![Vec::new(); channels],
             interleaved: Vec::new(),
             overflow_reported: 0,
@@ -288,10 +291,11 @@ impl Active {
             p.drain(..n);
         }
         self.samples += n as u64;
-        if let Some(sink) = &mut self.sink
-            && let Err(e) = sink.write(&self.interleaved)
-        {
-            self.fail(&e, events);
+        if let Some(sink) = &mut self.sink {
+            match sink.write(&self.interleaved) {
+                Ok(()) => self.written += n as u64,
+                Err(e) => self.fail(&e, events),
+            }
         }
     }
 
@@ -325,6 +329,13 @@ impl Active {
             self.frame(&frame, events);
         }
         self.report_overflow(Instant::now(), events);
+        // Frames lost to overflow at the very end still take their time.
+        let end = self.shared.end_tick();
+        if self.first_tick.is_some() && end > self.next_tick && self.sink.is_some() {
+            let gap = (end - self.next_tick).min(MAX_GAP_TICKS);
+            self.next_tick = end;
+            self.silence(gap, events);
+        }
         self.flush_resamplers();
         self.emit(events);
         self.pad(events);
@@ -357,7 +368,7 @@ impl Active {
         events(RecordingEvent::Stopped {
             id: self.id,
             path: self.path,
-            duration_ms: (self.samples * 1000 + rate / 2) / rate,
+            duration_ms: (self.written * 1000 + rate / 2) / rate,
             bytes,
         });
     }
