@@ -365,10 +365,6 @@ impl Recorders {
             .iter()
             .min_by_key(|w| w.load.load(Ordering::Relaxed))
             .ok_or_else(|| StartError::Io("no recording writer is running".to_owned()))?;
-        (self.events)(RecordingEvent::Started {
-            id: spec.recording.clone(),
-            path: path.clone(),
-        });
         writer.load.fetch_add(1, Ordering::Relaxed);
         let sent = writer
             .commands
@@ -376,10 +372,17 @@ impl Recorders {
             .is_some_and(|c| c.send(Command::Add(Box::new(active))).is_ok());
         if !sent {
             writer.load.fetch_sub(1, Ordering::Relaxed);
+            let _ = std::fs::remove_file(&path);
             return Err(StartError::Io(
                 "the recording writer has stopped".to_owned(),
             ));
         }
+        // Before the caller has the tap nothing can end the recording, so
+        // the writer cannot report anything ahead of this.
+        (self.events)(RecordingEvent::Started {
+            id: spec.recording.clone(),
+            path: path.clone(),
+        });
         let info = RecordingInfo {
             id: spec.recording.clone(),
             path,

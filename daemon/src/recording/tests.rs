@@ -13,8 +13,31 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 
-/// A fresh, empty directory under the system temp directory.
-fn temp_dir(name: &str) -> PathBuf {
+/// A fresh, empty directory under the system temp directory, removed when
+/// dropped.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "legato-rec-{}-{}-{name}",
@@ -23,7 +46,7 @@ fn temp_dir(name: &str) -> PathBuf {
     ));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 /// Recorders writing into `dir`, and the events they report.
@@ -251,7 +274,15 @@ fn stereo_wav_keeps_each_party_on_its_channel() {
     let (rate, channels, samples) = read_wav(&info.path);
     assert_eq!((rate, channels, samples.len()), (8000, 2, 2 * 40_000));
     check_stereo(&samples, 8000, "stereo WAV");
-    assert!(errors(&events, "w").is_empty());
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        events[0],
+        RecordingEvent::Started {
+            id: "w".to_owned(),
+            path: info.path.clone()
+        }
+    );
 }
 
 #[test]
@@ -359,7 +390,7 @@ fn overflow_is_reported_once_and_written_as_silence() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let config = RecordingConfig {
-        dir,
+        dir: dir.to_path_buf(),
         free_space_floor_bytes: 0,
         ring_frames: 5,
         poll_interval: Duration::from_millis(300),
@@ -456,7 +487,7 @@ fn never_overwrites_and_checks_names() {
 
     let bad = |session: &str, template: &str| {
         let config = RecordingConfig {
-            dir: dir.clone(),
+            dir: dir.to_path_buf(),
             template: template.to_owned(),
             free_space_floor_bytes: 0,
             ..RecordingConfig::default()
@@ -503,7 +534,7 @@ fn never_overwrites_and_checks_names() {
 fn refuses_below_the_free_space_floor() {
     let dir = temp_dir("floor");
     let config = RecordingConfig {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         free_space_floor_bytes: u64::MAX,
         ..RecordingConfig::default()
     };
@@ -576,7 +607,7 @@ fn killed_recording_stays_playable() {
             "--ignored",
             "--nocapture",
         ])
-        .env("LEGATO_REC_CRASH_DIR", &dir)
+        .env("LEGATO_REC_CRASH_DIR", &*dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -622,6 +653,55 @@ fn killed_recording_stays_playable() {
     }
     let info = Command::new("sox").arg("--i").arg(&wav).output().unwrap();
     assert!(info.status.success());
+
+    // Cut anywhere (a WAV at whole sample frames: cut mid-sample inside its
+    // declared data, which a crash does not leave, ffmpeg logs an error
+    // for the last packet), both files decode in both tools. An MP3 cut
+    // mid-frame decodes (exit 0) but ffmpeg may log an error for the cut
+    // frame ("invalid new backstep"); after the repair it is clean.
+    let ffmpeg = |path: &Path| {
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        assert!(out.status.success(), "ffmpeg on {}: {err}", path.display());
+        err
+    };
+    for (path, align) in [(&wav, 4), (&mp3, 1)] {
+        let bytes = fs::read(path).unwrap();
+        for k in 1..=8 {
+            let at = bytes.len() * k / 9 + 13;
+            let at = at - (at - 44) % align;
+            let cut = dir.join(format!(
+                "cut-{k}.{}",
+                path.extension().unwrap().to_str().unwrap()
+            ));
+            fs::write(&cut, &bytes[..at]).unwrap();
+            let logged = ffmpeg(&cut);
+            if let Err(e) = sox_stat(&cut) {
+                panic!("sox on {} cut at {k}/9: {e}", path.display());
+            }
+            if align == 1 {
+                if !logged.is_empty() {
+                    eprintln!("MP3 cut at {k}/9, ffmpeg logged: {logged}");
+                }
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&cut)
+                    .unwrap();
+                assert!(mp3::repair(&file).unwrap().is_some());
+                assert_eq!(ffmpeg(&cut), "", "MP3 cut at {k}/9, repaired");
+                sox_stat(&cut).unwrap();
+            } else {
+                assert_eq!(logged, "", "WAV cut at {k}/9");
+            }
+            fs::remove_file(&cut).unwrap();
+        }
+    }
 
     // Repair brings the WAV header up to the file; then nothing is left.
     let repaired = repair_dir(&dir);
@@ -762,6 +842,16 @@ fn full_disk_reports_the_error_and_keeps_a_valid_file() {
         eprintln!("full disk ({format:?}): {errs:?}; Stopped after {ms} ms, {bytes} bytes");
         assert!(errs.iter().any(|e| e.contains("No space left")), "{errs:?}");
         assert!(ms < ticks * 20 && ms > 1000);
+        {
+            let events = events.lock().unwrap();
+            let error = events
+                .iter()
+                .position(|e| matches!(e, RecordingEvent::Error { .. }));
+            let stop = events
+                .iter()
+                .position(|e| matches!(e, RecordingEvent::Stopped { .. }));
+            assert!(error < stop, "{events:?}");
+        }
         assert_eq!(bytes, fs::metadata(&info.path).unwrap().len());
         let probed = ffprobe_duration(&info.path);
         eprintln!("full disk ({format:?}): ffprobe {probed:.3} s");
