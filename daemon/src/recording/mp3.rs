@@ -10,8 +10,12 @@
 //! they trim them. A file cut before that still plays; it just starts
 //! with the encoder delay (about 0.14 s at 8 kHz) and one silent frame.
 //!
-//! [`frames`] walks the frame headers of a file so [`repair`] can cut a
-//! partial last frame (a write cut short by a full disk or a crash).
+//! LAME's output does not end on frame boundaries, so a file being
+//! written (or killed) usually ends inside a frame. ffmpeg and sox both
+//! decode such a file (exit status 0; ffmpeg may log "invalid new
+//! backstep" for the cut frame, checked by the crash test). [`frames`]
+//! walks the frame headers so [`repair`] can cut that partial frame off,
+//! after which both decode it without a word.
 
 use std::fs::File;
 use std::io::{self, Write};

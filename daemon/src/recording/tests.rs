@@ -280,7 +280,7 @@ fn stereo_wav_keeps_each_party_on_its_channel() {
         events[0],
         RecordingEvent::Started {
             id: "w".to_owned(),
-            path: info.path.clone()
+            path: info.path
         }
     );
 }
