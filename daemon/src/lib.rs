@@ -26,10 +26,6 @@ pub mod config;
 mod control;
 mod engine;
 mod prompts;
-#[allow(
-    dead_code,
-    reason = "the shards, RPCs and events are wired to recording separately"
-)]
 mod recording;
 mod rtp;
 mod sdp;

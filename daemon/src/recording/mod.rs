@@ -299,11 +299,6 @@ impl Recorders {
         })
     }
 
-    /// The settings in use.
-    pub(crate) fn config(&self) -> &RecordingConfig {
-        &self.config
-    }
-
     /// Starts a recording: checks `spec`, the free space and the file
     /// name, creates the file (header included, for WAV), hands it to the
     /// least loaded writer and reports Started before returning. Does
@@ -396,6 +391,19 @@ impl Recorders {
             },
         };
         Ok((Tap::new(shared), info))
+    }
+
+    /// Waits until no recording is being written (each finalized), or
+    /// `limit` has passed; whether none is left.
+    pub(crate) fn wait_idle(&self, limit: Duration) -> bool {
+        let end = std::time::Instant::now() + limit;
+        while self.active() > 0 {
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Recordings being written.

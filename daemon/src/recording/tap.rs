@@ -24,10 +24,15 @@ pub(crate) const MAX_FRAME_SAMPLES: usize = 960;
 pub(crate) struct FrameBuf {
     /// Media clock tick (20 ms apart).
     pub(crate) tick: u64,
-    /// PCM rate of both channels, in Hz.
+    /// PCM rate of the received channel, in Hz.
     pub(crate) rate: u32,
-    /// Samples used in each channel (one 20 ms frame at `rate`).
+    /// Samples used in the received channel (one 20 ms frame at `rate`).
     pub(crate) len: u16,
+    /// PCM rate of the sent channel (the leg's source may run at another
+    /// rate than the leg itself), in Hz.
+    pub(crate) sent_rate: u32,
+    /// Samples used in the sent channel.
+    pub(crate) sent_len: u16,
     /// Whether `received` holds audio (false: silence).
     pub(crate) has_received: bool,
     /// Whether `sent` holds audio (false: silence).
@@ -47,7 +52,8 @@ impl FrameBuf {
 
     /// The sent channel, or `None` for silence.
     pub(crate) fn sent(&self) -> Option<&[i16]> {
-        self.has_sent.then(|| &self.sent[..usize::from(self.len)])
+        self.has_sent
+            .then(|| &self.sent[..usize::from(self.sent_len)])
     }
 }
 
@@ -148,6 +154,7 @@ impl Tap {
     /// it), the recording has stopped, or the frame is malformed (a rate
     /// whose 20 ms is not a whole number of samples up to 960, or a
     /// channel that is not exactly one frame long).
+    #[cfg(test)]
     pub(crate) fn push(
         &self,
         tick: u64,
@@ -155,13 +162,24 @@ impl Tap {
         received: Option<&[i16]>,
         sent: Option<&[i16]>,
     ) -> bool {
+        self.push_rates(tick, (rate, received), (rate, sent))
+    }
+
+    /// As [`push`](Self::push), each channel at its own rate: what the
+    /// party said at the leg's rate, what it heard at its source's.
+    pub(crate) fn push_rates(
+        &self,
+        tick: u64,
+        (rate, received): (u32, Option<&[i16]>),
+        (sent_rate, sent): (u32, Option<&[i16]>),
+    ) -> bool {
         let shared = &self.handle.shared;
         if shared.ended.load(Ordering::Relaxed) {
             return false;
         }
-        let len = frame_len(rate);
-        let fits = |channel: Option<&[i16]>| channel.is_none_or(|c| c.len() == len);
-        if len == 0 || !fits(received) || !fits(sent) {
+        let (len, sent_len) = (frame_len(rate), frame_len(sent_rate));
+        let fits = |channel: Option<&[i16]>, len: usize| channel.is_none_or(|c| c.len() == len);
+        if len == 0 || sent_len == 0 || !fits(received, len) || !fits(sent, sent_len) {
             shared.rejected.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -173,6 +191,8 @@ impl Tap {
             rate,
             // At most MAX_FRAME_SAMPLES (frame_len's bound): fits in u16.
             len: len as u16,
+            sent_rate,
+            sent_len: sent_len as u16,
             has_received: received.is_some(),
             has_sent: sent.is_some(),
             received: [0; MAX_FRAME_SAMPLES],
@@ -182,7 +202,7 @@ impl Tap {
             frame.received[..len].copy_from_slice(r);
         }
         if let Some(s) = sent {
-            frame.sent[..len].copy_from_slice(s);
+            frame.sent[..sent_len].copy_from_slice(s);
         }
         match shared.ring.push(frame) {
             Ok(()) => true,
@@ -200,6 +220,7 @@ impl Tap {
     }
 
     /// Frames dropped so far because the ring was full.
+    #[cfg(test)]
     pub(crate) fn overflowed(&self) -> u64 {
         self.handle.shared.overflowed()
     }

@@ -21,8 +21,6 @@ const MAX_DATA: u64 = u32::MAX as u64 - 36;
 #[derive(Debug)]
 pub(crate) struct WavWriter {
     file: File,
-    channels: u16,
-    rate: u32,
     /// Sample bytes in the file.
     data: u64,
     /// Sample bytes the header on disk declares.
@@ -40,8 +38,6 @@ impl WavWriter {
         (&file).write_all(&header(rate, channels, 0))?;
         Ok(Self {
             file,
-            channels,
-            rate,
             data: 0,
             declared: 0,
             bytes: Vec::new(),
@@ -92,11 +88,6 @@ impl WavWriter {
     /// Bytes in the file.
     pub(crate) fn len(&self) -> u64 {
         HEADER_LEN + self.data
-    }
-
-    /// Seconds of audio written.
-    pub(crate) fn seconds(&self) -> f64 {
-        self.data as f64 / (2.0 * f64::from(self.channels) * f64::from(self.rate))
     }
 }
 

@@ -74,6 +74,10 @@ pub(super) struct Active {
     in_rate: u32,
     /// One per file channel.
     resamplers: Vec<Resample>,
+    /// Brings the sent channel to the received one's rate when they
+    /// differ (with the rate it was built for), and its output.
+    align: Option<((u32, u32), Resample)>,
+    aligned: Vec<i16>,
     /// Tick of the first frame, and the next tick expected.
     first_tick: Option<u64>,
     next_tick: u64,
@@ -116,6 +120,8 @@ impl Active {
             rate,
             in_rate: 0,
             resamplers: Vec::new(),
+            align: None,
+            aligned: Vec::new(),
             first_tick: None,
             next_tick: 0,
             ticks: 0,
@@ -218,16 +224,36 @@ impl Active {
         let len = usize::from(frame.len);
         let mut mix = [0i16; MAX_FRAME_SAMPLES];
         let zeros = [0i16; MAX_FRAME_SAMPLES];
+        // The sent channel at the received one's rate.
+        let mut aligned = [0i16; MAX_FRAME_SAMPLES];
+        let sent: Option<&[i16]> = match frame.sent() {
+            Some(sent) if frame.sent_rate != frame.rate => {
+                let key = (frame.sent_rate, frame.rate);
+                if self.align.as_ref().map(|(k, _)| *k) != Some(key) {
+                    self.align = Some((key, Resample::new(key.0, key.1)));
+                    self.aligned.clear();
+                }
+                if let Some((_, align)) = self.align.as_mut() {
+                    align.push(sent, &mut self.aligned);
+                }
+                // Exactly one frame, whatever the converter holds back.
+                let n = self.aligned.len().min(len);
+                aligned[..n].copy_from_slice(&self.aligned[..n]);
+                self.aligned.drain(..n);
+                Some(&aligned[..len])
+            }
+            other => other,
+        };
         let inputs: [&[i16]; 2] = if self.stereo {
             [
                 frame.received().unwrap_or(&zeros[..len]),
-                frame.sent().unwrap_or(&zeros[..len]),
+                sent.unwrap_or(&zeros[..len]),
             ]
         } else {
-            let (r, s) = (frame.received(), frame.sent());
+            let r = frame.received();
             for (i, m) in mix[..len].iter_mut().enumerate() {
                 let a = r.map_or(0, |r| r[i]);
-                let b = s.map_or(0, |s| s[i]);
+                let b = sent.map_or(0, |s| s[i]);
                 *m = a.saturating_add(b);
             }
             [&mix[..len], &[]]
