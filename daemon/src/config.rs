@@ -137,6 +137,16 @@ pub struct FileConfig {
     pub session_max_duration_ms: Option<u64>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// Directory recordings are written to.
+    pub recording_dir: Option<PathBuf>,
+    /// Recording file name template.
+    pub recording_name: Option<String>,
+    /// Free space kept in the recording directory, MiB.
+    pub recording_min_free_mb: Option<u64>,
+    /// Recording writer threads.
+    pub recording_writers: Option<usize>,
+    /// Base URL recordings are served under.
+    pub recording_url_base: Option<String>,
     /// PEM certificate chain of the gRPC listener; turns TLS on.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -210,6 +220,11 @@ impl FileConfig {
                 .session_max_duration_ms
                 .or(self.session_max_duration_ms),
             log_format: other.log_format.or(self.log_format),
+            recording_dir: other.recording_dir.or(self.recording_dir),
+            recording_name: other.recording_name.or(self.recording_name),
+            recording_min_free_mb: other.recording_min_free_mb.or(self.recording_min_free_mb),
+            recording_writers: other.recording_writers.or(self.recording_writers),
+            recording_url_base: other.recording_url_base.or(self.recording_url_base),
             tls_cert: other.tls_cert.or(self.tls_cert),
             tls_key: other.tls_key.or(self.tls_key),
             tls_client_ca: other.tls_client_ca.or(self.tls_client_ca),
@@ -388,6 +403,22 @@ pub struct Config {
     pub session_max_duration: Option<Duration>,
     /// Log format (default text).
     pub log_format: LogFormat,
+    /// Where recordings are written (default `/var/lib/legato/recordings`,
+    /// created at the first recording). At start legatod repairs the WAV
+    /// and MP3 files an earlier run left unfinalized there.
+    pub recording_dir: PathBuf,
+    /// Recording file names, without extension (default
+    /// `{start}-{session}-{leg}-{recording}`; `{start}` is UTC like
+    /// `20261207T160405Z`). An existing file is never overwritten.
+    pub recording_name: String,
+    /// StartRecording answers RESOURCE_EXHAUSTED when the recording
+    /// directory has less free space than this (default 256 MiB).
+    pub recording_min_free_bytes: u64,
+    /// Threads encoding and writing recordings (default 2, 1-64).
+    pub recording_writers: usize,
+    /// With it, RecordStarted and RecordStopped carry the file's URL: this
+    /// base followed by the file name (default none).
+    pub recording_url_base: Option<String>,
     /// TLS on the gRPC listener (default none: plain HTTP/2).
     pub tls: Option<TlsFiles>,
     /// File of accepted bearer tokens (default none: no token asked for).
@@ -606,6 +637,21 @@ impl Config {
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
             log_format: f.log_format.unwrap_or_default(),
+            recording_dir: f
+                .recording_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/legato/recordings")),
+            recording_name: match f.recording_name {
+                None => "{start}-{session}-{leg}-{recording}".to_owned(),
+                Some(name) if name.is_empty() || name.len() > 200 || name.contains('/') => {
+                    return Err(format!(
+                        "recording_name = {name:?}: 1-200 characters, no '/'"
+                    ));
+                }
+                Some(name) => name,
+            },
+            recording_min_free_bytes: f.recording_min_free_mb.unwrap_or(256).min(1 << 30) << 20,
+            recording_writers: f.recording_writers.unwrap_or(2).clamp(1, 64),
+            recording_url_base: f.recording_url_base,
             tls: match (f.tls_cert, f.tls_key, f.tls_client_ca) {
                 (Some(cert), Some(key), client_ca) => Some(TlsFiles {
                     cert,

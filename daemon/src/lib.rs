@@ -26,6 +26,7 @@ pub mod config;
 mod control;
 mod engine;
 mod prompts;
+mod recording;
 mod rtp;
 mod sdp;
 mod session;

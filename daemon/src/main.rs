@@ -179,6 +179,23 @@ struct Cli {
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
+    /// Directory recordings are written to [default:
+    /// /var/lib/legato/recordings].
+    #[arg(long, value_name = "DIR")]
+    recording_dir: Option<PathBuf>,
+    /// Recording file names without extension, from {session}, {leg},
+    /// {recording} and {start} [default: {start}-{session}-{leg}-{recording}].
+    #[arg(long, value_name = "TEMPLATE")]
+    recording_name: Option<String>,
+    /// Free space kept in the recording directory, MiB [default: 256].
+    #[arg(long)]
+    recording_min_free_mb: Option<u64>,
+    /// Threads encoding and writing recordings [default: 2].
+    #[arg(long)]
+    recording_writers: Option<usize>,
+    /// Base URL of the recording directory, for the events' url field.
+    #[arg(long, value_name = "URL")]
+    recording_url_base: Option<String>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -216,6 +233,11 @@ impl Cli {
             rtcp_interval_ms: self.rtcp_interval_ms,
             early_media_timeout_ms: self.early_media_timeout_ms,
             log_format: self.log_format,
+            recording_dir: self.recording_dir.clone(),
+            recording_name: self.recording_name.clone(),
+            recording_min_free_mb: self.recording_min_free_mb,
+            recording_writers: self.recording_writers,
+            recording_url_base: self.recording_url_base.clone(),
             event_watch_buffer: self.event_watch_buffer,
             socket_recv_buffer: self.socket_recv_buffer,
             recv_buffers: self.recv_buffers,

@@ -20,7 +20,13 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn legatoctl_drives_a_call() {
-    let daemon = daemon_or_skip!(Options::new(Io::Epoll));
+    let recordings = std::env::temp_dir().join(format!("legatoctl-rec-{}", std::process::id()));
+    let options = Options::new(Io::Epoll)
+        .arg("--recording-dir")
+        .arg(recordings.to_str().unwrap())
+        .arg("--recording-min-free-mb")
+        .arg("0");
+    let daemon = daemon_or_skip!(options);
     let endpoint = daemon.endpoint();
     let peer = Peer::new().unwrap();
     let offer = std::env::temp_dir().join(format!("legatoctl-offer-{}.sdp", std::process::id()));
@@ -169,6 +175,23 @@ fn legatoctl_drives_a_call() {
     let _ = std::fs::remove_file(prompt);
     let out = ctl(&endpoint, &["conference", "delete", &conference]);
     assert!(out.status.success(), "{out:?}");
+    let out = ctl(
+        &endpoint,
+        &[
+            "--json", "record", "start", &leg_id, "--format", "wav", "--stereo",
+        ],
+    );
+    assert!(
+        out.status.success() && stdout(&out).contains("\"path\""),
+        "{out:?}"
+    );
+    let out = ctl(&endpoint, &["record", "stop", &leg_id]);
+    assert!(out.status.success(), "{out:?}");
+    let wavs = std::fs::read_dir(&recordings)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wav"))
+        .count();
+    assert_eq!(wavs, 1, "the recording's file");
     let out = ctl(&endpoint, &["leg", "hangup", &leg_id, "--code", "486"]);
     assert!(out.status.success(), "{out:?}");
     // Errors: NOT_FOUND and UNIMPLEMENTED with exit status 1.
@@ -178,13 +201,15 @@ fn legatoctl_drives_a_call() {
         String::from_utf8_lossy(&out.stderr).contains("NOT_FOUND"),
         "{out:?}"
     );
+    // Recording: JSON names the file; a terminated leg cannot record.
     let out = ctl(&endpoint, &["record", "start", &leg_id]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("UNIMPLEMENTED"),
+        String::from_utf8_lossy(&out.stderr).contains("FAILED_PRECONDITION"),
         "{out:?}"
     );
     let out = ctl(&endpoint, &["session", "delete", "cli-call"]);
     assert!(out.status.success(), "{out:?}");
     let _ = std::fs::remove_file(offer);
+    let _ = std::fs::remove_dir_all(&recordings);
 }

@@ -284,6 +284,32 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
         EventKind::Statistics(stats) => Kind::Statistics(pb::Statistics {
             statistics: Some(media_statistics(stats)),
         }),
+        EventKind::RecordStarted {
+            recording,
+            path,
+            url,
+        } => Kind::RecordStarted(pb::RecordStarted {
+            recording_id: recording.to_string(),
+            path: path.clone(),
+            url: url.clone(),
+        }),
+        EventKind::RecordStopped {
+            recording,
+            path,
+            url,
+            duration_ms,
+            bytes,
+        } => Kind::RecordStopped(pb::RecordStopped {
+            recording_id: recording.to_string(),
+            path: path.clone(),
+            url: url.clone(),
+            duration_ms: *duration_ms,
+            size_bytes: *bytes,
+        }),
+        EventKind::RecordError { recording, error } => Kind::RecordError(pb::RecordError {
+            recording_id: recording.to_string(),
+            error: error.clone(),
+        }),
         EventKind::MediaSourceChanged {
             old,
             new,

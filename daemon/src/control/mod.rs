@@ -39,6 +39,9 @@ fn incoming(
     })
 }
 
+/// At shutdown, the longest legatod waits for recordings to be finalized.
+const RECORDING_FINALIZE_TIME: Duration = Duration::from_secs(10);
+
 /// Serves the API on `listener` until `shutdown` resolves, then stops the
 /// engine (hanging up every leg), delivers the last events and returns.
 ///
@@ -95,12 +98,16 @@ pub async fn serve_secured(
         });
         tokio::spawn(metrics::serve(listener, sources))
     });
+    let recording_owners = Arc::new(service::Owners::default());
+    let recorders = service::start_recorders(&shared, &recording_owners);
     let service = service::Service::new(
         engine.clone(),
         hub.clone(),
         stopping.clone(),
         closing_rx,
         control_metrics.clone(),
+        recorders.clone(),
+        recording_owners,
     );
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -157,6 +164,15 @@ pub async fn serve_secured(
                 .await;
             let stopper = engine.clone();
             let _ = tokio::task::spawn_blocking(move || stopper.shutdown()).await;
+            // The legs are gone and with them the recordings' taps: let
+            // the writers finalize the files (RecordStopped) before the
+            // last events go out.
+            if let Some(recorders) = recorders {
+                let _ = tokio::task::spawn_blocking(move || {
+                    recorders.wait_idle(RECORDING_FINALIZE_TIME)
+                })
+                .await;
+            }
             pump_stop.store(true, Ordering::Release);
             pump.thread().unpark();
             let _ = tokio::task::spawn_blocking(move || pump.join()).await;

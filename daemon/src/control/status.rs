@@ -55,7 +55,7 @@ mod tests {
             assert_eq!(status.message(), "a");
         }
         assert_eq!(
-            unimplemented("StartRecording", "recording").code(),
+            unimplemented("StreamAudio", "the audio fork").code(),
             Code::Unimplemented
         );
     }

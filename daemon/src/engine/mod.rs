@@ -260,6 +260,13 @@ impl EventQueue {
         }
     }
 
+    /// Queues `event` from outside the shards (the recording writers) and
+    /// wakes the pump.
+    pub(crate) fn post(&self, event: EngineEvent) {
+        self.push(event);
+        self.wake();
+    }
+
     /// Wakes the pump (once per shard loop turn that produced events).
     fn wake(&self) {
         if let Some(pump) = self.pump.get() {
@@ -455,6 +462,20 @@ pub(crate) enum PlayCommand {
         keys: Vec<Key>,
         mode: DigitMode,
         reply: Reply<()>,
+    },
+    /// StartRecording: `tap` gets leg `leg`'s frames from the next tick.
+    Record {
+        leg: Arc<str>,
+        recording: Arc<str>,
+        tap: crate::recording::Tap,
+        reply: Reply<()>,
+    },
+    /// StopRecording of one recording of `leg`, or all (`None`): how many
+    /// ended.
+    StopRecording {
+        leg: Arc<str>,
+        recording: Option<Arc<str>>,
+        reply: Reply<usize>,
     },
 }
 

@@ -650,6 +650,23 @@ impl Shard {
                 self.sessions.touch_leg(&self.legs, &leg, now);
                 let _ = reply.send(self.legs.send_digits(&leg, keys, mode));
             }
+            PlayCommand::Record {
+                leg,
+                recording,
+                tap,
+                reply,
+            } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.attach_recording(&leg, recording, tap));
+            }
+            PlayCommand::StopRecording {
+                leg,
+                recording,
+                reply,
+            } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.stop_recording(&leg, recording.as_deref()));
+            }
         }
     }
 

@@ -71,6 +71,25 @@ pub(crate) enum EventKind {
         playback: Arc<str>,
         error: Option<String>,
     },
+    /// A recording's file was created (CallEvents.RecordStarted).
+    RecordStarted {
+        recording: Arc<str>,
+        path: String,
+        url: String,
+    },
+    /// A recording's file is finalized (CallEvents.RecordStopped).
+    RecordStopped {
+        recording: Arc<str>,
+        path: String,
+        url: String,
+        duration_ms: u64,
+        bytes: u64,
+    },
+    /// A recording went wrong (CallEvents.RecordError); the call goes on.
+    RecordError {
+        recording: Arc<str>,
+        error: String,
+    },
     /// The leg's RTP source (and destination) changed (RTP latching).
     MediaSourceChanged {
         old: Option<SocketAddr>,

@@ -14,7 +14,10 @@ use legato_dsp::time::ClockRate;
 
 use super::EngineError;
 use super::legs::{LegSlot, Legs};
-use super::media::{Conference, Endpoint, Key, MAX_CONFERENCES, MAX_MEMBERS, Player, Source};
+use super::media::{
+    Conference, Endpoint, Key, MAX_CONFERENCES, MAX_MEMBERS, MAX_RECORDINGS_PER_LEG, Player,
+    Recording, Source,
+};
 
 /// Most SendDigits keys one leg may have waiting.
 pub(crate) const MAX_QUEUED_KEYS: usize = 256;
@@ -141,6 +144,66 @@ impl<S: Copy, C> Legs<S, C> {
         }
         self.replan();
         Ok(())
+    }
+
+    /// StartRecording: `tap` (recording `id`) gets leg `leg`'s frames from
+    /// the next tick on. The leg keeps its path (a relayed leg stays
+    /// relayed: its receive side and its source's decode a copy).
+    pub(crate) fn attach_recording(
+        &mut self,
+        leg: &str,
+        id: Arc<str>,
+        tap: crate::recording::Tap,
+    ) -> Result<(), EngineError> {
+        let slot = self.find(leg)?;
+        let Some(entry) = self.get_mut(slot) else {
+            return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+        };
+        if entry.leg.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' is terminated"
+            )));
+        }
+        if entry.media.recordings.len() >= MAX_RECORDINGS_PER_LEG {
+            return Err(EngineError::ResourceExhausted(format!(
+                "leg '{leg}' has {MAX_RECORDINGS_PER_LEG} recordings already"
+            )));
+        }
+        entry.media.recordings.push(Recording { id, tap });
+        self.replan();
+        Ok(())
+    }
+
+    /// StopRecording: ends recording `id` of leg `leg`, or all of them
+    /// (`None`); how many ended. Their files are finalized off the shard,
+    /// then RecordStopped follows.
+    pub(crate) fn stop_recording(
+        &mut self,
+        leg: &str,
+        id: Option<&str>,
+    ) -> Result<usize, EngineError> {
+        let slot = self.find(leg)?;
+        let Some(entry) = self.get_mut(slot) else {
+            return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+        };
+        let before = entry.media.recordings.len();
+        entry.media.recordings.retain(|r| {
+            let stop = id.is_none_or(|id| *r.id == *id);
+            if stop {
+                r.tap.stop();
+            }
+            !stop
+        });
+        let stopped = before - entry.media.recordings.len();
+        if stopped == 0
+            && let Some(id) = id
+        {
+            return Err(EngineError::NotFound(format!(
+                "leg '{leg}' has no recording '{id}'"
+            )));
+        }
+        self.replan();
+        Ok(stopped)
     }
 
     /// StopPlayback of conference `id`: its player ends with no event.

@@ -9,6 +9,7 @@
 
 mod lifecycle;
 mod playback;
+mod recording;
 mod routing;
 mod watchers;
 
@@ -28,6 +29,8 @@ use super::metrics::ControlMetrics;
 use super::status::unimplemented;
 use crate::engine::{Command, Engine, LegCommand, Reply};
 use crate::prompts::{PromptLimits, Prompts};
+use crate::recording::Recorders;
+pub(crate) use recording::{Owners, start_recorders};
 
 /// The MediaPlane implementation.
 #[derive(Debug, Clone)]
@@ -41,6 +44,10 @@ pub(crate) struct Service {
     watchers: Arc<AtomicUsize>,
     /// Prompt decoding and cache (off the shards).
     prompts: Arc<Prompts>,
+    /// Recording writers (off the shards); `None` if they could not start.
+    recorders: Option<Arc<Recorders>>,
+    /// The leg of each running recording, for its events.
+    recording_owners: Arc<Owners>,
 }
 
 impl Service {
@@ -50,6 +57,8 @@ impl Service {
         stopping: Arc<AtomicBool>,
         closing: watch::Receiver<bool>,
         metrics: Arc<ControlMetrics>,
+        recorders: Option<Arc<Recorders>>,
+        recording_owners: Arc<Owners>,
     ) -> Self {
         let prompts = Arc::new(Prompts::new(PromptLimits::from_config(
             &engine.shared().config,
@@ -62,6 +71,8 @@ impl Service {
             metrics,
             watchers: Arc::new(AtomicUsize::new(0)),
             prompts,
+            recorders,
+            recording_owners,
         }
     }
 
@@ -271,16 +282,16 @@ impl MediaPlane for Service {
 
     async fn start_recording(
         &self,
-        _request: Request<pb::StartRecordingRequest>,
+        request: Request<pb::StartRecordingRequest>,
     ) -> Result<Response<pb::StartRecordingResponse>, Status> {
-        Err(unimplemented("StartRecording", "recording"))
+        recording::start_recording(self, request).await
     }
 
     async fn stop_recording(
         &self,
-        _request: Request<pb::StopRecordingRequest>,
+        request: Request<pb::StopRecordingRequest>,
     ) -> Result<Response<pb::StopRecordingResponse>, Status> {
-        Err(unimplemented("StopRecording", "recording"))
+        recording::stop_recording(self, request).await
     }
 
     async fn set_tone_handling(

@@ -19,9 +19,12 @@
 //! conferences, then send sides.
 //!
 //! Players (tones, prompts, speech: `player.rs`) are a [`Source`] too,
-//! held by the leg they play to. Later sources (forks) and taps (recorders,
-//! detectors) plug in as further [`Source`] variants and users of [`PcmIn`]
-//! frames.
+//! held by the leg they play to. Recordings are taps: a leg being recorded
+//! has its receive side (and its source leg's) even when its audio is
+//! relayed, and after each tick its frames (what the party said, what it
+//! heard) are copied into each recording's lock-free ring
+//! (`crate::recording::Tap`), which writer threads drain. Later sources
+//! (forks) and taps (detectors) plug in the same way.
 
 mod codec;
 mod conference;
@@ -153,7 +156,19 @@ pub(crate) struct LegMedia {
     pub(crate) tx_format: Option<(CodecSpec, u32, Option<u32>, u32)>,
     /// What the leg plays when its source is [`Source::Player`].
     pub(crate) player: Option<Box<Player>>,
+    /// Recordings of the leg (StartRecording), fed every tick.
+    pub(crate) recordings: Vec<Recording>,
 }
+
+/// One recording of a leg: its id and the tap its frames go into.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    pub(crate) id: Arc<str>,
+    pub(crate) tap: crate::recording::Tap,
+}
+
+/// Recordings one leg may have at once.
+pub(crate) const MAX_RECORDINGS_PER_LEG: usize = 8;
 
 /// The legs and conferences the media clock ticks, rebuilt by
 /// `Legs::replan`.
@@ -162,12 +177,17 @@ pub(crate) struct Schedule {
     pub(crate) rx: Vec<u32>,
     pub(crate) conferences: Vec<u32>,
     pub(crate) tx: Vec<u32>,
+    /// Legs being recorded.
+    pub(crate) rec: Vec<u32>,
 }
 
 impl Schedule {
     /// Whether the media clock has anything to do.
     pub(crate) fn is_empty(&self) -> bool {
-        self.rx.is_empty() && self.conferences.is_empty() && self.tx.is_empty()
+        self.rx.is_empty()
+            && self.conferences.is_empty()
+            && self.tx.is_empty()
+            && self.rec.is_empty()
     }
 }
 

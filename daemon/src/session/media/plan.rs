@@ -10,8 +10,8 @@ use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::player::Step;
 use super::{
-    Frame, GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
-    audio_rate,
+    Frame, GENERATED_SSRC, Generated, LegMedia, MAX_FRAME, MediaClock, PcmIn, PcmOut, Schedule,
+    Source, audio_rate,
 };
 use crate::rtp::RtpHeader;
 use crate::session::leg::{MediaPath, law_of};
@@ -32,10 +32,27 @@ impl<S: Copy, C> Legs<S, C> {
         let n = self.slots.len();
         let mut need_rx = vec![false; n];
         let mut relays = vec![false; n];
+        for entry in self.slots.iter_mut().flatten() {
+            // A terminated leg's recordings end (their files are finalized
+            // off the shard when the taps go).
+            if entry.leg.is_terminated() {
+                entry.media.recordings.clear();
+            }
+        }
         for slot in 0..n {
             let Some(entry) = self.slots[slot].as_ref() else {
                 continue;
             };
+            // A recorded leg needs what it receives and what its source
+            // leg receives decoded, whether or not that is relayed.
+            if !entry.media.recordings.is_empty() {
+                need_rx[slot] = true;
+                if let Some(Source::Leg(src)) = entry.leg.source
+                    && let Some(flag) = need_rx.get_mut(src as usize)
+                {
+                    *flag = true;
+                }
+            }
             let path = match entry.leg.source {
                 Some(Source::Leg(src)) => match self.get(src) {
                     Some(s) => {
@@ -165,6 +182,9 @@ impl<S: Copy, C> Legs<S, C> {
             }
             if entry.media.tx.is_some() {
                 schedule.tx.push(slot as u32);
+            }
+            if !entry.media.recordings.is_empty() {
+                schedule.rec.push(slot as u32);
             }
         }
         for (c, conf) in self.conferences.iter().enumerate() {
@@ -298,8 +318,63 @@ impl<S: Copy, C> Legs<S, C> {
                 _ => {}
             }
         }
+        if !self.schedule.rec.is_empty() {
+            self.record(tick);
+        }
         if regroup {
             self.replan();
+        }
+    }
+
+    /// Copies this tick's frames of every recorded leg into its
+    /// recordings' rings: what the leg received (its receive side) and
+    /// what it was sent (its source leg's receive side, its conference's
+    /// mix for it, or its player's frame), each at its own rate; silence
+    /// where there is none. No allocation: G.711 frames decode into
+    /// buffers on the stack.
+    fn record(&self, tick: u64) {
+        let mut scratch = [[0i16; MAX_FRAME]; 2];
+        let [received_buf, sent_buf] = &mut scratch;
+        for &slot in &self.schedule.rec {
+            let Some(Some(entry)) = self.slots.get(slot as usize) else {
+                continue;
+            };
+            let rx = entry.media.rx.as_deref();
+            let received_rate = rx.map_or(8000, |rx| rx.audio_rate().hz());
+            let received = rx
+                .filter(|rx| rx.is_active())
+                .map(|rx| rx.frame().pcm(&mut received_buf[..]));
+            let (sent_rate, sent) = match entry.leg.source {
+                Some(Source::Leg(src)) if src != slot => {
+                    match self.get(src).and_then(|s| s.media.rx.as_deref()) {
+                        Some(rx) => (
+                            rx.audio_rate().hz(),
+                            rx.is_active().then(|| rx.frame().pcm(&mut sent_buf[..])),
+                        ),
+                        None => (received_rate, None),
+                    }
+                }
+                Some(Source::Conference(c)) => match self.conference(c) {
+                    Some(conf) => (conf.rate().hz(), conf.output(slot)),
+                    None => (received_rate, None),
+                },
+                Some(Source::Player) => match entry.media.player.as_deref() {
+                    Some(player) if entry.leg.can_send() => {
+                        (player.rate().hz(), Some(player.frame()))
+                    }
+                    Some(player) => (player.rate().hz(), None),
+                    None => (received_rate, None),
+                },
+                _ => (received_rate, None),
+            };
+            for recording in &entry.media.recordings {
+                // A full ring is counted by the tap and written as
+                // silence by its writer: nothing to do here.
+                let _ =
+                    recording
+                        .tap
+                        .push_rates(tick, (received_rate, received), (sent_rate, sent));
+            }
         }
     }
 }

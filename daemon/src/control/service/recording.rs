@@ -1,0 +1,241 @@
+//! Recording RPCs: StartRecording and StopRecording (Call.record,
+//! Call.stopRecording). The file is created off the shards (a blocking
+//! task), then the leg's shard gets the recording's tap; writer threads
+//! (`crate::recording`) encode and write, and report RecordStarted,
+//! RecordError and RecordStopped through the engine's event queue, so a
+//! call that ends gives Disconnected before RecordStopped.
+//!
+//! Recording ids have the shape of leg ids (16 hex digits of randomness,
+//! then the leg's shard in 4 hex digits).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use legato_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::{Service, new_leg_id, required};
+use crate::control::limits::quote;
+use crate::engine::{EngineEvent, LegCommand, PlayCommand, Shared};
+use crate::recording::{Format, Recorders, RecordingEvent, RecordingSpec, StartError};
+use crate::session::{EventKind, LegState};
+
+/// Default MP3 bit rate (the Call API's), kbit/s.
+const DEFAULT_BITRATE: u32 = 32;
+/// Default sample rate (the Call API's), Hz.
+const DEFAULT_RATE: u32 = 8000;
+
+/// Which leg (and session) each running recording belongs to, so the
+/// writers' events can name them.
+#[derive(Debug, Default)]
+pub(crate) struct Owners(Mutex<HashMap<String, (Arc<str>, Arc<str>)>>);
+
+impl Owners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<str>, Arc<str>)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The recorder's event callback: each event, with its session and leg,
+/// into the engine's event queue (the one the shards use).
+pub(crate) fn event_sink(
+    shared: Arc<Shared>,
+    owners: Arc<Owners>,
+    url_base: Option<String>,
+) -> impl Fn(RecordingEvent) + Send + Sync + 'static {
+    move |event| {
+        let url = |path: &Path| match (&url_base, path.file_name()) {
+            (Some(base), Some(name)) => format!("{base}{}", name.to_string_lossy()),
+            _ => String::new(),
+        };
+        let (id, kind) = match event {
+            RecordingEvent::Started { id, path } => {
+                let kind = EventKind::RecordStarted {
+                    recording: id.as_str().into(),
+                    url: url(&path),
+                    path: path.display().to_string(),
+                };
+                (id, kind)
+            }
+            RecordingEvent::Error { id, error } => {
+                let kind = EventKind::RecordError {
+                    recording: id.as_str().into(),
+                    error,
+                };
+                (id, kind)
+            }
+            RecordingEvent::Stopped {
+                id,
+                path,
+                duration_ms,
+                bytes,
+            } => {
+                let kind = EventKind::RecordStopped {
+                    recording: id.as_str().into(),
+                    url: url(&path),
+                    path: path.display().to_string(),
+                    duration_ms,
+                    bytes,
+                };
+                (id, kind)
+            }
+        };
+        let stopped = matches!(kind, EventKind::RecordStopped { .. });
+        let owner = if stopped {
+            owners.lock().remove(&id)
+        } else {
+            owners.lock().get(&id).cloned()
+        };
+        let Some((session, leg)) = owner else {
+            tracing::warn!(recording = %id, "event of an unknown recording dropped");
+            return;
+        };
+        shared.events.post(EngineEvent {
+            session,
+            leg: Some(leg),
+            at: SystemTime::now(),
+            kind,
+        });
+    }
+}
+
+pub(super) async fn start_recording(
+    svc: &Service,
+    request: Request<pb::StartRecordingRequest>,
+) -> Result<Response<pb::StartRecordingResponse>, Status> {
+    let req = request.into_inner();
+    let leg = required(&req.leg_id, "leg_id")?;
+    let format = match pb::RecordingFormat::try_from(req.format) {
+        Ok(pb::RecordingFormat::Unspecified | pb::RecordingFormat::Mp3) => Format::Mp3,
+        Ok(pb::RecordingFormat::Wav) => Format::Wav,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown recording format {}: MP3 or WAV",
+                req.format
+            )));
+        }
+    };
+    let Some(recorders) = svc.recorders.clone() else {
+        return Err(Status::unavailable(
+            "recording is off: its writer threads could not start (see legatod's log)",
+        ));
+    };
+    let shard = svc.leg_shard(leg)?;
+    let leg_id: Arc<str> = leg.into();
+    let view = svc
+        .call(shard, |reply| LegCommand::Get {
+            leg: leg_id.clone(),
+            reply,
+        })
+        .await?;
+    if view.state == LegState::Terminated {
+        return Err(Status::failed_precondition(format!(
+            "leg {} is terminated",
+            quote(leg)
+        )));
+    }
+    let id: Arc<str> = new_leg_id(shard).into();
+    let spec = RecordingSpec {
+        format,
+        stereo: req.stereo,
+        sample_rate: if req.sample_rate == 0 {
+            DEFAULT_RATE
+        } else {
+            req.sample_rate
+        },
+        bitrate_kbps: if req.bitrate_kbps == 0 {
+            DEFAULT_BITRATE
+        } else {
+            req.bitrate_kbps
+        },
+        ..RecordingSpec::new(&view.session, leg, &id)
+    };
+    svc.recording_owners
+        .lock()
+        .insert(id.to_string(), (view.session.clone(), leg_id.clone()));
+    let started = {
+        let recorders = recorders.clone();
+        tokio::task::spawn_blocking(move || recorders.start(&spec))
+            .await
+            .map_err(|_| Status::internal("the recording could not be started"))?
+    };
+    let (tap, info) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            svc.recording_owners.lock().remove(&*id);
+            return Err(match e {
+                StartError::InvalidArgument(m) => Status::invalid_argument(m),
+                StartError::NoSpace { .. } => Status::resource_exhausted(e.to_string()),
+                StartError::Io(m) => Status::failed_precondition(m),
+            });
+        }
+    };
+    // The tap goes to the shard; if the leg ended meanwhile it is dropped
+    // with the error, which ends the recording (RecordStopped follows).
+    svc.call(shard, |reply| PlayCommand::Record {
+        leg: leg_id,
+        recording: id.clone(),
+        tap,
+        reply,
+    })
+    .await?;
+    Ok(Response::new(pb::StartRecordingResponse {
+        recording_id: id.to_string(),
+        path: info.path.display().to_string(),
+    }))
+}
+
+pub(super) async fn stop_recording(
+    svc: &Service,
+    request: Request<pb::StopRecordingRequest>,
+) -> Result<Response<pb::StopRecordingResponse>, Status> {
+    let req = request.into_inner();
+    let leg = required(&req.leg_id, "leg_id")?;
+    let shard = svc.leg_shard(leg)?;
+    let recording = (!req.recording_id.is_empty()).then(|| Arc::from(req.recording_id.as_str()));
+    svc.call(shard, |reply| PlayCommand::StopRecording {
+        leg: leg.into(),
+        recording,
+        reply,
+    })
+    .await?;
+    Ok(Response::new(pb::StopRecordingResponse {}))
+}
+
+/// Starts the recorder from the configuration, first repairing what an
+/// earlier run left unfinalized in the recording directory (each repair
+/// logged). `None` (logged) when its threads cannot start.
+pub(crate) fn start_recorders(
+    shared: &Arc<Shared>,
+    owners: &Arc<Owners>,
+) -> Option<Arc<Recorders>> {
+    let config = &shared.config;
+    let settings = crate::recording::RecordingConfig {
+        dir: config.recording_dir.clone(),
+        template: config.recording_name.clone(),
+        free_space_floor_bytes: config.recording_min_free_bytes,
+        writers: config.recording_writers,
+        ..crate::recording::RecordingConfig::default()
+    };
+    for repaired in crate::recording::repair_dir(&settings.dir) {
+        tracing::warn!(
+            path = %repaired.path.display(),
+            seconds = repaired.seconds,
+            "repaired a recording an earlier run left unfinalized"
+        );
+    }
+    let sink = event_sink(
+        shared.clone(),
+        owners.clone(),
+        config.recording_url_base.clone(),
+    );
+    match Recorders::new(settings, sink) {
+        Ok(recorders) => Some(Arc::new(recorders)),
+        Err(e) => {
+            tracing::error!(error = %e, "recording is off: its writer threads did not start");
+            None
+        }
+    }
+}

@@ -1,0 +1,598 @@
+//! StartRecording / StopRecording end to end (Call.record), checked with
+//! ffprobe, ffmpeg and sox (installed by scripts/test.sh):
+//!
+//! - content: peer A sends 700 Hz, peer B 1,300 Hz on a bridged call; a
+//!   stereo WAV, a stereo MP3 and a default MP3 (mono, 8 kHz, 32 kbit/s)
+//!   of A's leg at once: formats as asked, left = A, right = B (each at
+//!   least 30 dB over the other), the mono mix carries both, the 3 s
+//!   pause in the middle is silence in the file and the duration follows
+//!   the wall clock;
+//! - crash: 100 recordings, legatod killed with SIGKILL: every file opens
+//!   in ffprobe and sox and lasts up to about a second before the kill;
+//!   a new legatod on the directory repairs the WAV headers;
+//! - disk full (a small tmpfs; skipped where mounting is not allowed):
+//!   RecordError, the call's media undisturbed, the partial file valid;
+//! - bad requests: statuses.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use legato_client::{Client, Code, EventFilter, proto};
+use legato_tests::{
+    G711, Io, Options, Peer, ToneStream, connected_leg_with, daemon_or_skip, local_rtp,
+    per_backend, spawn_collector, tone_level_db_at, wait_event,
+};
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("legato-{name}-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `ffprobe`'s stream fields of `path`: codec_name, sample_rate,
+/// channels, bit_rate, and the format's duration.
+fn probe(path: &Path) -> Option<(String, u32, u32, u64, f64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries"])
+        .arg("stream=codec_name,sample_rate,channels,bit_rate:format=duration")
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (installed by scripts/test.sh)");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or("")
+            .to_owned()
+    };
+    Some((
+        field("codec_name"),
+        field("sample_rate").parse().unwrap_or(0),
+        field("channels").parse().unwrap_or(0),
+        field("bit_rate").parse().unwrap_or(0),
+        field("duration").parse().unwrap_or(0.0),
+    ))
+}
+
+/// The file decoded by ffmpeg to 16-bit PCM at `rate`, in `channels`
+/// (interleaved).
+fn decode(path: &Path, rate: u32, channels: u32) -> Vec<i16> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "s16le", "-acodec", "pcm_s16le", "-ar"])
+        .arg(rate.to_string())
+        .arg("-ac")
+        .arg(channels.to_string())
+        .arg("-")
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg decodes {path:?}");
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// Whether sox reads the whole file without error.
+fn sox_reads(path: &Path) -> bool {
+    Command::new("sox")
+        .arg(path)
+        .args(["-n", "stat"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Channel `c` of interleaved `pcm` with `channels`, samples `from..to`.
+fn channel(pcm: &[i16], channels: usize, c: usize, from: usize, to: usize) -> Vec<i16> {
+    pcm.chunks_exact(channels)
+        .skip(from)
+        .take(to.saturating_sub(from))
+        .map(|f| f[c])
+        .collect()
+}
+
+fn rms_db(pcm: &[i16]) -> f64 {
+    let e = pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64;
+    10.0 * (e / (32768.0f64 * 32768.0)).max(1e-20).log10()
+}
+
+fn start(leg: &str, format: proto::RecordingFormat, stereo: bool) -> proto::StartRecordingRequest {
+    proto::StartRecordingRequest {
+        leg_id: leg.to_owned(),
+        format: format.into(),
+        stereo,
+        ..Default::default()
+    }
+}
+
+/// Sends tones from both peers every 20 ms for `seconds` (pacing from
+/// `start`, a tick count `from` on).
+fn tones(a: &mut ToneStream, b: &mut ToneStream, seconds: f64) {
+    let begin = Instant::now();
+    let n = (seconds * 50.0) as usize;
+    legato_tests::paced(begin, n, Duration::from_millis(20), |_| {
+        let _ = a.send();
+        let _ = b.send();
+    });
+}
+
+/// Waits for `count` RecordStopped events: (recording id, duration ms,
+/// bytes, path).
+async fn stopped(
+    events: &mut legato_client::EventStream,
+    count: usize,
+) -> Vec<(String, u64, u64, String)> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let e = wait_event(events, Duration::from_secs(20), |e| {
+            matches!(e.kind, Some(proto::event::Kind::RecordStopped(_)))
+        })
+        .await
+        .expect("RecordStopped");
+        if let Some(proto::event::Kind::RecordStopped(s)) = e.kind {
+            got.push((s.recording_id, s.duration_ms, s.size_bytes, s.path));
+        }
+    }
+    got
+}
+
+async fn bridged(client: &Client, session: &str) -> (Peer, Peer, proto::Leg, proto::Leg) {
+    let (pa, pb) = (Peer::new().unwrap(), Peer::new().unwrap());
+    let a = connected_leg_with(client, session, &pa, "0").await.unwrap();
+    let b = connected_leg_with(client, session, &pb, "0").await.unwrap();
+    client
+        .send_media(a.leg_id.as_str(), b.leg_id.as_str())
+        .await
+        .unwrap();
+    client
+        .send_media(b.leg_id.as_str(), a.leg_id.as_str())
+        .await
+        .unwrap();
+    (pa, pb, a, b)
+}
+
+/// Tones on both sides, a pause, tones again; three recordings of A's leg.
+async fn content_channels_and_timeline(io: Io) {
+    let dir = tempdir("rec-content");
+    let options = Options::new(io)
+        .arg("--recording-dir")
+        .arg(dir.to_str().unwrap())
+        .arg("--recording-min-free-mb")
+        .arg("0");
+    let daemon = daemon_or_skip!(options);
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let (pa, pb, a, b) = bridged(&client, &session).await;
+    let mut events = client
+        .watch_events(EventFilter::new().leg(&a.leg_id))
+        .await
+        .unwrap();
+    let mut ta = ToneStream::new(&pa, local_rtp(&a), G711::Pcmu, 700.0, 8000.0).unwrap();
+    let mut tb = ToneStream::new(&pb, local_rtp(&b), G711::Pcmu, 1300.0, 8000.0).unwrap();
+    // Let both streams latch before recording.
+    tones(&mut ta, &mut tb, 0.4);
+    let begin = Instant::now();
+    let wav = client
+        .start_recording(start(&a.leg_id, proto::RecordingFormat::Wav, true))
+        .await
+        .unwrap();
+    let mp3 = client
+        .start_recording(start(&a.leg_id, proto::RecordingFormat::Mp3, true))
+        .await
+        .unwrap();
+    let mono = client
+        .start_recording(proto::StartRecordingRequest {
+            leg_id: a.leg_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let started = Instant::now();
+    tones(&mut ta, &mut tb, 2.0);
+    // 3 s with no RTP from either side (a hold): silence in the files.
+    let _drain = spawn_collector(&pa, Instant::now() + Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tones(&mut ta, &mut tb, 2.0);
+    let stop_at = Instant::now();
+    client.stop_recording(&a.leg_id, None).await.unwrap();
+    let wall = stop_at - started;
+    let done = stopped(&mut events, 3).await;
+    for (id, ms, bytes, path) in &done {
+        let want = [&wav, &mp3, &mono]
+            .into_iter()
+            .find(|r| r.recording_id == *id)
+            .expect("a recording of ours");
+        assert_eq!(*path, want.path);
+        assert_eq!(std::fs::metadata(path).unwrap().len(), *bytes, "{path}");
+        let skew = *ms as f64 / 1000.0 - wall.as_secs_f64();
+        eprintln!(
+            "{io:?} {path}: {ms} ms recorded, {:.0} ms of wall clock between StartRecording's answer and StopRecording ({:+.0} ms); first StartRecording sent {:.0} ms before",
+            wall.as_secs_f64() * 1000.0,
+            skew * 1000.0,
+            (started - begin).as_secs_f64() * 1000.0
+        );
+        assert!(
+            (-0.06..=0.12).contains(&skew),
+            "{path}: {ms} ms against {wall:?}"
+        );
+    }
+    // Formats.
+    let (codec, rate, channels, _, _) = probe(Path::new(&wav.path)).expect("WAV opens");
+    assert_eq!((codec.as_str(), rate, channels), ("pcm_s16le", 8000, 2));
+    let (codec, rate, channels, bitrate, _) = probe(Path::new(&mp3.path)).expect("MP3 opens");
+    assert_eq!((codec.as_str(), rate, channels), ("mp3", 8000, 2));
+    assert_eq!(bitrate, 32_000);
+    let (codec, rate, channels, bitrate, _) = probe(Path::new(&mono.path)).expect("MP3 opens");
+    assert_eq!(
+        (codec.as_str(), rate, channels, bitrate),
+        ("mp3", 8000, 1, 32_000),
+        "the Call API's default"
+    );
+    // Channels: left A (700 Hz), right B (1300 Hz), in the first second of
+    // tones and in the last; the pause silent.
+    for path in [&wav.path, &mp3.path] {
+        let pcm = decode(Path::new(path), 8000, 2);
+        for (from, to) in [(4_000, 12_000), (44_000, 52_000)] {
+            let left = channel(&pcm, 2, 0, from, to);
+            let right = channel(&pcm, 2, 1, from, to);
+            let (l7, l13) = (
+                tone_level_db_at(&left, 8000, 700.0),
+                tone_level_db_at(&left, 8000, 1300.0),
+            );
+            let (r7, r13) = (
+                tone_level_db_at(&right, 8000, 700.0),
+                tone_level_db_at(&right, 8000, 1300.0),
+            );
+            eprintln!(
+                "{io:?} {path} {from}..{to}: left 700 Hz {l7:.1} dB, 1300 Hz {l13:.1} dB; right 700 Hz {r7:.1}, 1300 Hz {r13:.1}"
+            );
+            assert!(l7 - l13 >= 30.0, "left carries A only: {l7:.1} / {l13:.1}");
+            assert!(r13 - r7 >= 30.0, "right carries B only: {r13:.1} / {r7:.1}");
+        }
+        let pause = channel(&pcm, 2, 0, 18_000, 38_000);
+        let pause_right = channel(&pcm, 2, 1, 18_000, 38_000);
+        assert!(
+            rms_db(&pause) < -60.0 && rms_db(&pause_right) < -60.0,
+            "{path}: the pause is silence ({:.1} / {:.1} dBFS)",
+            rms_db(&pause),
+            rms_db(&pause_right)
+        );
+        assert!(sox_reads(Path::new(path)), "sox reads {path}");
+    }
+    let pcm = decode(Path::new(&mono.path), 8000, 1);
+    let part = &pcm[4_000..12_000];
+    let (m7, m13) = (
+        tone_level_db_at(part, 8000, 700.0),
+        tone_level_db_at(part, 8000, 1300.0),
+    );
+    assert!(
+        m7 > -20.0 && m13 > -20.0,
+        "the mix has both: {m7:.1} / {m13:.1}"
+    );
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// 100 recordings, legatod killed: every file opens and holds audio up to
+/// about a second before the kill; a new legatod repairs the WAVs.
+async fn killed_mid_call(io: Io) {
+    let dir = tempdir("rec-crash");
+    let options = || {
+        Options::new(io)
+            .arg("--recording-dir")
+            .arg(dir.to_str().unwrap())
+            .arg("--recording-min-free-mb")
+            .arg("0")
+    };
+    let mut daemon = daemon_or_skip!(options());
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let mut peers = Vec::new();
+    let mut files = Vec::new();
+    for i in 0..50 {
+        let peer = Peer::new().unwrap();
+        let leg = connected_leg_with(&client, &session, &peer, "0")
+            .await
+            .unwrap();
+        for format in [proto::RecordingFormat::Wav, proto::RecordingFormat::Mp3] {
+            let r = client
+                .start_recording(start(&leg.leg_id, format, i % 2 == 0))
+                .await
+                .unwrap();
+            files.push(PathBuf::from(r.path));
+        }
+        peers.push((peer, leg));
+    }
+    let started = Instant::now();
+    // The first leg's peer talks (700 Hz) until the kill.
+    let mut tone = ToneStream::new(
+        &peers[0].0,
+        local_rtp(&peers[0].1),
+        G711::Pcmu,
+        700.0,
+        8000.0,
+    )
+    .unwrap();
+    legato_tests::paced(Instant::now(), 150, Duration::from_millis(20), |_| {
+        let _ = tone.send();
+    });
+    let alive = started.elapsed().as_secs_f64();
+    let pid = daemon.pid().expect("legatod runs");
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = daemon.terminate();
+    assert_eq!(files.len(), 100);
+    let mut shortest = f64::MAX;
+    for path in &files {
+        let (_, _, _, _, seconds) =
+            probe(path).unwrap_or_else(|| panic!("ffprobe opens {path:?} after the kill"));
+        assert!(sox_reads(path), "sox reads {path:?} after the kill");
+        shortest = shortest.min(seconds);
+    }
+    eprintln!(
+        "{io:?}: killed {alive:.2} s after the last StartRecording; shortest file {shortest:.2} s"
+    );
+    assert!(
+        shortest >= alive - 1.3,
+        "every file holds audio up to about a second before the kill: {shortest:.2} s of {alive:.2}"
+    );
+    // The talking leg's files hold its tone near their end.
+    let pcm = decode(&files[0], 8000, 1);
+    let tail = &pcm[pcm.len().saturating_sub(8000)..pcm.len().saturating_sub(2000)];
+    assert!(
+        tone_level_db_at(tail, 8000, 700.0) > -30.0,
+        "the tone is there up to the end"
+    );
+    // A new legatod repairs the WAV headers (sizes up to the file's end).
+    let declared = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        (
+            u32::from_le_bytes([bytes[40], bytes[41], bytes[42], bytes[43]]) as usize,
+            bytes.len() - 44,
+        )
+    };
+    let wavs: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    let behind = wavs
+        .iter()
+        .filter(|p| {
+            let (said, has) = declared(p);
+            said < has
+        })
+        .count();
+    let again = daemon_or_skip!(options());
+    let client = again.client().await.unwrap();
+    client.list_sessions().await.unwrap();
+    for path in &wavs {
+        let (said, has) = declared(path);
+        assert!(has - said < 4, "{path:?} repaired: {said} of {has} bytes");
+    }
+    eprintln!(
+        "{io:?}: {behind} of {} WAV headers were behind their data after the kill; all repaired",
+        wavs.len()
+    );
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A full disk: RecordError, media undisturbed, the partial file valid.
+async fn disk_full(io: Io) {
+    let dir = tempdir("rec-full");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&dir)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?): the disk-full test needs one");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    // The default floor (256 MiB free) refuses to start at all.
+    {
+        let options = Options::new(io)
+            .arg("--recording-dir")
+            .arg(dir.to_str().unwrap());
+        let daemon = daemon_or_skip!(options);
+        let client = daemon.client().await.unwrap();
+        let session = client.create_session(None).await.unwrap();
+        let peer = Peer::new().unwrap();
+        let leg = connected_leg_with(&client, &session, &peer, "0")
+            .await
+            .unwrap();
+        let err = client
+            .start_recording(start(&leg.leg_id, proto::RecordingFormat::Wav, false))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    }
+    let options = Options::new(io)
+        .arg("--recording-dir")
+        .arg(dir.to_str().unwrap())
+        .arg("--recording-min-free-mb")
+        .arg("0");
+    let daemon = daemon_or_skip!(options);
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let (pa, pb, a, _b) = bridged(&client, &session).await;
+    let mut events = client
+        .watch_events(EventFilter::new().leg(&a.leg_id))
+        .await
+        .unwrap();
+    // 48 kHz stereo WAV: 192 kB/s fills 256 kB in under 2 s.
+    let r = client
+        .start_recording(proto::StartRecordingRequest {
+            leg_id: a.leg_id.clone(),
+            format: proto::RecordingFormat::Wav.into(),
+            stereo: true,
+            sample_rate: 48_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ta = ToneStream::new(&pa, local_rtp(&a), G711::Pcmu, 700.0, 8000.0).unwrap();
+    let collector = spawn_collector(&pb, Instant::now() + Duration::from_millis(4200)).unwrap();
+    legato_tests::paced(Instant::now(), 200, Duration::from_millis(20), |_| {
+        let _ = ta.send();
+    });
+    let got = collector.join().unwrap();
+    let e = wait_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(e.kind, Some(proto::event::Kind::RecordError(_)))
+    })
+    .await
+    .expect("RecordError");
+    let Some(proto::event::Kind::RecordError(error)) = e.kind else {
+        unreachable!()
+    };
+    eprintln!(
+        "{io:?}: RecordError {:?}; B got {} packets of 200",
+        error.error,
+        got.len()
+    );
+    assert_eq!(error.recording_id, r.recording_id);
+    assert!(
+        error.error.to_lowercase().contains("space"),
+        "{}",
+        error.error
+    );
+    assert!(got.len() >= 190, "the call's media goes on: {}", got.len());
+    client.stop_recording(&a.leg_id, None).await.unwrap();
+    let done = stopped(&mut events, 1).await;
+    let (_, _, _, _, seconds) = probe(Path::new(&r.path)).expect("the partial file opens");
+    eprintln!(
+        "{io:?}: partial file {seconds:.2} s, RecordStopped says {} ms",
+        done[0].1
+    );
+    assert!(seconds > 0.2);
+}
+
+/// Statuses of bad requests.
+async fn bad_requests(io: Io) {
+    let dir = tempdir("rec-bad");
+    let options = Options::new(io)
+        .arg("--recording-dir")
+        .arg(dir.to_str().unwrap())
+        .arg("--recording-min-free-mb")
+        .arg("0");
+    let daemon = daemon_or_skip!(options);
+    let client = daemon.client().await.unwrap();
+    let session = client.create_session(None).await.unwrap();
+    let peer = Peer::new().unwrap();
+    let leg = connected_leg_with(&client, &session, &peer, "0")
+        .await
+        .unwrap();
+    for (request, code) in [
+        (
+            proto::StartRecordingRequest {
+                leg_id: leg.leg_id.clone(),
+                sample_rate: 12_345,
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            proto::StartRecordingRequest {
+                leg_id: leg.leg_id.clone(),
+                bitrate_kbps: 999,
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            proto::StartRecordingRequest {
+                leg_id: leg.leg_id.clone(),
+                format: 7,
+                ..Default::default()
+            },
+            Code::InvalidArgument,
+        ),
+        (
+            proto::StartRecordingRequest {
+                leg_id: "00000000000000000000".into(),
+                ..Default::default()
+            },
+            Code::NotFound,
+        ),
+        (
+            proto::StartRecordingRequest::default(),
+            Code::InvalidArgument,
+        ),
+    ] {
+        let err = client.start_recording(request).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+    }
+    // Eight at once, then RESOURCE_EXHAUSTED; an unknown id to stop is
+    // NOT_FOUND; stopping all ends them.
+    for _ in 0..8 {
+        client
+            .start_recording(start(&leg.leg_id, proto::RecordingFormat::Wav, false))
+            .await
+            .unwrap();
+    }
+    let err = client
+        .start_recording(start(&leg.leg_id, proto::RecordingFormat::Wav, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
+    let err = client
+        .stop_recording(&leg.leg_id, Some("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let mut events = client
+        .watch_events(EventFilter::new().leg(&leg.leg_id))
+        .await
+        .unwrap();
+    // Hanging up ends them too: RecordStopped after Disconnected.
+    client.hangup_leg(&leg.leg_id, 200, "bye").await.unwrap();
+    let mut saw_disconnected = false;
+    let mut stops = 0;
+    while stops < 8 {
+        let e = wait_event(&mut events, Duration::from_secs(10), |e| {
+            matches!(
+                e.kind,
+                Some(proto::event::Kind::RecordStopped(_) | proto::event::Kind::Disconnected(_))
+            )
+        })
+        .await
+        .expect("RecordStopped after the hangup");
+        match e.kind {
+            Some(proto::event::Kind::Disconnected(_)) => saw_disconnected = true,
+            _ => {
+                assert!(saw_disconnected, "Disconnected comes first");
+                stops += 1;
+            }
+        }
+    }
+    drop(daemon);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+per_backend!(
+    content_channels_and_timeline,
+    killed_mid_call,
+    disk_full,
+    bad_requests
+);
