@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole legato test suite on a fresh machine with only the Rust
 # toolchain: installs the system tools the tests use as independent peers
-# (ffmpeg, sox, multimon-ng, espeak-ng, Python grpcio, libspandsp and libopus for comparison tests)
+# (ffmpeg, sox with MP3, multimon-ng, espeak-ng, Python grpcio, libspandsp and libopus for comparison tests)
 # when they are missing, then runs
 # formatting, lint and every test of the workspace.
 set -euo pipefail
@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# sox reading MP3 (the recording tests check files with it).
+sox -h 2>/dev/null | grep -q "FILE FORMATS:.* mp3 " || need_apt+=(libsox-fmt-mp3)
 # multimon-ng: an independent DTMF decoder for the SendDigits test.
 command -v multimon-ng >/dev/null 2>&1 || need_apt+=(multimon-ng)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)

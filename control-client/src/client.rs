@@ -445,15 +445,18 @@ impl Client {
         Ok(reply.into_inner())
     }
 
-    /// Stops one recording of a leg, or all of them with `None`.
+    /// Stops one recording of a leg or conference, or all of them with
+    /// `None`.
     pub async fn stop_recording(
         &self,
-        leg_id: &str,
+        target: impl Into<MediaEndpoint>,
         recording_id: Option<&str>,
     ) -> Result<(), Error> {
+        let (leg_id, conference_id) = split(target.into());
         let request = proto::StopRecordingRequest {
-            leg_id: leg_id.to_owned(),
+            leg_id,
             recording_id: recording_id.unwrap_or_default().to_owned(),
+            conference_id,
         };
         self.stub().stop_recording(request).await.map_err(status)?;
         Ok(())

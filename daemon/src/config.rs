@@ -147,6 +147,8 @@ pub struct FileConfig {
     pub recording_writers: Option<usize>,
     /// Base URL recordings are served under.
     pub recording_url_base: Option<String>,
+    /// Recordings running at once, at most.
+    pub max_recordings: Option<usize>,
     /// PEM certificate chain of the gRPC listener; turns TLS on.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -225,6 +227,7 @@ impl FileConfig {
             recording_min_free_mb: other.recording_min_free_mb.or(self.recording_min_free_mb),
             recording_writers: other.recording_writers.or(self.recording_writers),
             recording_url_base: other.recording_url_base.or(self.recording_url_base),
+            max_recordings: other.max_recordings.or(self.max_recordings),
             tls_cert: other.tls_cert.or(self.tls_cert),
             tls_key: other.tls_key.or(self.tls_key),
             tls_client_ca: other.tls_client_ca.or(self.tls_client_ca),
@@ -419,6 +422,10 @@ pub struct Config {
     /// With it, RecordStarted and RecordStopped carry the file's URL: this
     /// base followed by the file name (default none).
     pub recording_url_base: Option<String>,
+    /// Recordings running at once (default 1,000, 1-100,000); one more
+    /// gets RESOURCE_EXHAUSTED. Each holds a 2 s ring of frames (about
+    /// 390 KB) between its shard and its writer.
+    pub max_recordings: usize,
     /// TLS on the gRPC listener (default none: plain HTTP/2).
     pub tls: Option<TlsFiles>,
     /// File of accepted bearer tokens (default none: no token asked for).
@@ -652,6 +659,7 @@ impl Config {
             recording_min_free_bytes: f.recording_min_free_mb.unwrap_or(256).min(1 << 30) << 20,
             recording_writers: f.recording_writers.unwrap_or(2).clamp(1, 64),
             recording_url_base: f.recording_url_base,
+            max_recordings: f.max_recordings.unwrap_or(1000).clamp(1, 100_000),
             tls: match (f.tls_cert, f.tls_key, f.tls_client_ca) {
                 (Some(cert), Some(key), client_ca) => Some(TlsFiles {
                     cert,

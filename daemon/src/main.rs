@@ -196,6 +196,9 @@ struct Cli {
     /// Base URL of the recording directory, for the events' url field.
     #[arg(long, value_name = "URL")]
     recording_url_base: Option<String>,
+    /// Recordings running at once, at most [default: 1000].
+    #[arg(long)]
+    max_recordings: Option<usize>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -238,6 +241,7 @@ impl Cli {
             recording_min_free_mb: self.recording_min_free_mb,
             recording_writers: self.recording_writers,
             recording_url_base: self.recording_url_base.clone(),
+            max_recordings: self.max_recordings,
             event_watch_buffer: self.event_watch_buffer,
             socket_recv_buffer: self.socket_recv_buffer,
             recv_buffers: self.recv_buffers,

@@ -83,8 +83,8 @@ def main():
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.NOT_FOUND, e.code()
     try:
-        stub.StartRecording(mp.StartRecordingRequest(leg_id=leg_id))
-        raise SystemExit("StartRecording succeeded although it is not built")
+        stub.SetToneHandling(mp.SetToneHandlingRequest(leg_id=leg_id, enabled=True))
+        raise SystemExit("SetToneHandling succeeded although it is not built")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
 

@@ -141,10 +141,7 @@ async fn statuses_for_bad_requests(io: Io) {
 
     // Declared but not built: an honest UNIMPLEMENTED.
     let err = client
-        .start_recording(proto::StartRecordingRequest {
-            leg_id: pcma.leg.leg_id.clone(),
-            ..Default::default()
-        })
+        .set_tone_handling(&pcma.leg.leg_id, true)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);

@@ -189,12 +189,18 @@ fn legatoctl_drives_a_call() {
     assert!(out.status.success(), "{out:?}");
     let wavs = std::fs::read_dir(&recordings)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "wav"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wav")
+        })
         .count();
     assert_eq!(wavs, 1, "the recording's file");
     let out = ctl(&endpoint, &["leg", "hangup", &leg_id, "--code", "486"]);
     assert!(out.status.success(), "{out:?}");
-    // Errors: NOT_FOUND and UNIMPLEMENTED with exit status 1.
+    // Errors: NOT_FOUND and FAILED_PRECONDITION with exit status 1.
     let out = ctl(&endpoint, &["leg", "get", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

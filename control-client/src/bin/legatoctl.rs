@@ -413,10 +413,14 @@ struct DigitsArgs {
 
 #[derive(Debug, Subcommand)]
 enum RecordCommand {
-    /// Start recording a leg; prints the recording id and path.
+    /// Start recording a leg (or with --conference, a conference's mix);
+    /// prints the recording id and path.
     Start {
-        /// Leg id.
+        /// Leg id (conference id with --conference).
         leg: String,
+        /// LEG is a conference id.
+        #[arg(long)]
+        conference: bool,
         /// Container format (default MP3).
         #[arg(long, value_enum)]
         format: Option<RecordingFormatArg>,
@@ -432,8 +436,11 @@ enum RecordCommand {
     },
     /// Stop recording.
     Stop {
-        /// Leg id.
+        /// Leg id (conference id with --conference).
         leg: String,
+        /// LEG is a conference id.
+        #[arg(long)]
+        conference: bool,
         /// Stop only this recording (default: all of the leg).
         #[arg(long)]
         id: Option<String>,
@@ -939,13 +946,16 @@ async fn record(client: &Client, out: &mut Output, command: RecordCommand) -> an
     match command {
         RecordCommand::Start {
             leg,
+            conference,
             format,
             stereo,
             bitrate,
             sample_rate,
         } => {
+            let (leg_id, conference_id) = target(leg, conference);
             let request = proto::StartRecordingRequest {
-                leg_id: leg,
+                leg_id,
+                conference_id,
                 format: format
                     .map_or(proto::RecordingFormat::Unspecified, Into::into)
                     .into(),
@@ -959,11 +969,24 @@ async fn record(client: &Client, out: &mut Output, command: RecordCommand) -> an
                 || json!({ "recording_id": started.recording_id, "path": started.path }),
             )
         }
-        RecordCommand::Stop { leg, id } => {
-            client.stop_recording(&leg, id.as_deref()).await?;
+        RecordCommand::Stop {
+            leg,
+            conference,
+            id,
+        } => {
+            let (what, key, endpoint) = if conference {
+                (
+                    "conference",
+                    "conference_id",
+                    MediaEndpoint::Conference(leg.clone()),
+                )
+            } else {
+                ("leg", "leg_id", MediaEndpoint::Leg(leg.clone()))
+            };
+            client.stop_recording(endpoint, id.as_deref()).await?;
             out.result(
-                || format!("recording of leg {leg} stopped"),
-                || json!({ "leg_id": leg, "recording_id": id }),
+                || format!("recording of {what} {leg} stopped"),
+                || json!({ key: leg, "recording_id": id }),
             )
         }
     }

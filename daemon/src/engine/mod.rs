@@ -418,7 +418,11 @@ pub(crate) enum RouteCommand {
     /// DeleteConference.
     DeleteConference { id: Arc<str>, reply: Reply<()> },
     /// Whether conference `id` exists (NOT_FOUND when not).
-    CheckConference { id: Arc<str>, reply: Reply<()> },
+    /// Whether conference `id` exists: its session.
+    CheckConference {
+        id: Arc<str>,
+        reply: Reply<Arc<str>>,
+    },
 }
 
 impl From<SessionCommand> for Command {
@@ -463,17 +467,18 @@ pub(crate) enum PlayCommand {
         mode: DigitMode,
         reply: Reply<()>,
     },
-    /// StartRecording: `tap` gets leg `leg`'s frames from the next tick.
+    /// StartRecording: `tap` gets a leg's or a conference's frames from
+    /// the next tick.
     Record {
-        leg: Arc<str>,
+        target: Endpoint,
         recording: Arc<str>,
         tap: crate::recording::Tap,
         reply: Reply<()>,
     },
-    /// StopRecording of one recording of `leg`, or all (`None`): how many
-    /// ended.
+    /// StopRecording of one recording of a leg or conference, or all
+    /// (`None`): how many ended.
     StopRecording {
-        leg: Arc<str>,
+        target: Endpoint,
         recording: Option<Arc<str>>,
         reply: Reply<usize>,
     },

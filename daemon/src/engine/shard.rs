@@ -578,7 +578,13 @@ impl Shard {
                 let _ = reply.send(self.legs.delete_conference(&id));
             }
             RouteCommand::CheckConference { id, reply } => {
-                let _ = reply.send(self.legs.find_conference(&id).map(drop));
+                let session = self.legs.find_conference(&id).and_then(|c| {
+                    self.legs
+                        .conference(c)
+                        .map(|conf| conf.session.clone())
+                        .ok_or_else(|| EngineError::NotFound(format!("no such conference '{id}'")))
+                });
+                let _ = reply.send(session);
             }
         }
     }
@@ -651,21 +657,21 @@ impl Shard {
                 let _ = reply.send(self.legs.send_digits(&leg, keys, mode));
             }
             PlayCommand::Record {
-                leg,
+                target,
                 recording,
                 tap,
                 reply,
             } => {
-                self.sessions.touch_leg(&self.legs, &leg, now);
-                let _ = reply.send(self.legs.attach_recording(&leg, recording, tap));
+                self.touch_endpoints(&target, &target, now);
+                let _ = reply.send(self.legs.attach_recording(&target, recording, tap));
             }
             PlayCommand::StopRecording {
-                leg,
+                target,
                 recording,
                 reply,
             } => {
-                self.sessions.touch_leg(&self.legs, &leg, now);
-                let _ = reply.send(self.legs.stop_recording(&leg, recording.as_deref()));
+                self.touch_endpoints(&target, &target, now);
+                let _ = reply.send(self.legs.stop_recording(&target, recording.as_deref()));
             }
         }
     }

@@ -70,6 +70,9 @@ pub(crate) struct RecordingConfig {
     pub(crate) writers: usize,
     /// Frames each recording's ring holds (20 ms each).
     pub(crate) ring_frames: usize,
+    /// Recordings running at once, at most (each holds its ring: about
+    /// 3.9 KB per frame slot).
+    pub(crate) max_recordings: usize,
     /// How often writers drain the rings.
     pub(crate) poll_interval: Duration,
     /// How often a WAV file's header is brought up to date (the most audio
@@ -89,11 +92,13 @@ impl Default for RecordingConfig {
             writers: 2,
             // 2 s: absorbs a writer stalled by a slow disk for that long.
             ring_frames: 100,
+            max_recordings: 1000,
             // Drained 20 times a second: 2 or 3 frames per turn, far below
             // the ring's size.
             poll_interval: Duration::from_millis(50),
-            // At most a second of audio outside the header after a crash.
-            checkpoint_interval: Duration::from_secs(1),
+            // At most half a second of audio outside the header after a
+            // crash (a 44-byte pwrite per recording twice a second).
+            checkpoint_interval: Duration::from_millis(500),
         }
     }
 }
@@ -229,6 +234,9 @@ pub(crate) enum StartError {
     /// The directory or file could not be created or written.
     #[error("{0}")]
     Io(String),
+    /// As many recordings as configured are running.
+    #[error("{0} recordings are running already (max_recordings)")]
+    Busy(usize),
 }
 
 /// The event callback.
@@ -305,6 +313,10 @@ impl Recorders {
     /// blocking file-system calls (a few, small): call it from a blocking
     /// context, not a shard.
     pub(crate) fn start(&self, spec: &RecordingSpec) -> Result<(Tap, RecordingInfo), StartError> {
+        let running = self.active();
+        if running >= self.config.max_recordings {
+            return Err(StartError::Busy(running));
+        }
         let encoder = validate(spec)?;
         let name = files::expand(
             &self.config.template,

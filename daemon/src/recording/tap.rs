@@ -154,7 +154,6 @@ impl Tap {
     /// it), the recording has stopped, or the frame is malformed (a rate
     /// whose 20 ms is not a whole number of samples up to 960, or a
     /// channel that is not exactly one frame long).
-    #[cfg(test)]
     pub(crate) fn push(
         &self,
         tick: u64,

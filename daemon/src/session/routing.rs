@@ -146,60 +146,87 @@ impl<S: Copy, C> Legs<S, C> {
         Ok(())
     }
 
-    /// StartRecording: `tap` (recording `id`) gets leg `leg`'s frames from
-    /// the next tick on. The leg keeps its path (a relayed leg stays
-    /// relayed: its receive side and its source's decode a copy).
+    /// StartRecording: `tap` (recording `id`) gets `target`'s frames from
+    /// the next tick on: a leg's (what it received and what it was sent;
+    /// the leg keeps its path: a relayed leg stays relayed, its receive
+    /// side and its source's decode a copy) or a conference's whole mix.
     pub(crate) fn attach_recording(
         &mut self,
-        leg: &str,
+        target: &Endpoint,
         id: Arc<str>,
         tap: crate::recording::Tap,
     ) -> Result<(), EngineError> {
-        let slot = self.find(leg)?;
-        let Some(entry) = self.get_mut(slot) else {
-            return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+        let recordings = match target {
+            Endpoint::Leg(leg) => {
+                let slot = self.find(leg)?;
+                let Some(entry) = self.get_mut(slot) else {
+                    return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+                };
+                if entry.leg.is_terminated() {
+                    return Err(EngineError::FailedPrecondition(format!(
+                        "leg '{leg}' is terminated"
+                    )));
+                }
+                &mut entry.media.recordings
+            }
+            Endpoint::Conference(c) => {
+                let slot = self.find_conference(c)?;
+                let Some(Some(conf)) = self.conferences.get_mut(slot as usize) else {
+                    return Err(EngineError::NotFound(format!("no such conference '{c}'")));
+                };
+                &mut conf.recordings
+            }
         };
-        if entry.leg.is_terminated() {
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{leg}' is terminated"
-            )));
-        }
-        if entry.media.recordings.len() >= MAX_RECORDINGS_PER_LEG {
+        if recordings.len() >= MAX_RECORDINGS_PER_LEG {
             return Err(EngineError::ResourceExhausted(format!(
-                "leg '{leg}' has {MAX_RECORDINGS_PER_LEG} recordings already"
+                "'{}' has {MAX_RECORDINGS_PER_LEG} recordings already",
+                target.id()
             )));
         }
-        entry.media.recordings.push(Recording { id, tap });
+        recordings.push(Recording { id, tap });
         self.replan();
         Ok(())
     }
 
-    /// StopRecording: ends recording `id` of leg `leg`, or all of them
+    /// StopRecording: ends recording `id` of `target`, or all of them
     /// (`None`); how many ended. Their files are finalized off the shard,
     /// then RecordStopped follows.
     pub(crate) fn stop_recording(
         &mut self,
-        leg: &str,
+        target: &Endpoint,
         id: Option<&str>,
     ) -> Result<usize, EngineError> {
-        let slot = self.find(leg)?;
-        let Some(entry) = self.get_mut(slot) else {
-            return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+        let recordings = match target {
+            Endpoint::Leg(leg) => {
+                let slot = self.find(leg)?;
+                let Some(entry) = self.get_mut(slot) else {
+                    return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
+                };
+                &mut entry.media.recordings
+            }
+            Endpoint::Conference(c) => {
+                let slot = self.find_conference(c)?;
+                let Some(Some(conf)) = self.conferences.get_mut(slot as usize) else {
+                    return Err(EngineError::NotFound(format!("no such conference '{c}'")));
+                };
+                &mut conf.recordings
+            }
         };
-        let before = entry.media.recordings.len();
-        entry.media.recordings.retain(|r| {
+        let before = recordings.len();
+        recordings.retain(|r| {
             let stop = id.is_none_or(|id| *r.id == *id);
             if stop {
                 r.tap.stop();
             }
             !stop
         });
-        let stopped = before - entry.media.recordings.len();
+        let stopped = before - recordings.len();
         if stopped == 0
             && let Some(id) = id
         {
             return Err(EngineError::NotFound(format!(
-                "leg '{leg}' has no recording '{id}'"
+                "'{}' has no recording '{id}'",
+                target.id()
             )));
         }
         self.replan();

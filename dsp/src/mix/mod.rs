@@ -203,6 +203,19 @@ impl Mixer {
         Ok(&mut self.outputs[member * self.frame..(member + 1) * self.frame])
     }
 
+    /// Everything the talkers said in the last [`mix`](Self::mix) (the sum
+    /// of their inputs with their gains, saturated), into `out` (one
+    /// frame): what a recording of the whole conference holds.
+    pub fn write_total(&self, out: &mut [i16]) -> Result<(), MixError> {
+        if out.len() != self.frame {
+            return Err(MixError::LengthMismatch);
+        }
+        for (o, &a) in out.iter_mut().zip(&self.acc) {
+            *o = saturate(a);
+        }
+        Ok(())
+    }
+
     /// The member's mix-minus from the last [`mix`](Self::mix).
     pub fn output(&self, member: usize) -> Result<&[i16], MixError> {
         if member >= self.members {
@@ -295,7 +308,24 @@ mod tests {
                     assert_eq!(got, want, "round {round} member {m} i {i}");
                 }
             }
+            let mut total = vec![0i16; frame];
+            mixer.write_total(&mut total).unwrap();
+            for (i, &got) in total.iter().enumerate() {
+                let want: i32 = (0..n)
+                    .filter(|&k| talking[k])
+                    .map(|k| (frames[k][i] as i32 * gains[k].q12() as i32) >> 12)
+                    .sum();
+                assert_eq!(
+                    got,
+                    want.clamp(-32_768, 32_767) as i16,
+                    "total, round {round}"
+                );
+            }
         }
+        assert_eq!(
+            mixer.write_total(&mut [0; 3]),
+            Err(MixError::LengthMismatch)
+        );
         assert_eq!(mixer.output(n).err(), Some(MixError::NoSuchMember));
         assert_eq!(mixer.set_input(0, &[0; 3]), Err(MixError::LengthMismatch));
     }

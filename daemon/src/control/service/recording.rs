@@ -16,24 +16,27 @@ use std::time::SystemTime;
 use legato_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::{Service, new_leg_id, required};
+use super::{Service, new_leg_id};
 use crate::control::limits::quote;
-use crate::engine::{EngineEvent, LegCommand, PlayCommand, Shared};
+use crate::engine::{EngineEvent, LegCommand, PlayCommand, RouteCommand, Shared};
 use crate::recording::{Format, Recorders, RecordingEvent, RecordingSpec, StartError};
-use crate::session::{EventKind, LegState};
+use crate::session::{Endpoint, EventKind, LegState};
 
 /// Default MP3 bit rate (the Call API's), kbit/s.
 const DEFAULT_BITRATE: u32 = 32;
 /// Default sample rate (the Call API's), Hz.
 const DEFAULT_RATE: u32 = 8000;
 
+/// Recording id → (session, leg; none for a conference).
+type OwnerMap = HashMap<String, (Arc<str>, Option<Arc<str>>)>;
+
 /// Which leg (and session) each running recording belongs to, so the
 /// writers' events can name them.
 #[derive(Debug, Default)]
-pub(crate) struct Owners(Mutex<HashMap<String, (Arc<str>, Arc<str>)>>);
+pub(crate) struct Owners(Mutex<OwnerMap>);
 
 impl Owners {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<str>, Arc<str>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OwnerMap> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -94,7 +97,7 @@ pub(crate) fn event_sink(
         };
         shared.events.post(EngineEvent {
             session,
-            leg: Some(leg),
+            leg,
             at: SystemTime::now(),
             kind,
         });
@@ -106,7 +109,6 @@ pub(super) async fn start_recording(
     request: Request<pb::StartRecordingRequest>,
 ) -> Result<Response<pb::StartRecordingResponse>, Status> {
     let req = request.into_inner();
-    let leg = required(&req.leg_id, "leg_id")?;
     let format = match pb::RecordingFormat::try_from(req.format) {
         Ok(pb::RecordingFormat::Unspecified | pb::RecordingFormat::Mp3) => Format::Mp3,
         Ok(pb::RecordingFormat::Wav) => Format::Wav,
@@ -117,25 +119,17 @@ pub(super) async fn start_recording(
             )));
         }
     };
+    let (target, shard, session) = target(svc, &req.leg_id, &req.conference_id).await?;
+    if req.stereo && matches!(target, Endpoint::Conference(_)) {
+        return Err(Status::invalid_argument(
+            "a conference is recorded in mono (its whole mix): stereo applies to a leg",
+        ));
+    }
     let Some(recorders) = svc.recorders.clone() else {
         return Err(Status::unavailable(
             "recording is off: its writer threads could not start (see legatod's log)",
         ));
     };
-    let shard = svc.leg_shard(leg)?;
-    let leg_id: Arc<str> = leg.into();
-    let view = svc
-        .call(shard, |reply| LegCommand::Get {
-            leg: leg_id.clone(),
-            reply,
-        })
-        .await?;
-    if view.state == LegState::Terminated {
-        return Err(Status::failed_precondition(format!(
-            "leg {} is terminated",
-            quote(leg)
-        )));
-    }
     let id: Arc<str> = new_leg_id(shard).into();
     let spec = RecordingSpec {
         format,
@@ -150,11 +144,15 @@ pub(super) async fn start_recording(
         } else {
             req.bitrate_kbps
         },
-        ..RecordingSpec::new(&view.session, leg, &id)
+        ..RecordingSpec::new(&session, target.id(), &id)
+    };
+    let leg = match &target {
+        Endpoint::Leg(leg) => Some(leg.clone()),
+        Endpoint::Conference(_) => None,
     };
     svc.recording_owners
         .lock()
-        .insert(id.to_string(), (view.session.clone(), leg_id.clone()));
+        .insert(id.to_string(), (session.clone(), leg));
     let started = {
         let recorders = recorders.clone();
         tokio::task::spawn_blocking(move || recorders.start(&spec))
@@ -167,7 +165,9 @@ pub(super) async fn start_recording(
             svc.recording_owners.lock().remove(&*id);
             return Err(match e {
                 StartError::InvalidArgument(m) => Status::invalid_argument(m),
-                StartError::NoSpace { .. } => Status::resource_exhausted(e.to_string()),
+                StartError::NoSpace { .. } | StartError::Busy(_) => {
+                    Status::resource_exhausted(e.to_string())
+                }
                 StartError::Io(m) => Status::failed_precondition(m),
             });
         }
@@ -175,7 +175,7 @@ pub(super) async fn start_recording(
     // The tap goes to the shard; if the leg ended meanwhile it is dropped
     // with the error, which ends the recording (RecordStopped follows).
     svc.call(shard, |reply| PlayCommand::Record {
-        leg: leg_id,
+        target,
         recording: id.clone(),
         tap,
         reply,
@@ -192,16 +192,64 @@ pub(super) async fn stop_recording(
     request: Request<pb::StopRecordingRequest>,
 ) -> Result<Response<pb::StopRecordingResponse>, Status> {
     let req = request.into_inner();
-    let leg = required(&req.leg_id, "leg_id")?;
-    let shard = svc.leg_shard(leg)?;
+    let (target, shard, _) = target(svc, &req.leg_id, &req.conference_id).await?;
     let recording = (!req.recording_id.is_empty()).then(|| Arc::from(req.recording_id.as_str()));
     svc.call(shard, |reply| PlayCommand::StopRecording {
-        leg: leg.into(),
+        target,
         recording,
         reply,
     })
     .await?;
     Ok(Response::new(pb::StopRecordingResponse {}))
+}
+
+/// The leg (not terminated) or conference a request names (exactly one),
+/// its shard and its session.
+async fn target(
+    svc: &Service,
+    leg_id: &str,
+    conference_id: &str,
+) -> Result<(Endpoint, usize, Arc<str>), Status> {
+    match (leg_id.is_empty(), conference_id.is_empty()) {
+        (false, true) => {
+            let shard = svc.leg_shard(leg_id)?;
+            let leg: Arc<str> = leg_id.into();
+            let view = svc
+                .call(shard, |reply| LegCommand::Get {
+                    leg: leg.clone(),
+                    reply,
+                })
+                .await?;
+            if view.state == LegState::Terminated {
+                return Err(Status::failed_precondition(format!(
+                    "leg {} is terminated",
+                    quote(leg_id)
+                )));
+            }
+            Ok((Endpoint::Leg(leg), shard, view.session))
+        }
+        (true, false) => {
+            let shard = super::leg_shard(conference_id)
+                .filter(|&s| s < svc.engine.shard_count())
+                .ok_or_else(|| {
+                    Status::not_found(format!("no such conference {}", quote(conference_id)))
+                })?;
+            let id: Arc<str> = conference_id.into();
+            let session = svc
+                .call(shard, |reply| RouteCommand::CheckConference {
+                    id: id.clone(),
+                    reply,
+                })
+                .await?;
+            Ok((Endpoint::Conference(id), shard, session))
+        }
+        (true, true) => Err(Status::invalid_argument(
+            "leg_id or conference_id is required",
+        )),
+        (false, false) => Err(Status::invalid_argument(
+            "give leg_id or conference_id, not both",
+        )),
+    }
 }
 
 /// Starts the recorder from the configuration, first repairing what an
@@ -217,6 +265,7 @@ pub(crate) fn start_recorders(
         template: config.recording_name.clone(),
         free_space_floor_bytes: config.recording_min_free_bytes,
         writers: config.recording_writers,
+        max_recordings: config.max_recordings,
         ..crate::recording::RecordingConfig::default()
     };
     for repaired in crate::recording::repair_dir(&settings.dir) {

@@ -21,7 +21,7 @@ use legato_dsp::resample::Resampler;
 use legato_dsp::time::ClockRate;
 
 use super::player::{Player, Step};
-use super::{FRAME_MS, Frame, MAX_FRAME, frame_len};
+use super::{FRAME_MS, Frame, MAX_FRAME, Recording, frame_len};
 
 /// Members of one conference at most (a bound on RPC-driven growth).
 pub(crate) const MAX_MEMBERS: usize = 64;
@@ -68,6 +68,13 @@ pub(crate) struct Conference {
     /// mix's rate.
     player: Option<Box<Player>>,
     player_up: Option<(ClockRate, Resampler)>,
+    /// The player's frame this tick, at the mix's rate, when it played
+    /// one (for recordings of the conference).
+    played: Box<[i16; MAX_FRAME]>,
+    player_heard: bool,
+    /// Recordings of the whole conference (StartRecording with
+    /// conference_id).
+    pub(crate) recordings: Vec<Recording>,
 }
 
 /// What one tick of a conference's player did.
@@ -99,6 +106,33 @@ impl Conference {
             scratch: Box::new([0; MAX_FRAME]),
             player: None,
             player_up: None,
+            played: Box::new([0; MAX_FRAME]),
+            player_heard: false,
+            recordings: Vec::new(),
+        }
+    }
+
+    /// Copies this tick's whole mix (every talker, plus the player) into
+    /// each recording's ring. No allocation (the frame is on the stack).
+    pub(crate) fn record(&mut self, tick: u64) {
+        let heard = std::mem::take(&mut self.player_heard);
+        if self.recordings.is_empty() {
+            return;
+        }
+        let n = frame_len(self.rate);
+        let mut mix = [0i16; MAX_FRAME];
+        if self.mixer.members() == 0 || self.mixer.write_total(&mut mix[..n]).is_err() {
+            mix[..n].fill(0);
+        }
+        if heard {
+            for (m, &p) in mix[..n].iter_mut().zip(&self.played[..n]) {
+                *m = m.saturating_add(p);
+            }
+        }
+        for recording in &self.recordings {
+            let _ = recording
+                .tap
+                .push(tick, self.rate.hz(), Some(&mix[..n]), None);
         }
     }
 
@@ -156,6 +190,8 @@ impl Conference {
                 }
             }
         }
+        self.played[..n].copy_from_slice(over);
+        self.player_heard = true;
         if player.take_started() {
             PlayerTick::Started(player.duration_ms())
         } else {

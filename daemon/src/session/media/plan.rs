@@ -188,7 +188,12 @@ impl<S: Copy, C> Legs<S, C> {
             }
         }
         for (c, conf) in self.conferences.iter().enumerate() {
-            if conf.as_ref().is_some_and(|c| c.len() > 0) {
+            // A recorded conference ticks even when empty: its recordings'
+            // timeline goes on (silence).
+            if conf
+                .as_ref()
+                .is_some_and(|c| c.len() > 0 || !c.recordings.is_empty())
+            {
                 schedule.conferences.push(c as u32);
             }
         }
@@ -233,33 +238,37 @@ impl<S: Copy, C> Legs<S, C> {
                 let rx = slots.get(leg as usize)?.as_ref()?.media.rx.as_ref()?;
                 rx.is_active().then(|| (rx.frame(), rx.audio_rate()))
             });
-            let Some(playback) = conf.playback().cloned() else {
-                continue;
-            };
-            let session = conf.session.clone();
-            let tick = conf.tick_player(|id, duration_ms| {
-                events.emit(
-                    &session,
-                    None,
-                    EventKind::PlaybackReady {
-                        playback: id.clone(),
+            if let Some(playback) = conf.playback().cloned() {
+                let session = conf.session.clone();
+                let tick = conf.tick_player(|id, duration_ms| {
+                    events.emit(
+                        &session,
+                        None,
+                        EventKind::PlaybackReady {
+                            playback: id.clone(),
+                            duration_ms,
+                        },
+                    );
+                });
+                let kind = match tick {
+                    PlayerTick::Quiet => None,
+                    PlayerTick::Replan => {
+                        regroup = true;
+                        None
+                    }
+                    PlayerTick::Started(duration_ms) => Some(EventKind::PlaybackStarted {
+                        playback,
                         duration_ms,
-                    },
-                );
-            });
-            let kind = match tick {
-                PlayerTick::Quiet => continue,
-                PlayerTick::Replan => {
-                    regroup = true;
-                    continue;
+                    }),
+                    PlayerTick::Ended(error) => {
+                        Some(EventKind::PlaybackFinished { playback, error })
+                    }
+                };
+                if let Some(kind) = kind {
+                    events.emit(&session, None, kind);
                 }
-                PlayerTick::Started(duration_ms) => EventKind::PlaybackStarted {
-                    playback,
-                    duration_ms,
-                },
-                PlayerTick::Ended(error) => EventKind::PlaybackFinished { playback, error },
-            };
-            events.emit(&session, None, kind);
+            }
+            conf.record(tick);
         }
         for &slot in &self.schedule.tx {
             let source = match self.slots.get(slot as usize) {
