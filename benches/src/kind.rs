@@ -41,6 +41,12 @@ pub enum CallKind {
     PcmuOpus,
     /// A conference of this many PCMU members, each talking and listening.
     Conference(usize),
+    /// As [`CallKind::Relay`] (PCMU both ways, relayed), with leg A
+    /// recorded to a mono 8 kHz WAV while measured.
+    RecordWav,
+    /// The same recorded to the Call API's default MP3 (8 kHz mono,
+    /// 32 kbit/s).
+    RecordMp3,
 }
 
 impl CallKind {
@@ -58,6 +64,16 @@ impl CallKind {
         self == Self::Relay
     }
 
+    /// The recording each unit of this kind makes of its leg A, if any.
+    pub fn recording(self) -> Option<legato_client::proto::RecordingFormat> {
+        use legato_client::proto::RecordingFormat;
+        match self {
+            Self::RecordWav => Some(RecordingFormat::Wav),
+            Self::RecordMp3 => Some(RecordingFormat::Mp3),
+            _ => None,
+        }
+    }
+
     /// Whether the legs ask for `always_transcode` (the PCM path).
     pub fn always_transcode(self) -> bool {
         self == Self::PcmuPcmaPcm
@@ -71,7 +87,7 @@ impl CallKind {
     /// The codec side B offers (bridged kinds only).
     pub fn side_b(self) -> Option<Codec> {
         match self {
-            Self::Relay => Some(Codec::Pcmu),
+            Self::Relay | Self::RecordWav | Self::RecordMp3 => Some(Codec::Pcmu),
             Self::PcmuPcma | Self::PcmuPcmaPcm => Some(Codec::Pcma),
             Self::PcmuG722 => Some(Codec::G722),
             Self::PcmuOpus => Some(Codec::Opus),
@@ -89,6 +105,8 @@ impl fmt::Display for CallKind {
             Self::PcmuG722 => f.write_str("pcmu-g722"),
             Self::PcmuOpus => f.write_str("pcmu-opus"),
             Self::Conference(n) => write!(f, "conference:{n}"),
+            Self::RecordWav => f.write_str("record-wav"),
+            Self::RecordMp3 => f.write_str("record-mp3"),
         }
     }
 }
@@ -103,13 +121,15 @@ impl FromStr for CallKind {
             "pcmu-pcma-pcm" => Ok(Self::PcmuPcmaPcm),
             "pcmu-g722" => Ok(Self::PcmuG722),
             "pcmu-opus" => Ok(Self::PcmuOpus),
+            "record-wav" => Ok(Self::RecordWav),
+            "record-mp3" => Ok(Self::RecordMp3),
             _ => {
                 let n = s
                     .strip_prefix("conference:")
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(|| {
                         format!(
-                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus or conference:N"
+                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3 or conference:N"
                         )
                     })?;
                 if !(2..=MAX_CONFERENCE_MEMBERS).contains(&n) {

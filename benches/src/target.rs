@@ -178,6 +178,12 @@ pub fn legatod_args(io: &str, calls: usize, shards: usize, ports: (u16, u16)) ->
         &legs,
         "--max-sessions",
         &legs,
+        "--recording-dir",
+        &recording_dir().to_string_lossy(),
+        "--recording-min-free-mb",
+        "0",
+        "--max-recordings",
+        &legs,
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -319,6 +325,8 @@ pub struct Unit {
     pub legs: Vec<SocketAddrV4>,
     /// Routes (from, to) of the unit's media.
     pub routes: Vec<(MediaEndpoint, MediaEndpoint)>,
+    /// A leg recorded while the routes are on, and how.
+    pub record: Option<(String, proto::RecordingFormat)>,
 }
 
 /// Creates an incoming leg for `peer` offering only `codec`, connects it
@@ -365,6 +373,7 @@ pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -
     let session = client.create_session(None).await?;
     let mut legs = Vec::with_capacity(peers.len());
     let mut routes = Vec::with_capacity(2 * peers.len());
+    let mut record = None;
     match kind.side_b() {
         Some(codec_b) => {
             let [a, b] = peers else {
@@ -374,6 +383,7 @@ pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -
             let leg_b = leg_offering(client, &session, *b, codec_b, kind).await?;
             legs.push(leg_addr(&leg_a)?);
             legs.push(leg_addr(&leg_b)?);
+            record = kind.recording().map(|f| (leg_a.leg_id.clone(), f));
             let (a, b) = (
                 MediaEndpoint::Leg(leg_a.leg_id),
                 MediaEndpoint::Leg(leg_b.leg_id),
@@ -396,6 +406,7 @@ pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -
         session,
         legs,
         routes,
+        record,
     })
 }
 
@@ -448,7 +459,56 @@ pub async fn route_units(
     while let Some(joined) = tasks.join_next().await {
         joined??;
     }
+    // Recordings run while the routes are on.
+    let records: Arc<[(String, proto::RecordingFormat)]> =
+        units.iter().filter_map(|u| u.record.clone()).collect();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, records, next) = (client.clone(), records.clone(), next.clone());
+        tasks.spawn(async move {
+            while let Some((leg, format)) = records.get(next.fetch_add(1, Ordering::Relaxed)) {
+                if on {
+                    client
+                        .start_recording(proto::StartRecordingRequest {
+                            leg_id: leg.clone(),
+                            format: (*format).into(),
+                            ..Default::default()
+                        })
+                        .await?;
+                } else {
+                    client.stop_recording(leg.as_str(), None).await?;
+                }
+            }
+            Ok::<_, legato_client::Error>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
     Ok(())
+}
+
+/// Where a spawned legatod writes recordings (the `record-*` kinds): a
+/// directory of this process, emptied at start and removed by
+/// [`remove_recordings`].
+pub fn recording_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("legato-loadgen-rec-{}", std::process::id()))
+}
+
+/// Removes [`recording_dir`] and what is in it: its size in bytes before.
+pub fn remove_recordings() -> u64 {
+    let dir = recording_dir();
+    let size = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    size
 }
 
 /// Deletes every session of `calls`, `concurrency` at a time.

@@ -406,8 +406,9 @@ pub struct Config {
     pub session_max_duration: Option<Duration>,
     /// Log format (default text).
     pub log_format: LogFormat,
-    /// Where recordings are written (default `/var/lib/legato/recordings`,
-    /// created at the first recording). At start legatod repairs the WAV
+    /// Where recordings are written (default `recordings` in legatod's
+    /// working directory, made absolute at start; created at the first
+    /// recording). At start legatod repairs the WAV
     /// and MP3 files an earlier run left unfinalized there.
     pub recording_dir: PathBuf,
     /// Recording file names, without extension (default
@@ -644,9 +645,18 @@ impl Config {
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
             log_format: f.log_format.unwrap_or_default(),
-            recording_dir: f
-                .recording_dir
-                .unwrap_or_else(|| PathBuf::from("/var/lib/legato/recordings")),
+            recording_dir: {
+                let dir = f
+                    .recording_dir
+                    .unwrap_or_else(|| PathBuf::from("recordings"));
+                if dir.is_absolute() {
+                    dir
+                } else {
+                    std::env::current_dir()
+                        .map_err(|e| format!("recording_dir: no working directory: {e}"))?
+                        .join(dir)
+                }
+            },
             recording_name: match f.recording_name {
                 None => "{start}-{session}-{leg}-{recording}".to_owned(),
                 Some(name) if name.is_empty() || name.len() > 200 || name.contains('/') => {

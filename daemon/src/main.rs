@@ -179,8 +179,7 @@ struct Cli {
     /// Log format: text or json [default: text]. Levels via RUST_LOG.
     #[arg(long, value_parser = parse_log_format)]
     log_format: Option<LogFormat>,
-    /// Directory recordings are written to [default:
-    /// /var/lib/legato/recordings].
+    /// Directory recordings are written to [default: ./recordings].
     #[arg(long, value_name = "DIR")]
     recording_dir: Option<PathBuf>,
     /// Recording file names without extension, from {session}, {leg},

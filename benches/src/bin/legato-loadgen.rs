@@ -750,6 +750,9 @@ struct Daemon {
     process: Spawned,
     /// The backend its ready line reported.
     backend: String,
+    /// RecordError events seen (a recording's writer fell behind, or a
+    /// write failed), counted by a watcher for the record-* kinds.
+    record_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Daemon {
@@ -776,10 +779,29 @@ impl Daemon {
         let client = runtime
             .block_on(Client::connect(format!("http://{grpc}")))
             .with_context(|| format!("connecting to legatod at {grpc}"))?;
+        let record_errors = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        if cli.call_kind.recording().is_some() {
+            let (client, count) = (client.clone(), record_errors.clone());
+            runtime.spawn(async move {
+                use futures::StreamExt as _;
+                let Ok(mut events) = client.watch_events(legato_client::EventFilter::new()).await
+                else {
+                    return;
+                };
+                while let Some(Ok(event)) = events.next().await {
+                    if let Some(legato_client::proto::event::Kind::RecordError(e)) = event.kind
+                        && count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0
+                    {
+                        eprintln!("RecordError: {}", e.error);
+                    }
+                }
+            });
+        }
         Ok(Self {
             client,
             process,
             backend,
+            record_errors,
         })
     }
 
@@ -788,10 +810,21 @@ impl Daemon {
         let Self {
             client,
             mut process,
+            record_errors,
             ..
         } = self;
         drop(client);
-        process.stop()
+        let stopped = process.stop();
+        // The record-* kinds' files: their size says what was written.
+        let bytes = target::remove_recordings();
+        if bytes > 0 {
+            eprintln!(
+                "recordings: {:.1} MB written (removed); {} RecordError events (writers falling behind or failing)",
+                bytes as f64 / 1e6,
+                record_errors.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        stopped
     }
 }
 

@@ -83,7 +83,7 @@ pub(crate) struct RecordingConfig {
 impl Default for RecordingConfig {
     fn default() -> Self {
         Self {
-            dir: PathBuf::from("/var/lib/legato/recordings"),
+            dir: PathBuf::from("recordings"),
             template: "{start}-{session}-{leg}-{recording}".to_owned(),
             // Leaves room for logs and other recordings already running.
             free_space_floor_bytes: 256 << 20,
