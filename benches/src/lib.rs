@@ -22,6 +22,7 @@ pub mod latency;
 pub mod playback;
 pub mod plot;
 pub mod procfs;
+pub mod recording;
 pub mod report;
 pub mod setup;
 pub mod stall;

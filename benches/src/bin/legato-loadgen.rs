@@ -13,7 +13,7 @@ use legato_benches::kind::{CallKind, Codec};
 use legato_benches::procfs::{self, CpuDelta, Machine, ProcSample, UdpCounters};
 use legato_benches::report::{Cpu, Latency, Point, Report};
 use legato_benches::target::{self, Call, Spawned, Unit};
-use legato_benches::{floor, latency, playback, plot, setup, stall};
+use legato_benches::{floor, latency, playback, plot, recording, setup, stall};
 use legato_client::Client;
 
 /// Environment variable set once the generator runs under `taskset`.
@@ -226,6 +226,33 @@ enum Sub {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Many recordings at once (two per idle leg): legatod CPU and RSS per
+    /// recording, the disk write rate, and RecordError events (writers
+    /// falling behind). Spawns its own legatod, recording into a
+    /// temporary directory removed afterwards.
+    Recording {
+        /// Recordings at once.
+        #[arg(long, default_value_t = 1000)]
+        recordings: usize,
+        /// wav or mp3.
+        #[arg(long, default_value = "wav")]
+        format: String,
+        /// Measuring window, seconds (idle, then recording).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// legatod backend: uring or epoll.
+        #[arg(long, value_enum, default_value = "uring")]
+        io: IoSel,
+        /// legatod binary [default: legatod next to this binary].
+        #[arg(long)]
+        legatod: Option<PathBuf>,
+        /// Pin legatod to this CPU.
+        #[arg(long)]
+        pin_daemon: Option<usize>,
+        /// Write the result as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Plot JSON reports of earlier sweeps into one SVG (one line per
     /// target and call kind across all reports).
     Plot {
@@ -323,6 +350,24 @@ fn main() -> Result<()> {
     {
         return playback_probe(
             (*legs, *probes, *seconds, *mp3_rounds),
+            *io,
+            legatod.clone(),
+            *pin_daemon,
+            json.as_deref(),
+        );
+    }
+    if let Some(Sub::Recording {
+        recordings,
+        format,
+        seconds,
+        io,
+        legatod,
+        pin_daemon,
+        json,
+    }) = &cli.command
+    {
+        return recording_probe(
+            (*recordings, format, *seconds),
             *io,
             legatod.clone(),
             *pin_daemon,
@@ -517,6 +562,35 @@ fn playback_probe(
     let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, pid| {
         playback::probe(runtime, client, pid, legs, probes, seconds, mp3_rounds)
     })?;
+    print!("{}", report.text());
+    write_json(json, &report)
+}
+
+/// `legato-loadgen recording`: see `legato_benches::recording`.
+fn recording_probe(
+    (recordings, format, seconds): (usize, &str, f64),
+    io: IoSel,
+    legatod: Option<PathBuf>,
+    pin_daemon: Option<usize>,
+    json: Option<&Path>,
+) -> Result<()> {
+    let &[io] = io.flags() else {
+        bail!("the recording probe runs on one backend: --io uring or --io epoll");
+    };
+    let format = match format {
+        "wav" => legato_client::proto::RecordingFormat::Wav,
+        "mp3" => legato_client::proto::RecordingFormat::Mp3,
+        other => bail!("--format {other:?}: wav or mp3"),
+    };
+    if recordings == 0 || !(seconds > 0.0 && seconds <= 600.0) {
+        bail!("--recordings must be at least 1 and --seconds 0-600");
+    }
+    let args = target::legatod_args(io, recordings, 1, target::MEDIA_PORTS);
+    let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, pid| {
+        recording::probe(runtime, client, pid, recordings, format, seconds)
+    });
+    target::remove_recordings();
+    let report = report?;
     print!("{}", report.text());
     write_json(json, &report)
 }

@@ -93,9 +93,9 @@ impl Default for RecordingConfig {
             // 2 s: absorbs a writer stalled by a slow disk for that long.
             ring_frames: 100,
             max_recordings: 1000,
-            // Drained 20 times a second: 2 or 3 frames per turn, far below
-            // the ring's size.
-            poll_interval: Duration::from_millis(50),
+            // Drained 10 times a second: 5 frames per turn, written at
+            // once, far below the ring's size.
+            poll_interval: Duration::from_millis(100),
             // At most half a second of audio outside the header after a
             // crash (a 44-byte pwrite per recording twice a second).
             checkpoint_interval: Duration::from_millis(500),

@@ -16,6 +16,9 @@ use std::os::unix::fs::FileExt;
 pub(crate) const HEADER_LEN: u64 = 44;
 /// Largest data chunk: the RIFF size (data + 36) must fit in 32 bits.
 const MAX_DATA: u64 = u32::MAX as u64 - 36;
+/// Samples per write at most (8 KiB): an even count, so a piece never
+/// splits a stereo frame.
+const WRITE_SAMPLES: usize = 4096;
 
 /// A WAV file being written.
 #[derive(Debug)]
@@ -48,22 +51,25 @@ impl WavWriter {
     /// is cut back to the last whole write and its header updated, so it
     /// stays valid; nothing more should be written.
     pub(crate) fn write(&mut self, samples: &[i16]) -> io::Result<()> {
-        let len = samples.len() as u64 * 2;
-        if self.data + len > MAX_DATA {
-            return Err(io::Error::other(
-                "the WAV size limit (4 GiB) is reached; the recording ends here",
-            ));
+        // In pieces of at most WRITE_SAMPLES: a full disk then keeps all
+        // but the last piece, not all but the last turn's worth.
+        for piece in samples.chunks(WRITE_SAMPLES) {
+            let len = piece.len() as u64 * 2;
+            if self.data + len > MAX_DATA {
+                return Err(io::Error::other(
+                    "the WAV size limit (4 GiB) is reached; the recording ends here",
+                ));
+            }
+            self.bytes.clear();
+            self.bytes.extend(piece.iter().flat_map(|s| s.to_le_bytes()));
+            if let Err(e) = (&self.file).write_all(&self.bytes) {
+                // A partial write: drop it so the data stays whole frames.
+                let _ = self.file.set_len(HEADER_LEN + self.data);
+                let _ = self.checkpoint();
+                return Err(e);
+            }
+            self.data += len;
         }
-        self.bytes.clear();
-        self.bytes
-            .extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-        if let Err(e) = (&self.file).write_all(&self.bytes) {
-            // A partial write: drop it so the data stays whole frames.
-            let _ = self.file.set_len(HEADER_LEN + self.data);
-            let _ = self.checkpoint();
-            return Err(e);
-        }
-        self.data += len;
         Ok(())
     }
 

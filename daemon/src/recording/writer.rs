@@ -154,6 +154,9 @@ impl Active {
             self.frame(&frame, events);
             drained += 1;
         }
+        // One write per turn for everything drained (a write per frame
+        // cost a system call every 20 ms per recording).
+        self.emit(events);
         self.report_overflow(now, events);
         if now.duration_since(self.last_checkpoint) >= checkpoint {
             self.last_checkpoint = now;
@@ -262,7 +265,6 @@ impl Active {
             resampler.push(inputs[c], &mut self.pending[c]);
         }
         self.ticks += 1;
-        self.emit(events);
     }
 
     /// Writes `gap` ticks of silence at the file's rate (after flushing the
@@ -320,7 +322,14 @@ impl Active {
         if let Some(sink) = &mut self.sink {
             match sink.write(&self.interleaved) {
                 Ok(()) => self.written += n as u64,
-                Err(e) => self.fail(&e, events),
+                Err(e) => {
+                    // A WAV keeps the pieces written before the error.
+                    if let Sink::Wav(w) = sink {
+                        let channels = self.pending.len().max(1) as u64;
+                        self.written = (w.len() - super::wav::HEADER_LEN) / 2 / channels;
+                    }
+                    self.fail(&e, events);
+                }
             }
         }
     }
