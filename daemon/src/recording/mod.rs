@@ -41,6 +41,9 @@ mod tap;
 mod wav;
 mod writer;
 
+#[allow(dead_code, reason = "not wired to the daemon yet")]
+mod upload;
+
 use std::fmt;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
