@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole legato test suite on a fresh machine with only the Rust
 # toolchain: installs the system tools the tests use as independent peers
-# (ffmpeg, sox with MP3, multimon-ng, espeak-ng, Python grpcio, libspandsp and libopus for comparison tests)
+# (ffmpeg, sox with MP3, multimon-ng, espeak-ng, Python grpcio, moto's S3 server, libspandsp and libopus for comparison tests)
 # when they are missing, then runs
 # formatting, lint and every test of the workspace.
 set -euo pipefail
@@ -32,6 +32,12 @@ if ! python3 -c "import grpc, grpc_tools, grpc_health, grpc_reflection" >/dev/nu
   echo "test.sh: installing grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection from PyPI" >&2
   python3 -m pip install -q grpcio grpcio-tools grpcio-health-checking grpcio-reflection 2>/dev/null \
     || python3 -m pip install -q --break-system-packages grpcio grpcio-tools grpcio-health-checking grpcio-reflection
+fi
+# moto's S3 server: the object storage the recording upload test talks to.
+if ! python3 -c "import moto.server, flask" >/dev/null 2>&1; then
+  echo "test.sh: installing moto[server] from PyPI" >&2
+  python3 -m pip install -q 'moto[server]' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'moto[server]'
 fi
 
 cargo fmt --all -- --check

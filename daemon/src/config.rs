@@ -149,6 +149,16 @@ pub struct FileConfig {
     pub recording_url_base: Option<String>,
     /// Recordings running at once, at most.
     pub max_recordings: Option<usize>,
+    /// S3-compatible endpoint finished recordings are uploaded to.
+    pub recording_upload_endpoint: Option<String>,
+    /// Its bucket.
+    pub recording_upload_bucket: Option<String>,
+    /// Its signing region.
+    pub recording_upload_region: Option<String>,
+    /// Object key prefix.
+    pub recording_upload_prefix: Option<String>,
+    /// Upload attempts after the first.
+    pub recording_upload_retries: Option<u32>,
     /// PEM certificate chain of the gRPC listener; turns TLS on.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
@@ -161,6 +171,32 @@ pub struct FileConfig {
     pub health_requires_auth: Option<bool>,
     /// Serve gRPC server reflection.
     pub reflection: Option<bool>,
+}
+
+/// Where finished recordings are uploaded (see `recording/upload.rs`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordingUpload {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub prefix: String,
+    pub retries: u32,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for RecordingUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingUpload")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("retries", &self.retries)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
 }
 
 impl FileConfig {
@@ -228,6 +264,21 @@ impl FileConfig {
             recording_writers: other.recording_writers.or(self.recording_writers),
             recording_url_base: other.recording_url_base.or(self.recording_url_base),
             max_recordings: other.max_recordings.or(self.max_recordings),
+            recording_upload_endpoint: other
+                .recording_upload_endpoint
+                .or(self.recording_upload_endpoint),
+            recording_upload_bucket: other
+                .recording_upload_bucket
+                .or(self.recording_upload_bucket),
+            recording_upload_region: other
+                .recording_upload_region
+                .or(self.recording_upload_region),
+            recording_upload_prefix: other
+                .recording_upload_prefix
+                .or(self.recording_upload_prefix),
+            recording_upload_retries: other
+                .recording_upload_retries
+                .or(self.recording_upload_retries),
             tls_cert: other.tls_cert.or(self.tls_cert),
             tls_key: other.tls_key.or(self.tls_key),
             tls_client_ca: other.tls_client_ca.or(self.tls_client_ca),
@@ -427,6 +478,10 @@ pub struct Config {
     /// gets RESOURCE_EXHAUSTED. Each holds a 2 s ring of frames (about
     /// 390 KB) between its shard and its writer.
     pub max_recordings: usize,
+    /// Where finished recordings are uploaded (default none: they stay
+    /// local only). Credentials come from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`), read at start.
+    pub recording_upload: Option<RecordingUpload>,
     /// TLS on the gRPC listener (default none: plain HTTP/2).
     pub tls: Option<TlsFiles>,
     /// File of accepted bearer tokens (default none: no token asked for).
@@ -670,6 +725,32 @@ impl Config {
             recording_writers: f.recording_writers.unwrap_or(2).clamp(1, 64),
             recording_url_base: f.recording_url_base,
             max_recordings: f.max_recordings.unwrap_or(1000).clamp(1, 100_000),
+            recording_upload: match (f.recording_upload_endpoint, f.recording_upload_bucket) {
+                (None, None) => None,
+                (Some(endpoint), Some(bucket)) => {
+                    let key = |name: &str| {
+                        std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+                            format!("recording_upload_endpoint is set: {name} must be in the environment")
+                        })
+                    };
+                    Some(RecordingUpload {
+                        endpoint,
+                        bucket,
+                        region: f
+                            .recording_upload_region
+                            .unwrap_or_else(|| "us-east-1".to_owned()),
+                        prefix: f.recording_upload_prefix.unwrap_or_default(),
+                        retries: f.recording_upload_retries.unwrap_or(5).min(20),
+                        access_key: key("AWS_ACCESS_KEY_ID")?,
+                        secret_key: key("AWS_SECRET_ACCESS_KEY")?,
+                    })
+                }
+                _ => {
+                    return Err(
+                        "recording_upload_endpoint and recording_upload_bucket go together".into(),
+                    );
+                }
+            },
             tls: match (f.tls_cert, f.tls_key, f.tls_client_ca) {
                 (Some(cert), Some(key), client_ca) => Some(TlsFiles {
                     cert,

@@ -198,6 +198,23 @@ struct Cli {
     /// Recordings running at once, at most [default: 1000].
     #[arg(long)]
     max_recordings: Option<usize>,
+    /// S3-compatible endpoint finished recordings are uploaded to (e.g.
+    /// https://s3.eu-west-1.amazonaws.com); credentials from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL")]
+    recording_upload_endpoint: Option<String>,
+    /// The bucket recordings are uploaded to.
+    #[arg(long)]
+    recording_upload_bucket: Option<String>,
+    /// Signing region of the endpoint [default: us-east-1].
+    #[arg(long)]
+    recording_upload_region: Option<String>,
+    /// Object key prefix (e.g. recordings/).
+    #[arg(long)]
+    recording_upload_prefix: Option<String>,
+    /// Upload attempts after the first [default: 5].
+    #[arg(long)]
+    recording_upload_retries: Option<u32>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -241,6 +258,11 @@ impl Cli {
             recording_writers: self.recording_writers,
             recording_url_base: self.recording_url_base.clone(),
             max_recordings: self.max_recordings,
+            recording_upload_endpoint: self.recording_upload_endpoint.clone(),
+            recording_upload_bucket: self.recording_upload_bucket.clone(),
+            recording_upload_region: self.recording_upload_region.clone(),
+            recording_upload_prefix: self.recording_upload_prefix.clone(),
+            recording_upload_retries: self.recording_upload_retries,
             event_watch_buffer: self.event_watch_buffer,
             socket_recv_buffer: self.socket_recv_buffer,
             recv_buffers: self.recv_buffers,

@@ -117,6 +117,8 @@ pub struct Options {
     /// `--socket-recv-buffer`; `None`: 256 KiB (see [`Daemon::start`]),
     /// `Some(0)`: the daemon's own default.
     pub socket_recv_buffer: Option<usize>,
+    /// Extra environment variables.
+    pub envs: Vec<(String, String)>,
 }
 
 impl Options {
@@ -128,7 +130,14 @@ impl Options {
             args: Vec::new(),
             ports: None,
             socket_recv_buffer: None,
+            envs: Vec::new(),
         }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((name.into(), value.into()));
+        self
     }
 
     /// Adds command-line flags.
@@ -175,6 +184,7 @@ impl Daemon {
             .args(["--port-min", &ports.0.to_string()])
             .args(["--port-max", &ports.1.to_string()])
             .args(&options.args)
+            .envs(options.envs.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -573,6 +583,7 @@ pub fn kind_name(e: &proto::Event) -> &'static str {
         Some(Kind::EventsDropped(_)) => "EventsDropped",
         Some(Kind::SessionDeleted(_)) => "SessionDeleted",
         Some(Kind::MediaSourceChanged(_)) => "MediaSourceChanged",
+        Some(Kind::RecordUploaded(_)) => "RecordUploaded",
         Some(_) => "Other",
         None => "None",
     }

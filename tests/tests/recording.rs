@@ -686,8 +686,166 @@ per_backend!(
     disk_full,
     conference_mix,
     bad_requests,
-    unwritable_directory
+    unwritable_directory,
+    uploads_to_object_storage
 );
+
+/// moto's S3 server on a free loopback port, stopped on drop.
+struct Moto(std::process::Child, u16);
+
+impl Moto {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let moto = Self(child, port);
+        let until = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// Runs `code` in Python with `s3`, a boto3 client of the server.
+    fn python(&self, code: &str) -> Vec<u8> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import boto3\n\
+                     s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', \
+                     aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n{code}",
+                    self.1
+                ),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Finished recordings go to S3-compatible storage (moto's server): the
+/// object holds the file's bytes; a server that is down gets retries, then
+/// RecordError, and the local file stays.
+async fn uploads_to_object_storage(io: Io) {
+    let imported = Command::new("python3")
+        .args(["-c", "import moto.server, flask"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !imported {
+        eprintln!("SKIPPED: moto[server] is not installed (scripts/test.sh installs it)");
+        return;
+    }
+    let moto = Moto::start().expect("moto's server starts");
+    moto.python("s3.create_bucket(Bucket='legato-test')");
+    let dir = tempdir("rec-upload");
+    for (endpoint, retries) in [
+        (format!("http://127.0.0.1:{}", moto.1), "5"),
+        ("http://127.0.0.1:9".to_owned(), "1"),
+    ] {
+        let options = Options::new(io)
+            .arg("--recording-dir")
+            .arg(dir.to_str().unwrap())
+            .arg("--recording-min-free-mb")
+            .arg("0")
+            .arg("--recording-upload-endpoint")
+            .arg(endpoint.as_str())
+            .arg("--recording-upload-bucket")
+            .arg("legato-test")
+            .arg("--recording-upload-prefix")
+            .arg("calls/")
+            .arg("--recording-upload-retries")
+            .arg(retries)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        let daemon = daemon_or_skip!(options);
+        let client = daemon.client().await.unwrap();
+        let session = client.create_session(None).await.unwrap();
+        let peer = Peer::new().unwrap();
+        let leg = connected_leg_with(&client, &session, &peer, "0")
+            .await
+            .unwrap();
+        let mut events = client
+            .watch_events(EventFilter::new().leg(&leg.leg_id))
+            .await
+            .unwrap();
+        let r = client
+            .start_recording(start(&leg.leg_id, proto::RecordingFormat::Mp3, false))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        client
+            .stop_recording(leg.leg_id.as_str(), None)
+            .await
+            .unwrap();
+        let e = wait_event(&mut events, Duration::from_secs(20), |e| {
+            matches!(
+                e.kind,
+                Some(proto::event::Kind::RecordUploaded(_) | proto::event::Kind::RecordError(_))
+            )
+        })
+        .await
+        .expect("RecordUploaded or RecordError");
+        let local = std::fs::read(&r.path).expect("the local file stays");
+        match e.kind {
+            Some(proto::event::Kind::RecordUploaded(u)) => {
+                assert!(retries == "5", "uploaded to a server that is down?");
+                let name = Path::new(&r.path).file_name().unwrap().to_str().unwrap();
+                assert!(
+                    u.url.ends_with(&format!("/legato-test/calls/{name}")),
+                    "{}",
+                    u.url
+                );
+                let object = moto.python(&format!(
+                    "import sys\n\
+                     sys.stdout.buffer.write(s3.get_object(Bucket='legato-test', Key='calls/{name}')['Body'].read())"
+                ));
+                assert_eq!(object, local, "the object holds the file's bytes");
+                eprintln!("{io:?}: {} bytes uploaded to {}", object.len(), u.url);
+            }
+            Some(proto::event::Kind::RecordError(err)) => {
+                assert!(retries == "1", "upload to moto failed: {}", err.error);
+                assert!(err.error.contains("upload of"), "{}", err.error);
+                assert!(err.error.contains("local file is kept"), "{}", err.error);
+                assert!(err.error.contains("2 attempts"), "{}", err.error);
+                eprintln!("{io:?}: server down: {}", err.error);
+            }
+            _ => unreachable!(),
+        }
+        drop(daemon);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 /// A recording directory legatod cannot create: FAILED_PRECONDITION with
 /// the reason.

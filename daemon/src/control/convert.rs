@@ -306,6 +306,15 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
             duration_ms: *duration_ms,
             size_bytes: *bytes,
         }),
+        EventKind::RecordUploaded {
+            recording,
+            path,
+            url,
+        } => Kind::RecordUploaded(pb::RecordUploaded {
+            recording_id: recording.to_string(),
+            path: path.clone(),
+            url: url.clone(),
+        }),
         EventKind::RecordError { recording, error } => Kind::RecordError(pb::RecordError {
             recording_id: recording.to_string(),
             error: error.clone(),

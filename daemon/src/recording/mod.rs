@@ -41,7 +41,6 @@ mod tap;
 mod wav;
 mod writer;
 
-#[allow(dead_code, reason = "not wired to the daemon yet")]
 mod upload;
 
 use std::fmt;
@@ -54,6 +53,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 pub(crate) use tap::Tap;
+pub(crate) use upload::{UploadConfig, Uploader};
 
 use files::NameInputs;
 use tap::TapShared;

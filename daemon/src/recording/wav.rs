@@ -61,7 +61,8 @@ impl WavWriter {
                 ));
             }
             self.bytes.clear();
-            self.bytes.extend(piece.iter().flat_map(|s| s.to_le_bytes()));
+            self.bytes
+                .extend(piece.iter().flat_map(|s| s.to_le_bytes()));
             if let Err(e) = (&self.file).write_all(&self.bytes) {
                 // A partial write: drop it so the data stays whole frames.
                 let _ = self.file.set_len(HEADER_LEN + self.data);

@@ -85,6 +85,12 @@ pub(crate) enum EventKind {
         duration_ms: u64,
         bytes: u64,
     },
+    /// A finished recording is in object storage at `url`.
+    RecordUploaded {
+        recording: Arc<str>,
+        path: String,
+        url: String,
+    },
     /// A recording went wrong (CallEvents.RecordError); the call goes on.
     RecordError {
         recording: Arc<str>,

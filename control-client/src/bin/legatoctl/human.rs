@@ -352,6 +352,9 @@ fn event_kind(kind: &proto::event::Kind) -> String {
         ),
         Kind::SessionDeleted(e) if e.reason.is_empty() => "SessionDeleted".to_owned(),
         Kind::SessionDeleted(e) => format!("SessionDeleted reason={:?}", e.reason),
+        Kind::RecordUploaded(e) => {
+            format!("RecordUploaded recording={} url={}", e.recording_id, e.url)
+        }
         Kind::MediaSourceChanged(e) => format!(
             "MediaSourceChanged old={} new={} ssrc={} reason={}",
             optional_address(e.old_address.as_ref()),

@@ -233,6 +233,10 @@ fn event_kind(kind: &proto::event::Kind) -> (&'static str, Value) {
             json!({ "count": e.count, "first_missing": e.first_missing }),
         ),
         Kind::SessionDeleted(e) => ("session_deleted", json!({ "reason": e.reason })),
+        Kind::RecordUploaded(e) => (
+            "record_uploaded",
+            json!({ "recording_id": e.recording_id, "path": e.path, "url": e.url }),
+        ),
         Kind::MediaSourceChanged(e) => (
             "media_source_changed",
             json!({

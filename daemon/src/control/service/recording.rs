@@ -19,7 +19,9 @@ use tonic::{Request, Response, Status};
 use super::{Service, new_leg_id};
 use crate::control::limits::quote;
 use crate::engine::{EngineEvent, LegCommand, PlayCommand, RouteCommand, Shared};
-use crate::recording::{Format, Recorders, RecordingEvent, RecordingSpec, StartError};
+use crate::recording::{
+    Format, Recorders, RecordingEvent, RecordingSpec, StartError, UploadConfig, Uploader,
+};
 use crate::session::{Endpoint, EventKind, LegState};
 
 /// Default MP3 bit rate (the Call API's), kbit/s.
@@ -41,12 +43,26 @@ impl Owners {
     }
 }
 
+/// Uploads running at once; the rest wait their turn.
+const UPLOADS: usize = 4;
+
+/// Uploads of finished recordings, when configured: tasks on the daemon's
+/// runtime, [`UPLOADS`] at a time.
+struct Uploads {
+    uploader: Arc<Uploader>,
+    runtime: tokio::runtime::Handle,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
 /// The recorder's event callback: each event, with its session and leg,
-/// into the engine's event queue (the one the shards use).
-pub(crate) fn event_sink(
+/// into the engine's event queue (the one the shards use); a finished
+/// recording is then uploaded when `uploads` is configured (RecordUploaded,
+/// or RecordError once the retries are spent; the local file stays).
+fn event_sink(
     shared: Arc<Shared>,
     owners: Arc<Owners>,
     url_base: Option<String>,
+    uploads: Option<Uploads>,
 ) -> impl Fn(RecordingEvent) + Send + Sync + 'static {
     move |event| {
         let url = |path: &Path| match (&url_base, path.file_name()) {
@@ -95,12 +111,46 @@ pub(crate) fn event_sink(
             tracing::warn!(recording = %id, "event of an unknown recording dropped");
             return;
         };
+        let upload = match (&kind, &uploads) {
+            (EventKind::RecordStopped { path, .. }, Some(uploads)) => Some((path.clone(), uploads)),
+            _ => None,
+        };
         shared.events.post(EngineEvent {
-            session,
-            leg,
+            session: session.clone(),
+            leg: leg.clone(),
             at: SystemTime::now(),
             kind,
         });
+        if let Some((path, uploads)) = upload {
+            let (shared, uploader, slots) = (
+                shared.clone(),
+                uploads.uploader.clone(),
+                uploads.slots.clone(),
+            );
+            uploads.runtime.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let kind = match uploader.upload(Path::new(&path)).await {
+                    Ok(url) => EventKind::RecordUploaded {
+                        recording: id.as_str().into(),
+                        path,
+                        url,
+                    },
+                    Err(error) => {
+                        tracing::warn!(recording = %id, %error, "recording upload failed");
+                        EventKind::RecordError {
+                            recording: id.as_str().into(),
+                            error: format!("{error}; the local file is kept"),
+                        }
+                    }
+                };
+                shared.events.post(EngineEvent {
+                    session,
+                    leg,
+                    at: SystemTime::now(),
+                    kind,
+                });
+            });
+        }
     }
 }
 
@@ -275,10 +325,38 @@ pub(crate) fn start_recorders(
             "repaired a recording an earlier run left unfinalized"
         );
     }
+    let uploads = config.recording_upload.as_ref().and_then(|u| {
+        let settings = UploadConfig {
+            endpoint: u.endpoint.clone(),
+            bucket: u.bucket.clone(),
+            region: u.region.clone(),
+            access_key: u.access_key.clone(),
+            secret_key: u.secret_key.clone(),
+            prefix: u.prefix.clone(),
+            retries: u.retries,
+            ..UploadConfig::default()
+        };
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string());
+        match client.and_then(|client| Uploader::new(settings, client)) {
+            Ok(uploader) => Some(Uploads {
+                uploader: Arc::new(uploader),
+                runtime: tokio::runtime::Handle::current(),
+                slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS)),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "recording uploads are off");
+                None
+            }
+        }
+    });
     let sink = event_sink(
         shared.clone(),
         owners.clone(),
         config.recording_url_base.clone(),
+        uploads,
     );
     match Recorders::new(settings, sink) {
         Ok(recorders) => Some(Arc::new(recorders)),
