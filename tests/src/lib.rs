@@ -678,6 +678,14 @@ pub async fn connected_leg_transcoding(
     connected(client, params).await
 }
 
+/// A new directory of this test run under the system temp dir, named after
+/// `name` (removing it is the test's job).
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("legato-{name}-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    dir
+}
+
 /// Samples `n0..n0 + len` of a sine of `hz` and peak `amplitude` at 8 kHz.
 pub fn sine(hz: f64, amplitude: f64, n0: usize, len: usize) -> Vec<i16> {
     (n0..n0 + len)

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use legato_client::{Code, EventFilter, proto};
 use legato_tests::{
     Codec, G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, decode_window, per_backend,
-    spawn_collector, wait_event, wav,
+    spawn_collector, tempdir, wait_event, wav,
 };
 
 /// The reference signal: three tones under a slow swell, like speech's
@@ -210,7 +210,7 @@ async fn files_play_with_their_events(io: Io) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
-    let dir = tempdir();
+    let dir = tempdir("playback");
     let narrow = reference(8000, 3.0);
     let path = write(&dir, "prompt.wav", &wav(8000, &narrow, None));
 
@@ -331,7 +331,7 @@ async fn loop_preload_and_bad_files(io: Io) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
-    let dir = tempdir();
+    let dir = tempdir("playback");
     let short = write(&dir, "short.wav", &wav(8000, &reference(8000, 0.5), None));
 
     // loop: still playing after three lengths, until StopPlayback.
@@ -473,8 +473,8 @@ async fn loop_preload_and_bad_files(io: Io) {
 /// `..` path out of it and a link pointing out of it are PERMISSION_DENIED;
 /// a file inside plays; over `--prompt-max-file-mb` ends with an error.
 async fn prompt_dirs_and_limits(io: Io) {
-    let allowed = tempdir();
-    let outside = tempdir();
+    let allowed = tempdir("playback");
+    let outside = tempdir("playback");
     let inside = write(&allowed, "ok.wav", &wav(8000, &reference(8000, 0.3), None));
     let secret = write(
         &outside,
@@ -543,18 +543,6 @@ async fn prompt_dirs_and_limits(io: Io) {
     assert!(p.packets.is_empty());
     let _ = std::fs::remove_dir_all(&allowed);
     let _ = std::fs::remove_dir_all(&outside);
-}
-
-/// A directory of its own under the system temp dir, removed at exit of
-/// the test process only by the OS (names are unique per run).
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "legato-playback-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 per_backend!(

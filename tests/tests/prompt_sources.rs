@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use legato_client::{Client, Code, EventFilter, proto};
 use legato_tests::{
     G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, decode_window, legatod_path,
-    per_backend, sine, spawn_collector, tone_level_db, wait_event,
+    per_backend, sine, spawn_collector, tempdir, tone_level_db, wait_event,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -139,12 +139,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("legato-{name}-{}", fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, as PEM

@@ -22,14 +22,8 @@ use std::time::{Duration, Instant};
 use legato_client::{Client, Code, EventFilter, MediaEndpoint, proto};
 use legato_tests::{
     G711, Io, Options, Peer, ToneStream, connected_leg_with, daemon_or_skip, local_rtp,
-    per_backend, spawn_collector, tone_level_db_at, wait_event,
+    per_backend, spawn_collector, tempdir, tone_level_db_at, wait_event,
 };
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("legato-{name}-{}", fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `ffprobe`'s stream fields of `path`: codec_name, sample_rate,
 /// channels, bit_rate, and the format's duration.

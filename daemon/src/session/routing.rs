@@ -156,27 +156,16 @@ impl<S: Copy, C> Legs<S, C> {
         id: Arc<str>,
         tap: crate::recording::Tap,
     ) -> Result<(), EngineError> {
-        let recordings = match target {
-            Endpoint::Leg(leg) => {
-                let slot = self.find(leg)?;
-                let Some(entry) = self.get_mut(slot) else {
-                    return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
-                };
-                if entry.leg.is_terminated() {
-                    return Err(EngineError::FailedPrecondition(format!(
-                        "leg '{leg}' is terminated"
-                    )));
-                }
-                &mut entry.media.recordings
-            }
-            Endpoint::Conference(c) => {
-                let slot = self.find_conference(c)?;
-                let Some(Some(conf)) = self.conferences.get_mut(slot as usize) else {
-                    return Err(EngineError::NotFound(format!("no such conference '{c}'")));
-                };
-                &mut conf.recordings
-            }
-        };
+        if let Endpoint::Leg(leg) = target
+            && self
+                .get(self.find(leg)?)
+                .is_some_and(|e| e.leg.is_terminated())
+        {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' is terminated"
+            )));
+        }
+        let recordings = self.recordings_mut(target)?;
         if recordings.len() >= MAX_RECORDINGS_PER_LEG {
             return Err(EngineError::ResourceExhausted(format!(
                 "'{}' has {MAX_RECORDINGS_PER_LEG} recordings already",
@@ -196,22 +185,7 @@ impl<S: Copy, C> Legs<S, C> {
         target: &Endpoint,
         id: Option<&str>,
     ) -> Result<usize, EngineError> {
-        let recordings = match target {
-            Endpoint::Leg(leg) => {
-                let slot = self.find(leg)?;
-                let Some(entry) = self.get_mut(slot) else {
-                    return Err(EngineError::NotFound(format!("no such leg '{leg}'")));
-                };
-                &mut entry.media.recordings
-            }
-            Endpoint::Conference(c) => {
-                let slot = self.find_conference(c)?;
-                let Some(Some(conf)) = self.conferences.get_mut(slot as usize) else {
-                    return Err(EngineError::NotFound(format!("no such conference '{c}'")));
-                };
-                &mut conf.recordings
-            }
-        };
+        let recordings = self.recordings_mut(target)?;
         let before = recordings.len();
         recordings.retain(|r| {
             let stop = id.is_none_or(|id| *r.id == *id);
@@ -231,6 +205,26 @@ impl<S: Copy, C> Legs<S, C> {
         }
         self.replan();
         Ok(stopped)
+    }
+
+    /// The recordings of a leg or of a conference.
+    fn recordings_mut(&mut self, target: &Endpoint) -> Result<&mut Vec<Recording>, EngineError> {
+        match target {
+            Endpoint::Leg(leg) => {
+                let slot = self.find(leg)?;
+                self.get_mut(slot)
+                    .map(|entry| &mut entry.media.recordings)
+                    .ok_or_else(|| EngineError::NotFound(format!("no such leg '{leg}'")))
+            }
+            Endpoint::Conference(c) => {
+                let slot = self.find_conference(c)?;
+                self.conferences
+                    .get_mut(slot as usize)
+                    .and_then(Option::as_mut)
+                    .map(|conf| &mut conf.recordings)
+                    .ok_or_else(|| EngineError::NotFound(format!("no such conference '{c}'")))
+            }
+        }
     }
 
     /// StopPlayback of conference `id`: its player ends with no event.

@@ -27,9 +27,10 @@ use super::events::EventHub;
 use super::limits::quote;
 use super::metrics::ControlMetrics;
 use super::status::unimplemented;
-use crate::engine::{Command, Engine, LegCommand, Reply};
+use crate::engine::{Command, Engine, LegCommand, Reply, RouteCommand};
 use crate::prompts::{PromptLimits, Prompts};
 use crate::recording::Recorders;
+use crate::session::{Endpoint, LegState};
 pub(crate) use recording::{Owners, start_recorders};
 
 /// The MediaPlane implementation.
@@ -115,6 +116,55 @@ impl Service {
             .ok_or_else(|| Status::not_found(format!("no such leg {}", quote(leg))))
     }
 
+    /// The leg or conference a request names (exactly one of `leg_id`
+    /// and `conference_id`), checked to exist on its shard.
+    async fn target(&self, leg_id: &str, conference_id: &str) -> Result<Target, Status> {
+        match (leg_id.is_empty(), conference_id.is_empty()) {
+            (false, true) => {
+                let shard = self.leg_shard(leg_id)?;
+                let leg: Arc<str> = leg_id.into();
+                let view = self
+                    .call(shard, |reply| LegCommand::Get {
+                        leg: leg.clone(),
+                        reply,
+                    })
+                    .await?;
+                Ok(Target {
+                    endpoint: Endpoint::Leg(leg),
+                    shard,
+                    session: view.session,
+                    terminated: view.state == LegState::Terminated,
+                })
+            }
+            (true, false) => {
+                let shard = leg_shard(conference_id)
+                    .filter(|&s| s < self.engine.shard_count())
+                    .ok_or_else(|| {
+                        Status::not_found(format!("no such conference {}", quote(conference_id)))
+                    })?;
+                let id: Arc<str> = conference_id.into();
+                let session = self
+                    .call(shard, |reply| RouteCommand::CheckConference {
+                        id: id.clone(),
+                        reply,
+                    })
+                    .await?;
+                Ok(Target {
+                    endpoint: Endpoint::Conference(id),
+                    shard,
+                    session,
+                    terminated: false,
+                })
+            }
+            (true, true) => Err(Status::invalid_argument(
+                "leg_id or conference_id is required",
+            )),
+            (false, false) => Err(Status::invalid_argument(
+                "give leg_id or conference_id, not both",
+            )),
+        }
+    }
+
     /// Fails with NOT_FOUND unless leg `leg` exists (on its shard).
     async fn check_leg_exists(&self, leg: &str) -> Result<(), Status> {
         let shard = self.leg_shard(leg)?;
@@ -123,6 +173,15 @@ impl Service {
             .await
             .map(drop)
     }
+}
+
+/// A leg or conference a request names, as [`Service::target`] found it.
+struct Target {
+    endpoint: Endpoint,
+    shard: usize,
+    session: Arc<str>,
+    /// A leg that has ended.
+    terminated: bool,
 }
 
 /// The shard that owns a session: FNV-1a of its id.

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Service, new_leg_id, required};
 use crate::control::limits::quote;
-use crate::engine::{PlayCommand, RouteCommand};
+use crate::engine::PlayCommand;
 use crate::session::{
     DIGIT_COMMA_MS, DigitMode, Endpoint, Key, MAX_QUEUED_KEYS, Player, tone_by_name, tone_name,
 };
@@ -127,33 +127,8 @@ async fn target(
     leg_id: &str,
     conference_id: &str,
 ) -> Result<(Endpoint, usize), Status> {
-    match (leg_id.is_empty(), conference_id.is_empty()) {
-        (false, true) => {
-            let shard = svc.leg_shard(leg_id)?;
-            svc.check_leg_exists(leg_id).await?;
-            Ok((Endpoint::Leg(leg_id.into()), shard))
-        }
-        (true, false) => {
-            let shard = super::leg_shard(conference_id)
-                .filter(|&s| s < svc.engine.shard_count())
-                .ok_or_else(|| {
-                    Status::not_found(format!("no such conference {}", quote(conference_id)))
-                })?;
-            let id: Arc<str> = conference_id.into();
-            svc.call(shard, |reply| RouteCommand::CheckConference {
-                id: id.clone(),
-                reply,
-            })
-            .await?;
-            Ok((Endpoint::Conference(id), shard))
-        }
-        (true, true) => Err(Status::invalid_argument(
-            "leg_id or conference_id is required",
-        )),
-        (false, false) => Err(Status::invalid_argument(
-            "give leg_id or conference_id, not both",
-        )),
-    }
+    let target = svc.target(leg_id, conference_id).await?;
+    Ok((target.endpoint, target.shard))
 }
 
 pub(super) async fn send_digits(

@@ -18,11 +18,11 @@ use tonic::{Request, Response, Status};
 
 use super::{Service, new_leg_id};
 use crate::control::limits::quote;
-use crate::engine::{EngineEvent, LegCommand, PlayCommand, RouteCommand, Shared};
+use crate::engine::{EngineEvent, PlayCommand, Shared};
 use crate::recording::{
     Format, Recorders, RecordingEvent, RecordingSpec, StartError, UploadConfig, Uploader,
 };
-use crate::session::{Endpoint, EventKind, LegState};
+use crate::session::{Endpoint, EventKind};
 
 /// Default MP3 bit rate (the Call API's), kbit/s.
 const DEFAULT_BITRATE: u32 = 32;
@@ -260,46 +260,14 @@ async fn target(
     leg_id: &str,
     conference_id: &str,
 ) -> Result<(Endpoint, usize, Arc<str>), Status> {
-    match (leg_id.is_empty(), conference_id.is_empty()) {
-        (false, true) => {
-            let shard = svc.leg_shard(leg_id)?;
-            let leg: Arc<str> = leg_id.into();
-            let view = svc
-                .call(shard, |reply| LegCommand::Get {
-                    leg: leg.clone(),
-                    reply,
-                })
-                .await?;
-            if view.state == LegState::Terminated {
-                return Err(Status::failed_precondition(format!(
-                    "leg {} is terminated",
-                    quote(leg_id)
-                )));
-            }
-            Ok((Endpoint::Leg(leg), shard, view.session))
-        }
-        (true, false) => {
-            let shard = super::leg_shard(conference_id)
-                .filter(|&s| s < svc.engine.shard_count())
-                .ok_or_else(|| {
-                    Status::not_found(format!("no such conference {}", quote(conference_id)))
-                })?;
-            let id: Arc<str> = conference_id.into();
-            let session = svc
-                .call(shard, |reply| RouteCommand::CheckConference {
-                    id: id.clone(),
-                    reply,
-                })
-                .await?;
-            Ok((Endpoint::Conference(id), shard, session))
-        }
-        (true, true) => Err(Status::invalid_argument(
-            "leg_id or conference_id is required",
-        )),
-        (false, false) => Err(Status::invalid_argument(
-            "give leg_id or conference_id, not both",
-        )),
+    let target = svc.target(leg_id, conference_id).await?;
+    if target.terminated {
+        return Err(Status::failed_precondition(format!(
+            "leg {} is terminated",
+            quote(leg_id)
+        )));
     }
+    Ok((target.endpoint, target.shard, target.session))
 }
 
 /// Starts the recorder from the configuration, first repairing what an
