@@ -555,3 +555,30 @@ fn playback_probe_reports_sane_numbers() {
     assert!(f(&report, "cpu_us_per_leg_tick") > 0.0, "{report}");
     assert!(f(&report, "packets_per_leg_s") > 30.0, "{report}");
 }
+
+/// The recording probe on a few recordings: every file written, none
+/// behind.
+#[test]
+fn recording_probe_reports_sane_numbers() {
+    let report = run_loadgen(
+        "recording",
+        &[
+            "recording",
+            "--recordings",
+            "4",
+            "--format",
+            "mp3",
+            "--seconds",
+            "1",
+            "--io",
+            "epoll",
+        ],
+    );
+    assert_eq!(f(&report, "recordings"), 4.0, "{report}");
+    assert_eq!(f(&report, "record_errors"), 0.0, "{report}");
+    assert!(f(&report, "bytes") > 0.0, "{report}");
+    assert!(
+        f(&report, "shortest_ms") >= f(&report, "recorded_ms") - 100.0,
+        "{report}"
+    );
+}

@@ -92,6 +92,15 @@ fn channel(pcm: &[i16], channels: usize, c: usize, from: usize, to: usize) -> Ve
         .collect()
 }
 
+/// A daemon recording into `dir`, with no free-space floor.
+fn recording_options(io: Io, dir: &Path) -> Options {
+    Options::new(io)
+        .arg("--recording-dir")
+        .arg(dir.to_str().unwrap())
+        .arg("--recording-min-free-mb")
+        .arg("0")
+}
+
 fn rms_db(pcm: &[i16]) -> f64 {
     let e = pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / pcm.len().max(1) as f64;
     10.0 * (e / (32768.0f64 * 32768.0)).max(1e-20).log10()
@@ -155,11 +164,7 @@ async fn bridged(client: &Client, session: &str) -> (Peer, Peer, proto::Leg, pro
 /// Tones on both sides, a pause, tones again; three recordings of A's leg.
 async fn content_channels_and_timeline(io: Io) {
     let dir = tempdir("rec-content");
-    let options = Options::new(io)
-        .arg("--recording-dir")
-        .arg(dir.to_str().unwrap())
-        .arg("--recording-min-free-mb")
-        .arg("0");
+    let options = recording_options(io, &dir);
     let daemon = daemon_or_skip!(options);
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
@@ -278,13 +283,7 @@ async fn content_channels_and_timeline(io: Io) {
 /// about a second before the kill; a new legatod repairs the WAVs.
 async fn killed_mid_call(io: Io) {
     let dir = tempdir("rec-crash");
-    let options = || {
-        Options::new(io)
-            .arg("--recording-dir")
-            .arg(dir.to_str().unwrap())
-            .arg("--recording-min-free-mb")
-            .arg("0")
-    };
+    let options = || recording_options(io, &dir);
     let mut daemon = daemon_or_skip!(options());
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
@@ -423,11 +422,7 @@ async fn disk_full(io: Io) {
             .unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     }
-    let options = Options::new(io)
-        .arg("--recording-dir")
-        .arg(dir.to_str().unwrap())
-        .arg("--recording-min-free-mb")
-        .arg("0");
+    let options = recording_options(io, &dir);
     let daemon = daemon_or_skip!(options);
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
@@ -486,11 +481,7 @@ async fn disk_full(io: Io) {
 /// A three-member conference recorded: its mix carries all three.
 async fn conference_mix(io: Io) {
     let dir = tempdir("rec-conf");
-    let options = Options::new(io)
-        .arg("--recording-dir")
-        .arg(dir.to_str().unwrap())
-        .arg("--recording-min-free-mb")
-        .arg("0");
+    let options = recording_options(io, &dir);
     let daemon = daemon_or_skip!(options);
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
@@ -558,11 +549,7 @@ async fn conference_mix(io: Io) {
 /// Statuses of bad requests.
 async fn bad_requests(io: Io) {
     let dir = tempdir("rec-bad");
-    let options = Options::new(io)
-        .arg("--recording-dir")
-        .arg(dir.to_str().unwrap())
-        .arg("--recording-min-free-mb")
-        .arg("0");
+    let options = recording_options(io, &dir);
     let daemon = daemon_or_skip!(options);
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();
@@ -767,11 +754,7 @@ async fn uploads_to_object_storage(io: Io) {
         (format!("http://127.0.0.1:{}", moto.1), "5"),
         ("http://127.0.0.1:9".to_owned(), "1"),
     ] {
-        let options = Options::new(io)
-            .arg("--recording-dir")
-            .arg(dir.to_str().unwrap())
-            .arg("--recording-min-free-mb")
-            .arg("0")
+        let options = recording_options(io, &dir)
             .arg("--recording-upload-endpoint")
             .arg(endpoint.as_str())
             .arg("--recording-upload-bucket")
@@ -846,11 +829,7 @@ async fn uploads_to_object_storage(io: Io) {
 async fn unwritable_directory(io: Io) {
     let file = std::env::temp_dir().join(format!("legato-rec-file-{}", fastrand::u64(..)));
     std::fs::write(&file, b"a file, not a directory").unwrap();
-    let options = Options::new(io)
-        .arg("--recording-dir")
-        .arg(file.join("recordings").to_str().unwrap())
-        .arg("--recording-min-free-mb")
-        .arg("0");
+    let options = recording_options(io, &file.join("recordings"));
     let daemon = daemon_or_skip!(options);
     let client = daemon.client().await.unwrap();
     let session = client.create_session(None).await.unwrap();

@@ -152,6 +152,34 @@ struct Cli {
     concurrency: usize,
 }
 
+/// What every probe subcommand takes: the legatod it spawns and where the
+/// result goes.
+#[derive(Debug, Clone, clap::Args)]
+struct ProbeArgs {
+    /// legatod backend: uring or epoll.
+    #[arg(long, value_enum, default_value = "uring")]
+    io: IoSel,
+    /// legatod binary [default: legatod next to this binary].
+    #[arg(long)]
+    legatod: Option<PathBuf>,
+    /// Pin legatod to this CPU.
+    #[arg(long)]
+    pin_daemon: Option<usize>,
+    /// Write the result as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl ProbeArgs {
+    /// The one backend (`--io`) the `what` probe runs on.
+    fn backend(&self, what: &str) -> Result<&'static str> {
+        match self.io.flags() {
+            &[io] => Ok(io),
+            _ => bail!("the {what} probe runs on one backend: --io uring or --io epoll"),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Sub {
     /// Run the floor relay (started by the load generator itself).
@@ -180,21 +208,11 @@ enum Sub {
         /// Clicks to send (one per second, after 2 s of lead-in).
         #[arg(long, default_value_t = 40)]
         clicks: u64,
-        /// legatod backend: uring or epoll.
-        #[arg(long, value_enum, default_value = "uring")]
-        io: IoSel,
-        /// legatod binary [default: legatod next to this binary].
-        #[arg(long)]
-        legatod: Option<PathBuf>,
-        /// Pin legatod to this CPU.
-        #[arg(long)]
-        pin_daemon: Option<usize>,
         /// Pin the probe (sender and receiver) to this CPU.
         #[arg(long)]
         pin_gen: Option<usize>,
-        /// Write the result as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        probe: ProbeArgs,
     },
     /// Many legs playing one cached prompt: StartPlayback to first packet
     /// (p50/p99), legatod CPU and RSS per playing leg. Spawns its own
@@ -213,18 +231,8 @@ enum Sub {
         /// PlaybackReady (0: none; needs ffmpeg to make the MP3).
         #[arg(long, default_value_t = 5)]
         mp3_rounds: usize,
-        /// legatod backend: uring or epoll.
-        #[arg(long, value_enum, default_value = "uring")]
-        io: IoSel,
-        /// legatod binary [default: legatod next to this binary].
-        #[arg(long)]
-        legatod: Option<PathBuf>,
-        /// Pin legatod to this CPU.
-        #[arg(long)]
-        pin_daemon: Option<usize>,
-        /// Write the result as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        probe: ProbeArgs,
     },
     /// Many recordings at once (two per idle leg): legatod CPU and RSS per
     /// recording, the disk write rate, and RecordError events (writers
@@ -240,18 +248,8 @@ enum Sub {
         /// Measuring window, seconds (idle, then recording).
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
-        /// legatod backend: uring or epoll.
-        #[arg(long, value_enum, default_value = "uring")]
-        io: IoSel,
-        /// legatod binary [default: legatod next to this binary].
-        #[arg(long)]
-        legatod: Option<PathBuf>,
-        /// Pin legatod to this CPU.
-        #[arg(long)]
-        pin_daemon: Option<usize>,
-        /// Write the result as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        probe: ProbeArgs,
     },
     /// Plot JSON reports of earlier sweeps into one SVG (one line per
     /// target and call kind across all reports).
@@ -342,57 +340,28 @@ fn main() -> Result<()> {
         probes,
         seconds,
         mp3_rounds,
-        io,
-        legatod,
-        pin_daemon,
-        json,
+        probe,
     }) = &cli.command
     {
-        return playback_probe(
-            (*legs, *probes, *seconds, *mp3_rounds),
-            *io,
-            legatod.clone(),
-            *pin_daemon,
-            json.as_deref(),
-        );
+        return playback_probe((*legs, *probes, *seconds, *mp3_rounds), probe);
     }
     if let Some(Sub::Recording {
         recordings,
         format,
         seconds,
-        io,
-        legatod,
-        pin_daemon,
-        json,
+        probe,
     }) = &cli.command
     {
-        return recording_probe(
-            (*recordings, format, *seconds),
-            *io,
-            legatod.clone(),
-            *pin_daemon,
-            json.as_deref(),
-        );
+        return recording_probe((*recordings, format, *seconds), probe);
     }
     if let Some(Sub::Latency {
         call_kind,
         clicks,
-        io,
-        legatod,
-        pin_daemon,
         pin_gen,
-        json,
+        probe,
     }) = &cli.command
     {
-        return latency_probe(
-            *call_kind,
-            *clicks,
-            *io,
-            legatod.clone(),
-            *pin_daemon,
-            *pin_gen,
-            json.as_deref(),
-        );
+        return latency_probe(*call_kind, *clicks, *pin_gen, probe);
     }
     check_rounds(&cli)?;
     if (cli.pin_gen.is_some() || cli.rt_priority.is_some())
@@ -521,15 +490,10 @@ fn plot_reports(out: &Path, title: &str, reports: &[PathBuf]) -> Result<()> {
 fn latency_probe(
     kind: CallKind,
     clicks: u64,
-    io: IoSel,
-    legatod: Option<PathBuf>,
-    pin_daemon: Option<usize>,
     pin_gen: Option<usize>,
-    json: Option<&Path>,
+    probe: &ProbeArgs,
 ) -> Result<()> {
-    let &[io] = io.flags() else {
-        bail!("the latency probe runs on one backend: --io uring or --io epoll");
-    };
+    let io = probe.backend("latency")?;
     if let Some(cpu) = pin_gen {
         let mut set = nix::sched::CpuSet::new();
         set.set(cpu)?;
@@ -537,46 +501,36 @@ fn latency_probe(
             .with_context(|| format!("pinning the probe to CPU {cpu}"))?;
     }
     let args = target::legatod_args(io, 4, 1, target::MEDIA_PORTS);
-    let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, _| {
+    let report = probe_spawned(probe, &args, |runtime, client, _| {
         latency::probe(runtime, client, kind, clicks)
     })?;
     print!("{}", report.text());
-    write_json(json, &report)
+    write_json(probe.json.as_deref(), &report)
 }
 
 /// `legato-loadgen playback`: see `legato_benches::playback`.
 fn playback_probe(
     (legs, probes, seconds, mp3_rounds): (usize, usize, f64, usize),
-    io: IoSel,
-    legatod: Option<PathBuf>,
-    pin_daemon: Option<usize>,
-    json: Option<&Path>,
+    probe: &ProbeArgs,
 ) -> Result<()> {
-    let &[io] = io.flags() else {
-        bail!("the playback probe runs on one backend: --io uring or --io epoll");
-    };
+    let io = probe.backend("playback")?;
     if legs == 0 || !(seconds > 0.0 && seconds <= 600.0) {
         bail!("--legs must be at least 1 and --seconds 0-600");
     }
     let args = target::legatod_args(io, legs, 1, target::MEDIA_PORTS);
-    let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, pid| {
+    let report = probe_spawned(probe, &args, |runtime, client, pid| {
         playback::probe(runtime, client, pid, legs, probes, seconds, mp3_rounds)
     })?;
     print!("{}", report.text());
-    write_json(json, &report)
+    write_json(probe.json.as_deref(), &report)
 }
 
 /// `legato-loadgen recording`: see `legato_benches::recording`.
 fn recording_probe(
     (recordings, format, seconds): (usize, &str, f64),
-    io: IoSel,
-    legatod: Option<PathBuf>,
-    pin_daemon: Option<usize>,
-    json: Option<&Path>,
+    probe: &ProbeArgs,
 ) -> Result<()> {
-    let &[io] = io.flags() else {
-        bail!("the recording probe runs on one backend: --io uring or --io epoll");
-    };
+    let io = probe.backend("recording")?;
     let format = match format {
         "wav" => legato_client::proto::RecordingFormat::Wav,
         "mp3" => legato_client::proto::RecordingFormat::Mp3,
@@ -586,33 +540,32 @@ fn recording_probe(
         bail!("--recordings must be at least 1 and --seconds 0-600");
     }
     let args = target::legatod_args(io, recordings, 1, target::MEDIA_PORTS);
-    let report = probe_spawned(legatod, &args, pin_daemon, |runtime, client, pid| {
+    let report = probe_spawned(probe, &args, |runtime, client, pid| {
         recording::probe(runtime, client, pid, recordings, format, seconds)
     });
     target::remove_recordings();
     let report = report?;
     print!("{}", report.text());
-    write_json(json, &report)
+    write_json(probe.json.as_deref(), &report)
 }
 
-/// For the probe subcommands (no sweep options): spawns legatod (`path`
+/// For the probe subcommands (no sweep options): spawns legatod (`--legatod`
 /// or the one next to this binary) with `args`, runs `probe` with a client
 /// of it (and its pid), and stops it.
 fn probe_spawned<T>(
-    path: Option<PathBuf>,
+    options: &ProbeArgs,
     args: &[String],
-    pin_daemon: Option<usize>,
     probe: impl FnOnce(&tokio::runtime::Runtime, &Client, u32) -> Result<T>,
 ) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let path = match path {
-        Some(p) => p,
+    let path = match &options.legatod {
+        Some(p) => p.clone(),
         None => default_legatod()?,
     };
-    let mut process = Spawned::start(&path, args, pin_daemon, "legatod ready")?;
+    let mut process = Spawned::start(&path, args, options.pin_daemon, "legatod ready")?;
     let grpc = process
         .field("grpc")
         .context("legatod's ready line has no grpc=")?
