@@ -475,8 +475,8 @@ pub struct Config {
     /// base followed by the file name (default none).
     pub recording_url_base: Option<String>,
     /// Recordings running at once (default 1,000, 1-100,000); one more
-    /// gets RESOURCE_EXHAUSTED. Each holds a 2 s ring of frames (about
-    /// 390 KB) between its shard and its writer.
+    /// gets RESOURCE_EXHAUSTED. Each holds a ring (195 KB: 5 s of 8 kHz
+    /// audio, 1 s at 48 kHz) between its shard and its writer.
     pub max_recordings: usize,
     /// Where finished recordings are uploaded (default none: they stay
     /// local only). Credentials come from the environment

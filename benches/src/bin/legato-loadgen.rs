@@ -58,6 +58,12 @@ struct Cli {
     /// block of time.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// With a record-* --call-kind and --rounds: every round also measures
+    /// the same calls not recorded, in the same legatod, just before (a
+    /// `relay` row): the baseline for a recording's extra cost, free of
+    /// the drift between processes and runs.
+    #[arg(long)]
+    record_baseline: bool,
     /// Warm-up of every round after the first (--rounds), seconds; the
     /// first round uses --warmup-s.
     #[arg(long, default_value_t = 0.5)]
@@ -586,15 +592,60 @@ fn write_json(path: Option<&Path>, report: &impl serde::Serialize) -> Result<()>
     Ok(())
 }
 
+/// `--record-baseline`: per legatod and round, the recorded calls' CPU per
+/// packet over the same calls' not recorded, measured just before in the
+/// same process; the median and range across rounds.
+fn print_recording_extra(points: &[Point]) {
+    let mut extras: Vec<(String, f64)> = Vec::new();
+    for p in points
+        .iter()
+        .filter(|p| p.target == "legatod" && p.call_kind != "relay")
+    {
+        let base = points.iter().find(|q| {
+            q.target == p.target && q.io == p.io && q.round == p.round && q.call_kind == "relay"
+        });
+        if let Some(base) = base
+            && base.target_cpu.us_per_packet > 0.0
+        {
+            let extra = p.target_cpu.us_per_packet / base.target_cpu.us_per_packet - 1.0;
+            extras.push((p.io.clone(), extra));
+        }
+    }
+    let mut ios: Vec<&String> = extras.iter().map(|(io, _)| io).collect();
+    ios.sort();
+    ios.dedup();
+    for io in ios {
+        let mut e: Vec<f64> = extras
+            .iter()
+            .filter(|(i, _)| i == io)
+            .map(|(_, e)| *e)
+            .collect();
+        e.sort_by(f64::total_cmp);
+        let median = e[e.len() / 2];
+        eprintln!(
+            "recording's extra CPU per packet, {io}: {median:.3}x the same calls not recorded (median of {} rounds; {:.3}-{:.3})",
+            e.len(),
+            e[0],
+            e[e.len() - 1]
+        );
+    }
+}
+
 /// Refuses `--rounds 0`, and `--rounds` > 1 outside a spawned sweep.
 fn check_rounds(cli: &Cli) -> Result<()> {
     match cli.rounds {
         0 => bail!("--rounds must be at least 1"),
+        1 if cli.record_baseline => bail!("--record-baseline needs --rounds 2 or more"),
         1 => return Ok(()),
         _ => {}
     }
     if !cli.phases.is_empty() {
         bail!("--rounds > 1 is for a sweep (--calls), not --phases");
+    }
+    if cli.record_baseline
+        && (cli.call_kind.recording().is_none() || cli.target == TargetSel::Floor)
+    {
+        bail!("--record-baseline is for legatod with a record-* --call-kind");
     }
     if cli.setup_bench {
         bail!("--rounds > 1 is for the packet sweep, not --setup-bench");
@@ -968,6 +1019,19 @@ impl Prepared {
         timing: Timing,
         active: usize,
     ) -> Result<Point> {
+        self.measure_recorded(cli, runtime, timing, active, true)
+    }
+
+    /// [`measure`](Self::measure), with the record-* kinds' recordings
+    /// left off when `record` is false (the row then says `relay`).
+    fn measure_recorded(
+        &mut self,
+        cli: &Cli,
+        runtime: &tokio::runtime::Runtime,
+        timing: Timing,
+        active: usize,
+        record: bool,
+    ) -> Result<Point> {
         let legs = self.kind.legs() * self.generator.calls();
         let sending = if active == 0 {
             self.generator.calls()
@@ -978,11 +1042,16 @@ impl Prepared {
         // still send (silence) to its streams.
         let route = |units: &Option<(Client, Vec<Unit>)>, on: bool| -> Result<()> {
             if let Some((client, units)) = units {
-                let units = &units[..sending.min(units.len())];
+                let mut units = units[..sending.min(units.len())].to_vec();
+                if !record {
+                    for unit in &mut units {
+                        unit.record = None;
+                    }
+                }
                 runtime
                     .block_on(target::route_units(
                         client,
-                        units,
+                        &units,
                         on,
                         cli.setup_concurrency,
                     ))
@@ -1005,7 +1074,11 @@ impl Prepared {
             cli.starve_factor,
         );
         p.setup_s = self.setup_s;
-        p.call_kind = self.kind.to_string();
+        p.call_kind = if record || self.kind.recording().is_none() {
+            self.kind.to_string()
+        } else {
+            CallKind::Relay.to_string()
+        };
         p.floor_calls = self.kind.floor_calls(sending);
         if self.generator.accounts_by_header() {
             p.latency = None;
@@ -1395,11 +1468,23 @@ fn rounds_points(cli: &Cli, runtime: &tokio::runtime::Runtime, calls: usize) -> 
         let timing = round_timing(cli, round);
         for (_, relay) in &mut targets {
             let active = if relay.target == "floor" { size } else { calls };
+            let baseline = cli.record_baseline
+                && relay.target != "floor"
+                && cli.call_kind.recording().is_some();
+            if baseline {
+                let mut p = relay.measure_recorded(cli, runtime, timing, active, false)?;
+                p.round = Some(round);
+                eprintln!("{}", one_line(&p));
+                points.push(p);
+            }
             let mut p = relay.measure(cli, runtime, timing, active)?;
             p.round = Some(round);
             eprintln!("{}", one_line(&p));
             points.push(p);
         }
+    }
+    if cli.record_baseline {
+        print_recording_extra(&points);
     }
     // Stop every process, even after one fails to stop; report the first
     // failure.

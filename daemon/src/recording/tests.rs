@@ -50,13 +50,13 @@ fn temp_dir(name: &str) -> TempDir {
 }
 
 /// Recorders writing into `dir`, and the events they report.
-fn recorders(dir: &Path, ring_frames: usize) -> (Recorders, Arc<Mutex<Vec<RecordingEvent>>>) {
+fn recorders(dir: &Path, ring_chunks: usize) -> (Recorders, Arc<Mutex<Vec<RecordingEvent>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let config = RecordingConfig {
         dir: dir.to_owned(),
         free_space_floor_bytes: 0,
-        ring_frames,
+        ring_chunks,
         poll_interval: Duration::from_millis(20),
         ..RecordingConfig::default()
     };
@@ -234,7 +234,7 @@ fn sox_seconds(stat: &str) -> f64 {
 }
 
 /// Pushes `ticks` with 700 Hz received and 1300 Hz sent at `rate`.
-fn push_tones(tap: &Tap, ticks: std::ops::Range<u64>, rate: u32) {
+fn push_tones(tap: &mut Tap, ticks: std::ops::Range<u64>, rate: u32) {
     for t in ticks {
         let r = tone(700.0, rate, t, 8000.0);
         let s = tone(1300.0, rate, t, 8000.0);
@@ -263,9 +263,9 @@ fn check_stereo(samples: &[i16], rate: u32, what: &str) -> (f64, f64) {
 fn stereo_wav_keeps_each_party_on_its_channel() {
     let dir = temp_dir("stereo-wav");
     let (rec, events) = recorders(&dir, 400);
-    let (tap, info) = rec.start(&spec("w", Format::Wav, true, 8000)).unwrap();
+    let (mut tap, info) = rec.start(&spec("w", Format::Wav, true, 8000)).unwrap();
     assert_eq!(info.channels, 2);
-    push_tones(&tap, 0..250, 8000);
+    push_tones(&mut tap, 0..250, 8000);
     tap.stop();
     let (ms, bytes) = stopped(&events, "w");
     assert_eq!(ms, 5000);
@@ -295,8 +295,8 @@ fn stereo_mp3_keeps_each_party_on_its_channel() {
     let (rec, events) = recorders(&dir, 400);
     let mut s = spec("m", Format::Mp3, true, 8000);
     s.bitrate_kbps = 32;
-    let (tap, info) = rec.start(&s).unwrap();
-    push_tones(&tap, 0..250, 8000);
+    let (mut tap, info) = rec.start(&s).unwrap();
+    push_tones(&mut tap, 0..250, 8000);
     drop(tap);
     let (ms, _) = stopped(&events, "m");
     assert_eq!(ms, 5000);
@@ -315,8 +315,8 @@ fn stereo_mp3_keeps_each_party_on_its_channel() {
 fn mono_mix_carries_both_parties() {
     let dir = temp_dir("mono");
     let (rec, events) = recorders(&dir, 400);
-    let (tap, info) = rec.start(&spec("w", Format::Wav, false, 8000)).unwrap();
-    push_tones(&tap, 0..250, 8000);
+    let (mut tap, info) = rec.start(&spec("w", Format::Wav, false, 8000)).unwrap();
+    push_tones(&mut tap, 0..250, 8000);
     tap.stop();
     assert_eq!(stopped(&events, "w").0, 5000);
     let (_, channels, samples) = read_wav(&info.path);
@@ -334,8 +334,8 @@ fn mono_mix_carries_both_parties() {
 
     // The default: MP3 mono 8 kHz at 32 kbit/s, exactly that in ffprobe.
     if have("ffprobe") {
-        let (tap, info) = rec.start(&RecordingSpec::new("s", "l", "d")).unwrap();
-        push_tones(&tap, 0..250, 8000);
+        let (mut tap, info) = rec.start(&RecordingSpec::new("s", "l", "d")).unwrap();
+        push_tones(&mut tap, 0..250, 8000);
         tap.stop();
         assert_eq!(stopped(&events, "d").0, 5000);
         let probe = ffprobe(
@@ -365,9 +365,9 @@ fn skipped_ticks_are_silence_and_keep_the_duration() {
     let dir = temp_dir("timeline");
     let (rec, events) = recorders(&dir, 400);
     // 16 kHz file from 8 kHz input: resampled.
-    let (tap, info) = rec.start(&spec("w", Format::Wav, false, 16_000)).unwrap();
-    push_tones(&tap, 0..51, 8000);
-    push_tones(&tap, 200..251, 8000);
+    let (mut tap, info) = rec.start(&spec("w", Format::Wav, false, 16_000)).unwrap();
+    push_tones(&mut tap, 0..51, 8000);
+    push_tones(&mut tap, 200..251, 8000);
     tap.stop();
     let (ms, _) = stopped(&events, "w");
     assert_eq!(ms, 251 * 20);
@@ -392,25 +392,26 @@ fn overflow_is_reported_once_and_written_as_silence() {
     let config = RecordingConfig {
         dir: dir.to_path_buf(),
         free_space_floor_bytes: 0,
-        ring_frames: 5,
+        // Two chunks of five 8 kHz frames.
+        ring_chunks: 2,
         poll_interval: Duration::from_millis(300),
         ..RecordingConfig::default()
     };
     let rec = Recorders::new(config, move |e| sink.lock().unwrap().push(e)).unwrap();
-    let (tap, info) = rec.start(&spec("o", Format::Wav, false, 8000)).unwrap();
+    let (mut tap, info) = rec.start(&spec("o", Format::Wav, false, 8000)).unwrap();
     let frame = tone(700.0, 8000, 0, 8000.0);
     let taken = (0..50)
         .filter(|&t| tap.push(t, 8000, Some(&frame), None))
         .count();
-    assert_eq!(taken, 5);
-    assert_eq!(tap.overflowed(), 45);
+    assert_eq!(taken, 10);
+    assert_eq!(tap.overflowed(), 40);
     // After the writer drained, later frames go in and the end is kept.
     std::thread::sleep(Duration::from_millis(700));
-    for t in 50..55 {
+    for t in 50..60 {
         assert!(tap.push(t, 8000, Some(&frame), None));
     }
     // Frames lost at the very end still count.
-    for t in 55..70 {
+    for t in 60..70 {
         tap.push(t, 8000, Some(&frame), None);
     }
     tap.stop();
@@ -419,10 +420,12 @@ fn overflow_is_reported_once_and_written_as_silence() {
     let errs = errors(&events, "o");
     eprintln!("overflow errors: {errs:?}");
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("fell behind: 45 frames written as silence"));
+    assert!(errs[0].contains("fell behind: 40 frames written as silence"));
     let (_, _, samples) = read_wav(&info.path);
     assert_eq!(samples.len(), 70 * 160);
-    assert!(samples[5 * 160..50 * 160].iter().all(|&s| s == 0));
+    assert!(samples[10 * 160..50 * 160].iter().all(|&s| s == 0));
+    assert!(samples[..10 * 160].iter().any(|&s| s != 0));
+    assert!(samples[50 * 160..60 * 160].iter().any(|&s| s != 0));
     assert!(samples[50 * 160..55 * 160].iter().any(|&s| s != 0));
 }
 
@@ -431,11 +434,11 @@ fn rate_changes_keep_the_timeline() {
     let dir = temp_dir("rates");
     let (rec, events) = recorders(&dir, 1000);
     for (id, rate) in [("a", 8000), ("b", 44_100), ("c", 48_000)] {
-        let (tap, info) = rec.start(&spec(id, Format::Wav, true, rate)).unwrap();
-        push_tones(&tap, 0..50, 16_000);
-        push_tones(&tap, 50..100, 8000);
-        push_tones(&tap, 100..150, 48_000);
-        push_tones(&tap, 150..200, 24_000);
+        let (mut tap, info) = rec.start(&spec(id, Format::Wav, true, rate)).unwrap();
+        push_tones(&mut tap, 0..50, 16_000);
+        push_tones(&mut tap, 50..100, 8000);
+        push_tones(&mut tap, 100..150, 48_000);
+        push_tones(&mut tap, 150..200, 24_000);
         tap.stop();
         assert_eq!(stopped(&events, id).0, 4000, "{id}");
         let (r, _, samples) = read_wav(&info.path);
@@ -455,17 +458,18 @@ fn rate_changes_keep_the_timeline() {
 #[test]
 fn push_refuses_malformed_frames_and_after_stop() {
     let shared = TapShared::new(4);
-    let tap = Tap::new(Arc::clone(&shared));
+    let mut tap = Tap::new(Arc::clone(&shared));
     assert!(!tap.push(0, 8000, Some(&[0; 159]), None));
     assert!(!tap.push(0, 11_025, Some(&[0; 220]), None));
     assert!(!tap.push(0, 96_000, Some(&[0; 1920]), None));
     assert!(tap.push(0, 8000, Some(&[1; 160]), None));
     assert!(tap.push(1, 48_000, None, Some(&[1; 960])));
-    let clone = tap.clone();
+    assert!(!shared.is_ended());
     drop(tap);
-    assert!(!shared.is_ended(), "a clone is still alive");
-    drop(clone);
-    assert!(shared.is_ended());
+    assert!(shared.is_ended(), "dropping the tap ends the recording");
+    // What it held went to the writer's side first.
+    let frames: usize = std::iter::from_fn(|| shared.pop().map(|c| c.len())).sum();
+    assert_eq!(frames, 2);
     assert_eq!(shared.rejected(), 3);
 }
 
@@ -554,8 +558,8 @@ fn refuses_below_the_free_space_floor() {
 fn dropping_the_service_finalizes_running_recordings() {
     let dir = temp_dir("shutdown");
     let (rec, events) = recorders(&dir, 400);
-    let (tap, info) = rec.start(&spec("w", Format::Wav, false, 8000)).unwrap();
-    push_tones(&tap, 0..100, 8000);
+    let (mut tap, info) = rec.start(&spec("w", Format::Wav, false, 8000)).unwrap();
+    push_tones(&mut tap, 0..100, 8000);
     drop(rec);
     // Stopped came before the drop returned.
     let (ms, _) = stopped(&events, "w");
@@ -579,8 +583,8 @@ fn crash_child() {
         ..RecordingConfig::default()
     };
     let rec = Recorders::new(config, |_| {}).unwrap();
-    let (wav, _) = rec.start(&spec("wav", Format::Wav, true, 8000)).unwrap();
-    let (mp3, _) = rec.start(&spec("mp3", Format::Mp3, false, 8000)).unwrap();
+    let (mut wav, _) = rec.start(&spec("wav", Format::Wav, true, 8000)).unwrap();
+    let (mut mp3, _) = rec.start(&spec("mp3", Format::Mp3, false, 8000)).unwrap();
     println!("REC-STARTED");
     let start = Instant::now();
     for t in 0..3000u64 {
@@ -703,13 +707,22 @@ fn killed_recording_stays_playable() {
         }
     }
 
-    // Repair brings the WAV header up to the file; then nothing is left.
+    // Repair brings the WAV header up to the file (unless the kill came
+    // right after a checkpoint: then the header already covers it all);
+    // then nothing is left. The samples written reach within a chunk
+    // (100 ms) and a writer turn (200 ms) of the kill.
+    let before = ffprobe_duration(&wav);
     let repaired = repair_dir(&dir);
     eprintln!("repaired: {repaired:?}");
-    let w = repaired.iter().find(|r| r.path == wav).unwrap();
-    assert!(w.seconds >= elapsed - 0.2, "{} s", w.seconds);
     let probed = ffprobe_duration(&wav);
-    assert!((probed - w.seconds).abs() < 0.01);
+    match repaired.iter().find(|r| r.path == wav) {
+        Some(w) => assert!((probed - w.seconds).abs() < 0.01),
+        None => assert!(
+            (probed - before).abs() < 0.001,
+            "{probed} s, {before} s before"
+        ),
+    }
+    assert!(probed >= elapsed - 0.5, "{probed} s of {elapsed} s");
     assert!(repair_dir(&dir).is_empty());
 
     // An MP3 cut mid-frame: what ffmpeg and sox make of it, then repair.
@@ -744,8 +757,8 @@ fn repair_leaves_finalized_and_junk_files_alone() {
     let dir = temp_dir("junk");
     let (rec, events) = recorders(&dir, 400);
     for (id, format) in [("w", Format::Wav), ("m", Format::Mp3)] {
-        let (tap, _) = rec.start(&spec(id, format, false, 8000)).unwrap();
-        push_tones(&tap, 0..100, 8000);
+        let (mut tap, _) = rec.start(&spec(id, format, false, 8000)).unwrap();
+        push_tones(&mut tap, 0..100, 8000);
         tap.stop();
         stopped(&events, id);
     }
@@ -834,8 +847,8 @@ fn full_disk_reports_the_error_and_keeps_a_valid_file() {
             return;
         };
         let (rec, events) = recorders(&dir, 4000);
-        let (tap, info) = rec.start(&spec(id, format, false, 8000)).unwrap();
-        push_tones(&tap, 0..ticks, 8000);
+        let (mut tap, info) = rec.start(&spec(id, format, false, 8000)).unwrap();
+        push_tones(&mut tap, 0..ticks, 8000);
         tap.stop();
         let (ms, bytes) = stopped(&events, id);
         let errs = errors(&events, id);

@@ -13,7 +13,7 @@ use legato_dsp::resample::{Converter, Resampler};
 use legato_dsp::time::ClockRate;
 
 use super::mp3::Mp3Writer;
-use super::tap::{FrameBuf, MAX_FRAME_SAMPLES, TapShared};
+use super::tap::{Frame, MAX_FRAME_SAMPLES, TapShared};
 use super::wav::WavWriter;
 use super::{EventSink, RecordingEvent};
 
@@ -78,6 +78,10 @@ pub(super) struct Active {
     /// differ (with the rate it was built for), and its output.
     align: Option<((u32, u32), Resample)>,
     aligned: Vec<i16>,
+    /// This frame's sent channel taken from `aligned`, and the mono mix
+    /// (both reused frame after frame).
+    aligned_frame: Vec<i16>,
+    mix: Vec<i16>,
     /// Tick of the first frame, and the next tick expected.
     first_tick: Option<u64>,
     next_tick: u64,
@@ -122,6 +126,8 @@ impl Active {
             resamplers: Vec::new(),
             align: None,
             aligned: Vec::new(),
+            aligned_frame: Vec::with_capacity(MAX_FRAME_SAMPLES),
+            mix: Vec::with_capacity(MAX_FRAME_SAMPLES),
             first_tick: None,
             next_tick: 0,
             ticks: 0,
@@ -144,15 +150,18 @@ impl Active {
     fn service(&mut self, now: Instant, checkpoint: Duration, events: &EventSink) -> bool {
         // Read before draining: frames pushed before the end are then seen.
         let ended = self.shared.is_ended();
+        let shared = Arc::clone(&self.shared);
         let mut drained = 0;
         let mut empty = false;
         while drained < MAX_DRAIN {
-            let Some(frame) = self.shared.pop() else {
+            let Some(chunk) = shared.pop() else {
                 empty = true;
                 break;
             };
-            self.frame(&frame, events);
-            drained += 1;
+            for frame in chunk.frames() {
+                self.frame(&frame, events);
+            }
+            drained += chunk.len();
         }
         // One write per turn for everything drained (a write per frame
         // cost a system call every 20 ms per recording).
@@ -191,7 +200,7 @@ impl Active {
     }
 
     /// Places one frame on the timeline.
-    fn frame(&mut self, frame: &FrameBuf, events: &EventSink) {
+    fn frame(&mut self, frame: &Frame<'_>, events: &EventSink) {
         if self.sink.is_none() {
             return;
         }
@@ -225,10 +234,7 @@ impl Active {
                 .collect();
         }
         let len = usize::from(frame.len);
-        let mut mix = [0i16; MAX_FRAME_SAMPLES];
-        let zeros = [0i16; MAX_FRAME_SAMPLES];
-        // The sent channel at the received one's rate.
-        let mut aligned = [0i16; MAX_FRAME_SAMPLES];
+        let zeros = &ZEROS[..len];
         let sent: Option<&[i16]> = match frame.sent() {
             Some(sent) if frame.sent_rate != frame.rate => {
                 let key = (frame.sent_rate, frame.rate);
@@ -239,30 +245,37 @@ impl Active {
                 if let Some((_, align)) = self.align.as_mut() {
                     align.push(sent, &mut self.aligned);
                 }
-                // Exactly one frame, whatever the converter holds back.
+                // Exactly one frame, whatever the converter holds back
+                // (zeros where it holds back more than it has).
                 let n = self.aligned.len().min(len);
-                aligned[..n].copy_from_slice(&self.aligned[..n]);
+                self.aligned_frame.clear();
+                self.aligned_frame.extend_from_slice(&self.aligned[..n]);
+                self.aligned_frame.resize(len, 0);
                 self.aligned.drain(..n);
-                Some(&aligned[..len])
+                Some(&self.aligned_frame)
             }
             other => other,
         };
-        let inputs: [&[i16]; 2] = if self.stereo {
-            [
-                frame.received().unwrap_or(&zeros[..len]),
-                sent.unwrap_or(&zeros[..len]),
-            ]
-        } else {
-            let r = frame.received();
-            for (i, m) in mix[..len].iter_mut().enumerate() {
-                let a = r.map_or(0, |r| r[i]);
-                let b = sent.map_or(0, |s| s[i]);
-                *m = a.saturating_add(b);
+        if self.stereo {
+            let inputs = [frame.received().unwrap_or(zeros), sent.unwrap_or(zeros)];
+            for (c, resampler) in self.resamplers.iter_mut().enumerate() {
+                resampler.push(inputs[c], &mut self.pending[c]);
             }
-            [&mix[..len], &[]]
-        };
-        for (c, resampler) in self.resamplers.iter_mut().enumerate() {
-            resampler.push(inputs[c], &mut self.pending[c]);
+        } else {
+            // The mix of both, built where the resampler takes it from.
+            let mix = match (frame.received(), sent) {
+                (Some(r), Some(s)) => {
+                    self.mix.clear();
+                    self.mix
+                        .extend(r.iter().zip(s).map(|(&a, &b)| a.saturating_add(b)));
+                    &self.mix[..]
+                }
+                (Some(only), None) | (None, Some(only)) => only,
+                (None, None) => zeros,
+            };
+            if let Some(resampler) = self.resamplers.first_mut() {
+                resampler.push(mix, &mut self.pending[0]);
+            }
         }
         self.ticks += 1;
     }
@@ -360,8 +373,11 @@ impl Active {
     /// end itself fails).
     fn finalize(mut self, events: &EventSink) {
         // Whatever is still in the ring (a shutdown) goes in first.
-        while let Some(frame) = self.shared.pop() {
-            self.frame(&frame, events);
+        let shared = Arc::clone(&self.shared);
+        while let Some(chunk) = shared.pop() {
+            for frame in chunk.frames() {
+                self.frame(&frame, events);
+            }
         }
         self.report_overflow(Instant::now(), events);
         // Frames lost to overflow at the very end still take their time.
@@ -515,6 +531,9 @@ pub(super) fn run(
         load.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// Silence for a missing channel.
+static ZEROS: [i16; MAX_FRAME_SAMPLES] = [0; MAX_FRAME_SAMPLES];
 
 /// Frames drained from one ring per turn, at most.
 const MAX_DRAIN: usize = 4096;

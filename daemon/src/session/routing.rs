@@ -187,7 +187,7 @@ impl<S: Copy, C> Legs<S, C> {
     ) -> Result<usize, EngineError> {
         let recordings = self.recordings_mut(target)?;
         let before = recordings.len();
-        recordings.retain(|r| {
+        recordings.retain_mut(|r| {
             let stop = id.is_none_or(|id| *r.id == *id);
             if stop {
                 r.tap.stop();

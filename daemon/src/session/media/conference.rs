@@ -129,7 +129,7 @@ impl Conference {
                 *m = m.saturating_add(p);
             }
         }
-        for recording in &self.recordings {
+        for recording in &mut self.recordings {
             let _ = recording
                 .tap
                 .push(tick, self.rate.hz(), Some(&mix[..n]), None);

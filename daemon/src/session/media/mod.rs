@@ -128,6 +128,16 @@ impl<'a> Frame<'a> {
     }
 }
 
+impl crate::recording::Channel for Frame<'_> {
+    fn len(&self) -> usize {
+        Frame::len(self)
+    }
+
+    fn write_to(&self, out: &mut [i16]) {
+        self.write_pcm(out);
+    }
+}
+
 /// A route's end as the controller names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint {

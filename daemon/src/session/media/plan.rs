@@ -10,8 +10,8 @@ use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::player::Step;
 use super::{
-    Frame, GENERATED_SSRC, Generated, LegMedia, MAX_FRAME, MediaClock, PcmIn, PcmOut, Schedule,
-    Source, audio_rate,
+    Frame, GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
+    audio_rate,
 };
 use crate::rtp::RtpHeader;
 use crate::session::leg::{MediaPath, law_of};
@@ -339,50 +339,53 @@ impl<S: Copy, C> Legs<S, C> {
     /// recordings' rings: what the leg received (its receive side) and
     /// what it was sent (its source leg's receive side, its conference's
     /// mix for it, or its player's frame), each at its own rate; silence
-    /// where there is none. No allocation: G.711 frames decode into
-    /// buffers on the stack.
-    fn record(&self, tick: u64) {
-        let mut scratch = [[0i16; MAX_FRAME]; 2];
-        let [received_buf, sent_buf] = &mut scratch;
-        for &slot in &self.schedule.rec {
+    /// where there is none. No allocation, and G.711 frames decode straight
+    /// into the ring's buffers.
+    fn record(&mut self, tick: u64) {
+        for i in 0..self.schedule.rec.len() {
+            let slot = self.schedule.rec[i];
+            // Out of the slot while its frames are read (the source may be
+            // another leg); put back below. Moving a Vec does not allocate.
+            let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
+                continue;
+            };
+            let mut recordings = std::mem::take(&mut entry.media.recordings);
             let Some(Some(entry)) = self.slots.get(slot as usize) else {
                 continue;
             };
             let rx = entry.media.rx.as_deref();
             let received_rate = rx.map_or(8000, |rx| rx.audio_rate().hz());
-            let received = rx
-                .filter(|rx| rx.is_active())
-                .map(|rx| rx.frame().pcm(&mut received_buf[..]));
+            let received = rx.filter(|rx| rx.is_active()).map(|rx| rx.frame());
             let (sent_rate, sent) = match entry.leg.source {
                 Some(Source::Leg(src)) if src != slot => {
                     match self.get(src).and_then(|s| s.media.rx.as_deref()) {
-                        Some(rx) => (
-                            rx.audio_rate().hz(),
-                            rx.is_active().then(|| rx.frame().pcm(&mut sent_buf[..])),
-                        ),
+                        Some(rx) => (rx.audio_rate().hz(), rx.is_active().then(|| rx.frame())),
                         None => (received_rate, None),
                     }
                 }
                 Some(Source::Conference(c)) => match self.conference(c) {
-                    Some(conf) => (conf.rate().hz(), conf.output(slot)),
+                    Some(conf) => (conf.rate().hz(), conf.output(slot).map(Frame::Pcm)),
                     None => (received_rate, None),
                 },
                 Some(Source::Player) => match entry.media.player.as_deref() {
                     Some(player) if entry.leg.can_send() => {
-                        (player.rate().hz(), Some(player.frame()))
+                        (player.rate().hz(), Some(Frame::Pcm(player.frame())))
                     }
                     Some(player) => (player.rate().hz(), None),
                     None => (received_rate, None),
                 },
                 _ => (received_rate, None),
             };
-            for recording in &entry.media.recordings {
+            for recording in &mut recordings {
                 // A full ring is counted by the tap and written as
                 // silence by its writer: nothing to do here.
                 let _ =
                     recording
                         .tap
                         .push_rates(tick, (received_rate, received), (sent_rate, sent));
+            }
+            if let Some(Some(entry)) = self.slots.get_mut(slot as usize) {
+                entry.media.recordings = recordings;
             }
         }
     }
