@@ -196,7 +196,7 @@ pub(crate) fn leg(v: &LegView) -> pb::Leg {
         }
         .into(),
         media_sink_leg_ids: v.sinks.iter().map(|s| s.to_string()).collect(),
-        voice_active: false,
+        voice_active: v.voice_active,
         created_at_ms: millis(v.created_at),
         connected_at_ms: v.connected_at.map_or(0, millis),
         counters: Some(counters(&v.counters)),
@@ -319,6 +319,51 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
             recording_id: recording.to_string(),
             error: error.clone(),
         }),
+        EventKind::BeepDetectionComplete {
+            frequency_hz,
+            duration_ms,
+            offset_ms,
+        } => Kind::BeepDetectionComplete(pb::BeepDetectionComplete {
+            frequency_hz: *frequency_hz,
+            duration_ms: *duration_ms,
+            offset_ms: *offset_ms,
+        }),
+        EventKind::BeepDetectionError { error } => {
+            Kind::BeepDetectionError(pb::BeepDetectionError {
+                error: error.clone(),
+            })
+        }
+        EventKind::ToneDetected {
+            tone,
+            country,
+            offset_ms,
+        } => Kind::ToneDetected(pb::ToneDetected {
+            tone: (*tone).to_owned(),
+            country: (*country).to_owned(),
+            offset_ms: *offset_ms,
+        }),
+        EventKind::MicStatusChange { active } => {
+            Kind::MicStatusChange(pb::MicStatusChange { active: *active })
+        }
+        EventKind::VoiceActivity { active, offset_ms } => Kind::VoiceActivity(pb::VoiceActivity {
+            active: *active,
+            offset_ms: *offset_ms,
+        }),
+        EventKind::AudioIdentificationStarted => {
+            Kind::AudioIdentificationStarted(pb::AudioIdentificationStarted {})
+        }
+        EventKind::AudioIdentificationResult {
+            result,
+            reason,
+            decision_ms,
+        } => Kind::AudioIdentificationResult(pb::AudioIdentificationResult {
+            result: (*result).to_owned(),
+            reason: (*reason).to_owned(),
+            decision_ms: *decision_ms,
+        }),
+        EventKind::AudioIdentificationStopped => {
+            Kind::AudioIdentificationStopped(pb::AudioIdentificationStopped {})
+        }
         EventKind::MediaSourceChanged {
             old,
             new,

@@ -482,6 +482,12 @@ pub(crate) enum PlayCommand {
         recording: Option<Arc<str>>,
         reply: Reply<usize>,
     },
+    /// A detection RPC: a leg's detector on or off.
+    Detect {
+        leg: Arc<str>,
+        change: crate::session::DetectorChange,
+        reply: Reply<()>,
+    },
 }
 
 impl From<PlayCommand> for Command {

@@ -673,6 +673,10 @@ impl Shard {
                 self.touch_endpoints(&target, &target, now);
                 let _ = reply.send(self.legs.stop_recording(&target, recording.as_deref()));
             }
+            PlayCommand::Detect { leg, change, reply } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.change_detectors(&leg, change, &mut self.events));
+            }
         }
     }
 

@@ -96,6 +96,43 @@ pub(crate) enum EventKind {
         recording: Arc<str>,
         error: String,
     },
+    /// A voicemail beep was heard (CallEvents.BeepDetectionComplete):
+    /// its onset from when detection was enabled, its frequency, and how
+    /// long it had lasted at the decision.
+    BeepDetectionComplete {
+        frequency_hz: f64,
+        duration_ms: u32,
+        offset_ms: u64,
+    },
+    /// Beep detection ended without a beep (CallEvents.BeepDetectionError).
+    BeepDetectionError {
+        error: String,
+    },
+    /// A call-progress tone (CallEvents.ToneDetected), once per call.
+    ToneDetected {
+        tone: &'static str,
+        country: &'static str,
+        offset_ms: u64,
+    },
+    /// The party started or stopped speaking (CallEvents.MicStatusChange).
+    MicStatusChange {
+        active: bool,
+    },
+    /// legato's own: the same, with when the speech started or ended.
+    VoiceActivity {
+        active: bool,
+        offset_ms: u64,
+    },
+    /// Answering-machine detection started.
+    AudioIdentificationStarted,
+    /// Answering-machine detection decided.
+    AudioIdentificationResult {
+        result: &'static str,
+        reason: &'static str,
+        decision_ms: u64,
+    },
+    /// Answering-machine detection is over.
+    AudioIdentificationStopped,
     /// The leg's RTP source (and destination) changed (RTP latching).
     MediaSourceChanged {
         old: Option<SocketAddr>,

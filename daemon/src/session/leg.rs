@@ -285,6 +285,8 @@ pub(crate) struct LegView {
     pub(crate) connected_at: Option<SystemTime>,
     pub(crate) counters: Counters,
     pub(crate) termination_code: u16,
+    /// Whether the party is speaking (Call.vad()).
+    pub(crate) voice_active: bool,
 }
 
 /// The local side of the leg's SDP.
@@ -1576,6 +1578,7 @@ impl Leg {
             connected_at: self.connected.map(|(_, w)| w),
             counters: self.counters,
             termination_code: self.termination_code,
+            voice_active: false,
         }
     }
 }

@@ -112,6 +112,7 @@ impl<S, C> Legs<S, C> {
         };
         let mut view = entry.leg.view(source, |other| self.name(other));
         view.playback = entry.media.player.as_ref().map(|p| p.id.clone());
+        view.voice_active = super::detection::is_speaking(&entry.media);
         Some(view)
     }
 }

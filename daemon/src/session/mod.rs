@@ -2,6 +2,7 @@
 //! and the current time, and report events and what to transmit. They never
 //! touch a socket, a thread or the clock; `engine::shard` drives them.
 
+mod detection;
 mod error;
 mod event;
 mod leg;
@@ -18,6 +19,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use detection::DetectorChange;
 pub(crate) use error::EngineError;
 pub(crate) use event::{EventKind, EventSink};
 pub(crate) use leg::{
@@ -26,7 +28,8 @@ pub(crate) use leg::{
 };
 pub(crate) use legs::{LegSlot, Legs};
 pub(crate) use media::{
-    DIGIT_COMMA_MS, Endpoint, Key, LegMedia, MediaClock, Player, tone_by_name, tone_name,
+    AmdTap, BEEP_WAIT_MS, BeepTap, DIGIT_COMMA_MS, Endpoint, Key, LegMedia, MediaClock, Player,
+    ProgressTap, VadTap, tone_by_name, tone_name,
 };
 pub(crate) use registry::{Page, SessionInfo, SessionLimits, Sessions};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};

@@ -7,6 +7,7 @@
 //! service, its helpers and the trait impl, which delegates to them; RPCs
 //! not built yet answer UNIMPLEMENTED here until their group is built.
 
+mod detection;
 mod lifecycle;
 mod playback;
 mod recording;
@@ -369,56 +370,44 @@ impl MediaPlane for Service {
 
     async fn enable_beep_detection(
         &self,
-        _request: Request<pb::EnableBeepDetectionRequest>,
+        request: Request<pb::EnableBeepDetectionRequest>,
     ) -> Result<Response<pb::EnableBeepDetectionResponse>, Status> {
-        Err(unimplemented("EnableBeepDetection", "beep detection"))
+        detection::enable_beep_detection(self, request).await
     }
 
     async fn disable_beep_detection(
         &self,
-        _request: Request<pb::DisableBeepDetectionRequest>,
+        request: Request<pb::DisableBeepDetectionRequest>,
     ) -> Result<Response<pb::DisableBeepDetectionResponse>, Status> {
-        Err(unimplemented("DisableBeepDetection", "beep detection"))
+        detection::disable_beep_detection(self, request).await
     }
 
     async fn enable_tone_detection(
         &self,
-        _request: Request<pb::EnableToneDetectionRequest>,
+        request: Request<pb::EnableToneDetectionRequest>,
     ) -> Result<Response<pb::EnableToneDetectionResponse>, Status> {
-        Err(unimplemented(
-            "EnableToneDetection",
-            "call-progress tone detection",
-        ))
+        detection::enable_tone_detection(self, request).await
     }
 
     async fn set_mic_status_handling(
         &self,
-        _request: Request<pb::SetMicStatusHandlingRequest>,
+        request: Request<pb::SetMicStatusHandlingRequest>,
     ) -> Result<Response<pb::SetMicStatusHandlingResponse>, Status> {
-        Err(unimplemented(
-            "SetMicStatusHandling",
-            "microphone status reporting",
-        ))
+        detection::set_mic_status_handling(self, request).await
     }
 
     async fn start_audio_identification(
         &self,
-        _request: Request<pb::StartAudioIdentificationRequest>,
+        request: Request<pb::StartAudioIdentificationRequest>,
     ) -> Result<Response<pb::StartAudioIdentificationResponse>, Status> {
-        Err(unimplemented(
-            "StartAudioIdentification",
-            "answering-machine detection",
-        ))
+        detection::start_audio_identification(self, request).await
     }
 
     async fn stop_audio_identification(
         &self,
-        _request: Request<pb::StopAudioIdentificationRequest>,
+        request: Request<pb::StopAudioIdentificationRequest>,
     ) -> Result<Response<pb::StopAudioIdentificationResponse>, Status> {
-        Err(unimplemented(
-            "StopAudioIdentification",
-            "answering-machine detection",
-        ))
+        detection::stop_audio_identification(self, request).await
     }
 
     async fn monitor_media_statistics(

@@ -28,6 +28,7 @@
 
 mod codec;
 mod conference;
+mod detect;
 mod pcm_in;
 mod pcm_out;
 mod plan;
@@ -41,6 +42,7 @@ use legato_dsp::time::ClockRate;
 
 pub(crate) use codec::{OPUS_BITRATE, audio_rate};
 pub(crate) use conference::{Conference, MAX_MEMBERS};
+pub(crate) use detect::{AmdTap, BEEP_WAIT_MS, BeepTap, Detected, Detectors, ProgressTap, VadTap};
 pub(crate) use pcm_in::PcmIn;
 pub(crate) use pcm_out::{DIGIT_COMMA_MS, Generated, Key, PcmOut};
 pub(crate) use player::{Player, tone_by_name, tone_name};
@@ -168,6 +170,10 @@ pub(crate) struct LegMedia {
     pub(crate) player: Option<Box<Player>>,
     /// Recordings of the leg (StartRecording), fed every tick.
     pub(crate) recordings: Vec<Recording>,
+    /// Detectors on what the leg receives, while any is on.
+    pub(crate) detect: Option<Box<Detectors>>,
+    /// ToneDetected fired (it does at most once per call).
+    pub(crate) tone_detected: bool,
 }
 
 /// One recording of a leg: its id and the tap its frames go into.
@@ -189,6 +195,8 @@ pub(crate) struct Schedule {
     pub(crate) tx: Vec<u32>,
     /// Legs being recorded.
     pub(crate) rec: Vec<u32>,
+    /// Legs with detectors on.
+    pub(crate) detect: Vec<u32>,
 }
 
 impl Schedule {
@@ -198,6 +206,7 @@ impl Schedule {
             && self.conferences.is_empty()
             && self.tx.is_empty()
             && self.rec.is_empty()
+            && self.detect.is_empty()
     }
 }
 

@@ -10,8 +10,8 @@ use super::pcm_in::DigitBus;
 use super::pcm_out::OutPacket;
 use super::player::Step;
 use super::{
-    Frame, GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule, Source,
-    audio_rate,
+    Detected, Frame, GENERATED_SSRC, Generated, LegMedia, MediaClock, PcmIn, PcmOut, Schedule,
+    Source, audio_rate,
 };
 use crate::rtp::RtpHeader;
 use crate::session::leg::{MediaPath, law_of};
@@ -43,6 +43,10 @@ impl<S: Copy, C> Legs<S, C> {
             let Some(entry) = self.slots[slot].as_ref() else {
                 continue;
             };
+            // Detectors listen to what the leg receives.
+            if entry.media.detect.is_some() {
+                need_rx[slot] = true;
+            }
             // A recorded leg needs what it receives and what its source
             // leg receives decoded, whether or not that is relayed.
             if !entry.media.recordings.is_empty() {
@@ -185,6 +189,9 @@ impl<S: Copy, C> Legs<S, C> {
             }
             if !entry.media.recordings.is_empty() {
                 schedule.rec.push(slot as u32);
+            }
+            if entry.media.detect.is_some() {
+                schedule.detect.push(slot as u32);
             }
         }
         for (c, conf) in self.conferences.iter().enumerate() {
@@ -330,6 +337,9 @@ impl<S: Copy, C> Legs<S, C> {
         if !self.schedule.rec.is_empty() {
             self.record(tick);
         }
+        if !self.schedule.detect.is_empty() {
+            regroup |= self.detect(events);
+        }
         if regroup {
             self.replan();
         }
@@ -388,6 +398,95 @@ impl<S: Copy, C> Legs<S, C> {
                 entry.media.recordings = recordings;
             }
         }
+    }
+}
+
+impl<S: Copy, C> Legs<S, C> {
+    /// Feeds this tick's received frame of every leg with detectors to
+    /// them (silence when nothing arrived) and raises what they found.
+    /// Whether a leg's last detector finished (the caller re-plans: its
+    /// receive side may no longer be needed).
+    fn detect(&mut self, events: &mut impl EventSink) -> bool {
+        let mut regroup = false;
+        for i in 0..self.schedule.detect.len() {
+            let slot = self.schedule.detect[i];
+            let Some(Some(entry)) = self.slots.get_mut(slot as usize) else {
+                continue;
+            };
+            let connected = entry.leg.state() == crate::session::LegState::Connected;
+            let frame = entry
+                .media
+                .rx
+                .as_deref()
+                .filter(|rx| rx.is_active())
+                .map(|rx| (rx.frame(), rx.audio_rate()));
+            let Some(detectors) = entry.media.detect.as_deref_mut() else {
+                continue;
+            };
+            let found = detectors.tick(frame, connected);
+            for d in found.iter() {
+                let (session, leg) = (&entry.leg.session, Some(&entry.leg.id));
+                if let Detected::Voice { active, .. } = d {
+                    events.emit(session, leg, EventKind::MicStatusChange { active });
+                }
+                if let Detected::Tone { .. } = d {
+                    entry.media.tone_detected = true;
+                }
+                events.emit(session, leg, detected_event(d));
+            }
+            if detectors.is_empty() {
+                entry.media.detect = None;
+                regroup = true;
+            }
+        }
+        regroup
+    }
+}
+
+/// The event a detector's finding raises.
+fn detected_event(d: Detected) -> EventKind {
+    use super::detect::{reason_name, verdict_name};
+    match d {
+        Detected::Beep {
+            frequency_hz,
+            duration_ms,
+            offset_ms,
+        }
+        | Detected::GreetingBeep {
+            frequency_hz,
+            duration_ms,
+            offset_ms,
+        } => EventKind::BeepDetectionComplete {
+            frequency_hz: f64::from(frequency_hz),
+            duration_ms,
+            offset_ms,
+        },
+        Detected::BeepTimeout { timeout_ms } => EventKind::BeepDetectionError {
+            error: format!("no beep within {timeout_ms} ms"),
+        },
+        Detected::Tone {
+            tone,
+            country,
+            offset_ms,
+        } => EventKind::ToneDetected {
+            tone,
+            country,
+            offset_ms,
+        },
+        Detected::Voice { active, at_ms } => EventKind::VoiceActivity {
+            active,
+            offset_ms: at_ms,
+        },
+        Detected::Identified {
+            verdict,
+            reason,
+            decision_ms,
+        } => EventKind::AudioIdentificationResult {
+            result: verdict_name(verdict),
+            reason: reason_name(reason),
+            decision_ms,
+        },
+        Detected::IdentificationOver => EventKind::AudioIdentificationStopped,
     }
 }
 

@@ -1,0 +1,135 @@
+//! Turning a leg's detectors on and off (the detection RPCs): each needs
+//! the leg's receive side, so every change re-plans.
+
+use super::EngineError;
+use super::event::{EventKind, EventSink};
+use super::legs::Legs;
+use super::media::{AmdTap, BeepTap, Detectors, LegMedia, ProgressTap, VadTap};
+
+/// A change to a leg's detectors.
+#[derive(Debug)]
+pub(crate) enum DetectorChange {
+    /// EnableBeepDetection.
+    Beep(Box<BeepTap>),
+    /// DisableBeepDetection.
+    NoBeep,
+    /// EnableToneDetection.
+    Tones(Box<ProgressTap>),
+    /// SetMicStatusHandling on (with its VAD) or off (`None`).
+    Vad(Option<Box<VadTap>>),
+    /// StartAudioIdentification.
+    Identify(Box<AmdTap>),
+    /// StopAudioIdentification.
+    StopIdentify,
+}
+
+impl<S: Copy, C> Legs<S, C> {
+    /// Applies `change` to leg `leg`'s detectors. Turning one on that is
+    /// already on, or off that is not, is refused; so is a terminated leg.
+    /// Raises AudioIdentificationStarted/Stopped on `events`.
+    pub(crate) fn change_detectors(
+        &mut self,
+        leg: &str,
+        change: DetectorChange,
+        events: &mut impl EventSink,
+    ) -> Result<(), EngineError> {
+        let slot = self.find(leg)?;
+        let entry = self
+            .get_mut(slot)
+            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{leg}'")))?;
+        if entry.leg.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' is terminated"
+            )));
+        }
+        if matches!(change, DetectorChange::Tones(_)) && entry.media.tone_detected {
+            return Err(EngineError::FailedPrecondition(format!(
+                "ToneDetected already fired for leg '{leg}' (once per call)"
+            )));
+        }
+        let detectors = entry.media.detect.get_or_insert_with(Box::default);
+        let result = apply(detectors, leg, change);
+        if let Ok(Some(kind)) = &result {
+            events.emit(&entry.leg.session, Some(&entry.leg.id), kind.clone());
+        }
+        if detectors.is_empty() {
+            entry.media.detect = None;
+        }
+        self.replan();
+        result.map(|_| ())
+    }
+}
+
+/// Whether a leg's party is speaking, as its VAD last decided (false
+/// while SetMicStatusHandling is off).
+pub(crate) fn is_speaking(media: &LegMedia) -> bool {
+    media
+        .detect
+        .as_ref()
+        .and_then(|d| d.vad.as_ref())
+        .is_some_and(|v| v.is_speech())
+}
+
+/// `change` on `d`; the event it raises, if any.
+fn apply(
+    d: &mut Detectors,
+    leg: &str,
+    change: DetectorChange,
+) -> Result<Option<EventKind>, EngineError> {
+    let already = |what: &str| {
+        Err(EngineError::FailedPrecondition(format!(
+            "{what} is already on for leg '{leg}'"
+        )))
+    };
+    let not_on = |what: &str| {
+        Err(EngineError::FailedPrecondition(format!(
+            "{what} is not on for leg '{leg}'"
+        )))
+    };
+    match change {
+        DetectorChange::Beep(tap) => {
+            if d.beep.is_some() {
+                return already("beep detection");
+            }
+            d.beep = Some(*tap);
+            Ok(None)
+        }
+        DetectorChange::NoBeep => {
+            if d.beep.take().is_none() {
+                return not_on("beep detection");
+            }
+            Ok(None)
+        }
+        DetectorChange::Tones(tap) => {
+            if d.progress.is_some() {
+                return already("tone detection");
+            }
+            d.progress = Some(*tap);
+            Ok(None)
+        }
+        DetectorChange::Vad(Some(tap)) => {
+            // Idempotent: handleMicStatus(true) twice keeps the VAD's state.
+            if d.vad.is_none() {
+                d.vad = Some(*tap);
+            }
+            Ok(None)
+        }
+        DetectorChange::Vad(None) => {
+            d.vad = None;
+            Ok(None)
+        }
+        DetectorChange::Identify(tap) => {
+            if d.amd.is_some() {
+                return already("audio identification");
+            }
+            d.amd = Some(*tap);
+            Ok(Some(EventKind::AudioIdentificationStarted))
+        }
+        DetectorChange::StopIdentify => {
+            if d.amd.take().is_none() {
+                return not_on("audio identification");
+            }
+            Ok(Some(EventKind::AudioIdentificationStopped))
+        }
+    }
+}
