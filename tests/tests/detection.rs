@@ -265,6 +265,31 @@ async fn busy_tone_is_detected_once(io: Io) {
     }
 }
 
+/// A new leg with its events watched and answering-machine detection
+/// started.
+async fn identifying_leg(
+    client: &Client,
+    session: &str,
+) -> (
+    Peer,
+    proto::Leg,
+    impl futures::Stream<Item = Result<proto::Event, legato_client::Error>> + Unpin,
+) {
+    let (peer, leg) = new_leg(client, session).await;
+    let events = client
+        .watch_events(EventFilter::new().leg(&leg.leg_id))
+        .await
+        .unwrap();
+    client
+        .start_audio_identification(proto::StartAudioIdentificationRequest {
+            leg_id: leg.leg_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (peer, leg, events)
+}
+
 async fn answering_machine_and_human(io: Io) {
     let (Some(greeting), Some(hello)) = (
         speech(
@@ -280,18 +305,7 @@ async fn answering_machine_and_human(io: Io) {
     let session = client.create_session(None).await.unwrap();
 
     // A machine: the verdict, then its beep, then the end.
-    let (peer, leg) = new_leg(&client, &session).await;
-    let mut events = client
-        .watch_events(EventFilter::new().leg(&leg.leg_id))
-        .await
-        .unwrap();
-    client
-        .start_audio_identification(proto::StartAudioIdentificationRequest {
-            leg_id: leg.leg_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (peer, leg, mut events) = identifying_leg(&client, &session).await;
     let mut pcm = silence(400);
     pcm.extend(&greeting);
     pcm.extend(silence(300));
@@ -327,18 +341,7 @@ async fn answering_machine_and_human(io: Io) {
     }
 
     // A person: "Hello?", then waiting.
-    let (peer, leg) = new_leg(&client, &session).await;
-    let mut events = client
-        .watch_events(EventFilter::new().leg(&leg.leg_id))
-        .await
-        .unwrap();
-    client
-        .start_audio_identification(proto::StartAudioIdentificationRequest {
-            leg_id: leg.leg_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (peer, leg, mut events) = identifying_leg(&client, &session).await;
     let mut pcm = silence(500);
     pcm.extend(&hello);
     pcm.extend(silence(2000));

@@ -29,7 +29,7 @@ pub(crate) use leg::{
 pub(crate) use legs::{LegSlot, Legs};
 pub(crate) use media::{
     AmdTap, BEEP_WAIT_MS, BeepTap, DIGIT_COMMA_MS, Endpoint, Key, LegMedia, MediaClock, Player,
-    ProgressTap, VadTap, tone_by_name, tone_name,
+    ProgressTap, VadTap, country_code, tone_by_name, tone_name,
 };
 pub(crate) use registry::{Page, SessionInfo, SessionLimits, Sessions};
 pub(crate) use relay::{Transmit, WARM_BATCH, handle_packet, warm};

@@ -6,12 +6,10 @@
 //! attaches it.
 
 use legato_dsp::amd::AmdConfig;
-use legato_dsp::tone::Country;
 use legato_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::{Service, required};
-use crate::control::limits::quote;
 use crate::engine::PlayCommand;
 use crate::session::DetectorChange;
 use crate::session::{AmdTap, BEEP_WAIT_MS, BeepTap, ProgressTap, VadTap};
@@ -75,13 +73,7 @@ pub(super) async fn enable_tone_detection(
     }
     let mut countries = Vec::with_capacity(req.countries.len());
     for code in &req.countries {
-        let country = Country::from_code(code).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "unknown country {}: one of {}",
-                quote(code),
-                Country::ALL.map(Country::code).join(", ")
-            ))
-        })?;
+        let country = super::playback::country(code)?;
         if !countries.contains(&country) {
             countries.push(country);
         }

@@ -18,7 +18,8 @@ use super::{Service, new_leg_id, required};
 use crate::control::limits::quote;
 use crate::engine::PlayCommand;
 use crate::session::{
-    DIGIT_COMMA_MS, DigitMode, Endpoint, Key, MAX_QUEUED_KEYS, Player, tone_by_name, tone_name,
+    DIGIT_COMMA_MS, DigitMode, Endpoint, Key, MAX_QUEUED_KEYS, Player, country_code, tone_by_name,
+    tone_name,
 };
 
 /// Default and bounds of a SendDigits tone and of the pause after it, ms.
@@ -207,7 +208,7 @@ fn keys(digits: &str, on_ms: u32, off_ms: u32) -> Result<Vec<Key>, Status> {
 }
 
 /// The country of a progress tone (ISO 3166 alpha-2, any case).
-fn country(code: &str) -> Result<Country, Status> {
+pub(super) fn country(code: &str) -> Result<Country, Status> {
     let code = required(code, "country")?;
     Country::from_code(code).ok_or_else(|| {
         Status::invalid_argument(format!(
@@ -215,7 +216,7 @@ fn country(code: &str) -> Result<Country, Status> {
             quote(code),
             Country::ALL
                 .iter()
-                .map(|c| if *c == Country::Uk { "GB" } else { c.code() })
+                .map(|c| country_code(*c))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))

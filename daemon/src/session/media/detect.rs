@@ -18,7 +18,7 @@ use legato_dsp::time::ClockRate;
 use legato_dsp::tone::{Country, ProgressDetector, ProgressDetectorConfig, ProgressEvent};
 use legato_dsp::vad::{Vad, VadConfig, VadEvent};
 
-use super::{Frame, MAX_FRAME};
+use super::{Frame, MAX_FRAME, country_code, tone_name};
 
 /// Samples per 20 ms at the detectors' rate.
 const FRAME_8K: usize = 160;
@@ -40,7 +40,8 @@ pub(crate) struct Detectors {
 /// What the detectors found in one tick.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Detected {
-    /// BeepDetectionComplete: onset from when detection was enabled.
+    /// BeepDetectionComplete: onset from when detection (beep, or
+    /// answering-machine for the beep after a machine's greeting) started.
     Beep {
         frequency_hz: f32,
         duration_ms: u32,
@@ -61,13 +62,6 @@ pub(crate) enum Detected {
         verdict: AmdVerdict,
         reason: AmdReason,
         decision_ms: u64,
-    },
-    /// The beep a machine's greeting ended with (after a machine verdict),
-    /// as BeepDetectionComplete.
-    GreetingBeep {
-        frequency_hz: f32,
-        duration_ms: u32,
-        offset_ms: u64,
     },
     /// AudioIdentificationStopped: the analysis (and the wait for a
     /// machine's beep) is over.
@@ -133,10 +127,8 @@ pub(crate) struct ProgressTap {
 impl ProgressTap {
     /// Classifiers for `countries` (all the tables when empty).
     pub(crate) fn new(countries: &[Country]) -> Self {
-        let all;
         let countries = if countries.is_empty() {
-            all = Country::ALL;
-            &all[..]
+            &Country::ALL[..]
         } else {
             countries
         };
@@ -233,22 +225,9 @@ impl Detectors {
             tap.detector.handle_samples(samples);
             let seen = tap.detector.samples_seen();
             let mut done = false;
-            while let Some(event) = tap.detector.poll_event() {
-                if let BeepEvent::Started {
-                    onset,
-                    at,
-                    frequency_hz,
-                    ..
-                } = event
-                {
-                    found.push(Detected::Beep {
-                        frequency_hz,
-                        duration_ms: ms(at.saturating_sub(onset)) as u32,
-                        offset_ms: ms(onset),
-                    });
-                    done = true;
-                    break;
-                }
+            if let Some(beep) = first_beep(&mut tap.detector, 0) {
+                found.push(beep);
+                done = true;
             }
             if !done
                 && let Some(timeout) = tap.timeout
@@ -275,8 +254,8 @@ impl Detectors {
                 }
                 if let Some((country, tone)) = hit {
                     found.push(Detected::Tone {
-                        tone: tone.name(),
-                        country: country.code(),
+                        tone: tone_name(tone),
+                        country: country_code(country),
                         offset_ms: tap.ticks.saturating_sub(1) * 20,
                     });
                     // At most once per call.
@@ -320,24 +299,10 @@ impl Detectors {
                 }
             } else if let Some(beep) = tap.beep.as_mut() {
                 beep.handle_samples(samples);
-                let mut over = false;
-                while let Some(event) = beep.poll_event() {
-                    if let BeepEvent::Started {
-                        onset,
-                        at,
-                        frequency_hz,
-                        ..
-                    } = event
-                    {
-                        let base = tap.decided.unwrap_or(0);
-                        found.push(Detected::GreetingBeep {
-                            frequency_hz,
-                            duration_ms: ms(at.saturating_sub(onset)) as u32,
-                            offset_ms: ms(base + onset),
-                        });
-                        over = true;
-                        break;
-                    }
+                let found_beep = first_beep(beep, tap.decided.unwrap_or(0));
+                let over = found_beep.is_some();
+                if let Some(b) = found_beep {
+                    found.push(b);
                 }
                 if over || beep.samples_seen() >= tap.beep_wait {
                     found.push(Detected::IdentificationOver);
@@ -368,6 +333,27 @@ impl Detectors {
             out.fill(0);
         }
     }
+}
+
+/// The first beep `detector` recognised, if any, as BeepDetectionComplete
+/// with its onset counted from `base` samples before the detector's start.
+fn first_beep(detector: &mut BeepDetector, base: u64) -> Option<Detected> {
+    while let Some(event) = detector.poll_event() {
+        if let BeepEvent::Started {
+            onset,
+            at,
+            frequency_hz,
+            ..
+        } = event
+        {
+            return Some(Detected::Beep {
+                frequency_hz,
+                duration_ms: ms(at.saturating_sub(onset)) as u32,
+                offset_ms: ms(base + onset),
+            });
+        }
+    }
+    None
 }
 
 /// Milliseconds in `samples` at 8 kHz.

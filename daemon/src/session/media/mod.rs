@@ -45,7 +45,7 @@ pub(crate) use conference::{Conference, MAX_MEMBERS};
 pub(crate) use detect::{AmdTap, BEEP_WAIT_MS, BeepTap, Detected, Detectors, ProgressTap, VadTap};
 pub(crate) use pcm_in::PcmIn;
 pub(crate) use pcm_out::{DIGIT_COMMA_MS, Generated, Key, PcmOut};
-pub(crate) use player::{Player, tone_by_name, tone_name};
+pub(crate) use player::{Player, country_code, tone_by_name, tone_name};
 
 use crate::sdp::CodecSpec;
 

@@ -451,11 +451,6 @@ fn detected_event(d: Detected) -> EventKind {
             frequency_hz,
             duration_ms,
             offset_ms,
-        }
-        | Detected::GreetingBeep {
-            frequency_hz,
-            duration_ms,
-            offset_ms,
         } => EventKind::BeepDetectionComplete {
             frequency_hz: f64::from(frequency_hz),
             duration_ms,

@@ -246,6 +246,14 @@ pub(crate) fn tone_by_name(name: &str) -> Option<ProgressTone> {
         .find(|t| tone_name(*t) == name)
 }
 
+/// A country's code as the API spells it (ISO 3166: GB for the UK).
+pub(crate) fn country_code(country: Country) -> &'static str {
+    match country {
+        Country::Uk => "GB",
+        c => c.code(),
+    }
+}
+
 /// A progress tone's name as the API spells it.
 pub(crate) fn tone_name(tone: ProgressTone) -> &'static str {
     match tone {
