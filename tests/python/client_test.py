@@ -83,8 +83,9 @@ def main():
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.NOT_FOUND, e.code()
     try:
-        stub.SetToneHandling(mp.SetToneHandlingRequest(leg_id=leg_id, enabled=True))
-        raise SystemExit("SetToneHandling succeeded although it is not built")
+        start = mp.StreamAudioStart(leg_id=leg_id, sample_rate=8000)
+        list(stub.StreamAudio(iter([mp.StreamAudioRequest(start=start)])))
+        raise SystemExit("StreamAudio succeeded although it is not built")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
 

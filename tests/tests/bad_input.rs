@@ -140,10 +140,12 @@ async fn statuses_for_bad_requests(io: Io) {
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // Declared but not built: an honest UNIMPLEMENTED.
-    let err = client
-        .set_tone_handling(&pcma.leg.leg_id, true)
+    let Err(err) = client
+        .stream_audio(&pcma.leg.leg_id, 8000, futures::stream::empty())
         .await
-        .unwrap_err();
+    else {
+        panic!("StreamAudio succeeded although it is not built");
+    };
     assert_eq!(err.code(), Code::Unimplemented);
 }
 

@@ -9,7 +9,7 @@ use crate::engine::EngineEvent;
 use crate::sdp::MediaDirection;
 use crate::session::{
     Counters, Endpoint, EngineError, EventKind, LegState, LegView, MediaPath, MediaStats,
-    SourceChange,
+    SourceChange, ToneSource,
 };
 
 pub(crate) fn leg_state(state: LegState) -> pb::LegState {
@@ -318,6 +318,20 @@ pub(crate) fn event(e: &EngineEvent) -> pb::Event {
         EventKind::RecordError { recording, error } => Kind::RecordError(pb::RecordError {
             recording_id: recording.to_string(),
             error: error.clone(),
+        }),
+        EventKind::ToneReceived {
+            tone,
+            source,
+            duration_ms,
+        } => Kind::ToneReceived(pb::ToneReceived {
+            tone: tone.to_string(),
+            source: match source {
+                ToneSource::Rfc4733 => pb::ToneSource::Rfc4733,
+                ToneSource::InBand => pb::ToneSource::InBand,
+                ToneSource::SipInfo => pb::ToneSource::SipInfo,
+            }
+            .into(),
+            duration_ms: *duration_ms,
         }),
         EventKind::BeepDetectionComplete {
             frequency_hz,

@@ -482,6 +482,19 @@ pub(crate) enum PlayCommand {
         recording: Option<Arc<str>>,
         reply: Reply<usize>,
     },
+    /// SetToneHandling.
+    ToneHandling {
+        leg: Arc<str>,
+        enabled: bool,
+        reply: Reply<()>,
+    },
+    /// InjectDigits (validated: `0-9*#A-D`): whether they were reported.
+    InjectDigits {
+        leg: Arc<str>,
+        digits: String,
+        duration_ms: u32,
+        reply: Reply<bool>,
+    },
     /// A detection RPC: a leg's detector on or off.
     Detect {
         leg: Arc<str>,

@@ -673,6 +673,28 @@ impl Shard {
                 self.touch_endpoints(&target, &target, now);
                 let _ = reply.send(self.legs.stop_recording(&target, recording.as_deref()));
             }
+            PlayCommand::ToneHandling {
+                leg,
+                enabled,
+                reply,
+            } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.set_tone_handling(&leg, enabled));
+            }
+            PlayCommand::InjectDigits {
+                leg,
+                digits,
+                duration_ms,
+                reply,
+            } => {
+                self.sessions.touch_leg(&self.legs, &leg, now);
+                let _ = reply.send(self.legs.inject_digits(
+                    &leg,
+                    &digits,
+                    duration_ms,
+                    &mut self.events,
+                ));
+            }
             PlayCommand::Detect { leg, change, reply } => {
                 self.sessions.touch_leg(&self.legs, &leg, now);
                 let _ = reply.send(self.legs.change_detectors(&leg, change, &mut self.events));

@@ -2,7 +2,7 @@
 //! the leg's receive side, so every change re-plans.
 
 use super::EngineError;
-use super::event::{EventKind, EventSink};
+use super::event::{EventKind, EventSink, ToneSource};
 use super::legs::Legs;
 use super::media::{AmdTap, BeepTap, Detectors, LegMedia, ProgressTap, VadTap};
 
@@ -57,6 +57,63 @@ impl<S: Copy, C> Legs<S, C> {
         }
         self.replan();
         result.map(|_| ())
+    }
+}
+
+impl<S: Copy, C> Legs<S, C> {
+    /// SetToneHandling: the leg's received digits are reported and kept
+    /// from its sinks (on), or forwarded untouched (off). Idempotent.
+    pub(crate) fn set_tone_handling(&mut self, leg: &str, on: bool) -> Result<(), EngineError> {
+        let slot = self.find(leg)?;
+        let entry = self
+            .get_mut(slot)
+            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{leg}'")))?;
+        if entry.leg.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' is terminated"
+            )));
+        }
+        if entry.leg.handle_tones != on {
+            entry.leg.handle_tones = on;
+            self.replan();
+        }
+        Ok(())
+    }
+
+    /// InjectDigits: `digits` the controller received by SIP INFO, each
+    /// reported as ToneReceived while the leg's tone handling is on (off:
+    /// nothing is reported, as for media digits). Whether they were.
+    pub(crate) fn inject_digits(
+        &mut self,
+        leg: &str,
+        digits: &str,
+        duration_ms: u32,
+        events: &mut impl EventSink,
+    ) -> Result<bool, EngineError> {
+        let slot = self.find(leg)?;
+        let entry = self
+            .get(slot)
+            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{leg}'")))?;
+        if entry.leg.is_terminated() {
+            return Err(EngineError::FailedPrecondition(format!(
+                "leg '{leg}' is terminated"
+            )));
+        }
+        if !entry.leg.handle_tones {
+            return Ok(false);
+        }
+        for tone in digits.chars() {
+            events.emit(
+                &entry.leg.session,
+                Some(&entry.leg.id),
+                EventKind::ToneReceived {
+                    tone,
+                    source: ToneSource::SipInfo,
+                    duration_ms,
+                },
+            );
+        }
+        Ok(true)
     }
 }
 

@@ -96,6 +96,13 @@ pub(crate) enum EventKind {
         recording: Arc<str>,
         error: String,
     },
+    /// A DTMF key press the leg received, while tone handling is on
+    /// (CallEvents.ToneReceived).
+    ToneReceived {
+        tone: char,
+        source: ToneSource,
+        duration_ms: u32,
+    },
     /// A voicemail beep was heard (CallEvents.BeepDetectionComplete):
     /// its onset from when detection was enabled, its frequency, and how
     /// long it had lasted at the decision.
@@ -140,6 +147,15 @@ pub(crate) enum EventKind {
         ssrc: u32,
         reason: SourceChange,
     },
+}
+
+/// How a key press arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ToneSource {
+    Rfc4733,
+    InBand,
+    /// InjectDigits (SIP INFO the controller received).
+    SipInfo,
 }
 
 /// Where state machines put their events.

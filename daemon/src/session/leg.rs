@@ -345,6 +345,9 @@ pub(crate) struct Leg {
     /// SendDigits keys are being played: the leg's send side must exist
     /// (the PCM path, even with no source) until they are over.
     pub(crate) sending_digits: bool,
+    /// SetToneHandling: the digits this leg receives are reported and
+    /// removed from what its sinks get (they take the PCM path).
+    pub(crate) handle_tones: bool,
     /// Whether any of `sinks` is relayed (else the relay loop is skipped:
     /// every sink gets this leg's audio through the PCM path). Set by
     /// `Legs::replan`.
@@ -486,6 +489,7 @@ impl Leg {
             path: MediaPath::None,
             always_transcode: request.always_transcode,
             sending_digits: false,
+            handle_tones: false,
             relays: false,
             receive_pt: u8::MAX,
             receive_codec: None,

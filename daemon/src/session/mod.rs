@@ -21,7 +21,7 @@ mod tests;
 
 pub(crate) use detection::DetectorChange;
 pub(crate) use error::EngineError;
-pub(crate) use event::{EventKind, EventSink};
+pub(crate) use event::{EventKind, EventSink, ToneSource};
 pub(crate) use leg::{
     Counters, KernelFilter, Leg, LegParams, LegRequest, LegState, LegUpdate, LegView, MediaPath,
     Metadata, NewLeg, OwnMedia, PacketKind, SourceChange, TimeoutAction,

@@ -10,6 +10,7 @@ use legato_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::{Service, required};
+use crate::control::limits::quote;
 use crate::engine::PlayCommand;
 use crate::session::DetectorChange;
 use crate::session::{AmdTap, BEEP_WAIT_MS, BeepTap, ProgressTap, VadTap};
@@ -22,6 +23,67 @@ const MAX_COUNTRIES: usize = 16;
 const MAX_AMD_MS: u32 = 60_000;
 /// Most words a greeting may be given.
 const MAX_AMD_WORDS: u32 = 100;
+
+/// Most digits one InjectDigits may carry.
+const MAX_INJECTED_DIGITS: usize = 64;
+/// Longest key press InjectDigits may report: a minute.
+const MAX_INJECTED_MS: u32 = 60_000;
+
+pub(super) async fn set_tone_handling(
+    svc: &Service,
+    request: Request<pb::SetToneHandlingRequest>,
+) -> Result<Response<pb::SetToneHandlingResponse>, Status> {
+    let req = request.into_inner();
+    let shard = svc.leg_shard(required(&req.leg_id, "leg_id")?)?;
+    let (leg, enabled) = (req.leg_id.as_str().into(), req.enabled);
+    svc.call(shard, |reply| PlayCommand::ToneHandling {
+        leg,
+        enabled,
+        reply,
+    })
+    .await?;
+    Ok(Response::new(pb::SetToneHandlingResponse {}))
+}
+
+pub(super) async fn inject_digits(
+    svc: &Service,
+    request: Request<pb::InjectDigitsRequest>,
+) -> Result<Response<pb::InjectDigitsResponse>, Status> {
+    let req = request.into_inner();
+    let shard = svc.leg_shard(required(&req.leg_id, "leg_id")?)?;
+    let digits = required(&req.digits, "digits")?;
+    if digits.chars().count() > MAX_INJECTED_DIGITS {
+        return Err(Status::invalid_argument(format!(
+            "{} digits: at most {MAX_INJECTED_DIGITS}",
+            digits.chars().count()
+        )));
+    }
+    if let Some(bad) = digits
+        .chars()
+        .find(|c| !matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D'))
+    {
+        return Err(Status::invalid_argument(format!(
+            "digits: {} is not a DTMF key (0-9, *, #, A-D)",
+            quote(&bad.to_string())
+        )));
+    }
+    if req.duration_ms > MAX_INJECTED_MS {
+        return Err(Status::invalid_argument(format!(
+            "duration_ms = {}: at most {MAX_INJECTED_MS} (0: unknown)",
+            req.duration_ms
+        )));
+    }
+    let (leg, digits) = (req.leg_id.as_str().into(), digits.to_ascii_uppercase());
+    let duration_ms = req.duration_ms;
+    svc.call(shard, |reply| PlayCommand::InjectDigits {
+        leg,
+        digits,
+        duration_ms,
+        reply,
+    })
+    .await?;
+    Ok(Response::new(pb::InjectDigitsResponse {}))
+}
 
 /// Sends `change` for `leg` to its shard.
 async fn change(svc: &Service, leg: &str, change: DetectorChange) -> Result<(), Status> {

@@ -356,16 +356,16 @@ impl MediaPlane for Service {
 
     async fn set_tone_handling(
         &self,
-        _request: Request<pb::SetToneHandlingRequest>,
+        request: Request<pb::SetToneHandlingRequest>,
     ) -> Result<Response<pb::SetToneHandlingResponse>, Status> {
-        Err(unimplemented("SetToneHandling", "DTMF detection"))
+        detection::set_tone_handling(self, request).await
     }
 
     async fn inject_digits(
         &self,
-        _request: Request<pb::InjectDigitsRequest>,
+        request: Request<pb::InjectDigitsRequest>,
     ) -> Result<Response<pb::InjectDigitsResponse>, Status> {
-        Err(unimplemented("InjectDigits", "DTMF handling"))
+        detection::inject_digits(self, request).await
     }
 
     async fn enable_beep_detection(

@@ -29,6 +29,7 @@
 mod codec;
 mod conference;
 mod detect;
+mod dtmf_gate;
 mod pcm_in;
 mod pcm_out;
 mod plan;

@@ -13,6 +13,7 @@
 //! own payload type and clock rate, or as in-band tones.
 
 use legato_dsp::codec::g711::{self, Law};
+use legato_dsp::dtmf::Digit;
 use legato_dsp::jitter::{JitterBuffer, JitterConfig, Playout};
 use legato_dsp::rfc4733::{DigitEvent, EventReceiver};
 use legato_dsp::time::ClockRate;
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 use super::MediaClock;
 use super::codec::{AudioDecoder, CodecKind, audio_rate, rtp_per_sample};
+use super::dtmf_gate::DtmfGate;
 use super::{FRAME_MS, Frame, MAX_FRAME, frame_len};
 use crate::sdp::CodecSpec;
 use crate::session::JitterBufferStats;
@@ -118,6 +120,29 @@ pub(crate) struct PcmIn {
     /// `frame_is_codes`.
     frame: [i16; MAX_FRAME],
     fifo: [i16; FIFO],
+    /// SetToneHandling: in-band digits cut out (with the delay that
+    /// takes), RFC 4733 presses kept from the sinks; both reported.
+    tones: Option<Box<ToneHandling>>,
+}
+
+/// A receive side's SetToneHandling state.
+#[derive(Debug)]
+struct ToneHandling {
+    gate: DtmfGate,
+    /// The RFC 4733 press last reported (its `DigitBus::id`).
+    reported: u32,
+    /// Digits to report, oldest first.
+    found: [Option<ToneFound>; 4],
+}
+
+/// A key press a leg received while tone handling is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ToneFound {
+    /// `0`-`9`, `*`, `#`, `A`-`D`.
+    pub(crate) tone: char,
+    /// RFC 4733 (true) or in-band.
+    pub(crate) rfc4733: bool,
+    pub(crate) duration_ms: u32,
 }
 
 impl PcmIn {
@@ -157,7 +182,35 @@ impl PcmIn {
             events: EventReceiver::new(u64::from(rtp_rate.samples_in_ms(DIGIT_TIMEOUT_MS as u32))),
             events_rate: rtp_rate.hz(),
             digits: DigitBus::default(),
+            tones: None,
         })
+    }
+
+    /// Turns tone handling on or off. On: RFC 4733 presses no longer reach
+    /// [`PcmIn::digits`], and the audio is held back by the in-band gate's
+    /// delay with the tones cut out. Allocates when turned on.
+    pub(crate) fn set_tone_handling(&mut self, on: bool) {
+        let rate = self.audio_rate();
+        match (&self.tones, on) {
+            (Some(t), true) if t.gate.rate() == rate => {}
+            (_, true) => {
+                self.tones = DtmfGate::new(rate).map(|gate| {
+                    Box::new(ToneHandling {
+                        gate,
+                        reported: self.digits.id,
+                        found: [None; 4],
+                    })
+                });
+            }
+            (_, false) => self.tones = None,
+        }
+    }
+
+    /// Key presses found since the last call (tone handling on).
+    pub(crate) fn take_tones(&mut self) -> impl Iterator<Item = ToneFound> + '_ {
+        self.tones
+            .iter_mut()
+            .flat_map(|t| t.found.iter_mut().filter_map(Option::take))
     }
 
     /// What it was set up for: codec and expected packet duration (ms).
@@ -192,6 +245,10 @@ impl PcmIn {
 
     /// The source's key presses.
     pub(crate) fn digits(&self) -> DigitBus {
+        if self.tones.is_some() {
+            // Handled here: not forwarded.
+            return DigitBus::default();
+        }
         self.digits
     }
 
@@ -332,6 +389,60 @@ impl PcmIn {
     /// units of the stream; `events_now` the same in the telephone-event
     /// clock.
     pub(crate) fn tick(&mut self, now: u64, events_now: u64) {
+        self.produce(now, events_now);
+        if self.tones.is_some() {
+            self.handle_tones();
+        }
+    }
+
+    /// Tone handling of this tick's frame: RFC 4733 presses that ended are
+    /// reported; the frame goes through the gate (decoded first when it
+    /// is G.711 read in place), in-band digits it found are reported.
+    fn handle_tones(&mut self) {
+        let want = frame_len(self.audio_rate());
+        if self.frame_is_codes {
+            let codes = self.playing.jitter.last_played().unwrap_or(&[]);
+            if let Some(law) = self.law {
+                Frame::G711(law, codes).write_pcm(&mut self.frame[..want.min(codes.len())]);
+            }
+            self.frame_is_codes = false;
+        }
+        let digits = self.digits;
+        let Some(t) = self.tones.as_deref_mut() else {
+            return;
+        };
+        let pressing = digits.id != 0 && !digits.ended;
+        let mut push = |found: ToneFound| {
+            if let Some(slot) = t.found.iter_mut().find(|f| f.is_none()) {
+                *slot = Some(found);
+            }
+        };
+        if digits.id != t.reported && digits.ended {
+            t.reported = digits.id;
+            if let Some(digit) = Digit::from_event_code(digits.event) {
+                push(ToneFound {
+                    tone: digit.to_char(),
+                    rfc4733: true,
+                    duration_ms: digits.duration_ms,
+                });
+            }
+        }
+        self.active = t.gate.process(
+            &mut self.frame[..want],
+            self.active,
+            pressing || self.events_active,
+        );
+        for found in t.gate.take_found() {
+            push(ToneFound {
+                tone: found.digit.to_char(),
+                rfc4733: false,
+                duration_ms: found.duration_ms,
+            });
+        }
+    }
+
+    /// Decodes this tick's frame (see [`PcmIn::tick`]).
+    fn produce(&mut self, now: u64, events_now: u64) {
         if self.events_active {
             self.events.handle_timeout(events_now);
             self.events_active = self.events.is_active();

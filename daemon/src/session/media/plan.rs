@@ -17,7 +17,7 @@ use crate::rtp::RtpHeader;
 use crate::session::leg::{MediaPath, law_of};
 use crate::session::legs::{LegSlot, Legs};
 use crate::session::relay::Transmit;
-use crate::session::{EventKind, EventSink, Leg, PacketKind};
+use crate::session::{EventKind, EventSink, Leg, PacketKind, ToneSource};
 
 /// What a leg's send side is set up for: codec, packet duration and
 /// telephone-event clock rate.
@@ -43,8 +43,8 @@ impl<S: Copy, C> Legs<S, C> {
             let Some(entry) = self.slots[slot].as_ref() else {
                 continue;
             };
-            // Detectors listen to what the leg receives.
-            if entry.media.detect.is_some() {
+            // Detectors and tone handling listen to what the leg receives.
+            if entry.media.detect.is_some() || entry.leg.handle_tones {
                 need_rx[slot] = true;
             }
             // A recorded leg needs what it receives and what its source
@@ -173,6 +173,9 @@ impl<S: Copy, C> Legs<S, C> {
                     }
                 }
             }
+            if let Some(rx) = entry.media.rx.as_mut() {
+                rx.set_tone_handling(entry.leg.handle_tones);
+            }
         }
         self.schedule = self.schedule_now();
     }
@@ -233,6 +236,23 @@ impl<S: Copy, C> Legs<S, C> {
                     MediaClock::tick_time(tick, rate),
                     MediaClock::tick_time(tick, events_rate.unwrap_or(rate)),
                 );
+                if entry.leg.handle_tones {
+                    for found in rx.take_tones() {
+                        events.emit(
+                            &entry.leg.session,
+                            Some(&entry.leg.id),
+                            EventKind::ToneReceived {
+                                tone: found.tone,
+                                source: if found.rfc4733 {
+                                    ToneSource::Rfc4733
+                                } else {
+                                    ToneSource::InBand
+                                },
+                                duration_ms: found.duration_ms,
+                            },
+                        );
+                    }
+                }
             }
         }
         let mut regroup = false;
@@ -607,7 +627,7 @@ fn leg_path(source: &Leg, sink: &Leg) -> MediaPath {
     };
     let from = source.receive_codec();
     let same_ptime = source.receive_ptime() == sink.send_ptime();
-    if sink.always_transcode || sink.sending_digits || !same_ptime {
+    if source.handle_tones || sink.always_transcode || sink.sending_digits || !same_ptime {
         return MediaPath::Pcm;
     }
     if from == to {
