@@ -1225,3 +1225,36 @@ pub async fn connected_leg_codec(
         .await?;
     Ok(updated.leg)
 }
+
+/// espeak-ng's `text` as 8 kHz samples, or `None` when espeak-ng or ffmpeg
+/// is missing.
+pub fn espeak_8k(text: &str) -> Option<Vec<i16>> {
+    let wav = Command::new("espeak-ng")
+        .args(["--stdout", text])
+        .output()
+        .ok()?;
+    if !wav.status.success() {
+        return None;
+    }
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-i", "-", "-ar", "8000", "-ac", "1", "-f", "s16le", "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = ffmpeg.stdin.take()?;
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&wav.stdout);
+    });
+    let out = ffmpeg.wait_with_output().ok()?;
+    let _ = feeder.join();
+    out.status.success().then(|| {
+        out.stdout
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    })
+}

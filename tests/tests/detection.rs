@@ -13,49 +13,15 @@
 //! - Bad requests get clear errors.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use legato_client::{Client, Code, EventFilter, proto};
 use legato_dsp::tone::{Country, ProgressTone, ProgressToneGenerator};
 use legato_tests::{
-    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, local_rtp, paced, per_backend,
-    send_rtp, wait_event,
+    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, espeak_8k, local_rtp, paced,
+    per_backend, send_rtp, wait_event,
 };
 use proto::event::Kind;
-
-/// espeak-ng's `text` as 8 kHz samples, or `None` when espeak-ng or ffmpeg
-/// is missing.
-fn speech(text: &str) -> Option<Vec<i16>> {
-    let wav = Command::new("espeak-ng")
-        .args(["--stdout", text])
-        .output()
-        .ok()?;
-    if !wav.status.success() {
-        return None;
-    }
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args([
-            "-v", "error", "-i", "-", "-ar", "8000", "-ac", "1", "-f", "s16le", "-",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut stdin = ffmpeg.stdin.take()?;
-    let feeder = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(&wav.stdout);
-    });
-    let out = ffmpeg.wait_with_output().ok()?;
-    let _ = feeder.join();
-    out.status.success().then(|| {
-        out.stdout
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect()
-    })
-}
 
 /// `ms` of silence at 8 kHz.
 fn silence(ms: usize) -> Vec<i16> {
@@ -132,7 +98,7 @@ async fn new_leg(client: &Client, session: &str) -> (Peer, proto::Leg) {
 }
 
 async fn speech_then_beep(io: Io) {
-    let Some(talk) = speech("Good morning, this is a test of voice activity.") else {
+    let Some(talk) = espeak_8k("Good morning, this is a test of voice activity.") else {
         eprintln!("skipped: needs espeak-ng and ffmpeg");
         return;
     };
@@ -292,10 +258,10 @@ async fn identifying_leg(
 
 async fn answering_machine_and_human(io: Io) {
     let (Some(greeting), Some(hello)) = (
-        speech(
+        espeak_8k(
             "Hello, you have reached the voicemail of John Smith. I am not available right now. Please leave your message after the tone.",
         ),
-        speech("Hello?"),
+        espeak_8k("Hello?"),
     ) else {
         eprintln!("skipped: needs espeak-ng and ffmpeg");
         return;

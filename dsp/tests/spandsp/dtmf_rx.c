@@ -4,12 +4,15 @@
  * legato vs spandsp comparison (issue 5); compiled at test time with
  * `cc dtmf_rx.c -lspandsp`.
  *
- * Usage: dtmf_rx [FILE]   (reads stdin without FILE)
+ * Usage: dtmf_rx [--permissive] [FILE]   (reads stdin without FILE)
  *
  * The receiver is configured the way FreeSWITCH's mod_spandsp does it by
  * default: dtmf_rx_init() with no callback, then dtmf_rx_parms() with every
  * argument at its "leave unchanged" value (-1, -1, -1, -100), so spandsp's
- * own defaults apply. A realtime callback reports tone starts and ends.
+ * own defaults apply. With --permissive (the no-leak test of
+ * tests/tests/dtmf_no_leak.rs: a far side that reads digits wherever it
+ * can): no dial-tone filter, 12 dB of twist either way, a -45 dBm0
+ * threshold. A realtime callback reports tone starts and ends.
  *
  * Output, one line per event:
  *   S <digit> <sample>   a digit started; <sample> is how many input samples
@@ -44,6 +47,12 @@ static void on_tone(void *user_data, int code, int level, int delay)
 int main(int argc, char **argv)
 {
     FILE *in = stdin;
+    int permissive = 0;
+    if (argc > 1 && strcmp(argv[1], "--permissive") == 0) {
+        permissive = 1;
+        argc--;
+        argv++;
+    }
     if (argc > 1) {
         in = fopen(argv[1], "rb");
         if (in == NULL) {
@@ -56,14 +65,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "dtmf_rx_init failed\n");
         return 2;
     }
-    dtmf_rx_parms(rx, -1, -1, -1, -100);
+    if (permissive)
+        dtmf_rx_parms(rx, 0, 12, 12, -45);
+    else
+        dtmf_rx_parms(rx, -1, -1, -1, -100);
     dtmf_rx_set_realtime_callback(rx, on_tone, NULL);
     dtmf_rx_state_t *buffered = dtmf_rx_init(NULL, NULL, NULL);
     if (buffered == NULL) {
         fprintf(stderr, "dtmf_rx_init failed\n");
         return 2;
     }
-    dtmf_rx_parms(buffered, -1, -1, -1, -100);
+    if (permissive)
+        dtmf_rx_parms(buffered, 0, 12, 12, -45);
+    else
+        dtmf_rx_parms(buffered, -1, -1, -1, -100);
 
     /* Fed one sample per call so event times are exact to the sample; the
      * receiver's decisions do not depend on how input is chunked (it works

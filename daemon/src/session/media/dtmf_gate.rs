@@ -305,6 +305,20 @@ mod tests {
             // The output is the input 60 ms later, the key gone.
             let delay = (DELAY_MS * PER_MS) as usize;
             assert!(digits_in(&out).is_empty(), "{key:?} {ms} ms leaked");
+            // Voice lost around the key: samples that were voice and came
+            // out silent (a 10 ms margin on each side, rounded to the
+            // detector's estimates).
+            let tone_at = 2400..2400 + (ms * 8) as usize;
+            let lost = (0..input.len())
+                .filter(|i| {
+                    !tone_at.contains(i) && input[*i] != 0 && out.get(i + delay) == Some(&0)
+                })
+                .count();
+            eprintln!(
+                "{key:?} {ms} ms at {level} dBm0: {} ms of voice cut",
+                lost / 8
+            );
+            assert!(lost <= 30 * 8, "{} ms of voice cut", lost / 8);
             // The voice before and after still arrives.
             assert_eq!(&out[delay + 800..delay + 2000], &input[800..2000]);
             let after = 2400 + (ms * 8) as usize + 400;
