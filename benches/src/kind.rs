@@ -47,6 +47,26 @@ pub enum CallKind {
     /// The same recorded to the Call API's default MP3 (8 kHz mono,
     /// 32 kbit/s).
     RecordMp3,
+    /// As [`CallKind::Relay`], with leg A's VAD (SetMicStatusHandling),
+    /// beep detection and answering-machine detection on while measured:
+    /// taps on a copy, the call stays relayed.
+    RelayDetect,
+    /// As [`CallKind::Relay`], with SetToneHandling on leg A while
+    /// measured: its audio to B goes through the PCM path and the DTMF
+    /// gate.
+    RelayTones,
+}
+
+/// What a unit of a kind turns on for its leg A while measured, besides
+/// its routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extra {
+    /// StartRecording in this format.
+    Record(legato_client::proto::RecordingFormat),
+    /// VAD, beep and answering-machine detection.
+    Detect,
+    /// SetToneHandling.
+    Tones,
 }
 
 impl CallKind {
@@ -66,10 +86,20 @@ impl CallKind {
 
     /// The recording each unit of this kind makes of its leg A, if any.
     pub fn recording(self) -> Option<legato_client::proto::RecordingFormat> {
+        match self.extra() {
+            Some(Extra::Record(format)) => Some(format),
+            _ => None,
+        }
+    }
+
+    /// What each unit of this kind turns on for its leg A, if anything.
+    pub fn extra(self) -> Option<Extra> {
         use legato_client::proto::RecordingFormat;
         match self {
-            Self::RecordWav => Some(RecordingFormat::Wav),
-            Self::RecordMp3 => Some(RecordingFormat::Mp3),
+            Self::RecordWav => Some(Extra::Record(RecordingFormat::Wav)),
+            Self::RecordMp3 => Some(Extra::Record(RecordingFormat::Mp3)),
+            Self::RelayDetect => Some(Extra::Detect),
+            Self::RelayTones => Some(Extra::Tones),
             _ => None,
         }
     }
@@ -87,7 +117,11 @@ impl CallKind {
     /// The codec side B offers (bridged kinds only).
     pub fn side_b(self) -> Option<Codec> {
         match self {
-            Self::Relay | Self::RecordWav | Self::RecordMp3 => Some(Codec::Pcmu),
+            Self::Relay
+            | Self::RecordWav
+            | Self::RecordMp3
+            | Self::RelayDetect
+            | Self::RelayTones => Some(Codec::Pcmu),
             Self::PcmuPcma | Self::PcmuPcmaPcm => Some(Codec::Pcma),
             Self::PcmuG722 => Some(Codec::G722),
             Self::PcmuOpus => Some(Codec::Opus),
@@ -107,6 +141,8 @@ impl fmt::Display for CallKind {
             Self::Conference(n) => write!(f, "conference:{n}"),
             Self::RecordWav => f.write_str("record-wav"),
             Self::RecordMp3 => f.write_str("record-mp3"),
+            Self::RelayDetect => f.write_str("relay-detect"),
+            Self::RelayTones => f.write_str("relay-tones"),
         }
     }
 }
@@ -123,13 +159,15 @@ impl FromStr for CallKind {
             "pcmu-opus" => Ok(Self::PcmuOpus),
             "record-wav" => Ok(Self::RecordWav),
             "record-mp3" => Ok(Self::RecordMp3),
+            "relay-detect" => Ok(Self::RelayDetect),
+            "relay-tones" => Ok(Self::RelayTones),
             _ => {
                 let n = s
                     .strip_prefix("conference:")
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(|| {
                         format!(
-                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3 or conference:N"
+                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3, relay-detect, relay-tones or conference:N"
                         )
                     })?;
                 if !(2..=MAX_CONFERENCE_MEMBERS).contains(&n) {

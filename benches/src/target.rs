@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use legato_client::{Client, CreateLeg, MediaEndpoint, UpdateLeg, proto};
 
-use crate::kind::{CallKind, Codec};
+use crate::kind::{CallKind, Codec, Extra};
 
 /// A process started by the load generator; SIGTERM and wait on drop.
 #[derive(Debug)]
@@ -325,8 +325,9 @@ pub struct Unit {
     pub legs: Vec<SocketAddrV4>,
     /// Routes (from, to) of the unit's media.
     pub routes: Vec<(MediaEndpoint, MediaEndpoint)>,
-    /// A leg recorded while the routes are on, and how.
-    pub record: Option<(String, proto::RecordingFormat)>,
+    /// A leg recorded, or with detectors or tone handling on, while the
+    /// routes are on.
+    pub extra: Option<(String, Extra)>,
 }
 
 /// Creates an incoming leg for `peer` offering only `codec`, connects it
@@ -373,7 +374,7 @@ pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -
     let session = client.create_session(None).await?;
     let mut legs = Vec::with_capacity(peers.len());
     let mut routes = Vec::with_capacity(2 * peers.len());
-    let mut record = None;
+    let mut extra = None;
     match kind.side_b() {
         Some(codec_b) => {
             let [a, b] = peers else {
@@ -383,7 +384,7 @@ pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -
             let leg_b = leg_offering(client, &session, *b, codec_b, kind).await?;
             legs.push(leg_addr(&leg_a)?);
             legs.push(leg_addr(&leg_b)?);
-            record = kind.recording().map(|f| (leg_a.leg_id.clone(), f));
+            extra = kind.extra().map(|e| (leg_a.leg_id.clone(), e));
             let (a, b) = (
                 MediaEndpoint::Leg(leg_a.leg_id),
                 MediaEndpoint::Leg(leg_b.leg_id),
@@ -406,7 +407,7 @@ pub async fn setup_unit(client: &Client, kind: CallKind, peers: &[SocketAddr]) -
         session,
         legs,
         routes,
-        record,
+        extra,
     })
 }
 
@@ -459,32 +460,61 @@ pub async fn route_units(
     while let Some(joined) = tasks.join_next().await {
         joined??;
     }
-    // Recordings run while the routes are on.
-    let records: Arc<[(String, proto::RecordingFormat)]> =
-        units.iter().filter_map(|u| u.record.clone()).collect();
+    // Recordings, detectors and tone handling run while the routes are on.
+    let extras: Arc<[(String, Extra)]> = units.iter().filter_map(|u| u.extra.clone()).collect();
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
-        let (client, records, next) = (client.clone(), records.clone(), next.clone());
+        let (client, extras, next) = (client.clone(), extras.clone(), next.clone());
         tasks.spawn(async move {
-            while let Some((leg, format)) = records.get(next.fetch_add(1, Ordering::Relaxed)) {
-                if on {
-                    client
-                        .start_recording(proto::StartRecordingRequest {
-                            leg_id: leg.clone(),
-                            format: (*format).into(),
-                            ..Default::default()
-                        })
-                        .await?;
-                } else {
-                    client.stop_recording(leg.as_str(), None).await?;
-                }
+            while let Some((leg, extra)) = extras.get(next.fetch_add(1, Ordering::Relaxed)) {
+                switch_extra(&client, leg, *extra, on).await?;
             }
             Ok::<_, legato_client::Error>(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
         joined??;
+    }
+    Ok(())
+}
+
+/// Turns `extra` on or off for `leg`.
+async fn switch_extra(
+    client: &Client,
+    leg: &str,
+    extra: Extra,
+    on: bool,
+) -> Result<(), legato_client::Error> {
+    match (extra, on) {
+        (Extra::Record(format), true) => {
+            client
+                .start_recording(proto::StartRecordingRequest {
+                    leg_id: leg.to_owned(),
+                    format: format.into(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        (Extra::Record(_), false) => client.stop_recording(leg, None).await?,
+        (Extra::Detect, true) => {
+            client.set_mic_status_handling(leg, true).await?;
+            client.enable_beep_detection(leg, 0).await?;
+            client
+                .start_audio_identification(proto::StartAudioIdentificationRequest {
+                    leg_id: leg.to_owned(),
+                    ..Default::default()
+                })
+                .await?;
+        }
+        (Extra::Detect, false) => {
+            client.set_mic_status_handling(leg, false).await?;
+            // Either may have ended on its own (a beep found, a verdict
+            // reached): refused then, which is fine.
+            let _ = client.disable_beep_detection(leg).await;
+            let _ = client.stop_audio_identification(leg).await;
+        }
+        (Extra::Tones, on) => client.set_tone_handling(leg, on).await?,
     }
     Ok(())
 }

@@ -58,10 +58,11 @@ struct Cli {
     /// block of time.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// With a record-* --call-kind and --rounds: every round also measures
-    /// the same calls not recorded, in the same legatod, just before (a
-    /// `relay` row): the baseline for a recording's extra cost, free of
-    /// the drift between processes and runs.
+    /// With a record-*, relay-detect or relay-tones --call-kind and
+    /// --rounds: every round also measures the same calls without the
+    /// recording (detectors, tone handling), in the same legatod, just
+    /// before (a `relay` row): the baseline for its extra cost, free of the
+    /// drift between processes and runs.
     #[arg(long)]
     record_baseline: bool,
     /// Warm-up of every round after the first (--rounds), seconds; the
@@ -623,7 +624,7 @@ fn print_recording_extra(points: &[Point]) {
         e.sort_by(f64::total_cmp);
         let median = e[e.len() / 2];
         eprintln!(
-            "recording's extra CPU per packet, {io}: {median:.3}x the same calls not recorded (median of {} rounds; {:.3}-{:.3})",
+            "extra CPU per packet, {io}: {median:.3}x the same calls without it (median of {} rounds; {:.3}-{:.3})",
             e.len(),
             e[0],
             e[e.len() - 1]
@@ -642,10 +643,10 @@ fn check_rounds(cli: &Cli) -> Result<()> {
     if !cli.phases.is_empty() {
         bail!("--rounds > 1 is for a sweep (--calls), not --phases");
     }
-    if cli.record_baseline
-        && (cli.call_kind.recording().is_none() || cli.target == TargetSel::Floor)
-    {
-        bail!("--record-baseline is for legatod with a record-* --call-kind");
+    if cli.record_baseline && (cli.call_kind.extra().is_none() || cli.target == TargetSel::Floor) {
+        bail!(
+            "--record-baseline is for legatod with a record-*, relay-detect or relay-tones --call-kind"
+        );
     }
     if cli.setup_bench {
         bail!("--rounds > 1 is for the packet sweep, not --setup-bench");
@@ -1045,7 +1046,7 @@ impl Prepared {
                 let mut units = units[..sending.min(units.len())].to_vec();
                 if !record {
                     for unit in &mut units {
-                        unit.record = None;
+                        unit.extra = None;
                     }
                 }
                 runtime
@@ -1074,7 +1075,7 @@ impl Prepared {
             cli.starve_factor,
         );
         p.setup_s = self.setup_s;
-        p.call_kind = if record || self.kind.recording().is_none() {
+        p.call_kind = if record || self.kind.extra().is_none() {
             self.kind.to_string()
         } else {
             CallKind::Relay.to_string()
@@ -1468,9 +1469,8 @@ fn rounds_points(cli: &Cli, runtime: &tokio::runtime::Runtime, calls: usize) -> 
         let timing = round_timing(cli, round);
         for (_, relay) in &mut targets {
             let active = if relay.target == "floor" { size } else { calls };
-            let baseline = cli.record_baseline
-                && relay.target != "floor"
-                && cli.call_kind.recording().is_some();
+            let baseline =
+                cli.record_baseline && relay.target != "floor" && cli.call_kind.extra().is_some();
             if baseline {
                 let mut p = relay.measure_recorded(cli, runtime, timing, active, false)?;
                 p.round = Some(round);
