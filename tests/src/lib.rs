@@ -1258,3 +1258,26 @@ pub fn espeak_8k(text: &str) -> Option<Vec<i16>> {
             .collect()
     })
 }
+
+/// The DTMF digits a permissive reader finds in 8 kHz `pcm`: legato-dsp's
+/// detector accepting a single matching 25 ms window (the default needs
+/// two), as a far side hunting for leaked tones would.
+pub fn permissive_dtmf(pcm: &[i16]) -> String {
+    use legato_dsp::dtmf::{DtmfDetector, DtmfDetectorConfig, DtmfEvent};
+    let mut d = DtmfDetector::new(DtmfDetectorConfig {
+        min_hits: 1,
+        ..DtmfDetectorConfig::default()
+    })
+    .expect("valid settings");
+    let mut found = String::new();
+    // Polled as it goes: the detector's event queue is short.
+    for chunk in pcm.chunks(160) {
+        d.handle_samples(chunk);
+        while let Some(e) = d.poll_event() {
+            if let DtmfEvent::Started { digit, .. } = e {
+                found.push(digit.to_char());
+            }
+        }
+    }
+    found
+}

@@ -15,12 +15,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use legato_client::{EventFilter, proto};
-use legato_dsp::dtmf::{
-    Digit, DtmfDetector, DtmfDetectorConfig, DtmfEvent, DtmfGenerator, DtmfGeneratorConfig,
-};
+use legato_dsp::dtmf::{Digit, DtmfGenerator, DtmfGeneratorConfig};
 use legato_tests::{
     G711, Io, Options, Peer, Rtp, connected_leg_with, daemon_or_skip, espeak_8k, local_rtp, paced,
-    per_backend, send_rtp, spawn_collector, tempdir, wait_event,
+    per_backend, permissive_dtmf, send_rtp, spawn_collector, tempdir, wait_event,
 };
 use proto::event::Kind;
 
@@ -74,25 +72,6 @@ fn signal(speech: &[i16]) -> (Vec<i16>, Vec<i16>) {
     }
     words(400 * 8, &mut all);
     (all, talk)
-}
-
-/// The digits a permissive legato-dsp detector (one 25 ms window) finds.
-fn legato_digits(pcm: &[i16]) -> String {
-    let mut d = DtmfDetector::new(DtmfDetectorConfig {
-        min_hits: 1,
-        ..DtmfDetectorConfig::default()
-    })
-    .unwrap();
-    let mut found = String::new();
-    for chunk in pcm.chunks(160) {
-        d.handle_samples(chunk);
-        while let Some(e) = d.poll_event() {
-            if let DtmfEvent::Started { digit, .. } = e {
-                found.push(digit.to_char());
-            }
-        }
-    }
-    found
 }
 
 /// spandsp's receiver, compiled from the comparison harness; `Err` when
@@ -194,7 +173,11 @@ async fn hundred_presses_leak_nothing(io: Io) {
         .iter()
         .map(|&s| G711::Pcmu.decode(G711::Pcmu.encode(s)))
         .collect();
-    assert_eq!(legato_digits(&sent), expected, "legato-dsp reads the input");
+    assert_eq!(
+        permissive_dtmf(&sent),
+        expected,
+        "legato-dsp reads the input"
+    );
     let spandsp_in = spandsp_digits(&rx, &dir, &sent);
     assert_eq!(
         spandsp_in,
@@ -256,7 +239,7 @@ async fn hundred_presses_leak_nothing(io: Io) {
         .filter(|p| p.rtp.pt == 0)
         .flat_map(|p| p.payload.iter().map(|&c| G711::Pcmu.decode(c)))
         .collect();
-    let (legato_out, spandsp_out) = (legato_digits(&heard), spandsp_digits(&rx, &dir, &heard));
+    let (legato_out, spandsp_out) = (permissive_dtmf(&heard), spandsp_digits(&rx, &dir, &heard));
     let (talk_rms, heard_rms) = (rms(&talk), rms(&heard));
     eprintln!(
         "{io:?}: {PRESSES} presses ({seconds:.1} s), all read in the input by both detectors; ToneReceived {}; in what B heard: legato-dsp {:?}, spandsp {:?}; speech RMS sent {talk_rms:.0}, heard (whole call) {heard_rms:.0}",

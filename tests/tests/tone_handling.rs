@@ -16,13 +16,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use legato_client::{Client, Code, EventFilter, proto};
-use legato_dsp::dtmf::{
-    Digit, DtmfDetector, DtmfDetectorConfig, DtmfEvent, DtmfGenerator, DtmfGeneratorConfig,
-};
+use legato_dsp::dtmf::{Digit, DtmfGenerator, DtmfGeneratorConfig};
 use legato_dsp::rfc4733::TelephoneEvent;
 use legato_tests::{
     G711, Io, Options, Peer, Received, Rtp, connected_leg_with, daemon_or_skip, local_rtp, paced,
-    per_backend, send_rtp, sine, spawn_collector, tone_level_db, wait_event,
+    per_backend, permissive_dtmf, send_rtp, sine, spawn_collector, tone_level_db, wait_event,
 };
 use proto::event::Kind;
 
@@ -124,26 +122,6 @@ fn decoded(got: &[Received], law: G711) -> Vec<i16> {
         .collect()
 }
 
-/// The digits a permissive detector (one matching 25 ms window) finds.
-fn digits_in(pcm: &[i16]) -> String {
-    let mut d = DtmfDetector::new(DtmfDetectorConfig {
-        min_hits: 1,
-        ..DtmfDetectorConfig::default()
-    })
-    .unwrap();
-    let mut found = String::new();
-    // Polled as it goes: the detector's event queue is short.
-    for chunk in pcm.chunks(160) {
-        d.handle_samples(chunk);
-        while let Some(e) = d.poll_event() {
-            if let DtmfEvent::Started { digit, .. } = e {
-                found.push(digit.to_char());
-            }
-        }
-    }
-    found
-}
-
 /// The ToneReceived events among `events`: (tone, source, duration).
 fn tones(events: &[proto::Event]) -> Vec<(String, proto::ToneSource, u32)> {
     events
@@ -190,7 +168,7 @@ async fn in_band_keys_are_reported_and_removed(io: Io) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     let pcm = in_band_keys();
-    assert_eq!(digits_in(&pcm), KEYS, "the input holds every key");
+    assert_eq!(permissive_dtmf(&pcm), KEYS, "the input holds every key");
     for law in [G711::Pcmu, G711::Pcma] {
         let c = call(&client, law).await;
         client.set_tone_handling(&c.a.leg_id, true).await.unwrap();
@@ -205,7 +183,7 @@ async fn in_band_keys_are_reported_and_removed(io: Io) {
             assert!(ms.abs_diff(KEY_MS as u32) <= 15, "{tone}: {ms} ms");
         }
         let heard = decoded(&got, law);
-        let leaked = digits_in(&heard);
+        let leaked = permissive_dtmf(&heard);
         assert_eq!(leaked, "", "{io:?} {law:?}: B heard digits");
         // The voice still arrives: the 440 Hz level B heard over the whole
         // call is within 3 dB of what A sent (the keys took a third).
@@ -322,7 +300,7 @@ async fn rfc4733_keys_are_reported_and_not_forwarded(io: Io) {
             }
             assert_eq!(event_packets, 0, "no telephone-event reaches B");
             assert_eq!(
-                digits_in(&decoded(&got, G711::Pcmu)),
+                permissive_dtmf(&decoded(&got, G711::Pcmu)),
                 "",
                 "nor an in-band copy"
             );
@@ -348,7 +326,7 @@ async fn handling_off_forwards_everything(io: Io) {
     let a = client.get_leg(&c.b.leg_id).await.unwrap();
     assert!(!a.transcoding, "relayed again once handling is off");
     let heard = decoded(&got, G711::Pcmu);
-    assert_eq!(digits_in(&heard), KEYS, "every key reaches B");
+    assert_eq!(permissive_dtmf(&heard), KEYS, "every key reaches B");
     // Digits injected while off raise nothing.
     let mut events = client
         .watch_events(EventFilter::new().leg(&c.a.leg_id))

@@ -3,7 +3,7 @@
 
 use super::EngineError;
 use super::event::{EventKind, EventSink, ToneSource};
-use super::legs::Legs;
+use super::legs::{LegSlot, Legs};
 use super::media::{AmdTap, BeepTap, Detectors, LegMedia, ProgressTap, VadTap};
 
 /// A change to a leg's detectors.
@@ -24,15 +24,8 @@ pub(crate) enum DetectorChange {
 }
 
 impl<S: Copy, C> Legs<S, C> {
-    /// Applies `change` to leg `leg`'s detectors. Turning one on that is
-    /// already on, or off that is not, is refused; so is a terminated leg.
-    /// Raises AudioIdentificationStarted/Stopped on `events`.
-    pub(crate) fn change_detectors(
-        &mut self,
-        leg: &str,
-        change: DetectorChange,
-        events: &mut impl EventSink,
-    ) -> Result<(), EngineError> {
+    /// Leg `leg`, refused when unknown or terminated.
+    fn live_leg(&mut self, leg: &str) -> Result<&mut LegSlot<S, C>, EngineError> {
         let slot = self.find(leg)?;
         let entry = self
             .get_mut(slot)
@@ -42,6 +35,19 @@ impl<S: Copy, C> Legs<S, C> {
                 "leg '{leg}' is terminated"
             )));
         }
+        Ok(entry)
+    }
+
+    /// Applies `change` to leg `leg`'s detectors. Turning one on that is
+    /// already on, or off that is not, is refused; so is a terminated leg.
+    /// Raises AudioIdentificationStarted/Stopped on `events`.
+    pub(crate) fn change_detectors(
+        &mut self,
+        leg: &str,
+        change: DetectorChange,
+        events: &mut impl EventSink,
+    ) -> Result<(), EngineError> {
+        let entry = self.live_leg(leg)?;
         if matches!(change, DetectorChange::Tones(_)) && entry.media.tone_detected {
             return Err(EngineError::FailedPrecondition(format!(
                 "ToneDetected already fired for leg '{leg}' (once per call)"
@@ -64,15 +70,7 @@ impl<S: Copy, C> Legs<S, C> {
     /// SetToneHandling: the leg's received digits are reported and kept
     /// from its sinks (on), or forwarded untouched (off). Idempotent.
     pub(crate) fn set_tone_handling(&mut self, leg: &str, on: bool) -> Result<(), EngineError> {
-        let slot = self.find(leg)?;
-        let entry = self
-            .get_mut(slot)
-            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{leg}'")))?;
-        if entry.leg.is_terminated() {
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{leg}' is terminated"
-            )));
-        }
+        let entry = self.live_leg(leg)?;
         if entry.leg.handle_tones != on {
             entry.leg.handle_tones = on;
             self.replan();
@@ -90,15 +88,7 @@ impl<S: Copy, C> Legs<S, C> {
         duration_ms: u32,
         events: &mut impl EventSink,
     ) -> Result<bool, EngineError> {
-        let slot = self.find(leg)?;
-        let entry = self
-            .get(slot)
-            .ok_or_else(|| EngineError::NotFound(format!("no such leg '{leg}'")))?;
-        if entry.leg.is_terminated() {
-            return Err(EngineError::FailedPrecondition(format!(
-                "leg '{leg}' is terminated"
-            )));
-        }
+        let entry = self.live_leg(leg)?;
         if !entry.leg.handle_tones {
             return Ok(false);
         }
