@@ -359,3 +359,67 @@ pub(crate) fn speech_corpus() -> Option<&'static [Vec<i16>]> {
 pub(crate) fn skip_without_speech(test: &str) {
     eprintln!("SKIPPED {test}: espeak-ng or sox not installed (scripts/test.sh installs them)");
 }
+
+/// Adds pink (1/f) Gaussian noise with mean-square about `power` to `x`:
+/// white noise through Paul Kellet's economy three-pole filter, whose gain
+/// is measured on the generated noise and divided out.
+pub(crate) fn add_pink_noise(x: &mut [f64], power: f64, seed: u64) {
+    let mut noise = Noise::new(seed);
+    let mut b = [0.0f64; 3];
+    let pink: Vec<f64> = (0..x.len())
+        .map(|_| {
+            let w = noise.gaussian();
+            b[0] = 0.99765 * b[0] + w * 0.0990460;
+            b[1] = 0.96300 * b[1] + w * 0.2965164;
+            b[2] = 0.57000 * b[2] + w * 1.0526913;
+            b[0] + b[1] + b[2] + w * 0.1848
+        })
+        .collect();
+    let ms = pink.iter().map(|v| v * v).sum::<f64>() / pink.len().max(1) as f64;
+    let gain = (power / ms.max(1e-12)).sqrt();
+    for (o, p) in x.iter_mut().zip(&pink) {
+        *o += gain * p;
+    }
+}
+
+/// One synthetic note added to `out` at `at`: fundamental `f0` at `dbm0`,
+/// harmonic `h` (from 2) at `harmonics_db[h - 2]` dB relative to it (only
+/// those below 3800 Hz), with a sinusoidal vibrato of `vibrato` (relative
+/// depth) at `rate` Hz and a linear attack of `attack` samples. Phases come
+/// from `seed`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_note(
+    out: &mut [f64],
+    at: usize,
+    samples: usize,
+    f0: f64,
+    dbm0: f32,
+    harmonics_db: &[f64],
+    (vibrato, rate): (f64, f64),
+    attack: usize,
+    seed: u64,
+) {
+    let mut rng = Noise::new(seed);
+    let amp = f64::from(dbm0_to_amplitude(dbm0));
+    let vibrato_phase = rng.uniform() * 2.0 * PI;
+    let gains: Vec<f64> = std::iter::once(0.0)
+        .chain(harmonics_db.iter().copied())
+        .collect();
+    for (i, &db) in gains.iter().enumerate() {
+        let h = (i + 1) as f64;
+        if f0 * h >= 3800.0 {
+            break;
+        }
+        let a = amp * 10f64.powf(db / 20.0);
+        let mut arg = rng.uniform() * 2.0 * PI;
+        for n in 0..samples {
+            let t = n as f64 / 8000.0;
+            let inst = f0 * h * (1.0 + vibrato * (2.0 * PI * rate * t + vibrato_phase).sin());
+            arg += 2.0 * PI * inst / 8000.0;
+            let env = ((n as f64 + 1.0) / attack.max(1) as f64).min(1.0);
+            if let Some(o) = out.get_mut(at + n) {
+                *o += a * env * arg.sin();
+            }
+        }
+    }
+}
