@@ -11,7 +11,9 @@ use legato_dsp::beep::{BeepDetector, BeepDetectorConfig};
 use legato_dsp::dtmf::{
     Digit, DtmfDetector, DtmfDetectorConfig, DtmfGenerator, DtmfGeneratorConfig,
 };
-use legato_dsp::tone::{Country, ProgressDetector, ProgressDetectorConfig};
+use legato_dsp::tone::{
+    Country, ProgressDetector, ProgressDetectorConfig, ProgressTone, ProgressToneGenerator,
+};
 use legato_dsp::vad::{Vad, VadConfig, VadMode};
 
 /// 2 s of test signal: DTMF digits, then pseudo-random noise bursts.
@@ -79,6 +81,55 @@ fn detectors(c: &mut Criterion) {
             while d.poll_event().is_some() {}
         },
     );
+    // One detector over all ten country tables (unknown country).
+    per_frame(
+        c,
+        "progress_detector_all_20ms",
+        || ProgressDetector::new(ProgressDetectorConfig::any_country(None)).expect("valid"),
+        |d, f| {
+            d.handle_samples(f);
+            while d.poll_event().is_some() {}
+        },
+    );
+    // The same on call-progress tones (DE ringback, UK ringback, US busy,
+    // 4 s each, looped), where every block is classified and matched; a
+    // fresh detector every 2 s so it keeps analysing after its decision.
+    let mut tones = Vec::new();
+    for (country, tone) in [
+        (Country::De, ProgressTone::Ringback),
+        (Country::Uk, ProgressTone::Ringback),
+        (Country::Us, ProgressTone::Busy),
+    ] {
+        let mut generator = ProgressToneGenerator::new(country, tone, -6.0).expect("valid");
+        let mut x = vec![0i16; 32_000];
+        generator.fill(&mut x);
+        tones.extend(x);
+    }
+    let frames: Vec<&[i16]> = tones.chunks(160).collect();
+    for (name, config) in [
+        (
+            "progress_detector_us_on_tones_20ms",
+            ProgressDetectorConfig::new(Country::Us),
+        ),
+        (
+            "progress_detector_all_on_tones_20ms",
+            ProgressDetectorConfig::any_country(None),
+        ),
+    ] {
+        let fresh = ProgressDetector::new(config).expect("valid");
+        let mut detector = fresh.clone();
+        let mut i = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                if i % 100 == 0 {
+                    detector.clone_from(&fresh);
+                }
+                detector.handle_samples(black_box(frames[i % frames.len()]));
+                while detector.poll_event().is_some() {}
+                i += 1;
+            });
+        });
+    }
     per_frame(
         c,
         "vad_webrtc_gated_20ms",

@@ -17,7 +17,7 @@
 mod detect;
 mod generate;
 
-pub use detect::{ProgressDetector, ProgressDetectorConfig, ProgressEvent};
+pub use detect::{CountrySet, ProgressDetector, ProgressDetectorConfig, ProgressEvent};
 pub use generate::ProgressToneGenerator;
 
 /// Countries in the table (ISO 3166 alpha-2, alphabetical).
@@ -85,6 +85,18 @@ impl Country {
     /// The country's definition of `tone`.
     pub fn tone(self, tone: ProgressTone) -> &'static ToneSpec {
         &TABLE[self as usize][tone as usize]
+    }
+
+    /// Other cadences of `tone` that published sources give for this
+    /// country (same sounds as [`Country::tone`], other timing). The
+    /// detector accepts them as well; the generator plays only the table's.
+    pub fn alternatives(self, tone: ProgressTone) -> &'static [&'static [Segment]] {
+        ALTERNATIVES
+            .iter()
+            .filter(|(c, t, _)| *c == self && *t == tone)
+            .map(|(_, _, cadences)| *cadences)
+            .next()
+            .unwrap_or(&[])
     }
 }
 
@@ -228,6 +240,45 @@ const SIT_ITU: &[Segment] = &[
     on(Single(1400.0), 330),
     on(Single(1800.0), 330),
     off(1000),
+];
+
+/// Cadences where public sources disagree with the table, per country and
+/// tone. Sources:
+///
+/// - DE busy 0.5/0.5 s and congestion 0.2/0.2 s: the ITU list of national
+///   tones (after E.180 Supplement 2) gives Germany two variants each,
+///   "busy I" 0.48/0.48 and "busy II" 0.5/0.5, "congestion I" 0.24/0.24 and
+///   "congestion II" 0.2/0.2 (reproduced in the PalmMicro PA1688 SDK's
+///   `dialtone.txt`).
+/// - RU ringback 0.8/3.2 s: the value this table carried from the E.180
+///   Supplement 2 list before the Russian equipment rules (1.0 ± 0.1 s on,
+///   4.0 ± 0.4 s off) replaced it; equipment built to the older list still
+///   plays it.
+/// - UK busy 0.75/0.75 s: a textbook table of British and North American
+///   tones ("Radio Frequency", free-ebooks.net, page 114) gives "number
+///   busy" 400 Hz 0.75 s on, 0.75 s off (BT SIN 350 and the table:
+///   0.375/0.375).
+static ALTERNATIVES: &[(Country, ProgressTone, &[&[Segment]])] = &[
+    (
+        Country::De,
+        ProgressTone::Busy,
+        &[&[on(Single(425.0), 500), off(500)]],
+    ),
+    (
+        Country::De,
+        ProgressTone::Congestion,
+        &[&[on(Single(425.0), 200), off(200)]],
+    ),
+    (
+        Country::Ru,
+        ProgressTone::Ringback,
+        &[&[on(Single(425.0), 800), off(3200)]],
+    ),
+    (
+        Country::Uk,
+        ProgressTone::Busy,
+        &[&[on(Single(400.0), 750), off(750)]],
+    ),
 ];
 
 /// The table, indexed by `Country as usize` then `ProgressTone as usize`

@@ -114,33 +114,25 @@ fn beep_detector() -> Result<BeepDetector, String> {
     BeepDetector::new(BeepDetectorConfig::default()).map_err(|e| e.to_string())
 }
 
-/// EnableToneDetection: one classifier per country table, fed only while
-/// the leg is connected; fires once.
+/// EnableToneDetection: one classifier over the requested country tables
+/// (all ten when none is given), the first requested country preferred
+/// when several fit equally; fed only while the leg is connected; fires
+/// once.
 #[derive(Debug)]
 pub(crate) struct ProgressTap {
-    /// Country tables, the preferred one first.
-    detectors: Vec<(Country, ProgressDetector)>,
+    /// `None` only if the configuration was refused (never for countries
+    /// the table knows).
+    detector: Option<ProgressDetector>,
     /// Ticks since enabled (connected or not), for the offset.
     ticks: u64,
 }
 
 impl ProgressTap {
-    /// Classifiers for `countries` (all the tables when empty).
+    /// A classifier for `countries` (all the tables when empty), the first
+    /// one preferred.
     pub(crate) fn new(countries: &[Country]) -> Self {
-        let countries = if countries.is_empty() {
-            &Country::ALL[..]
-        } else {
-            countries
-        };
         Self {
-            detectors: countries
-                .iter()
-                .filter_map(|&c| {
-                    ProgressDetector::new(ProgressDetectorConfig::new(c))
-                        .ok()
-                        .map(|d| (c, d))
-                })
-                .collect(),
+            detector: ProgressDetector::new(ProgressDetectorConfig::for_countries(countries)).ok(),
             ticks: 0,
         }
     }
@@ -246,10 +238,12 @@ impl Detectors {
             tap.ticks += 1;
             if connected {
                 let mut hit = None;
-                for (country, detector) in &mut tap.detectors {
+                if let Some(detector) = tap.detector.as_mut() {
                     detector.handle_samples(samples);
-                    while let Some(ProgressEvent::Detected { tone, .. }) = detector.poll_event() {
-                        hit.get_or_insert((*country, tone));
+                    while let Some(ProgressEvent::Detected { tone, country, .. }) =
+                        detector.poll_event()
+                    {
+                        hit.get_or_insert((country, tone));
                     }
                 }
                 if let Some((country, tone)) = hit {
