@@ -55,6 +55,10 @@ pub enum CallKind {
     /// measured: its audio to B goes through the PCM path and the DTMF
     /// gate.
     RelayTones,
+    /// As [`CallKind::Relay`], with SetToneHandling `keep_in_audio` on leg
+    /// A while measured: the DTMF tap reads a copy, the call stays
+    /// relayed.
+    RelayDtmf,
 }
 
 /// What a unit of a kind turns on for its leg A while measured, besides
@@ -65,8 +69,10 @@ pub enum Extra {
     Record(legato_client::proto::RecordingFormat),
     /// VAD, beep and answering-machine detection.
     Detect,
-    /// SetToneHandling.
+    /// SetToneHandling (digits removed).
     Tones,
+    /// SetToneHandling with `keep_in_audio` (digits only reported).
+    DetectTones,
 }
 
 impl CallKind {
@@ -100,6 +106,7 @@ impl CallKind {
             Self::RecordMp3 => Some(Extra::Record(RecordingFormat::Mp3)),
             Self::RelayDetect => Some(Extra::Detect),
             Self::RelayTones => Some(Extra::Tones),
+            Self::RelayDtmf => Some(Extra::DetectTones),
             _ => None,
         }
     }
@@ -121,7 +128,8 @@ impl CallKind {
             | Self::RecordWav
             | Self::RecordMp3
             | Self::RelayDetect
-            | Self::RelayTones => Some(Codec::Pcmu),
+            | Self::RelayTones
+            | Self::RelayDtmf => Some(Codec::Pcmu),
             Self::PcmuPcma | Self::PcmuPcmaPcm => Some(Codec::Pcma),
             Self::PcmuG722 => Some(Codec::G722),
             Self::PcmuOpus => Some(Codec::Opus),
@@ -143,6 +151,7 @@ impl fmt::Display for CallKind {
             Self::RecordMp3 => f.write_str("record-mp3"),
             Self::RelayDetect => f.write_str("relay-detect"),
             Self::RelayTones => f.write_str("relay-tones"),
+            Self::RelayDtmf => f.write_str("relay-dtmf"),
         }
     }
 }
@@ -161,13 +170,14 @@ impl FromStr for CallKind {
             "record-mp3" => Ok(Self::RecordMp3),
             "relay-detect" => Ok(Self::RelayDetect),
             "relay-tones" => Ok(Self::RelayTones),
+            "relay-dtmf" => Ok(Self::RelayDtmf),
             _ => {
                 let n = s
                     .strip_prefix("conference:")
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(|| {
                         format!(
-                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3, relay-detect, relay-tones or conference:N"
+                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3, relay-detect, relay-tones, relay-dtmf or conference:N"
                         )
                     })?;
                 if !(2..=MAX_CONFERENCE_MEMBERS).contains(&n) {

@@ -515,6 +515,7 @@ async fn switch_extra(
             let _ = client.stop_audio_identification(leg).await;
         }
         (Extra::Tones, on) => client.set_tone_handling(leg, on).await?,
+        (Extra::DetectTones, on) => client.set_tone_detection(leg, on).await?,
     }
     Ok(())
 }

@@ -464,11 +464,30 @@ impl Client {
 
     // ---- detection ------------------------------------------------------
 
-    /// Turns DTMF detection (`ToneReceived` events) on or off for a leg.
+    /// Turns tone handling on or off for a leg (the Call API's
+    /// `handleTones`): on, every digit it receives raises `ToneReceived`
+    /// and is removed from what its sinks get.
     pub async fn set_tone_handling(&self, leg_id: &str, enabled: bool) -> Result<(), Error> {
+        self.tone_handling(leg_id, enabled, false).await
+    }
+
+    /// Turns DTMF detection only on or off for a leg: every digit it
+    /// receives raises `ToneReceived` but stays in the audio (no delay; a
+    /// relayed leg stays relayed).
+    pub async fn set_tone_detection(&self, leg_id: &str, enabled: bool) -> Result<(), Error> {
+        self.tone_handling(leg_id, enabled, true).await
+    }
+
+    async fn tone_handling(
+        &self,
+        leg_id: &str,
+        enabled: bool,
+        keep_in_audio: bool,
+    ) -> Result<(), Error> {
         let request = proto::SetToneHandlingRequest {
             leg_id: leg_id.to_owned(),
             enabled,
+            keep_in_audio,
         };
         self.stub()
             .set_tone_handling(request)

@@ -1229,8 +1229,13 @@ pub async fn connected_leg_codec(
 /// espeak-ng's `text` as 8 kHz samples, or `None` when espeak-ng or ffmpeg
 /// is missing.
 pub fn espeak_8k(text: &str) -> Option<Vec<i16>> {
+    espeak_voice_8k("en", text)
+}
+
+/// [`espeak_8k`] in espeak-ng's `voice` (e.g. `de`, `fr+f2`).
+pub fn espeak_voice_8k(voice: &str, text: &str) -> Option<Vec<i16>> {
     let wav = Command::new("espeak-ng")
-        .args(["--stdout", text])
+        .args(["-v", voice, "--stdout", text])
         .output()
         .ok()?;
     if !wav.status.success() {

@@ -198,6 +198,34 @@ fn legatoctl_drives_a_call() {
         })
         .count();
     assert_eq!(wavs, 1, "the recording's file");
+    // Detectors on and off.
+    for args in [
+        &["detect", "dtmf", &leg_id][..],
+        &["detect", "inject", &leg_id, "12#", "--duration", "80"],
+        &["detect", "dtmf", &leg_id, "--keep-in-audio"],
+        &["detect", "dtmf", &leg_id, "--off"],
+        &["detect", "beep", &leg_id, "--timeout", "5000"],
+        &["detect", "beep", &leg_id, "--off"],
+        &["detect", "vad", &leg_id],
+        &["detect", "vad", &leg_id, "--off"],
+        &["detect", "amd", &leg_id, "--greeting", "2000"],
+        &["detect", "amd", &leg_id, "--stop"],
+        &["detect", "tones", &leg_id, "--country", "DE"],
+    ] {
+        let out = ctl(&endpoint, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let out = ctl(&endpoint, &["--json", "detect", "vad", &leg_id]);
+    assert!(
+        out.status.success() && stdout(&out).contains("\"detector\":\"vad\""),
+        "{out:?}"
+    );
+    let out = ctl(&endpoint, &["detect", "tones", &leg_id, "--country", "XX"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("INVALID_ARGUMENT"),
+        "{out:?}"
+    );
     let out = ctl(&endpoint, &["leg", "hangup", &leg_id, "--code", "486"]);
     assert!(out.status.success(), "{out:?}");
     // Errors: NOT_FOUND and FAILED_PRECONDITION with exit status 1.

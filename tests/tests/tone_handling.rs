@@ -10,6 +10,8 @@
 //!   telephone-event packet and no in-band copy.
 //! - InjectDigits: source SIP_INFO while handling is on, nothing while off.
 //! - Handling off: nothing raised, in-band keys and RFC 4733 events reach B.
+//! - Detect only (`keep_in_audio`): every in-band and RFC 4733 key is
+//!   reported, the call stays relayed, and B still gets every key.
 //! - Bad requests get clear errors.
 
 use std::net::SocketAddr;
@@ -336,6 +338,59 @@ async fn handling_off_forwards_everything(io: Io) {
     assert!(tones(&drain(&mut events, Duration::from_millis(300)).await).is_empty());
 }
 
+async fn detect_only_reports_and_forwards(io: Io) {
+    let daemon = daemon_or_skip!(Options::new(io));
+    let client = daemon.client().await.unwrap();
+    let c = call(&client, G711::Pcmu).await;
+    client.set_tone_detection(&c.a.leg_id, true).await.unwrap();
+    let b = client.get_leg(&c.b.leg_id).await.unwrap();
+    assert!(!b.transcoding, "the call stays relayed");
+    let pcm = in_band_keys();
+    let (got, seen) = run_in_band(&c, G711::Pcmu, &pcm).await;
+    let found = tones(&seen);
+    let keys: String = found.iter().map(|(t, ..)| t.as_str()).collect();
+    assert_eq!(keys, KEYS, "{io:?}: {found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|(_, source, _)| *source == proto::ToneSource::InBand)
+    );
+    assert_eq!(
+        permissive_dtmf(&decoded(&got, G711::Pcmu)),
+        KEYS,
+        "every key reaches B"
+    );
+    // RFC 4733: reported, and the events are still relayed.
+    let mut events = client
+        .watch_events(EventFilter::new().leg(&c.a.leg_id))
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_millis(2400);
+    let collector = spawn_collector(&c.b_peer, until).unwrap();
+    send_events(&c.a_peer, local_rtp(&c.a)).join().unwrap();
+    let got = tokio::task::spawn_blocking(move || collector.join().unwrap())
+        .await
+        .unwrap();
+    let found = tones(&drain(&mut events, Duration::from_millis(300)).await);
+    let keys: String = found.iter().map(|(t, ..)| t.as_str()).collect();
+    assert_eq!(keys, "159#", "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|(_, source, _)| *source == proto::ToneSource::Rfc4733)
+    );
+    let event_packets = got.iter().filter(|p| p.rtp.pt == EVENT_PT).count();
+    assert!(
+        event_packets >= 4 * 5,
+        "{event_packets} event packets relayed"
+    );
+    // Switching to removal moves the call to the PCM path; off relays it.
+    client.set_tone_handling(&c.a.leg_id, true).await.unwrap();
+    assert!(client.get_leg(&c.b.leg_id).await.unwrap().transcoding);
+    client.set_tone_handling(&c.a.leg_id, false).await.unwrap();
+    assert!(!client.get_leg(&c.b.leg_id).await.unwrap().transcoding);
+}
+
 async fn bad_requests(io: Io) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
@@ -384,5 +439,6 @@ per_backend!(
     in_band_keys_are_reported_and_removed,
     rfc4733_keys_are_reported_and_not_forwarded,
     handling_off_forwards_everything,
+    detect_only_reports_and_forwards,
     bad_requests
 );

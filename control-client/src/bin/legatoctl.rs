@@ -122,6 +122,11 @@ enum Command {
     /// Record a leg, or stop recording.
     #[command(subcommand)]
     Record(RecordCommand),
+    /// Turn a leg's detectors on or off (DTMF, beep, call-progress tones,
+    /// voice activity, answering machine); results arrive as events
+    /// (`legatoctl events --leg LEG`).
+    #[command(subcommand)]
+    Detect(DetectCommand),
     /// Show a leg's media statistics.
     Stats(StatsArgs),
 }
@@ -447,6 +452,89 @@ enum RecordCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum DetectCommand {
+    /// DTMF (SetToneHandling): every digit the leg receives raises
+    /// ToneReceived and is removed from what its sinks get.
+    Dtmf {
+        /// Leg id.
+        leg: String,
+        /// Turn it off.
+        #[arg(long)]
+        off: bool,
+        /// Report the digits but leave them in the audio (no delay; a
+        /// relayed call stays relayed).
+        #[arg(long, conflicts_with = "off")]
+        keep_in_audio: bool,
+    },
+    /// Report digits the signalling received (SIP INFO) as ToneReceived
+    /// (while DTMF handling is on).
+    Inject {
+        /// Leg id.
+        leg: String,
+        /// Keys: 0-9 * # A-D.
+        digits: String,
+        /// Each key's duration in ms (0: unknown).
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        duration: u32,
+    },
+    /// Voicemail beep: BeepDetectionComplete, or BeepDetectionError at the
+    /// timeout.
+    Beep {
+        /// Leg id.
+        leg: String,
+        /// Give up after this many ms (0: until turned off).
+        #[arg(long, value_name = "MS", default_value_t = 0, conflicts_with = "off")]
+        timeout: u32,
+        /// Turn it off.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Call-progress tones (busy, dial, ringback, congestion, SIT):
+    /// ToneDetected once, while the leg is connected.
+    Tones {
+        /// Leg id.
+        leg: String,
+        /// Country table (ISO 3166, e.g. DE; repeat for several; none:
+        /// all ten).
+        #[arg(long = "country", value_name = "CC")]
+        countries: Vec<String>,
+    },
+    /// Voice activity (SetMicStatusHandling): MicStatusChange and
+    /// VoiceActivity events.
+    Vad {
+        /// Leg id.
+        leg: String,
+        /// Turn it off.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Answering-machine detection: AudioIdentificationResult.
+    Amd {
+        /// Leg id.
+        leg: String,
+        /// Stop it.
+        #[arg(long)]
+        stop: bool,
+        /// Longest silence before the first word, ms (default 2500).
+        #[arg(long, value_name = "MS", conflicts_with = "stop")]
+        initial_silence: Option<u32>,
+        /// Longest greeting of a person, ms (default 1500).
+        #[arg(long, value_name = "MS", conflicts_with = "stop")]
+        greeting: Option<u32>,
+        /// Silence after a greeting that means a person waits, ms
+        /// (default 800).
+        #[arg(long, value_name = "MS", conflicts_with = "stop")]
+        after_greeting_silence: Option<u32>,
+        /// Time after which the result is "unknown", ms (default 5000).
+        #[arg(long, value_name = "MS", conflicts_with = "stop")]
+        total_analysis: Option<u32>,
+        /// Most words a person's greeting has (default 3).
+        #[arg(long, value_name = "N", conflicts_with = "stop")]
+        max_words: Option<u32>,
+    },
+}
+
 #[derive(Debug, Args)]
 struct StatsArgs {
     /// Leg id.
@@ -616,6 +704,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Command::Record(command) => record(&client, &mut out, command).await,
+        Command::Detect(command) => detect(&client, &mut out, command).await,
         Command::Stats(args) => {
             let stats = client.get_statistics(&args.leg).await?;
             out.result(|| human::statistics(&stats), || json::statistics(&stats))
@@ -990,6 +1079,80 @@ async fn record(client: &Client, out: &mut Output, command: RecordCommand) -> an
             )
         }
     }
+}
+
+async fn detect(client: &Client, out: &mut Output, command: DetectCommand) -> anyhow::Result<()> {
+    // (detector, leg, on) for the result line.
+    let (what, leg, on) = match command {
+        DetectCommand::Dtmf {
+            leg,
+            off,
+            keep_in_audio,
+        } => {
+            if keep_in_audio {
+                client.set_tone_detection(&leg, true).await?;
+            } else {
+                client.set_tone_handling(&leg, !off).await?;
+            }
+            ("dtmf", leg, !off)
+        }
+        DetectCommand::Inject {
+            leg,
+            digits,
+            duration,
+        } => {
+            client.inject_digits(&leg, &digits, duration).await?;
+            return out.result(
+                || format!("digits {digits} reported on leg {leg}"),
+                || json!({ "leg_id": leg, "digits": digits }),
+            );
+        }
+        DetectCommand::Beep { leg, timeout, off } => {
+            if off {
+                client.disable_beep_detection(&leg).await?;
+            } else {
+                client.enable_beep_detection(&leg, timeout).await?;
+            }
+            ("beep", leg, !off)
+        }
+        DetectCommand::Tones { leg, countries } => {
+            client.enable_tone_detection(&leg, countries).await?;
+            ("tones", leg, true)
+        }
+        DetectCommand::Vad { leg, off } => {
+            client.set_mic_status_handling(&leg, !off).await?;
+            ("vad", leg, !off)
+        }
+        DetectCommand::Amd {
+            leg,
+            stop,
+            initial_silence,
+            greeting,
+            after_greeting_silence,
+            total_analysis,
+            max_words,
+        } => {
+            if stop {
+                client.stop_audio_identification(&leg).await?;
+            } else {
+                let request = proto::StartAudioIdentificationRequest {
+                    leg_id: leg.clone(),
+                    initial_silence_ms: initial_silence.unwrap_or(0),
+                    greeting_ms: greeting.unwrap_or(0),
+                    after_greeting_silence_ms: after_greeting_silence.unwrap_or(0),
+                    total_analysis_ms: total_analysis.unwrap_or(0),
+                    max_words: max_words.unwrap_or(0),
+                };
+                client.start_audio_identification(request).await?;
+            }
+            ("amd", leg, !stop)
+        }
+    };
+    let state = if on { "on" } else { "off" };
+    out.result(
+        || format!("{what} detection {state} for leg {leg}"),
+        || json!({ "leg_id": leg, "detector": what, "enabled": on }),
+    )
 }
 
 /// Where results go: stdout, as human text or one JSON object per line.

@@ -486,6 +486,8 @@ pub(crate) enum PlayCommand {
     ToneHandling {
         leg: Arc<str>,
         enabled: bool,
+        /// Report only: the digits stay in the audio.
+        keep_in_audio: bool,
         reply: Reply<()>,
     },
     /// InjectDigits (validated: `0-9*#A-D`): whether they were reported.

@@ -676,10 +676,11 @@ impl Shard {
             PlayCommand::ToneHandling {
                 leg,
                 enabled,
+                keep_in_audio,
                 reply,
             } => {
                 self.sessions.touch_leg(&self.legs, &leg, now);
-                let _ = reply.send(self.legs.set_tone_handling(&leg, enabled));
+                let _ = reply.send(self.legs.set_tone_handling(&leg, enabled, keep_in_audio));
             }
             PlayCommand::InjectDigits {
                 leg,

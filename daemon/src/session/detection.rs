@@ -68,11 +68,19 @@ impl<S: Copy, C> Legs<S, C> {
 
 impl<S: Copy, C> Legs<S, C> {
     /// SetToneHandling: the leg's received digits are reported and kept
-    /// from its sinks (on), or forwarded untouched (off). Idempotent.
-    pub(crate) fn set_tone_handling(&mut self, leg: &str, on: bool) -> Result<(), EngineError> {
+    /// from its sinks (on), reported and left in the audio (on, `keep`),
+    /// or forwarded untouched and not reported (off). Idempotent.
+    pub(crate) fn set_tone_handling(
+        &mut self,
+        leg: &str,
+        on: bool,
+        keep: bool,
+    ) -> Result<(), EngineError> {
         let entry = self.live_leg(leg)?;
-        if entry.leg.handle_tones != on {
+        let keep = on && keep;
+        if entry.leg.handle_tones != on || entry.leg.keep_tones != keep {
             entry.leg.handle_tones = on;
+            entry.leg.keep_tones = keep;
             self.replan();
         }
         Ok(())

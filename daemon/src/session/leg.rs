@@ -346,8 +346,12 @@ pub(crate) struct Leg {
     /// (the PCM path, even with no source) until they are over.
     pub(crate) sending_digits: bool,
     /// SetToneHandling: the digits this leg receives are reported and
-    /// removed from what its sinks get (they take the PCM path).
+    /// removed from what its sinks get (they take the PCM path), unless
+    /// `keep_tones`.
     pub(crate) handle_tones: bool,
+    /// SetToneHandling's `keep_in_audio`: the digits are reported but left
+    /// in the audio (its sinks may stay relayed).
+    pub(crate) keep_tones: bool,
     /// Whether any of `sinks` is relayed (else the relay loop is skipped:
     /// every sink gets this leg's audio through the PCM path). Set by
     /// `Legs::replan`.
@@ -490,6 +494,7 @@ impl Leg {
             always_transcode: request.always_transcode,
             sending_digits: false,
             handle_tones: false,
+            keep_tones: false,
             relays: false,
             receive_pt: u8::MAX,
             receive_codec: None,

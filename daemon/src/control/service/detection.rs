@@ -36,9 +36,11 @@ pub(super) async fn set_tone_handling(
     let req = request.into_inner();
     let shard = svc.leg_shard(required(&req.leg_id, "leg_id")?)?;
     let (leg, enabled) = (req.leg_id.as_str().into(), req.enabled);
+    let keep_in_audio = enabled && req.keep_in_audio;
     svc.call(shard, |reply| PlayCommand::ToneHandling {
         leg,
         enabled,
+        keep_in_audio,
         reply,
     })
     .await?;

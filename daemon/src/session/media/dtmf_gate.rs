@@ -13,6 +13,9 @@
 //! nothing of it does: the tone is cut from [`MARGIN_MS`] before its
 //! estimated onset to [`MARGIN_MS`] after its end.
 //!
+//! A gate built not to remove (SetToneHandling's `keep_in_audio`) only
+//! reports: the frame passes at once and untouched.
+//!
 //! Nothing allocates per frame: the delay line and the cut list are
 //! arrays; the resampler to the detector's 8 kHz is built when the gate is.
 
@@ -56,6 +59,9 @@ pub(crate) struct InBandDigit {
 #[derive(Debug)]
 pub(crate) struct DtmfGate {
     detector: DtmfDetector,
+    /// Whether tones are cut out (else the gate only reports, with no
+    /// delay).
+    remove: bool,
     /// The stream's audio rate, and the resampler to 8 kHz (none at
     /// 8 kHz).
     rate: ClockRate,
@@ -75,8 +81,9 @@ pub(crate) struct DtmfGate {
 }
 
 impl DtmfGate {
-    /// A gate for a stream at `rate`.
-    pub(crate) fn new(rate: ClockRate) -> Option<Self> {
+    /// A gate for a stream at `rate`; `remove`: cut the tones out (else
+    /// only report them).
+    pub(crate) fn new(rate: ClockRate, remove: bool) -> Option<Self> {
         let detector = DtmfDetector::new(DtmfDetectorConfig::default()).ok()?;
         let down = if rate.hz() == 8000 {
             None
@@ -87,6 +94,7 @@ impl DtmfGate {
         };
         Some(Self {
             detector,
+            remove,
             rate,
             down,
             held: [[0; MAX_FRAME]; DELAY_FRAMES],
@@ -99,6 +107,11 @@ impl DtmfGate {
         })
     }
 
+    /// Whether it cuts tones out (else it only reports them).
+    pub(crate) fn removes(&self) -> bool {
+        self.remove
+    }
+
     /// The rate it was built for.
     pub(crate) fn rate(&self) -> ClockRate {
         self.rate
@@ -108,7 +121,8 @@ impl DtmfGate {
     /// `active` when it is audio) and replaces it with the frame of
     /// [`DELAY_MS`] ago, tones cut out; returns whether that one was audio.
     /// `rfc4733_press` tells that the stream has an RFC 4733 key press
-    /// under way (its in-band copy is then not reported again).
+    /// under way (its in-band copy is then not reported again). A gate
+    /// that does not remove leaves `frame` as it is and returns `active`.
     pub(crate) fn process(&mut self, frame: &mut [i16], active: bool, rfc4733_press: bool) -> bool {
         let n = frame_len(self.rate).min(frame.len());
         let frame = &mut frame[..n];
@@ -152,6 +166,10 @@ impl DtmfGate {
                     }
                 }
             }
+        }
+        if !self.remove {
+            self.frames += 1;
+            return active;
         }
         if self.detector.is_tone_present() {
             // A tone being confirmed, or a digit still sounding.
@@ -233,7 +251,7 @@ mod tests {
 
     /// Runs `input` (8 kHz) through a gate; the output and the digits.
     fn gate(input: &[i16], rfc4733: bool) -> (Vec<i16>, Vec<InBandDigit>) {
-        let mut g = DtmfGate::new(ClockRate::new(8000).unwrap()).unwrap();
+        let mut g = DtmfGate::new(ClockRate::new(8000).unwrap(), true).unwrap();
         let mut out = Vec::new();
         let mut digits = Vec::new();
         for chunk in input.chunks(160) {
@@ -327,6 +345,25 @@ mod tests {
                 &input[after..after + 1200]
             );
         }
+    }
+
+    #[test]
+    fn a_gate_that_keeps_tones_reports_and_changes_nothing() {
+        let input = voice_key_voice(Digit::D9, 80, -12.0);
+        let mut g = DtmfGate::new(ClockRate::new(8000).unwrap(), false).unwrap();
+        assert!(!g.removes());
+        let mut out = Vec::new();
+        let mut found = Vec::new();
+        for chunk in input.chunks(160) {
+            let mut frame = [0i16; 160];
+            frame[..chunk.len()].copy_from_slice(chunk);
+            assert!(g.process(&mut frame, true, false));
+            out.extend_from_slice(&frame[..chunk.len()]);
+            found.extend(g.take_found());
+        }
+        assert_eq!(out, input, "no delay, nothing cut");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].digit, Digit::D9);
     }
 
     #[test]

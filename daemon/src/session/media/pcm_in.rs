@@ -45,6 +45,11 @@ const QUIET_POWER: u64 = 100 * 100;
 /// Ticks the jitter buffer waits for a pause before it shrinks anyway (a
 /// continuous sound must not let a fast clock's delay grow).
 const SHRINK_WAIT_TICKS: u32 = 100;
+/// The same when nobody hears the audio live (only taps read it: detectors
+/// and recordings of a relayed leg): its delay costs nothing, while a frame
+/// dropped in the middle of a sound can hide a beep or a digit from a
+/// detector, so only a long continuous sound forces a shrink (30 s).
+const SHRINK_WAIT_UNHEARD_TICKS: u32 = 1500;
 /// A key press without packets for this long has ended (RFC 4733 §2.5.1.4
 /// leaves it to the receiver; 500 ms is well above the 50 ms update rate).
 const DIGIT_TIMEOUT_MS: u64 = 500;
@@ -161,6 +166,7 @@ impl PcmIn {
                 quiet: true,
                 loudness_pending: None,
                 shrink_wait: 0,
+                heard: true,
                 counters: RxCounters::default(),
             },
             packet_rtp: rtp_rate.samples_in_ms(ptime),
@@ -186,15 +192,17 @@ impl PcmIn {
         })
     }
 
-    /// Turns tone handling on or off. On: RFC 4733 presses no longer reach
-    /// [`PcmIn::digits`], and the audio is held back by the in-band gate's
-    /// delay with the tones cut out. Allocates when turned on.
-    pub(crate) fn set_tone_handling(&mut self, on: bool) {
+    /// Turns tone handling on or off. On with `remove`: RFC 4733 presses
+    /// no longer reach [`PcmIn::digits`], and the audio is held back by
+    /// the in-band gate's delay with the tones cut out. On without: digits
+    /// are reported and the audio and presses pass untouched. Allocates
+    /// when turned on.
+    pub(crate) fn set_tone_handling(&mut self, on: bool, remove: bool) {
         let rate = self.audio_rate();
         match (&self.tones, on) {
-            (Some(t), true) if t.gate.rate() == rate => {}
+            (Some(t), true) if t.gate.rate() == rate && t.gate.removes() == remove => {}
             (_, true) => {
-                self.tones = DtmfGate::new(rate).map(|gate| {
+                self.tones = DtmfGate::new(rate, remove).map(|gate| {
                     Box::new(ToneHandling {
                         gate,
                         reported: self.digits.id,
@@ -204,6 +212,13 @@ impl PcmIn {
             }
             (_, false) => self.tones = None,
         }
+    }
+
+    /// Whether the audio is heard live (else only taps read it, and the
+    /// jitter buffer keeps its delay through a continuous sound rather
+    /// than drop a frame of it).
+    pub(crate) fn set_heard(&mut self, heard: bool) {
+        self.playing.heard = heard;
     }
 
     /// Key presses found since the last call (tone handling on).
@@ -245,7 +260,7 @@ impl PcmIn {
 
     /// The source's key presses.
     pub(crate) fn digits(&self) -> DigitBus {
-        if self.tones.is_some() {
+        if self.tones.as_ref().is_some_and(|t| t.gate.removes()) {
             // Handled here: not forwarded.
             return DigitBus::default();
         }
@@ -400,6 +415,9 @@ impl PcmIn {
     /// is G.711 read in place), in-band digits it found are reported.
     fn handle_tones(&mut self) {
         let want = frame_len(self.audio_rate());
+        if self.tones.as_ref().is_some_and(|t| !t.gate.removes()) {
+            return self.detect_tones(want);
+        }
         if self.frame_is_codes {
             let codes = self.playing.jitter.last_played().unwrap_or(&[]);
             if let Some(law) = self.law {
@@ -438,6 +456,59 @@ impl PcmIn {
                 rfc4733: false,
                 duration_ms: found.duration_ms,
             });
+        }
+    }
+
+    /// Tone handling that only reports (`keep_in_audio`): the frame is
+    /// read, never changed; G.711 codes kept in place are decoded into a
+    /// scratch copy for the detector.
+    fn detect_tones(&mut self, want: usize) {
+        let mut scratch = [0i16; MAX_FRAME];
+        let pcm: &mut [i16] = if self.frame_is_codes {
+            let codes = self.playing.jitter.last_played().unwrap_or(&[]);
+            let n = want.min(codes.len());
+            if let Some(law) = self.law {
+                Frame::G711(law, codes).write_pcm(&mut scratch[..n]);
+            }
+            &mut scratch[..want]
+        } else {
+            scratch[..want].copy_from_slice(&self.frame[..want]);
+            &mut scratch[..want]
+        };
+        let digits = self.digits;
+        let Some(t) = self.tones.as_deref_mut() else {
+            return;
+        };
+        let pressing = digits.id != 0 && !digits.ended;
+        let mut found = [None; 8];
+        let mut n = 0;
+        if digits.id != t.reported && digits.ended {
+            t.reported = digits.id;
+            if let Some(digit) = Digit::from_event_code(digits.event) {
+                found[n] = Some(ToneFound {
+                    tone: digit.to_char(),
+                    rfc4733: true,
+                    duration_ms: digits.duration_ms,
+                });
+                n += 1;
+            }
+        }
+        t.gate
+            .process(pcm, self.active, pressing || self.events_active);
+        for digit in t.gate.take_found() {
+            if n < found.len() {
+                found[n] = Some(ToneFound {
+                    tone: digit.digit.to_char(),
+                    rfc4733: false,
+                    duration_ms: digit.duration_ms,
+                });
+                n += 1;
+            }
+        }
+        for f in found.into_iter().flatten() {
+            if let Some(slot) = t.found.iter_mut().find(|s| s.is_none()) {
+                *slot = Some(f);
+            }
         }
     }
 
@@ -575,6 +646,9 @@ struct Playing {
     loudness_pending: Option<Law>,
     /// Ticks the jitter buffer has wanted to shrink without a pause.
     shrink_wait: u32,
+    /// Whether the audio is heard live (played to a leg or a conference),
+    /// not only read by taps.
+    heard: bool,
     counters: RxCounters,
 }
 
@@ -631,7 +705,12 @@ impl Playing {
                 .last_played()
                 .is_some_and(|codes| codes_power(law, codes) < QUIET_POWER);
         }
-        let may_shrink = !wants || self.quiet || self.shrink_wait >= SHRINK_WAIT_TICKS;
+        let wait = if self.heard {
+            SHRINK_WAIT_TICKS
+        } else {
+            SHRINK_WAIT_UNHEARD_TICKS
+        };
+        let may_shrink = !wants || self.quiet || self.shrink_wait >= wait;
         if wants && may_shrink {
             self.shrink_wait = 0;
             self.counters.shrinks += 1;
@@ -792,6 +871,58 @@ mod tests {
             shrink_ticks.iter().all(|&t| (250..=280).contains(&t)),
             "shrinks at ticks {shrink_ticks:?}"
         );
+    }
+
+    /// Ticks at which the jitter buffer shrank while playing 20 s of a
+    /// continuous tone whose first packets arrived up to 80 ms late.
+    fn shrinks_in_a_continuous_tone(heard: bool) -> Vec<u64> {
+        use legato_dsp::codec::g711::linear_to_ulaw;
+        let mut rx = PcmIn::new(&PCMU, 20).unwrap();
+        rx.set_heard(heard);
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut shrink_ticks = Vec::new();
+        let mut pushed = 0u32;
+        for tick in 0..1000u64 {
+            let now = tick * 160;
+            while u64::from(pushed) * 160 <= now {
+                let late = if pushed < 40 { rng.u64(0..640) } else { 0 };
+                let payload: Vec<u8> = (0..160)
+                    .map(|i| {
+                        let t = f64::from(pushed * 160 + i) / 8000.0;
+                        linear_to_ulaw(
+                            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16,
+                        )
+                    })
+                    .collect();
+                let arrival = u64::from(pushed) * 160 + late;
+                rx.push(
+                    arrival.max(now),
+                    tick,
+                    1,
+                    pushed as u16,
+                    pushed * 160,
+                    &payload,
+                );
+                pushed += 1;
+            }
+            let before = rx.counters().shrinks;
+            rx.tick(now, now);
+            if rx.counters().shrinks != before {
+                shrink_ticks.push(tick);
+            }
+        }
+        shrink_ticks
+    }
+
+    /// Audio someone hears has its delay shrunk within a continuous sound
+    /// (after waiting 2 s for a pause); audio only taps read keeps it, so
+    /// no frame of a sound a detector is reading goes missing.
+    #[test]
+    fn only_heard_audio_is_shrunk_in_a_continuous_sound() {
+        let heard = shrinks_in_a_continuous_tone(true);
+        assert!(!heard.is_empty(), "a heard stream's delay shrinks");
+        let unheard = shrinks_in_a_continuous_tone(false);
+        assert!(unheard.is_empty(), "shrinks at ticks {unheard:?}");
     }
 
     #[test]

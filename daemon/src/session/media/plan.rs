@@ -32,6 +32,9 @@ impl<S: Copy, C> Legs<S, C> {
         let n = self.slots.len();
         let mut need_rx = vec![false; n];
         let mut relays = vec![false; n];
+        // Whose received audio is heard live (a sink on the PCM path, a
+        // conference), not only read by taps.
+        let mut heard = vec![false; n];
         for entry in self.slots.iter_mut().flatten() {
             // A terminated leg's recordings end (their files are finalized
             // off the shard when the taps go).
@@ -65,6 +68,7 @@ impl<S: Copy, C> Legs<S, C> {
                             relays[src as usize] = true;
                         } else {
                             need_rx[src as usize] = true;
+                            heard[src as usize] = true;
                         }
                         path
                     }
@@ -122,6 +126,9 @@ impl<S: Copy, C> Legs<S, C> {
                 if let Some(flag) = need_rx.get_mut(leg as usize) {
                     *flag = true;
                 }
+                if let Some(flag) = heard.get_mut(leg as usize) {
+                    *flag = true;
+                }
             }
             let rate_of = |leg: u32| {
                 self.get(leg)
@@ -174,7 +181,8 @@ impl<S: Copy, C> Legs<S, C> {
                 }
             }
             if let Some(rx) = entry.media.rx.as_mut() {
-                rx.set_tone_handling(entry.leg.handle_tones);
+                rx.set_tone_handling(entry.leg.handle_tones, !entry.leg.keep_tones);
+                rx.set_heard(heard[slot]);
             }
         }
         self.schedule = self.schedule_now();
@@ -627,7 +635,8 @@ fn leg_path(source: &Leg, sink: &Leg) -> MediaPath {
     };
     let from = source.receive_codec();
     let same_ptime = source.receive_ptime() == sink.send_ptime();
-    if source.handle_tones || sink.always_transcode || sink.sending_digits || !same_ptime {
+    let removes_tones = source.handle_tones && !source.keep_tones;
+    if removes_tones || sink.always_transcode || sink.sending_digits || !same_ptime {
         return MediaPath::Pcm;
     }
     if from == to {
