@@ -59,6 +59,10 @@ pub enum CallKind {
     /// A while measured: the DTMF tap reads a copy, the call stays
     /// relayed.
     RelayDtmf,
+    /// As [`CallKind::Relay`], with every detector on leg A while
+    /// measured: DTMF (`keep_in_audio`), VAD, beep, answering-machine and
+    /// call-progress detection (all ten tables); the call stays relayed.
+    RelayAll,
 }
 
 /// What a unit of a kind turns on for its leg A while measured, besides
@@ -73,6 +77,9 @@ pub enum Extra {
     Tones,
     /// SetToneHandling with `keep_in_audio` (digits only reported).
     DetectTones,
+    /// Every detector: [`Extra::DetectTones`], [`Extra::Detect`] and
+    /// call-progress detection.
+    All,
 }
 
 impl CallKind {
@@ -107,6 +114,7 @@ impl CallKind {
             Self::RelayDetect => Some(Extra::Detect),
             Self::RelayTones => Some(Extra::Tones),
             Self::RelayDtmf => Some(Extra::DetectTones),
+            Self::RelayAll => Some(Extra::All),
             _ => None,
         }
     }
@@ -129,7 +137,8 @@ impl CallKind {
             | Self::RecordMp3
             | Self::RelayDetect
             | Self::RelayTones
-            | Self::RelayDtmf => Some(Codec::Pcmu),
+            | Self::RelayDtmf
+            | Self::RelayAll => Some(Codec::Pcmu),
             Self::PcmuPcma | Self::PcmuPcmaPcm => Some(Codec::Pcma),
             Self::PcmuG722 => Some(Codec::G722),
             Self::PcmuOpus => Some(Codec::Opus),
@@ -152,6 +161,7 @@ impl fmt::Display for CallKind {
             Self::RelayDetect => f.write_str("relay-detect"),
             Self::RelayTones => f.write_str("relay-tones"),
             Self::RelayDtmf => f.write_str("relay-dtmf"),
+            Self::RelayAll => f.write_str("relay-all"),
         }
     }
 }
@@ -171,13 +181,14 @@ impl FromStr for CallKind {
             "relay-detect" => Ok(Self::RelayDetect),
             "relay-tones" => Ok(Self::RelayTones),
             "relay-dtmf" => Ok(Self::RelayDtmf),
+            "relay-all" => Ok(Self::RelayAll),
             _ => {
                 let n = s
                     .strip_prefix("conference:")
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(|| {
                         format!(
-                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3, relay-detect, relay-tones, relay-dtmf or conference:N"
+                            "unknown call kind {s:?}: relay, pcmu-pcma, pcmu-pcma-pcm, pcmu-g722, pcmu-opus, record-wav, record-mp3, relay-detect, relay-tones, relay-dtmf, relay-all or conference:N"
                         )
                     })?;
                 if !(2..=MAX_CONFERENCE_MEMBERS).contains(&n) {

@@ -516,6 +516,16 @@ async fn switch_extra(
         }
         (Extra::Tones, on) => client.set_tone_handling(leg, on).await?,
         (Extra::DetectTones, on) => client.set_tone_detection(leg, on).await?,
+        (Extra::All, on) => {
+            Box::pin(switch_extra(client, leg, Extra::DetectTones, on)).await?;
+            Box::pin(switch_extra(client, leg, Extra::Detect, on)).await?;
+            if on {
+                client.enable_tone_detection(leg, Vec::new()).await?;
+            } else {
+                // Refused if it fired (it does not on this traffic).
+                let _ = client.disable_tone_detection(leg).await;
+            }
+        }
     }
     Ok(())
 }

@@ -557,6 +557,18 @@ impl Client {
         Ok(())
     }
 
+    /// Stops call-progress tone detection (before it fired).
+    pub async fn disable_tone_detection(&self, leg_id: &str) -> Result<(), Error> {
+        let request = proto::DisableToneDetectionRequest {
+            leg_id: leg_id.to_owned(),
+        };
+        self.stub()
+            .disable_tone_detection(request)
+            .await
+            .map_err(status)?;
+        Ok(())
+    }
+
     /// Turns microphone-status reporting on or off.
     pub async fn set_mic_status_handling(&self, leg_id: &str, enabled: bool) -> Result<(), Error> {
         let request = proto::SetMicStatusHandlingRequest {

@@ -228,6 +228,12 @@ async fn busy_tone_is_detected_once(io: Io) {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        // And it ended when it fired.
+        let err = client
+            .disable_tone_detection(&leg.leg_id)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
     }
 }
 
@@ -382,6 +388,18 @@ async fn bad_requests(io: Io) {
         code(client.enable_tone_detection(id, vec![]).await),
         Code::FailedPrecondition
     );
+    // Off, then on again (it has not fired), then off twice.
+    client.disable_tone_detection(id).await.unwrap();
+    client.enable_tone_detection(id, vec![]).await.unwrap();
+    client.disable_tone_detection(id).await.unwrap();
+    assert_eq!(
+        code(client.disable_tone_detection(id).await),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(client.disable_tone_detection("nope").await),
+        Code::NotFound
+    );
 
     // Mic status: idempotent both ways.
     client.set_mic_status_handling(id, true).await.unwrap();
@@ -424,6 +442,10 @@ async fn bad_requests(io: Io) {
     client.hangup_leg(id, 0, "").await.unwrap();
     assert_eq!(
         code(client.enable_beep_detection(id, 0).await),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(client.disable_tone_detection(id).await),
         Code::FailedPrecondition
     );
 }

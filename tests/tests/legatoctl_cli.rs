@@ -211,6 +211,8 @@ fn legatoctl_drives_a_call() {
         &["detect", "amd", &leg_id, "--greeting", "2000"],
         &["detect", "amd", &leg_id, "--stop"],
         &["detect", "tones", &leg_id, "--country", "DE"],
+        &["detect", "tones", &leg_id, "--off"],
+        &["detect", "tones", &leg_id],
     ] {
         let out = ctl(&endpoint, args);
         assert!(out.status.success(), "{args:?}: {out:?}");

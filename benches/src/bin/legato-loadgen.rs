@@ -58,7 +58,7 @@ struct Cli {
     /// block of time.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// With a record-*, relay-detect, relay-tones or relay-dtmf --call-kind and
+    /// With a record-*, relay-detect, relay-tones, relay-dtmf or relay-all --call-kind and
     /// --rounds: every round also measures the same calls without the
     /// recording (detectors, tone handling), in the same legatod, just
     /// before (a `relay` row): the baseline for its extra cost, free of the
@@ -645,7 +645,7 @@ fn check_rounds(cli: &Cli) -> Result<()> {
     }
     if cli.record_baseline && (cli.call_kind.extra().is_none() || cli.target == TargetSel::Floor) {
         bail!(
-            "--record-baseline is for legatod with a record-*, relay-detect, relay-tones or relay-dtmf --call-kind"
+            "--record-baseline is for legatod with a record-*, relay-detect, relay-tones, relay-dtmf or relay-all --call-kind"
         );
     }
     if cli.setup_bench {

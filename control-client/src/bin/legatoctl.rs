@@ -497,8 +497,11 @@ enum DetectCommand {
         leg: String,
         /// Country table (ISO 3166, e.g. DE; repeat for several; none:
         /// all ten).
-        #[arg(long = "country", value_name = "CC")]
+        #[arg(long = "country", value_name = "CC", conflicts_with = "off")]
         countries: Vec<String>,
+        /// Turn it off (before it fired).
+        #[arg(long)]
+        off: bool,
     },
     /// Voice activity (SetMicStatusHandling): MicStatusChange and
     /// VoiceActivity events.
@@ -1115,9 +1118,17 @@ async fn detect(client: &Client, out: &mut Output, command: DetectCommand) -> an
             }
             ("beep", leg, !off)
         }
-        DetectCommand::Tones { leg, countries } => {
-            client.enable_tone_detection(&leg, countries).await?;
-            ("tones", leg, true)
+        DetectCommand::Tones {
+            leg,
+            countries,
+            off,
+        } => {
+            if off {
+                client.disable_tone_detection(&leg).await?;
+            } else {
+                client.enable_tone_detection(&leg, countries).await?;
+            }
+            ("tones", leg, !off)
         }
         DetectCommand::Vad { leg, off } => {
             client.set_mic_status_handling(&leg, !off).await?;

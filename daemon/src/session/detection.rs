@@ -15,6 +15,8 @@ pub(crate) enum DetectorChange {
     NoBeep,
     /// EnableToneDetection.
     Tones(Box<ProgressTap>),
+    /// DisableToneDetection.
+    NoTones,
     /// SetMicStatusHandling on (with its VAD) or off (`None`).
     Vad(Option<Box<VadTap>>),
     /// StartAudioIdentification.
@@ -160,6 +162,12 @@ fn apply(
                 return already("tone detection");
             }
             d.progress = Some(*tap);
+            Ok(None)
+        }
+        DetectorChange::NoTones => {
+            if d.progress.take().is_none() {
+                return not_on("tone detection");
+            }
             Ok(None)
         }
         DetectorChange::Vad(Some(tap)) => {

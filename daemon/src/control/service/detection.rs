@@ -147,6 +147,15 @@ pub(super) async fn enable_tone_detection(
     Ok(Response::new(pb::EnableToneDetectionResponse {}))
 }
 
+pub(super) async fn disable_tone_detection(
+    svc: &Service,
+    request: Request<pb::DisableToneDetectionRequest>,
+) -> Result<Response<pb::DisableToneDetectionResponse>, Status> {
+    let req = request.into_inner();
+    change(svc, &req.leg_id, DetectorChange::NoTones).await?;
+    Ok(Response::new(pb::DisableToneDetectionResponse {}))
+}
+
 pub(super) async fn set_mic_status_handling(
     svc: &Service,
     request: Request<pb::SetMicStatusHandlingRequest>,

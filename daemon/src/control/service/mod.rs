@@ -389,6 +389,13 @@ impl MediaPlane for Service {
         detection::enable_tone_detection(self, request).await
     }
 
+    async fn disable_tone_detection(
+        &self,
+        request: Request<pb::DisableToneDetectionRequest>,
+    ) -> Result<Response<pb::DisableToneDetectionResponse>, Status> {
+        detection::disable_tone_detection(self, request).await
+    }
+
     async fn set_mic_status_handling(
         &self,
         request: Request<pb::SetMicStatusHandlingRequest>,
