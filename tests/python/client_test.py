@@ -24,6 +24,88 @@ def compile_protos(proto_dir, out_dir):
     sys.path.insert(0, out_dir)
 
 
+def ulaw(sample):
+    """G.711 mu-law code of a 16-bit linear sample (ITU-T G.711 segments)."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = 7
+    while exponent > 0 and not magnitude & (0x4000 >> (7 - exponent)):
+        exponent -= 1
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def dtmf_pcmu(low, high, ms, n0=0):
+    """`ms` of a DTMF key (two tones at about -10 dBm0 each) as mu-law."""
+    import math
+    return bytes(ulaw(int(3200 * (math.sin(2 * math.pi * low * n / 8000)
+                                  + math.sin(2 * math.pi * high * n / 8000))))
+                 for n in range(n0, n0 + ms * 8))
+
+
+def check_detection(stub, mp, leg_id, local_sdp, peer):
+    """Detect-only DTMF raises ToneReceived for an in-band key; tone and beep
+    detection switch on and off with the documented errors."""
+    from legato.v1 import events_pb2 as ev
+
+    def code_of(call):
+        try:
+            call()
+        except grpc.RpcError as e:
+            return e.code()
+        raise SystemExit("expected an error")
+
+    stub.SetToneHandling(mp.SetToneHandlingRequest(leg_id=leg_id, enabled=True,
+                                                   keep_in_audio=True))
+    stub.EnableToneDetection(mp.EnableToneDetectionRequest(leg_id=leg_id, countries=["DE"]))
+    stub.DisableToneDetection(mp.DisableToneDetectionRequest(leg_id=leg_id))
+    assert code_of(lambda: stub.DisableToneDetection(
+        mp.DisableToneDetectionRequest(leg_id=leg_id))) == grpc.StatusCode.FAILED_PRECONDITION
+    assert code_of(lambda: stub.EnableToneDetection(mp.EnableToneDetectionRequest(
+        leg_id=leg_id, countries=["XX"]))) == grpc.StatusCode.INVALID_ARGUMENT
+    stub.EnableBeepDetection(mp.EnableBeepDetectionRequest(leg_id=leg_id, timeout_ms=0))
+    stub.DisableBeepDetection(mp.DisableBeepDetectionRequest(leg_id=leg_id))
+    assert code_of(lambda: stub.EnableBeepDetection(mp.EnableBeepDetectionRequest(
+        leg_id=leg_id, timeout_ms=3_600_001))) == grpc.StatusCode.INVALID_ARGUMENT
+
+    tones = []
+    got_tone = threading.Event()
+    watching = threading.Event()
+    call = stub.WatchEvents(mp.WatchEventsRequest(leg_id=leg_id))
+
+    def watch():
+        watching.set()
+        try:
+            for event in call:
+                if event.WhichOneof("kind") == "tone_received":
+                    tones.append(event.tone_received)
+                    got_tone.set()
+                    return
+        except grpc.RpcError:
+            pass
+
+    threading.Thread(target=watch, daemon=True).start()
+    watching.wait(5)
+    # Where the leg receives: its SDP answer's connection address and port.
+    address = [l.split()[-1] for l in local_sdp.splitlines() if l.startswith("c=")][0]
+    port = int([l.split()[1] for l in local_sdp.splitlines() if l.startswith("m=audio")][0])
+    import struct
+    import time
+    audio = bytes([0xFF]) * 1600 + dtmf_pcmu(852, 1209, 120) + bytes([0xFF]) * 3200
+    start = time.monotonic()
+    for i in range(len(audio) // 160):
+        header = struct.pack("!BBHII", 0x80, 0, i, i * 160, 0x5059)
+        peer.sendto(header + audio[i * 160:(i + 1) * 160], (address, port))
+        time.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+    if not got_tone.wait(10):
+        raise SystemExit("no ToneReceived for the in-band key 7")
+    call.cancel()
+    assert tones[0].tone == "7", tones
+    assert tones[0].source == ev.TONE_SOURCE_IN_BAND, tones
+    assert abs(tones[0].duration_ms - 120) <= 20, tones
+    stub.SetToneHandling(mp.SetToneHandlingRequest(leg_id=leg_id, enabled=False))
+
+
 def main():
     target, proto_dir = sys.argv[1], sys.argv[2]
     out = tempfile.mkdtemp(prefix="legato-py-")
@@ -88,6 +170,8 @@ def main():
         raise SystemExit("StreamAudio succeeded although it is not built")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
+
+    check_detection(stub, mp, leg_id, created.local_sdp, peer)
 
     # Health, as grpc_health_probe / grpcurl would ask.
     from grpc_health.v1 import health_pb2, health_pb2_grpc

@@ -730,6 +730,35 @@ pub fn paced(start: Instant, count: usize, period: Duration, mut f: impl FnMut(u
     }
 }
 
+/// Sends `payloads` from `socket` to `to` as one RTP stream (payload type
+/// `pt`, a random SSRC, the timestamp advancing `ts_step` per packet, the
+/// marker on the first), one packet every 20 ms in real time; returns when
+/// the last is sent. Send errors are ignored (the receiver's counters tell).
+pub fn send_payloads_paced(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    pt: u8,
+    ts_step: u32,
+    payloads: &[Vec<u8>],
+) {
+    let ssrc = fastrand::u32(..);
+    paced(
+        Instant::now(),
+        payloads.len(),
+        Duration::from_millis(20),
+        |i| {
+            let h = Rtp {
+                marker: i == 0,
+                pt,
+                seq: i as u16,
+                ts: (i as u32).wrapping_mul(ts_step),
+                ssrc,
+            };
+            let _ = send_rtp(socket, to, h, &payloads[i]);
+        },
+    );
+}
+
 /// A stream of 20 ms packets of any [`Codec`] carrying a steady tone, as
 /// one test peer sends it: call [`ToneStream::send`] every 20 ms.
 #[derive(Debug)]

@@ -400,6 +400,10 @@ async fn bad_requests(io: Io) {
         code(client.disable_tone_detection("nope").await),
         Code::NotFound
     );
+    assert_eq!(
+        code(client.disable_tone_detection("").await),
+        Code::InvalidArgument
+    );
 
     // Mic status: idempotent both ways.
     client.set_mic_status_handling(id, true).await.unwrap();

@@ -15,15 +15,15 @@
 //!   A leg hears a busy tone before it is connected: nothing until it is.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use legato_client::{Client, EventFilter, proto};
 use legato_dsp::dtmf::{Digit, DtmfGenerator, DtmfGeneratorConfig};
 use legato_dsp::goertzel::dbm0_to_amplitude;
 use legato_dsp::tone::{Country, ProgressTone, ProgressToneGenerator};
 use legato_tests::{
-    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, espeak_voice_8k, local_rtp, paced,
-    per_backend, send_rtp, wait_event,
+    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, espeak_voice_8k, local_rtp,
+    per_backend, send_payloads_paced, wait_event,
 };
 use proto::event::Kind;
 
@@ -206,22 +206,7 @@ fn send(socket: std::net::UdpSocket, to: SocketAddr, law: G711, pcm: Vec<i16>) {
         .chunks(160)
         .map(|f| f.iter().map(|&s| law.encode(s)).collect())
         .collect();
-    let ssrc = fastrand::u32(..);
-    paced(
-        Instant::now(),
-        frames.len(),
-        Duration::from_millis(20),
-        |i| {
-            let h = legato_tests::Rtp {
-                marker: i == 0,
-                pt: law.pt(),
-                seq: i as u16,
-                ts: (i as u32) * 160,
-                ssrc,
-            };
-            let _ = send_rtp(&socket, to, h, &frames[i]);
-        },
-    );
+    send_payloads_paced(&socket, to, law.pt(), 160, &frames);
 }
 
 /// One leg of a set: what it is fed and what it must raise.

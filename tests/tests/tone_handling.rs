@@ -273,24 +273,30 @@ fn send_events(peer: &Peer, to: SocketAddr) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// Sends [`send_events`] from A: what B received and A's ToneReceived.
+async fn run_events(c: &Call) -> (Vec<Received>, Vec<(String, proto::ToneSource, u32)>) {
+    let mut events = c
+        .client
+        .watch_events(EventFilter::new().leg(&c.a.leg_id))
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_millis(2400);
+    let collector = spawn_collector(&c.b_peer, until).unwrap();
+    send_events(&c.a_peer, local_rtp(&c.a)).join().unwrap();
+    let got = tokio::task::spawn_blocking(move || collector.join().unwrap())
+        .await
+        .unwrap();
+    let seen = drain(&mut events, Duration::from_millis(300)).await;
+    (got, tones(&seen))
+}
+
 async fn rfc4733_keys_are_reported_and_not_forwarded(io: Io) {
     let daemon = daemon_or_skip!(Options::new(io));
     let client = daemon.client().await.unwrap();
     for on in [true, false] {
         let c = call(&client, G711::Pcmu).await;
         client.set_tone_handling(&c.a.leg_id, on).await.unwrap();
-        let mut events = client
-            .watch_events(EventFilter::new().leg(&c.a.leg_id))
-            .await
-            .unwrap();
-        let until = Instant::now() + Duration::from_millis(2400);
-        let collector = spawn_collector(&c.b_peer, until).unwrap();
-        send_events(&c.a_peer, local_rtp(&c.a)).join().unwrap();
-        let got = tokio::task::spawn_blocking(move || collector.join().unwrap())
-            .await
-            .unwrap();
-        let seen = drain(&mut events, Duration::from_millis(300)).await;
-        let found = tones(&seen);
+        let (got, found) = run_events(&c).await;
         let event_packets = got.iter().filter(|p| p.rtp.pt == EVENT_PT).count();
         eprintln!("{io:?} handling {on}: {found:?}, {event_packets} event packets at B");
         if on {
@@ -361,17 +367,7 @@ async fn detect_only_reports_and_forwards(io: Io) {
         "every key reaches B"
     );
     // RFC 4733: reported, and the events are still relayed.
-    let mut events = client
-        .watch_events(EventFilter::new().leg(&c.a.leg_id))
-        .await
-        .unwrap();
-    let until = Instant::now() + Duration::from_millis(2400);
-    let collector = spawn_collector(&c.b_peer, until).unwrap();
-    send_events(&c.a_peer, local_rtp(&c.a)).join().unwrap();
-    let got = tokio::task::spawn_blocking(move || collector.join().unwrap())
-        .await
-        .unwrap();
-    let found = tones(&drain(&mut events, Duration::from_millis(300)).await);
+    let (got, found) = run_events(&c).await;
     let keys: String = found.iter().map(|(t, ..)| t.as_str()).collect();
     assert_eq!(keys, "159#", "{found:?}");
     assert!(

@@ -5,7 +5,8 @@
 use legato_dsp::amd::{Amd, AmdConfig, AmdVerdict};
 
 use crate::common::{
-    Path, add_noise, add_tones, have_speech_tools, mean_square, skip_without_speech, speech, to_i16,
+    Path, add_noise, add_tones, have_speech_tools, mean_square, skip_without_speech, speak_all,
+    speech, to_i16,
 };
 
 const HUMAN: [(&str, &str); 6] = [
@@ -253,23 +254,7 @@ fn labelled_set() -> Option<Vec<Case>> {
             ));
         }
     }
-    let clips: Vec<Option<Vec<i16>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(jobs.len().div_ceil(4))
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(voice, speed, text)| speech(voice, *speed, text))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let clips = speak_all(&jobs);
     let clips: Vec<Vec<i16>> = clips.into_iter().collect::<Option<_>>()?;
     let (answers, rest) = clips.split_at(ANSWERS.len() * 4);
     let (follow_ups, greetings) = rest.split_at(FOLLOW_UPS.len());

@@ -332,27 +332,32 @@ pub(crate) fn speech_corpus() -> Option<&'static [Vec<i16>]> {
                     jobs.push((format!("{lang}{variant}"), speed, *text));
                 }
             }
-            let pieces: Vec<Option<Vec<i16>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = jobs
-                    .chunks(jobs.len().div_ceil(4))
-                    .map(|chunk| {
-                        scope.spawn(move || {
-                            chunk
-                                .iter()
-                                .map(|(voice, speed, text)| speech(voice, *speed, text))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            });
-            let pieces: Vec<Vec<i16>> = pieces.into_iter().flatten().collect();
+            let pieces: Vec<Vec<i16>> = speak_all(&jobs).into_iter().flatten().collect();
             (!pieces.is_empty()).then_some(pieces)
         })
         .as_deref()
+}
+
+/// [`speech`] for every `(voice, speed, text)` job, four at a time, in
+/// the jobs' order.
+pub(crate) fn speak_all(jobs: &[(String, u32, &str)]) -> Vec<Option<Vec<i16>>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(4).max(1))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(voice, speed, text)| speech(voice, *speed, text))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// Prints the skip message used when espeak-ng is absent.

@@ -822,27 +822,26 @@ mod tests {
         assert!(rx.counters().concealed_frames < 5, "{:?}", rx.counters());
     }
 
-    /// Start-up jitter ages out of the buffer's window while a tone plays:
-    /// the frame it drops to shrink falls in the pause, not in the tone.
-    #[test]
-    fn the_delay_shrinks_in_a_pause() {
+    /// Ticks at which the jitter buffer shrank while playing `ticks` frames
+    /// of a 440 Hz tone (silent over `pause`, in seconds) whose first 40
+    /// packets arrived up to 80 ms late; `heard` as [`PcmIn::set_heard`].
+    fn shrink_ticks(heard: bool, ticks: u64, pause: std::ops::Range<f64>, seed: u64) -> Vec<u64> {
         use legato_dsp::codec::g711::linear_to_ulaw;
         let mut rx = PcmIn::new(&PCMU, 20).unwrap();
-        let mut rng = fastrand::Rng::with_seed(3);
+        rx.set_heard(heard);
+        let mut rng = fastrand::Rng::with_seed(seed);
         let tone = |k: u32| {
-            // 5 s of tone, 400 ms of pause, then tone again.
-            let t = k as f64 / 8000.0;
-            let on = !(5.0..5.4).contains(&t);
-            let x = if on {
-                8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
-            } else {
+            let t = f64::from(k) / 8000.0;
+            let x = if pause.contains(&t) {
                 0.0
+            } else {
+                8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
             };
             linear_to_ulaw(x as i16)
         };
-        let mut shrink_ticks = Vec::new();
+        let mut shrinks = Vec::new();
         let mut pushed = 0u32;
-        for tick in 0..400u64 {
+        for tick in 0..ticks {
             let now = tick * 160;
             // Packets sent every 20 ms; the first 40 arrive up to 80 ms late.
             while u64::from(pushed) * 160 <= now {
@@ -862,56 +861,24 @@ mod tests {
             let before = rx.counters().shrinks;
             rx.tick(now, now);
             if rx.counters().shrinks != before {
-                shrink_ticks.push(tick);
+                shrinks.push(tick);
             }
         }
-        assert!(!shrink_ticks.is_empty(), "the delay never shrank");
-        // The pause is ticks 250-270 (at the sender; played a little later).
-        assert!(
-            shrink_ticks.iter().all(|&t| (250..=280).contains(&t)),
-            "shrinks at ticks {shrink_ticks:?}"
-        );
+        shrinks
     }
 
-    /// Ticks at which the jitter buffer shrank while playing 20 s of a
-    /// continuous tone whose first packets arrived up to 80 ms late.
-    fn shrinks_in_a_continuous_tone(heard: bool) -> Vec<u64> {
-        use legato_dsp::codec::g711::linear_to_ulaw;
-        let mut rx = PcmIn::new(&PCMU, 20).unwrap();
-        rx.set_heard(heard);
-        let mut rng = fastrand::Rng::with_seed(5);
-        let mut shrink_ticks = Vec::new();
-        let mut pushed = 0u32;
-        for tick in 0..1000u64 {
-            let now = tick * 160;
-            while u64::from(pushed) * 160 <= now {
-                let late = if pushed < 40 { rng.u64(0..640) } else { 0 };
-                let payload: Vec<u8> = (0..160)
-                    .map(|i| {
-                        let t = f64::from(pushed * 160 + i) / 8000.0;
-                        linear_to_ulaw(
-                            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16,
-                        )
-                    })
-                    .collect();
-                let arrival = u64::from(pushed) * 160 + late;
-                rx.push(
-                    arrival.max(now),
-                    tick,
-                    1,
-                    pushed as u16,
-                    pushed * 160,
-                    &payload,
-                );
-                pushed += 1;
-            }
-            let before = rx.counters().shrinks;
-            rx.tick(now, now);
-            if rx.counters().shrinks != before {
-                shrink_ticks.push(tick);
-            }
-        }
-        shrink_ticks
+    /// Start-up jitter ages out of the buffer's window while a tone plays:
+    /// the frame it drops to shrink falls in the pause, not in the tone.
+    #[test]
+    fn the_delay_shrinks_in_a_pause() {
+        // 5 s of tone, 400 ms of pause, then tone again.
+        let shrinks = shrink_ticks(true, 400, 5.0..5.4, 3);
+        assert!(!shrinks.is_empty(), "the delay never shrank");
+        // The pause is ticks 250-270 (at the sender; played a little later).
+        assert!(
+            shrinks.iter().all(|&t| (250..=280).contains(&t)),
+            "shrinks at ticks {shrinks:?}"
+        );
     }
 
     /// Audio someone hears has its delay shrunk within a continuous sound
@@ -919,9 +886,9 @@ mod tests {
     /// no frame of a sound a detector is reading goes missing.
     #[test]
     fn only_heard_audio_is_shrunk_in_a_continuous_sound() {
-        let heard = shrinks_in_a_continuous_tone(true);
+        let heard = shrink_ticks(true, 1000, 0.0..0.0, 5);
         assert!(!heard.is_empty(), "a heard stream's delay shrinks");
-        let unheard = shrinks_in_a_continuous_tone(false);
+        let unheard = shrink_ticks(false, 1000, 0.0..0.0, 5);
         assert!(unheard.is_empty(), "shrinks at ticks {unheard:?}");
     }
 
