@@ -848,7 +848,17 @@ fn full_disk_reports_the_error_and_keeps_a_valid_file() {
         };
         let (rec, events) = recorders(&dir, 4000);
         let (mut tap, info) = rec.start(&spec(id, format, false, 8000)).unwrap();
-        push_tones(&mut tap, 0..ticks, 8000);
+        // The first 2 s, then the rest once the writer has put something
+        // on disk: the disk then fills part-way through the file even when
+        // a loaded machine starves the writer thread (its first write
+        // would otherwise hold the whole file and fail at once).
+        push_tones(&mut tap, 0..100, 8000);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fs::metadata(&info.path).map_or(0, |m| m.len()) < 1000 {
+            assert!(Instant::now() < deadline, "nothing written");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        push_tones(&mut tap, 100..ticks, 8000);
         tap.stop();
         let (ms, bytes) = stopped(&events, id);
         let errs = errors(&events, id);

@@ -140,6 +140,43 @@ struct ToneHandling {
     found: [Option<ToneFound>; 4],
 }
 
+impl ToneHandling {
+    /// Reports the RFC 4733 press of `digits` that just ended (once), runs
+    /// `frame` (this tick's audio, `active` when it is the stream's)
+    /// through the gate, and reports the in-band digits it found. Returns
+    /// whether the frame the gate gives back is audio.
+    fn report(
+        &mut self,
+        digits: DigitBus,
+        frame: &mut [i16],
+        active: bool,
+        events_active: bool,
+    ) -> bool {
+        let found = &mut self.found;
+        let mut push = |digit: Digit, rfc4733: bool, duration_ms: u32| {
+            if let Some(slot) = found.iter_mut().find(|f| f.is_none()) {
+                *slot = Some(ToneFound {
+                    tone: digit.to_char(),
+                    rfc4733,
+                    duration_ms,
+                });
+            }
+        };
+        if digits.id != self.reported && digits.ended {
+            self.reported = digits.id;
+            if let Some(digit) = Digit::from_event_code(digits.event) {
+                push(digit, true, digits.duration_ms);
+            }
+        }
+        let pressing = digits.id != 0 && !digits.ended;
+        let active = self.gate.process(frame, active, pressing || events_active);
+        for found in self.gate.take_found() {
+            push(found.digit, false, found.duration_ms);
+        }
+        active
+    }
+}
+
 /// A key press a leg received while tone handling is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ToneFound {
@@ -412,103 +449,39 @@ impl PcmIn {
 
     /// Tone handling of this tick's frame: RFC 4733 presses that ended are
     /// reported; the frame goes through the gate (decoded first when it
-    /// is G.711 read in place), in-band digits it found are reported.
+    /// is G.711 read in place), in-band digits it found are reported. A
+    /// gate that only reports (`keep_in_audio`) reads a decoded copy and
+    /// leaves the frame as it is.
     fn handle_tones(&mut self) {
         let want = frame_len(self.audio_rate());
-        if self.tones.as_ref().is_some_and(|t| !t.gate.removes()) {
-            return self.detect_tones(want);
-        }
-        if self.frame_is_codes {
-            let codes = self.playing.jitter.last_played().unwrap_or(&[]);
-            if let Some(law) = self.law {
-                Frame::G711(law, codes).write_pcm(&mut self.frame[..want.min(codes.len())]);
-            }
-            self.frame_is_codes = false;
-        }
-        let digits = self.digits;
-        let Some(t) = self.tones.as_deref_mut() else {
-            return;
-        };
-        let pressing = digits.id != 0 && !digits.ended;
-        let mut push = |found: ToneFound| {
-            if let Some(slot) = t.found.iter_mut().find(|f| f.is_none()) {
-                *slot = Some(found);
-            }
-        };
-        if digits.id != t.reported && digits.ended {
-            t.reported = digits.id;
-            if let Some(digit) = Digit::from_event_code(digits.event) {
-                push(ToneFound {
-                    tone: digit.to_char(),
-                    rfc4733: true,
-                    duration_ms: digits.duration_ms,
-                });
-            }
-        }
-        self.active = t.gate.process(
-            &mut self.frame[..want],
-            self.active,
-            pressing || self.events_active,
-        );
-        for found in t.gate.take_found() {
-            push(ToneFound {
-                tone: found.digit.to_char(),
-                rfc4733: false,
-                duration_ms: found.duration_ms,
-            });
-        }
-    }
-
-    /// Tone handling that only reports (`keep_in_audio`): the frame is
-    /// read, never changed; G.711 codes kept in place are decoded into a
-    /// scratch copy for the detector.
-    fn detect_tones(&mut self, want: usize) {
+        let remove = self.tones.as_ref().is_some_and(|t| t.gate.removes());
         let mut scratch = [0i16; MAX_FRAME];
-        let pcm: &mut [i16] = if self.frame_is_codes {
-            let codes = self.playing.jitter.last_played().unwrap_or(&[]);
-            let n = want.min(codes.len());
-            if let Some(law) = self.law {
-                Frame::G711(law, codes).write_pcm(&mut scratch[..n]);
+        let frame: &mut [i16] = match (self.frame_is_codes, remove) {
+            (true, _) => {
+                let codes = self.playing.jitter.last_played().unwrap_or(&[]);
+                let out = if remove {
+                    self.frame_is_codes = false;
+                    &mut self.frame[..want]
+                } else {
+                    &mut scratch[..want]
+                };
+                if let Some(law) = self.law {
+                    Frame::G711(law, codes).write_pcm(&mut out[..want.min(codes.len())]);
+                }
+                out
             }
-            &mut scratch[..want]
-        } else {
-            scratch[..want].copy_from_slice(&self.frame[..want]);
-            &mut scratch[..want]
+            (false, true) => &mut self.frame[..want],
+            (false, false) => {
+                scratch[..want].copy_from_slice(&self.frame[..want]);
+                &mut scratch[..want]
+            }
         };
-        let digits = self.digits;
         let Some(t) = self.tones.as_deref_mut() else {
             return;
         };
-        let pressing = digits.id != 0 && !digits.ended;
-        let mut found = [None; 8];
-        let mut n = 0;
-        if digits.id != t.reported && digits.ended {
-            t.reported = digits.id;
-            if let Some(digit) = Digit::from_event_code(digits.event) {
-                found[n] = Some(ToneFound {
-                    tone: digit.to_char(),
-                    rfc4733: true,
-                    duration_ms: digits.duration_ms,
-                });
-                n += 1;
-            }
-        }
-        t.gate
-            .process(pcm, self.active, pressing || self.events_active);
-        for digit in t.gate.take_found() {
-            if n < found.len() {
-                found[n] = Some(ToneFound {
-                    tone: digit.digit.to_char(),
-                    rfc4733: false,
-                    duration_ms: digit.duration_ms,
-                });
-                n += 1;
-            }
-        }
-        for f in found.into_iter().flatten() {
-            if let Some(slot) = t.found.iter_mut().find(|s| s.is_none()) {
-                *slot = Some(f);
-            }
+        let active = t.report(self.digits, frame, self.active, self.events_active);
+        if remove {
+            self.active = active;
         }
     }
 
