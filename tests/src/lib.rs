@@ -626,6 +626,14 @@ impl G711 {
         }
     }
 
+    /// Encodes `pcm` as 20 ms payloads (160 codes; the last one may be
+    /// shorter).
+    pub fn frames(self, pcm: &[i16]) -> Vec<Vec<u8>> {
+        pcm.chunks(160)
+            .map(|f| f.iter().map(|&s| self.encode(s)).collect())
+            .collect()
+    }
+
     /// Decodes one code.
     pub fn decode(self, code: u8) -> i16 {
         use legato_dsp::codec::g711;
@@ -733,7 +741,7 @@ pub fn paced(start: Instant, count: usize, period: Duration, mut f: impl FnMut(u
 /// Sends `payloads` from `socket` to `to` as one RTP stream (payload type
 /// `pt`, a random SSRC, the timestamp advancing `ts_step` per packet, the
 /// marker on the first), one packet every 20 ms in real time; returns when
-/// the last is sent. Send errors are ignored (the receiver's counters tell).
+/// the last is sent. Panics if a send fails.
 pub fn send_payloads_paced(
     socket: &UdpSocket,
     to: SocketAddr,
@@ -754,7 +762,7 @@ pub fn send_payloads_paced(
                 ts: (i as u32).wrapping_mul(ts_step),
                 ssrc,
             };
-            let _ = send_rtp(socket, to, h, &payloads[i]);
+            send_rtp(socket, to, h, &payloads[i]).expect("an RTP packet sent");
         },
     );
 }

@@ -13,13 +13,13 @@
 //! - Bad requests get clear errors.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use legato_client::{Client, Code, EventFilter, proto};
 use legato_dsp::tone::{Country, ProgressTone, ProgressToneGenerator};
 use legato_tests::{
-    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, espeak_8k, local_rtp, paced,
-    per_backend, send_rtp, wait_event,
+    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, espeak_8k, local_rtp, per_backend,
+    send_payloads_paced, wait_event,
 };
 use proto::event::Kind;
 
@@ -53,24 +53,7 @@ async fn send(peer: &Peer, to: SocketAddr, pcm: Vec<i16>) {
 /// [`send`] from a socket.
 async fn send_from(socket: std::net::UdpSocket, to: SocketAddr, pcm: Vec<i16>) {
     tokio::task::spawn_blocking(move || {
-        let frames: Vec<&[i16]> = pcm.chunks(160).collect();
-        let ssrc = fastrand::u32(..);
-        paced(
-            Instant::now(),
-            frames.len(),
-            Duration::from_millis(20),
-            |i| {
-                let payload: Vec<u8> = frames[i].iter().map(|&s| G711::Pcmu.encode(s)).collect();
-                let h = legato_tests::Rtp {
-                    marker: i == 0,
-                    pt: 0,
-                    seq: i as u16,
-                    ts: (i as u32) * 160,
-                    ssrc,
-                };
-                let _ = send_rtp(&socket, to, h, &payload);
-            },
-        );
+        send_payloads_paced(&socket, to, 0, 160, &G711::Pcmu.frames(&pcm));
     })
     .await
     .unwrap();

@@ -202,11 +202,7 @@ fn progress(country: Country, tone: ProgressTone, ms: usize) -> Vec<i16> {
 
 /// Sends `pcm` as paced 20 ms `law` packets from `socket` to `to`.
 fn send(socket: std::net::UdpSocket, to: SocketAddr, law: G711, pcm: Vec<i16>) {
-    let frames: Vec<Vec<u8>> = pcm
-        .chunks(160)
-        .map(|f| f.iter().map(|&s| law.encode(s)).collect())
-        .collect();
-    send_payloads_paced(&socket, to, law.pt(), 160, &frames);
+    send_payloads_paced(&socket, to, law.pt(), 160, &law.frames(&pcm));
 }
 
 /// One leg of a set: what it is fed and what it must raise.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use legato_client::{EventFilter, proto};
 use legato_dsp::dtmf::{Digit, DtmfGenerator, DtmfGeneratorConfig};
 use legato_tests::{
-    G711, Io, Options, Peer, Rtp, connected_leg_with, daemon_or_skip, espeak_8k, local_rtp, paced,
-    per_backend, permissive_dtmf, send_rtp, spawn_collector, tempdir, wait_event,
+    G711, Io, Options, Peer, connected_leg_with, daemon_or_skip, espeak_8k, local_rtp, per_backend,
+    permissive_dtmf, send_payloads_paced, spawn_collector, tempdir, wait_event,
 };
 use proto::event::Kind;
 
@@ -129,26 +129,7 @@ fn rms(x: &[i16]) -> f64 {
 
 /// Sends `pcm` from `peer` to `to` as paced 20 ms PCMU packets.
 fn send(peer: &Peer, to: SocketAddr, pcm: &[i16]) {
-    let socket = peer.socket.try_clone().unwrap();
-    let frames: Vec<Vec<u8>> = pcm
-        .chunks(160)
-        .map(|f| f.iter().map(|&s| G711::Pcmu.encode(s)).collect())
-        .collect();
-    paced(
-        Instant::now(),
-        frames.len(),
-        Duration::from_millis(20),
-        |i| {
-            let h = Rtp {
-                marker: i == 0,
-                pt: 0,
-                seq: i as u16,
-                ts: i as u32 * 160,
-                ssrc: 0x1eaf,
-            };
-            send_rtp(&socket, to, h, &frames[i]).unwrap();
-        },
-    );
+    send_payloads_paced(&peer.socket, to, 0, 160, &G711::Pcmu.frames(pcm));
 }
 
 async fn hundred_presses_leak_nothing(io: Io) {

@@ -22,7 +22,8 @@ use legato_dsp::dtmf::{Digit, DtmfGenerator, DtmfGeneratorConfig};
 use legato_dsp::rfc4733::TelephoneEvent;
 use legato_tests::{
     G711, Io, Options, Peer, Received, Rtp, connected_leg_with, daemon_or_skip, local_rtp, paced,
-    per_backend, permissive_dtmf, send_rtp, sine, spawn_collector, tone_level_db, wait_event,
+    per_backend, permissive_dtmf, send_payloads_paced, send_rtp, sine, spawn_collector,
+    tone_level_db, wait_event,
 };
 use proto::event::Kind;
 
@@ -93,27 +94,8 @@ fn in_band_keys() -> Vec<i16> {
 /// Sends `pcm` from `peer` to `to` as paced 20 ms `law` packets.
 fn send_pcm(peer: &Peer, to: SocketAddr, law: G711, pcm: &[i16]) -> std::thread::JoinHandle<()> {
     let socket = peer.socket.try_clone().unwrap();
-    let frames: Vec<Vec<u8>> = pcm
-        .chunks(160)
-        .map(|f| f.iter().map(|&s| law.encode(s)).collect())
-        .collect();
-    std::thread::spawn(move || {
-        paced(
-            Instant::now(),
-            frames.len(),
-            Duration::from_millis(20),
-            |i| {
-                let h = Rtp {
-                    marker: i == 0,
-                    pt: law.pt(),
-                    seq: i as u16,
-                    ts: i as u32 * 160,
-                    ssrc: 0x70e5,
-                };
-                send_rtp(&socket, to, h, &frames[i]).unwrap();
-            },
-        );
-    })
+    let frames = law.frames(pcm);
+    std::thread::spawn(move || send_payloads_paced(&socket, to, law.pt(), 160, &frames))
 }
 
 /// What `law` audio B received, decoded in arrival order.
